@@ -1,0 +1,51 @@
+//! ron-ledger's deterministic core: the double-entry ledger state machine, the Merkle
+//! accumulator, the wire types and their codecs.
+//!
+//! This crate has no I/O, no async, no clock and no randomness. [`apply`] takes a sequenced
+//! [`Batch`] and a [`StateRead`] and returns per-event results and the [`Changes`] to commit, so
+//! every node — and every backend, memory or RocksDB — reaches the same balances and the same
+//! Merkle root at the same index.
+//!
+//! ```
+//! use ledger::{apply, Account, Batch, MemoryState, Operation, Transfer};
+//!
+//! let mut state = MemoryState::new();
+//! let accounts = vec![
+//!     Account { id: 1, ledger: 700, code: 10, ..Default::default() },
+//!     Account { id: 2, ledger: 700, code: 10, ..Default::default() },
+//! ];
+//! let transfer = Transfer { id: 9, debit_account_id: 1, credit_account_id: 2, amount: 50,
+//!                           ledger: 700, code: 1, ..Default::default() };
+//! let batch = Batch { timestamp: 1, operations: vec![
+//!     Operation::CreateAccounts(accounts),
+//!     Operation::CreateTransfers(vec![transfer]),
+//! ]};
+//! let (outcome, changes) = apply(&state, &batch).unwrap();
+//! state.commit(changes);
+//! assert_eq!(outcome.tree_size, 3);
+//! ```
+
+pub mod apply;
+pub mod batch;
+pub mod canonical;
+pub mod codec;
+pub mod conservation;
+pub mod digest;
+pub mod limits;
+pub mod merkle;
+mod overlay;
+pub mod results;
+pub mod state;
+pub mod types;
+pub mod validate;
+pub mod wire;
+
+pub use apply::apply;
+pub use batch::{Batch, BatchError, Operation, Outcome, Reply};
+pub use codec::{CodecError, Kind};
+pub use merkle::{Frontier, Hash};
+pub use results::{CreateAccountResult, CreateTransferResult, EventResult};
+pub use state::{Changes, ExpiryKey, HistoryKey, LedgerMeta, MemoryState, ReadError, StateRead};
+pub use types::{
+    Account, AccountFlags, AccountRecord, Transfer, TransferFlags, TransferRecord, TransferStatus,
+};

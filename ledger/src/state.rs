@@ -1,0 +1,235 @@
+//! The ledger state behind a small interface, so that apply runs unchanged on an in-memory map or
+//! on RocksDB: [`StateRead`] is what apply reads, [`Changes`] is what it produces, and the caller
+//! commits a `Changes` atomically. [`MemoryState`] is the in-memory implementation.
+
+use crate::merkle::{Frontier, Hash};
+use crate::types::{AccountRecord, TransferRecord, TransferStatus};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// A storage read failed. Apply stops and the caller must not commit anything (safe mode).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    /// A stored record failed its checksum or did not decode.
+    #[error("corrupt record in {what}")]
+    Corruption {
+        /// Which record (column family and key), never its contents.
+        what: String,
+    },
+    /// The storage engine reported an error.
+    #[error("storage backend error: {0}")]
+    Backend(String),
+}
+
+/// Ledger-wide state that changes with every applied entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerMeta {
+    /// Cluster timestamp of the last event applied (nanoseconds); strictly increasing.
+    pub last_timestamp: u64,
+    /// The Merkle accumulator over every applied event.
+    pub tree: Frontier,
+    /// Root of `tree`, kept beside it so readers need not recompute it.
+    pub root: Hash,
+}
+
+impl LedgerMeta {
+    /// The state of an empty ledger.
+    pub fn empty() -> Self {
+        Self {
+            last_timestamp: 0,
+            tree: Frontier::default(),
+            root: crate::merkle::empty_root(),
+        }
+    }
+}
+
+/// Key of the expiry index: pending transfers ordered by the cluster time they expire at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ExpiryKey {
+    /// Cluster time (ns) at which the transfer expires.
+    pub expires_at: u64,
+    /// The pending transfer.
+    pub transfer_id: u128,
+}
+
+/// Key of the per-account history index: one per transfer that touched the account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct HistoryKey {
+    /// The account.
+    pub account_id: u128,
+    /// The transfer's timestamp (unique cluster-wide).
+    pub timestamp: u64,
+}
+
+/// What apply reads. Implementations must return exactly what was last committed.
+pub trait StateRead {
+    /// Current ledger metadata.
+    fn meta(&self) -> Result<LedgerMeta, ReadError>;
+    /// An account by id.
+    fn account(&self, id: u128) -> Result<Option<AccountRecord>, ReadError>;
+    /// A transfer by id.
+    fn transfer(&self, id: u128) -> Result<Option<TransferRecord>, ReadError>;
+    /// The lifecycle status of a pending or reversed transfer.
+    fn status(&self, id: u128) -> Result<Option<TransferStatus>, ReadError>;
+    /// Up to `limit` entries of the expiry index with `expires_at <= now`, in key order.
+    fn expiring(&self, now: u64, limit: usize) -> Result<Vec<ExpiryKey>, ReadError>;
+}
+
+/// Every effect of applying one log entry. Committing it must be atomic (all or nothing).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Accounts created or updated (final value), sorted by id.
+    pub accounts: Vec<AccountRecord>,
+    /// Transfers created, sorted by id.
+    pub transfers: Vec<TransferRecord>,
+    /// Status changes, sorted by id.
+    pub statuses: Vec<(u128, TransferStatus)>,
+    /// Expiry index entries to add.
+    pub expiry_put: Vec<ExpiryKey>,
+    /// Expiry index entries to remove.
+    pub expiry_delete: Vec<ExpiryKey>,
+    /// History index entries: (account, timestamp) → transfer id.
+    pub history: Vec<(HistoryKey, u128)>,
+    /// Leaf hashes appended to the tree, starting at leaf index `first_leaf`.
+    pub leaves: Vec<Hash>,
+    /// Index of the first leaf in `leaves`.
+    pub first_leaf: u64,
+    /// The new metadata.
+    pub meta: LedgerMeta,
+}
+
+/// The in-memory state: amnesia mode, simulations, tests and benchmarks.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryState {
+    meta: Option<LedgerMeta>,
+    accounts: HashMap<u128, AccountRecord>,
+    transfers: HashMap<u128, TransferRecord>,
+    statuses: HashMap<u128, TransferStatus>,
+    expiry: BTreeSet<ExpiryKey>,
+    history: BTreeMap<HistoryKey, u128>,
+    leaves: Vec<Hash>,
+}
+
+impl MemoryState {
+    /// An empty ledger.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Make `changes` the current state.
+    pub fn commit(&mut self, changes: Changes) {
+        for record in changes.accounts {
+            self.accounts.insert(record.account.id, record);
+        }
+        for record in changes.transfers {
+            self.transfers.insert(record.transfer.id, record);
+        }
+        for (id, status) in changes.statuses {
+            self.statuses.insert(id, status);
+        }
+        for key in changes.expiry_delete {
+            self.expiry.remove(&key);
+        }
+        self.expiry.extend(changes.expiry_put);
+        self.history.extend(changes.history);
+        debug_assert_eq!(self.leaves.len() as u64, changes.first_leaf);
+        self.leaves.extend(changes.leaves);
+        self.meta = Some(changes.meta);
+    }
+
+    /// Every account, in id order.
+    pub fn accounts(&self) -> Vec<AccountRecord> {
+        let mut all: Vec<AccountRecord> = self.accounts.values().copied().collect();
+        all.sort_by_key(|r| r.account.id);
+        all
+    }
+
+    /// Every transfer, in id order.
+    pub fn transfers(&self) -> Vec<TransferRecord> {
+        let mut all: Vec<TransferRecord> = self.transfers.values().cloned().collect();
+        all.sort_by_key(|r| r.transfer.id);
+        all
+    }
+
+    /// Every status, in id order.
+    pub fn statuses(&self) -> Vec<(u128, TransferStatus)> {
+        let mut all: Vec<(u128, TransferStatus)> =
+            self.statuses.iter().map(|(k, v)| (*k, *v)).collect();
+        all.sort_by_key(|(id, _)| *id);
+        all
+    }
+
+    /// The expiry index in key order.
+    pub fn expiry_index(&self) -> impl Iterator<Item = &ExpiryKey> {
+        self.expiry.iter()
+    }
+
+    /// The history index in key order.
+    pub fn history_index(&self) -> impl Iterator<Item = (&HistoryKey, &u128)> {
+        self.history.iter()
+    }
+
+    /// Every leaf hash, in order.
+    pub fn leaves(&self) -> &[Hash] {
+        &self.leaves
+    }
+
+    /// Transfers that touched `account_id` with timestamps in `[from, to]`, oldest first.
+    pub fn account_history(&self, account_id: u128, from: u64, to: u64, limit: usize) -> Vec<u128> {
+        let lo = HistoryKey { account_id, timestamp: from };
+        let hi = HistoryKey { account_id, timestamp: to };
+        if lo > hi {
+            return Vec::new();
+        }
+        self.history.range(lo..=hi).take(limit).map(|(_, id)| *id).collect()
+    }
+
+    /// A digest over the whole state, equal on every node that applied the same entries.
+    pub fn digest(&self) -> Result<Hash, ReadError> {
+        let mut digest = crate::digest::StateDigest::new(&self.meta()?);
+        for r in self.accounts() {
+            digest.account(&r);
+        }
+        for r in self.transfers() {
+            digest.transfer(&r);
+        }
+        for (id, s) in self.statuses() {
+            digest.status(id, s);
+        }
+        for k in &self.expiry {
+            digest.expiry(k);
+        }
+        for (k, id) in &self.history {
+            digest.history(k, *id);
+        }
+        Ok(digest.finish())
+    }
+}
+
+impl StateRead for MemoryState {
+    fn meta(&self) -> Result<LedgerMeta, ReadError> {
+        Ok(self.meta.clone().unwrap_or_else(LedgerMeta::empty))
+    }
+
+    fn account(&self, id: u128) -> Result<Option<AccountRecord>, ReadError> {
+        Ok(self.accounts.get(&id).copied())
+    }
+
+    fn transfer(&self, id: u128) -> Result<Option<TransferRecord>, ReadError> {
+        Ok(self.transfers.get(&id).cloned())
+    }
+
+    fn status(&self, id: u128) -> Result<Option<TransferStatus>, ReadError> {
+        Ok(self.statuses.get(&id).copied())
+    }
+
+    fn expiring(&self, now: u64, limit: usize) -> Result<Vec<ExpiryKey>, ReadError> {
+        Ok(self
+            .expiry
+            .iter()
+            .take_while(|k| k.expires_at <= now)
+            .take(limit)
+            .copied()
+            .collect())
+    }
+}

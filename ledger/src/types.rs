@@ -1,0 +1,229 @@
+//! Accounts and transfers: the ledger's two kinds of record, their flags, and the records the
+//! state stores for them. Field semantics follow TigerBeetle's; see `docs/LEDGER.md`.
+
+use crate::wire::{self, FlagSet};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+macro_rules! flag_set {
+    ($(#[$doc:meta])* $name:ident { $($(#[$fdoc:meta])* $konst:ident = $bit:expr, $wire:literal;)* }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+        pub struct $name(pub u16);
+
+        impl $name {
+            $($(#[$fdoc])* pub const $konst: u16 = $bit;)*
+            /// Every bit that has a meaning; any other bit is rejected as `reserved_flag`.
+            pub const KNOWN: u16 = 0 $(| $bit)*;
+
+            /// Whether `flag` (one of the associated constants) is set.
+            pub const fn has(self, flag: u16) -> bool {
+                self.0 & flag != 0
+            }
+        }
+
+        impl FlagSet for $name {
+            const NAMES: &'static [(&'static str, u16)] = &[$(($wire, $bit)),*];
+            fn bits(self) -> u16 { self.0 }
+            fn from_bits(bits: u16) -> Self { Self(bits) }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.serialize_flags(s)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Self::deserialize_flags(d)
+            }
+        }
+    };
+}
+
+flag_set! {
+    /// Account flags.
+    AccountFlags {
+        /// This event succeeds or fails together with the next one in the request.
+        LINKED = 1 << 0, "linked";
+        /// Debits (pending + posted) may never exceed posted credits (a customer wallet).
+        DEBITS_MUST_NOT_EXCEED_CREDITS = 1 << 1, "debits_must_not_exceed_credits";
+        /// Credits (pending + posted) may never exceed posted debits.
+        CREDITS_MUST_NOT_EXCEED_DEBITS = 1 << 2, "credits_must_not_exceed_debits";
+        /// Reserved for balance history; accepted and stored.
+        HISTORY = 1 << 3, "history";
+        /// The account takes no new transfers. Set by a closing pending transfer and cleared when
+        /// that transfer is voided or expires; accounts may also be created closed.
+        CLOSED = 1 << 4, "closed";
+    }
+}
+
+flag_set! {
+    /// Transfer flags.
+    TransferFlags {
+        /// This event succeeds or fails together with the next one in the request.
+        LINKED = 1 << 0, "linked";
+        /// Two-phase: reserve the amount (a Hold) until posted, voided or expired.
+        PENDING = 1 << 1, "pending";
+        /// Post (capture) the pending transfer named by `pending_id`, fully or partially.
+        POST_PENDING_TRANSFER = 1 << 2, "post_pending_transfer";
+        /// Void (release) the pending transfer named by `pending_id`.
+        VOID_PENDING_TRANSFER = 1 << 3, "void_pending_transfer";
+        /// Move at most `amount`, limited by what the debit account can give.
+        BALANCING_DEBIT = 1 << 4, "balancing_debit";
+        /// Move at most `amount`, limited by what the credit account can take.
+        BALANCING_CREDIT = 1 << 5, "balancing_credit";
+        /// A pending transfer that closes its debit account.
+        CLOSING_DEBIT = 1 << 6, "closing_debit";
+        /// A pending transfer that closes its credit account.
+        CLOSING_CREDIT = 1 << 7, "closing_credit";
+        /// Reverse the posted transfer named by `pending_id`, at most once (governance only).
+        REVERSAL = 1 << 8, "reversal";
+    }
+}
+
+/// An account. On creation the balances and `timestamp` must be zero (they may be omitted in
+/// JSON); the cluster sets them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Account {
+    /// Unique forever; not 0, not `u128::MAX`.
+    #[serde(with = "wire::dec")]
+    pub id: u128,
+    /// Debits reserved by pending transfers.
+    #[serde(with = "wire::dec", default)]
+    pub debits_pending: u128,
+    /// Debits posted.
+    #[serde(with = "wire::dec", default)]
+    pub debits_posted: u128,
+    /// Credits reserved by pending transfers.
+    #[serde(with = "wire::dec", default)]
+    pub credits_pending: u128,
+    /// Credits posted.
+    #[serde(with = "wire::dec", default)]
+    pub credits_posted: u128,
+    /// Opaque to the ledger (e.g. an external reference).
+    #[serde(with = "wire::dec", default)]
+    pub user_data_128: u128,
+    /// Opaque to the ledger.
+    #[serde(with = "wire::dec", default)]
+    pub user_data_64: u64,
+    /// Opaque to the ledger.
+    #[serde(default)]
+    pub user_data_32: u32,
+    /// The ledger (e.g. a currency); transfers only move value within one ledger. Not 0.
+    pub ledger: u32,
+    /// What kind of account this is, for the user. Not 0.
+    pub code: u16,
+    /// See [`AccountFlags`].
+    #[serde(default)]
+    pub flags: AccountFlags,
+    /// Cluster time of creation, nanoseconds; set by the cluster.
+    #[serde(with = "wire::dec", default)]
+    pub timestamp: u64,
+}
+
+/// A transfer of `amount` from `debit_account_id` to `credit_account_id`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transfer {
+    /// Unique forever; not 0, not `u128::MAX`.
+    #[serde(with = "wire::dec")]
+    pub id: u128,
+    /// The account debited. For post/void/reversal, 0 means "as in the referenced transfer".
+    #[serde(with = "wire::dec", default)]
+    pub debit_account_id: u128,
+    /// The account credited. For post/void/reversal, 0 means "as in the referenced transfer".
+    #[serde(with = "wire::dec", default)]
+    pub credit_account_id: u128,
+    /// Amount moved. Must be > 0, except: post/void/reversal (0 = the referenced amount) and
+    /// balancing (0 = no upper bound).
+    #[serde(with = "wire::dec", default)]
+    pub amount: u128,
+    /// For post/void: the pending transfer. For a reversal: the transfer reversed. Else 0.
+    #[serde(with = "wire::dec", default)]
+    pub pending_id: u128,
+    /// Opaque to the ledger.
+    #[serde(with = "wire::dec", default)]
+    pub user_data_128: u128,
+    /// Opaque to the ledger.
+    #[serde(with = "wire::dec", default)]
+    pub user_data_64: u64,
+    /// Opaque to the ledger.
+    #[serde(default)]
+    pub user_data_32: u32,
+    /// Pending transfers only: seconds of cluster time after which it expires (0 = never).
+    #[serde(default)]
+    pub timeout: u32,
+    /// Must equal both accounts' ledger. For post/void/reversal, 0 means "as referenced".
+    #[serde(default)]
+    pub ledger: u32,
+    /// What kind of transfer this is, for the user. Not 0 (post/void/reversal: 0 = as referenced).
+    #[serde(default)]
+    pub code: u16,
+    /// See [`TransferFlags`].
+    #[serde(default)]
+    pub flags: TransferFlags,
+    /// Cluster time of the transfer, nanoseconds; set by the cluster.
+    #[serde(with = "wire::dec", default)]
+    pub timestamp: u64,
+}
+
+impl Transfer {
+    /// Whether this event needs a governance capability (reversals do).
+    pub const fn requires_governance(&self) -> bool {
+        self.flags.has(TransferFlags::REVERSAL)
+    }
+
+    /// Whether this event names another transfer through `pending_id`.
+    pub const fn references_transfer(&self) -> bool {
+        self.flags.0
+            & (TransferFlags::POST_PENDING_TRANSFER
+                | TransferFlags::VOID_PENDING_TRANSFER
+                | TransferFlags::REVERSAL)
+            != 0
+    }
+}
+
+/// An account as stored: the account and the Merkle leaf that created it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountRecord {
+    /// Current balances and flags.
+    pub account: Account,
+    /// Leaf index (position) of the event that created it.
+    pub leaf: u64,
+}
+
+/// A transfer as stored: what was applied (references resolved), and what was submitted where
+/// that differs, so that a retry is compared with what the client actually sent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferRecord {
+    /// The applied transfer, with accounts, ledger, code and amount resolved.
+    pub transfer: Transfer,
+    /// The submitted event, when it differs from `transfer` (post, void, balancing, reversal).
+    pub submitted: Option<Box<Transfer>>,
+    /// Leaf index (position) of the event that created it.
+    pub leaf: u64,
+}
+
+impl TransferRecord {
+    /// The event as the client sent it (timestamp as assigned).
+    pub fn as_submitted(&self) -> &Transfer {
+        self.submitted.as_deref().unwrap_or(&self.transfer)
+    }
+}
+
+/// Lifecycle state kept for pending transfers and for reversed transfers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TransferStatus {
+    /// Pending: amount reserved.
+    Pending,
+    /// Pending, then posted (captured).
+    Posted,
+    /// Pending, then voided (released).
+    Voided,
+    /// Pending, then expired by cluster time.
+    Expired,
+    /// A posting transfer that a reversal has netted to zero.
+    Reversed,
+}
