@@ -33,9 +33,7 @@ pub fn apply<S: StateRead>(state: &S, batch: &Batch) -> Result<(Outcome, Changes
     for op in &batch.operations {
         replies.push(match op {
             Operation::CreateAccounts(events) => Reply::CreateAccounts(engine.accounts(events)?),
-            Operation::CreateTransfers(events) => {
-                Reply::CreateTransfers(engine.transfers(events)?)
-            }
+            Operation::CreateTransfers(events) => Reply::CreateTransfers(engine.transfers(events)?),
         });
     }
 
@@ -332,17 +330,18 @@ impl<S: StateRead> Engine<'_, S> {
         }
         let pending = t.flags.has(TransferFlags::PENDING);
         let mut amount = t.amount;
-        if t.flags.has(TransferFlags::BALANCING_DEBIT) || t.flags.has(TransferFlags::BALANCING_CREDIT)
+        if t.flags.has(TransferFlags::BALANCING_DEBIT)
+            || t.flags.has(TransferFlags::BALANCING_CREDIT)
         {
             if amount == 0 {
                 amount = u128::MAX;
             }
             if t.flags.has(TransferFlags::BALANCING_DEBIT) {
-                let used = d.debits_pending.checked_add(d.debits_posted).unwrap_or(u128::MAX);
+                let used = d.debits_pending.saturating_add(d.debits_posted);
                 amount = amount.min(d.credits_posted.saturating_sub(used));
             }
             if t.flags.has(TransferFlags::BALANCING_CREDIT) {
-                let used = c.credits_pending.checked_add(c.credits_posted).unwrap_or(u128::MAX);
+                let used = c.credits_pending.saturating_add(c.credits_posted);
                 amount = amount.min(c.debits_posted.saturating_sub(used));
             }
         }
@@ -648,7 +647,11 @@ fn check_limits(d: &Account, c: &Account, amount: u128, pending: bool) -> Result
     Ok(())
 }
 
-fn exists_verdict(t: &Transfer, existing: &TransferRecord, stamped: Transfer) -> Verdict<T, Transfer> {
+fn exists_verdict(
+    t: &Transfer,
+    existing: &TransferRecord,
+    stamped: Transfer,
+) -> Verdict<T, Transfer> {
     let e = existing.as_submitted();
     let result = if e.flags != t.flags {
         T::ExistsWithDifferentFlags

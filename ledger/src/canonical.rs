@@ -13,7 +13,10 @@ const KIND_EXPIRY: u8 = 3;
 /// 128 bytes: every field of an account, in declaration order.
 pub fn account_bytes(a: &Account) -> [u8; 128] {
     let mut out = [0u8; 128];
-    let mut w = Writer { buf: &mut out, at: 0 };
+    let mut w = Writer {
+        buf: &mut out,
+        at: 0,
+    };
     w.u128(a.id);
     w.u128(a.debits_pending);
     w.u128(a.debits_posted);
@@ -32,7 +35,10 @@ pub fn account_bytes(a: &Account) -> [u8; 128] {
 /// 128 bytes: every field of a transfer, in declaration order.
 pub fn transfer_bytes(t: &Transfer) -> [u8; 128] {
     let mut out = [0u8; 128];
-    let mut w = Writer { buf: &mut out, at: 0 };
+    let mut w = Writer {
+        buf: &mut out,
+        at: 0,
+    };
     w.u128(t.id);
     w.u128(t.debit_account_id);
     w.u128(t.credit_account_id);

@@ -49,7 +49,7 @@ impl LedgerTotals {
 /// Conservation does not hold in some ledger.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("conservation violated in ledger {}: {:?}", .0.ledger, .0)]
-pub struct ConservationError(pub LedgerTotals);
+pub struct ConservationError(pub Box<LedgerTotals>);
 
 /// Sum every ledger's balances; `Err` names the first ledger that does not balance.
 pub fn check<'a>(
@@ -69,7 +69,7 @@ pub fn check<'a>(
     }
     let totals: Vec<LedgerTotals> = totals.into_values().collect();
     match totals.iter().find(|t| !t.balanced()) {
-        Some(bad) => Err(ConservationError(*bad)),
+        Some(bad) => Err(ConservationError(Box::new(*bad))),
         None => Ok(totals),
     }
 }

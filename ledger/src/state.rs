@@ -176,12 +176,22 @@ impl MemoryState {
 
     /// Transfers that touched `account_id` with timestamps in `[from, to]`, oldest first.
     pub fn account_history(&self, account_id: u128, from: u64, to: u64, limit: usize) -> Vec<u128> {
-        let lo = HistoryKey { account_id, timestamp: from };
-        let hi = HistoryKey { account_id, timestamp: to };
+        let lo = HistoryKey {
+            account_id,
+            timestamp: from,
+        };
+        let hi = HistoryKey {
+            account_id,
+            timestamp: to,
+        };
         if lo > hi {
             return Vec::new();
         }
-        self.history.range(lo..=hi).take(limit).map(|(_, id)| *id).collect()
+        self.history
+            .range(lo..=hi)
+            .take(limit)
+            .map(|(_, id)| *id)
+            .collect()
     }
 
     /// A digest over the whole state, equal on every node that applied the same entries.
