@@ -1,1 +1,39 @@
+//! openraft storage for ron-ledger.
+//!
+//! - [`LogStore`] implements openraft's `RaftLogStorage` and [`StateMachine`] its
+//!   `RaftStateMachine` (storage-v2), once, over two narrow blocking interfaces:
+//!   [`LogBackend`] and [`StateBackend`].
+//! - [`RocksBackend`] implements both on one RocksDB database (column families for the log, the
+//!   Raft metadata, and each ledger table), with checksummed records, synced appends and votes,
+//!   and one atomic write per applied entry.
+//! - [`MemoryLog`] and [`MemoryStateBackend`] implement them in memory for amnesia mode and the
+//!   simulation; they never create a file.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use raft_store::{LogStore, RocksBackend, StateMachine, TypeConfig};
+//!
+//! let backend = Arc::new(RocksBackend::open("/var/lib/ron-ledger".as_ref()).unwrap());
+//! let log: LogStore<TypeConfig, _> = LogStore::new(backend.clone());
+//! let sm: StateMachine<TypeConfig, _> = StateMachine::new(backend);
+//! // hand `log` and `sm` to `openraft::Raft::new`.
+//! ```
 
+pub mod backend;
+pub mod error;
+pub mod log_store;
+pub mod memory;
+pub mod record;
+pub mod rocks;
+pub mod snapshot;
+pub mod state_machine;
+pub mod types;
+
+pub use backend::{AppliedState, LogBackend, SnapshotMeta, StateBackend};
+pub use error::StoreError;
+pub use log_store::LogStore;
+pub use memory::{MemoryLog, MemoryStateBackend};
+pub use rocks::RocksBackend;
+pub use snapshot::{SnapshotData, SnapshotItem};
+pub use state_machine::StateMachine;
+pub use types::{LedgerConfig, LogId, NodeId, NodeInfo, StoredMembership, TypeConfig, Vote};

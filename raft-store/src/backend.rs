@@ -1,0 +1,152 @@
+//! The seam between openraft's storage traits and the two storage engines. [`LogStore`] and
+//! [`StateMachine`] implement openraft once, over these blocking interfaces; RocksDB and memory
+//! implement the interfaces.
+//!
+//! [`LogStore`]: crate::LogStore
+//! [`StateMachine`]: crate::StateMachine
+
+use crate::error::StoreError;
+use crate::snapshot::SnapshotData;
+use crate::types::{LogId, NodeId, NodeInfo, StoredMembership};
+use ledger::merkle::Hash;
+use ledger::{Batch, Changes, LedgerMeta, Outcome};
+use serde::{Deserialize, Serialize};
+
+/// openraft's snapshot metadata for our types.
+pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, NodeInfo>;
+
+/// Meta keys of the log backend.
+pub mod meta_key {
+    /// The vote (saved synced).
+    pub const VOTE: &str = "vote";
+    /// The last purged log id.
+    pub const PURGED: &str = "purged";
+    /// The last committed log id (a hint; not synced).
+    pub const COMMITTED: &str = "committed";
+}
+
+/// The Raft log and its metadata. Every call blocks until its effect is durable as documented.
+pub trait LogBackend: Send + Sync + 'static {
+    /// Whether calls block on I/O (and should run on a blocking thread).
+    fn is_blocking(&self) -> bool;
+    /// Append sealed entries `(index, bytes)`; durable (synced) when this returns.
+    fn append(&self, entries: Vec<(u64, Vec<u8>)>) -> Result<(), StoreError>;
+    /// Entries with `start <= index < end`, in index order.
+    fn read(&self, start: u64, end: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+    /// The last entry, if any.
+    fn last(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
+    /// Delete every entry with `index >= from`; durable when this returns.
+    fn truncate(&self, from: u64) -> Result<(), StoreError>;
+    /// Delete every entry with `index <= upto` and record `purged` under [`meta_key::PURGED`],
+    /// atomically.
+    fn purge(&self, upto: u64, purged: Vec<u8>) -> Result<(), StoreError>;
+    /// Read a metadata record.
+    fn meta_get(&self, key: &'static str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Write a metadata record, synced if `sync`.
+    fn meta_put(&self, key: &'static str, value: Vec<u8>, sync: bool) -> Result<(), StoreError>;
+}
+
+/// What the state machine has applied: stored in the same atomic write as the entry's changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedState {
+    /// Last applied log id.
+    pub last_applied: Option<LogId>,
+    /// Membership as of the last applied membership entry.
+    pub membership: StoredMembership,
+}
+
+/// The ledger state machine's storage.
+pub trait StateBackend: Send + Sync + 'static {
+    /// Whether calls block on I/O (and should run on a blocking thread).
+    fn is_blocking(&self) -> bool;
+    /// What has been applied.
+    fn applied(&self) -> Result<AppliedState, StoreError>;
+    /// The ledger metadata (timestamp, tree, root) as of the last applied entry.
+    fn ledger_meta(&self) -> Result<LedgerMeta, StoreError>;
+    /// Run `ledger::apply` for one batch against the current state (nothing is written).
+    fn apply(&self, batch: &Batch) -> Result<(Outcome, Changes), StoreError>;
+    /// Atomically write `changes` (if any) together with `applied`; synced if `sync`.
+    fn commit(
+        &self,
+        changes: Option<Changes>,
+        applied: &AppliedState,
+        sync: bool,
+    ) -> Result<(), StoreError>;
+    /// Write a snapshot of a consistent view of the state, keep it as the current snapshot, and
+    /// return its metadata and data (positioned at the start).
+    fn build_snapshot(&self) -> Result<(SnapshotMeta, SnapshotData), StoreError>;
+    /// An empty buffer to receive a snapshot into.
+    fn receive_buffer(&self) -> Result<SnapshotData, StoreError>;
+    /// Replace the whole state with the snapshot read from `data`, atomically, and keep it as
+    /// the current snapshot.
+    fn install_snapshot(
+        &self,
+        meta: &SnapshotMeta,
+        data: SnapshotSource,
+    ) -> Result<(), StoreError>;
+    /// The current snapshot, if any, positioned at the start.
+    fn current_snapshot(&self) -> Result<Option<(SnapshotMeta, SnapshotData)>, StoreError>;
+    /// Digest of the entire ledger state (see `ledger::digest`).
+    fn digest(&self) -> Result<Hash, StoreError>;
+}
+
+/// A received snapshot, ready to be read synchronously.
+pub enum SnapshotSource {
+    /// In memory.
+    Memory(Vec<u8>),
+    /// A file, positioned at the start.
+    File(std::fs::File),
+}
+
+impl SnapshotSource {
+    /// Convert openraft's snapshot buffer.
+    pub async fn from_data(data: SnapshotData) -> Result<Self, StoreError> {
+        Ok(match data {
+            SnapshotData::Memory(c) => SnapshotSource::Memory(c.into_inner()),
+            SnapshotData::File(f) => {
+                use std::io::Seek;
+                let mut f = f.into_std().await;
+                f.rewind()?;
+                SnapshotSource::File(f)
+            }
+        })
+    }
+}
+
+/// Run `f` on a blocking thread when `blocking`, else inline (memory backends must stay on the
+/// caller's task so that a simulation stays deterministic).
+pub(crate) async fn run<T, F>(blocking: bool, f: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+{
+    if blocking {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    } else {
+        f()
+    }
+}
+
+/// Snapshot header for the given applied state and ledger meta.
+pub(crate) fn header(applied: &AppliedState, ledger: LedgerMeta) -> crate::snapshot::SnapshotItem {
+    crate::snapshot::SnapshotItem::Header {
+        last_log_id: applied.last_applied,
+        membership: applied.membership.clone(),
+        ledger,
+    }
+}
+
+/// Snapshot metadata for an applied state, with a unique id.
+pub(crate) fn snapshot_meta(applied: &AppliedState, id_suffix: u64) -> SnapshotMeta {
+    let id = match applied.last_applied {
+        Some(l) => format!("{}-{}-{}-{id_suffix}", l.leader_id.term, l.leader_id.node_id, l.index),
+        None => format!("0-0-0-{id_suffix}"),
+    };
+    SnapshotMeta {
+        last_log_id: applied.last_applied,
+        last_membership: applied.membership.clone(),
+        snapshot_id: id,
+    }
+}

@@ -1,0 +1,295 @@
+//! The in-memory backend: amnesia mode (a single node with no files) and the simulation. It
+//! implements the same interfaces as RocksDB and stores the same sealed records, so the log
+//! and state behave identically; it never touches the filesystem.
+
+use crate::backend::{self, AppliedState, LogBackend, SnapshotMeta, SnapshotSource, StateBackend};
+use crate::error::StoreError;
+use crate::snapshot::{SnapshotData, SnapshotItem, SnapshotReader, SnapshotWriter};
+use ledger::merkle::Hash;
+use ledger::{Batch, Changes, LedgerMeta, MemoryState, Outcome, StateRead};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Cursor;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// An in-memory Raft log.
+#[derive(Default)]
+pub struct MemoryLog {
+    inner: Mutex<MemoryLogInner>,
+}
+
+#[derive(Default)]
+struct MemoryLogInner {
+    entries: BTreeMap<u64, Vec<u8>>,
+    meta: HashMap<&'static str, Vec<u8>>,
+}
+
+impl MemoryLog {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, MemoryLogInner> {
+        // A poisoned lock means a panic mid-update; the data is still whole (every update is a
+        // single map operation), so keep serving it.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl LogBackend for MemoryLog {
+    fn is_blocking(&self) -> bool {
+        false
+    }
+
+    fn append(&self, entries: Vec<(u64, Vec<u8>)>) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        inner.entries.extend(entries);
+        Ok(())
+    }
+
+    fn read(&self, start: u64, end: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let inner = self.lock();
+        Ok(inner
+            .entries
+            .range(start..end)
+            .map(|(k, v)| (*k, v.clone()))
+            .collect())
+    }
+
+    fn last(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        Ok(self
+            .lock()
+            .entries
+            .last_key_value()
+            .map(|(k, v)| (*k, v.clone())))
+    }
+
+    fn truncate(&self, from: u64) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let _ = inner.entries.split_off(&from);
+        Ok(())
+    }
+
+    fn purge(&self, upto: u64, purged: Vec<u8>) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let keep = inner.entries.split_off(&upto.saturating_add(1));
+        inner.entries = keep;
+        inner.meta.insert(backend::meta_key::PURGED, purged);
+        Ok(())
+    }
+
+    fn meta_get(&self, key: &'static str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().meta.get(key).cloned())
+    }
+
+    fn meta_put(&self, key: &'static str, value: Vec<u8>, _sync: bool) -> Result<(), StoreError> {
+        self.lock().meta.insert(key, value);
+        Ok(())
+    }
+}
+
+/// The in-memory ledger state machine storage.
+#[derive(Default)]
+pub struct MemoryStateBackend {
+    state: RwLock<MemoryState>,
+    applied: RwLock<AppliedState>,
+    snapshot: Mutex<Option<(SnapshotMeta, Vec<u8>)>>,
+    snapshots_built: AtomicU64,
+}
+
+impl MemoryStateBackend {
+    /// An empty ledger.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Read access to the ledger state (lookups).
+    pub fn state(&self) -> RwLockReadGuard<'_, MemoryState> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn state_mut(&self) -> RwLockWriteGuard<'_, MemoryState> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn export(&self) -> Result<(AppliedState, Vec<u8>), StoreError> {
+        // Hold the read lock for the whole export: a consistent view. Apply waits meanwhile;
+        // memory snapshots are fast compared with RocksDB ones.
+        let state = self.state();
+        let applied = self.applied.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut w = SnapshotWriter::new(Vec::new(), backend::header(&applied, state.meta()?))?;
+        for r in state.accounts() {
+            w.push(&SnapshotItem::Account(r))?;
+        }
+        for r in state.transfers() {
+            w.push(&SnapshotItem::Transfer(r))?;
+        }
+        for (id, s) in state.statuses() {
+            w.push(&SnapshotItem::Status(id, s))?;
+        }
+        for k in state.expiry_index() {
+            w.push(&SnapshotItem::Expiry(*k))?;
+        }
+        for (k, id) in state.history_index() {
+            w.push(&SnapshotItem::History(*k, *id))?;
+        }
+        for (i, h) in state.leaves().iter().enumerate() {
+            w.push(&SnapshotItem::Leaf(i as u64, *h))?;
+        }
+        Ok((applied, w.finish()?))
+    }
+}
+
+impl StateBackend for MemoryStateBackend {
+    fn is_blocking(&self) -> bool {
+        false
+    }
+
+    fn applied(&self) -> Result<AppliedState, StoreError> {
+        Ok(self.applied.read().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+
+    fn ledger_meta(&self) -> Result<LedgerMeta, StoreError> {
+        Ok(self.state().meta()?)
+    }
+
+    fn apply(&self, batch: &Batch) -> Result<(Outcome, Changes), StoreError> {
+        Ok(ledger::apply(&*self.state(), batch)?)
+    }
+
+    fn commit(
+        &self,
+        changes: Option<Changes>,
+        applied: &AppliedState,
+        _sync: bool,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state_mut();
+        let mut current = self.applied.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(changes) = changes {
+            state.commit(changes);
+        }
+        *current = applied.clone();
+        Ok(())
+    }
+
+    fn build_snapshot(&self) -> Result<(SnapshotMeta, SnapshotData), StoreError> {
+        let (applied, bytes) = self.export()?;
+        let n = self.snapshots_built.fetch_add(1, Ordering::Relaxed);
+        let meta = backend::snapshot_meta(&applied, n);
+        *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some((meta.clone(), bytes.clone()));
+        Ok((meta, SnapshotData::Memory(Cursor::new(bytes))))
+    }
+
+    fn receive_buffer(&self) -> Result<SnapshotData, StoreError> {
+        Ok(SnapshotData::default())
+    }
+
+    fn install_snapshot(&self, meta: &SnapshotMeta, data: SnapshotSource) -> Result<(), StoreError> {
+        let bytes = match data {
+            SnapshotSource::Memory(b) => b,
+            SnapshotSource::File(mut f) => {
+                let mut b = Vec::new();
+                std::io::Read::read_to_end(&mut f, &mut b)?;
+                b
+            }
+        };
+        let (header, mut reader) = SnapshotReader::new(&bytes[..])?;
+        let SnapshotItem::Header {
+            last_log_id,
+            membership,
+            ledger: ledger_meta,
+        } = header
+        else {
+            return Err(StoreError::Snapshot("missing header".into()));
+        };
+        check_header(meta, last_log_id)?;
+        let mut changes = Changes {
+            meta: ledger_meta,
+            ..Changes::default()
+        };
+        while let Some(item) = reader.next_item()? {
+            collect(&mut changes, item)?;
+        }
+        check_leaves(&changes)?;
+        // Build the new state aside, then swap: the old state stays whole until the swap.
+        let mut fresh = MemoryState::new();
+        fresh.commit(changes);
+        let mut state = self.state_mut();
+        let mut applied = self.applied.write().unwrap_or_else(|p| p.into_inner());
+        *state = fresh;
+        *applied = AppliedState {
+            last_applied: last_log_id,
+            membership,
+        };
+        *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some((meta.clone(), bytes));
+        Ok(())
+    }
+
+    fn current_snapshot(&self) -> Result<Option<(SnapshotMeta, SnapshotData)>, StoreError> {
+        Ok(self
+            .snapshot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|(m, b)| (m.clone(), SnapshotData::Memory(Cursor::new(b.clone())))))
+    }
+
+    fn digest(&self) -> Result<Hash, StoreError> {
+        Ok(self.state().digest()?)
+    }
+}
+
+/// The snapshot must be the one openraft says it is.
+pub(crate) fn check_header(
+    meta: &SnapshotMeta,
+    last_log_id: Option<crate::types::LogId>,
+) -> Result<(), StoreError> {
+    if meta.last_log_id != last_log_id {
+        return Err(StoreError::Snapshot(format!(
+            "snapshot covers {last_log_id:?}, but was announced as {:?}",
+            meta.last_log_id
+        )));
+    }
+    Ok(())
+}
+
+/// Gather one snapshot item into a `Changes` (the form both backends commit).
+pub(crate) fn collect(changes: &mut Changes, item: SnapshotItem) -> Result<(), StoreError> {
+    match item {
+        SnapshotItem::Account(r) => changes.accounts.push(r),
+        SnapshotItem::Transfer(r) => changes.transfers.push(r),
+        SnapshotItem::Status(id, s) => changes.statuses.push((id, s)),
+        SnapshotItem::Expiry(k) => changes.expiry_put.push(k),
+        SnapshotItem::History(k, id) => changes.history.push((k, id)),
+        SnapshotItem::Leaf(i, h) => {
+            if i != changes.leaves.len() as u64 {
+                return Err(StoreError::Snapshot(format!("leaf {i} out of order")));
+            }
+            changes.leaves.push(h);
+        }
+        SnapshotItem::Header { .. } | SnapshotItem::End { .. } => {
+            return Err(StoreError::Snapshot("unexpected marker".into()))
+        }
+    }
+    Ok(())
+}
+
+/// The snapshot's leaves must produce the root it claims: a snapshot cannot smuggle in a state
+/// whose history does not match.
+pub(crate) fn check_leaves(changes: &Changes) -> Result<(), StoreError> {
+    let meta = &changes.meta;
+    if changes.leaves.len() as u64 != meta.tree.size
+        || !meta.tree.is_consistent()
+        || ledger::merkle::root_of(&changes.leaves) != meta.root
+        || meta.tree.root() != meta.root
+    {
+        return Err(StoreError::Snapshot(
+            "leaves, frontier and root do not agree".into(),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,562 @@
+//! The RocksDB backend: one database under `<data_dir>/db` with a column family per table, and
+//! snapshot files under `<data_dir>/snapshots`. Log appends, votes, truncation and purges are
+//! written with `sync = true` (the WAL is fsynced before the call returns); each applied entry is
+//! one atomic `WriteBatch`, the last of every apply call synced.
+
+use crate::backend::{self, meta_key, AppliedState, LogBackend, SnapshotMeta, SnapshotSource, StateBackend};
+use crate::error::StoreError;
+use crate::memory::{check_header, check_leaves, collect};
+use crate::record::{open, seal};
+use crate::snapshot::{SnapshotData, SnapshotItem, SnapshotReader, SnapshotWriter};
+use ledger::codec::Kind;
+use ledger::merkle::Hash;
+use ledger::{
+    AccountRecord, Batch, Changes, ExpiryKey, HistoryKey, LedgerMeta, Outcome, ReadError,
+    StateRead, TransferRecord, TransferStatus,
+};
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use std::fs;
+use std::io::{BufReader, BufWriter, Seek, Write};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const CF_LOG: &str = "log";
+const CF_META: &str = "meta";
+const CF_STATE: &str = "state";
+const CF_ACCOUNTS: &str = "accounts";
+const CF_TRANSFERS: &str = "transfers";
+const CF_STATUSES: &str = "statuses";
+const CF_EXPIRY: &str = "expiry";
+const CF_HISTORY: &str = "history";
+const CF_LEAVES: &str = "leaves";
+const ALL_CFS: [&str; 9] = [
+    CF_LOG, CF_META, CF_STATE, CF_ACCOUNTS, CF_TRANSFERS, CF_STATUSES, CF_EXPIRY, CF_HISTORY,
+    CF_LEAVES,
+];
+/// The column families that hold ledger state (replaced whole by a snapshot install).
+const LEDGER_CFS: [&str; 6] = [CF_ACCOUNTS, CF_TRANSFERS, CF_STATUSES, CF_EXPIRY, CF_HISTORY, CF_LEAVES];
+const KEY_APPLIED: &[u8] = b"applied";
+const KEY_LEDGER: &[u8] = b"ledger";
+const KEY_SNAPSHOT: &str = "snapshot";
+/// Longer than any key we write: the exclusive end of a whole-table range delete.
+const KEY_END: [u8; 32] = [0xff; 32];
+
+/// RocksDB storage for the log and the ledger state of one node.
+pub struct RocksBackend {
+    db: DB,
+    opts: Options,
+    snapshot_dir: PathBuf,
+    snapshots_built: AtomicU64,
+}
+
+fn be128(v: u128) -> [u8; 16] {
+    v.to_be_bytes()
+}
+
+fn expiry_key(k: &ExpiryKey) -> [u8; 24] {
+    let mut out = [0u8; 24];
+    out[..8].copy_from_slice(&k.expires_at.to_be_bytes());
+    out[8..].copy_from_slice(&k.transfer_id.to_be_bytes());
+    out
+}
+
+fn history_key(k: &HistoryKey) -> [u8; 24] {
+    let mut out = [0u8; 24];
+    out[..16].copy_from_slice(&k.account_id.to_be_bytes());
+    out[16..].copy_from_slice(&k.timestamp.to_be_bytes());
+    out
+}
+
+fn bad_key(cf: &'static str, key: &[u8]) -> StoreError {
+    StoreError::Corruption {
+        cf,
+        key: crate::record::hex(key),
+        reason: "malformed key".into(),
+    }
+}
+
+fn parse_expiry(key: &[u8]) -> Result<ExpiryKey, StoreError> {
+    let k: [u8; 24] = key.try_into().map_err(|_| bad_key(CF_EXPIRY, key))?;
+    let mut at = [0u8; 8];
+    at.copy_from_slice(&k[..8]);
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&k[8..]);
+    Ok(ExpiryKey {
+        expires_at: u64::from_be_bytes(at),
+        transfer_id: u128::from_be_bytes(id),
+    })
+}
+
+fn parse_history(key: &[u8]) -> Result<HistoryKey, StoreError> {
+    let k: [u8; 24] = key.try_into().map_err(|_| bad_key(CF_HISTORY, key))?;
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&k[..16]);
+    let mut ts = [0u8; 8];
+    ts.copy_from_slice(&k[16..]);
+    Ok(HistoryKey {
+        account_id: u128::from_be_bytes(id),
+        timestamp: u64::from_be_bytes(ts),
+    })
+}
+
+/// Create `dir` with mode 0700, or check that an existing one is not readable by others.
+pub fn prepare_private_dir(dir: &Path) -> Result<(), StoreError> {
+    if dir.exists() {
+        let mode = fs::metadata(dir)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(StoreError::DataDir(format!(
+                "{} has mode {:o}; it must be 0700 (chmod 700 it)",
+                dir.display(),
+                mode & 0o777
+            )));
+        }
+        Ok(())
+    } else {
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        Ok(())
+    }
+}
+
+impl RocksBackend {
+    /// Open (or create) the store under `data_dir`, which must be private (0700).
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        prepare_private_dir(data_dir)?;
+        let snapshot_dir = data_dir.join("snapshots");
+        prepare_private_dir(&snapshot_dir)?;
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_paranoid_checks(true);
+        opts.set_keep_log_file_num(4);
+        // Statistics feed `wal_syncs` (a metric, and how the tests prove appends are synced).
+        opts.enable_statistics();
+        let cfs = ALL_CFS
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, data_dir.join("db"), cfs)?;
+        // Leftovers of an interrupted snapshot build or receive are never the current snapshot.
+        for entry in fs::read_dir(&snapshot_dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "tmp") {
+                let _ = fs::remove_file(path);
+            }
+        }
+        Ok(Self {
+            db,
+            opts,
+            snapshot_dir,
+            snapshots_built: AtomicU64::new(0),
+        })
+    }
+
+    /// How many times RocksDB has fsynced its write-ahead log since this store was opened.
+    pub fn wal_syncs(&self) -> u64 {
+        self.opts.get_ticker_count(rocksdb::statistics::Ticker::WalFileSynced)
+    }
+
+    fn cf(&self, name: &'static str) -> Result<&ColumnFamily, StoreError> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| StoreError::DataDir(format!("column family {name} missing")))
+    }
+
+    fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        cf: &'static str,
+        kind: Kind,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        match self.db.get_pinned_cf(self.cf(cf)?, key)? {
+            None => Ok(None),
+            Some(bytes) => open(kind, cf, key, &bytes).map(Some),
+        }
+    }
+
+    fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), StoreError> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(sync);
+        self.db.write_opt(batch, &opts)?;
+        Ok(())
+    }
+
+    /// Transfers that touched `account_id` with timestamps in `[from, to]`, oldest first.
+    pub fn account_history(
+        &self,
+        account_id: u128,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<u128>, StoreError> {
+        let lo = history_key(&HistoryKey { account_id, timestamp: from });
+        let hi = history_key(&HistoryKey { account_id, timestamp: to });
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(CF_HISTORY)?,
+            IteratorMode::From(&lo, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item?;
+            if out.len() >= limit || key.as_ref() > hi.as_slice() {
+                break;
+            }
+            out.push(open(Kind::StateRecord, CF_HISTORY, &key, &value)?);
+        }
+        Ok(out)
+    }
+
+    /// Export a consistent view (a RocksDB snapshot) as snapshot items; apply continues
+    /// meanwhile.
+    fn export<W: Write>(&self, out: W) -> Result<(AppliedState, W), StoreError> {
+        let snap = self.db.snapshot();
+        let get = |cf: &'static str, key: &[u8]| -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(snap.get_cf(self.cf(cf)?, key)?)
+        };
+        let applied: AppliedState = match get(CF_STATE, KEY_APPLIED)? {
+            Some(b) => open(Kind::StateRecord, CF_STATE, KEY_APPLIED, &b)?,
+            None => AppliedState::default(),
+        };
+        let ledger: LedgerMeta = match get(CF_STATE, KEY_LEDGER)? {
+            Some(b) => open(Kind::StateRecord, CF_STATE, KEY_LEDGER, &b)?,
+            None => LedgerMeta::empty(),
+        };
+        let mut w = SnapshotWriter::new(out, backend::header(&applied, ledger))?;
+        for cf in LEDGER_CFS {
+            for item in snap.iterator_cf(self.cf(cf)?, IteratorMode::Start) {
+                let (key, value) = item?;
+                w.push(&self.decode_item(cf, &key, &value)?)?;
+            }
+        }
+        Ok((applied, w.finish()?))
+    }
+
+    fn decode_item(&self, cf: &'static str, key: &[u8], value: &[u8]) -> Result<SnapshotItem, StoreError> {
+        Ok(match cf {
+            CF_ACCOUNTS => SnapshotItem::Account(open(Kind::StateRecord, cf, key, value)?),
+            CF_TRANSFERS => SnapshotItem::Transfer(open(Kind::StateRecord, cf, key, value)?),
+            CF_STATUSES => {
+                let id: [u8; 16] = key.try_into().map_err(|_| bad_key(cf, key))?;
+                SnapshotItem::Status(u128::from_be_bytes(id), open(Kind::StateRecord, cf, key, value)?)
+            }
+            CF_EXPIRY => SnapshotItem::Expiry(parse_expiry(key)?),
+            CF_HISTORY => SnapshotItem::History(parse_history(key)?, open(Kind::StateRecord, cf, key, value)?),
+            _ => {
+                let index: [u8; 8] = key.try_into().map_err(|_| bad_key(cf, key))?;
+                SnapshotItem::Leaf(u64::from_be_bytes(index), open(Kind::StateRecord, cf, key, value)?)
+            }
+        })
+    }
+
+    /// Add every write of `changes` to `batch`.
+    fn stage(&self, batch: &mut WriteBatch, changes: &Changes) -> Result<(), StoreError> {
+        let accounts = self.cf(CF_ACCOUNTS)?;
+        for r in &changes.accounts {
+            batch.put_cf(accounts, be128(r.account.id), seal(Kind::StateRecord, r));
+        }
+        let transfers = self.cf(CF_TRANSFERS)?;
+        for r in &changes.transfers {
+            batch.put_cf(transfers, be128(r.transfer.id), seal(Kind::StateRecord, r));
+        }
+        let statuses = self.cf(CF_STATUSES)?;
+        for (id, s) in &changes.statuses {
+            batch.put_cf(statuses, be128(*id), seal(Kind::StateRecord, s));
+        }
+        let expiry = self.cf(CF_EXPIRY)?;
+        for k in &changes.expiry_delete {
+            batch.delete_cf(expiry, expiry_key(k));
+        }
+        for k in &changes.expiry_put {
+            batch.put_cf(expiry, expiry_key(k), seal(Kind::StateRecord, &()));
+        }
+        let history = self.cf(CF_HISTORY)?;
+        for (k, id) in &changes.history {
+            batch.put_cf(history, history_key(k), seal(Kind::StateRecord, id));
+        }
+        let leaves = self.cf(CF_LEAVES)?;
+        for (i, h) in changes.leaves.iter().enumerate() {
+            let index = changes.first_leaf + i as u64;
+            batch.put_cf(leaves, index.to_be_bytes(), seal(Kind::StateRecord, h));
+        }
+        batch.put_cf(self.cf(CF_STATE)?, KEY_LEDGER, seal(Kind::StateRecord, &changes.meta));
+        Ok(())
+    }
+
+    fn new_snapshot_file(&self, name: &str) -> Result<(PathBuf, fs::File), StoreError> {
+        let path = self.snapshot_dir.join(name);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)?;
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+        Ok((path, file))
+    }
+
+    /// Make `tmp` the current snapshot file for `meta`, durably, and drop older ones.
+    fn keep_snapshot(&self, meta: &SnapshotMeta, tmp: &Path) -> Result<PathBuf, StoreError> {
+        let name = format!("{}.snap", meta.snapshot_id);
+        let path = self.snapshot_dir.join(&name);
+        fs::rename(tmp, &path)?;
+        fs::File::open(&self.snapshot_dir)?.sync_all()?;
+        self.meta_put(KEY_SNAPSHOT, seal(Kind::SnapshotMeta, &(meta, &name)), true)?;
+        for entry in fs::read_dir(&self.snapshot_dir)? {
+            let p = entry?.path();
+            if p != path && p.extension().is_some_and(|e| e == "snap") {
+                let _ = fs::remove_file(p);
+            }
+        }
+        Ok(path)
+    }
+}
+
+fn read_err(e: StoreError) -> ReadError {
+    e.into()
+}
+
+impl StateRead for RocksBackend {
+    fn meta(&self) -> Result<LedgerMeta, ReadError> {
+        Ok(self
+            .get(CF_STATE, Kind::StateRecord, KEY_LEDGER)
+            .map_err(read_err)?
+            .unwrap_or_else(LedgerMeta::empty))
+    }
+
+    fn account(&self, id: u128) -> Result<Option<AccountRecord>, ReadError> {
+        self.get(CF_ACCOUNTS, Kind::StateRecord, &be128(id)).map_err(read_err)
+    }
+
+    fn transfer(&self, id: u128) -> Result<Option<TransferRecord>, ReadError> {
+        self.get(CF_TRANSFERS, Kind::StateRecord, &be128(id)).map_err(read_err)
+    }
+
+    fn status(&self, id: u128) -> Result<Option<TransferStatus>, ReadError> {
+        self.get(CF_STATUSES, Kind::StateRecord, &be128(id)).map_err(read_err)
+    }
+
+    fn expiring(&self, now: u64, limit: usize) -> Result<Vec<ExpiryKey>, ReadError> {
+        let mut out = Vec::new();
+        let cf = self.cf(CF_EXPIRY).map_err(read_err)?;
+        for item in self.db.iterator_cf(cf, IteratorMode::Start) {
+            let (key, _) = item.map_err(|e| read_err(e.into()))?;
+            let k = parse_expiry(&key).map_err(read_err)?;
+            if k.expires_at > now || out.len() >= limit {
+                break;
+            }
+            out.push(k);
+        }
+        Ok(out)
+    }
+}
+
+impl LogBackend for RocksBackend {
+    fn is_blocking(&self) -> bool {
+        true
+    }
+
+    fn append(&self, entries: Vec<(u64, Vec<u8>)>) -> Result<(), StoreError> {
+        let cf = self.cf(CF_LOG)?;
+        let mut batch = WriteBatch::default();
+        for (index, bytes) in entries {
+            batch.put_cf(cf, index.to_be_bytes(), bytes);
+        }
+        self.write(batch, true)
+    }
+
+    fn read(&self, start: u64, end: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        if start >= end {
+            return Ok(out);
+        }
+        let from = start.to_be_bytes();
+        let iter = self.db.iterator_cf(
+            self.cf(CF_LOG)?,
+            IteratorMode::From(&from, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item?;
+            let index = u64::from_be_bytes(key.as_ref().try_into().map_err(|_| bad_key(CF_LOG, &key))?);
+            if index >= end {
+                break;
+            }
+            out.push((index, value.into_vec()));
+        }
+        Ok(out)
+    }
+
+    fn last(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        match self.db.iterator_cf(self.cf(CF_LOG)?, IteratorMode::End).next() {
+            None => Ok(None),
+            Some(item) => {
+                let (key, value) = item?;
+                let index = u64::from_be_bytes(key.as_ref().try_into().map_err(|_| bad_key(CF_LOG, &key))?);
+                Ok(Some((index, value.into_vec())))
+            }
+        }
+    }
+
+    fn truncate(&self, from: u64) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(self.cf(CF_LOG)?, &from.to_be_bytes()[..], &KEY_END[..]);
+        self.write(batch, true)
+    }
+
+    fn purge(&self, upto: u64, purged: Vec<u8>) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(self.cf(CF_LOG)?, 0u64.to_be_bytes(), upto.saturating_add(1).to_be_bytes());
+        batch.put_cf(self.cf(CF_META)?, meta_key::PURGED, purged);
+        self.write(batch, true)
+    }
+
+    fn meta_get(&self, key: &'static str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(CF_META)?, key)?)
+    }
+
+    fn meta_put(&self, key: &'static str, value: Vec<u8>, sync: bool) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_META)?, key, value);
+        self.write(batch, sync)
+    }
+}
+
+impl StateBackend for RocksBackend {
+    fn is_blocking(&self) -> bool {
+        true
+    }
+
+    fn applied(&self) -> Result<AppliedState, StoreError> {
+        Ok(self
+            .get(CF_STATE, Kind::StateRecord, KEY_APPLIED)?
+            .unwrap_or_default())
+    }
+
+    fn ledger_meta(&self) -> Result<LedgerMeta, StoreError> {
+        Ok(StateRead::meta(self)?)
+    }
+
+    fn apply(&self, batch: &Batch) -> Result<(Outcome, Changes), StoreError> {
+        Ok(ledger::apply(self, batch)?)
+    }
+
+    fn commit(&self, changes: Option<Changes>, applied: &AppliedState, sync: bool) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        if let Some(changes) = &changes {
+            self.stage(&mut batch, changes)?;
+        }
+        batch.put_cf(self.cf(CF_STATE)?, KEY_APPLIED, seal(Kind::StateRecord, applied));
+        self.write(batch, sync)
+    }
+
+    fn build_snapshot(&self) -> Result<(SnapshotMeta, SnapshotData), StoreError> {
+        let n = self.snapshots_built.fetch_add(1, Ordering::Relaxed);
+        let tmp_name = format!("build-{n}.tmp");
+        let (tmp, file) = self.new_snapshot_file(&tmp_name)?;
+        let (applied, out) = self.export(BufWriter::new(file))?;
+        let file = out.into_inner().map_err(|e| StoreError::Io(e.into_error()))?;
+        file.sync_all()?;
+        let meta = backend::snapshot_meta(&applied, n);
+        let path = self.keep_snapshot(&meta, &tmp)?;
+        let file = fs::File::open(path)?;
+        Ok((meta, SnapshotData::File(tokio::fs::File::from_std(file))))
+    }
+
+    fn receive_buffer(&self) -> Result<SnapshotData, StoreError> {
+        let n = self.snapshots_built.fetch_add(1, Ordering::Relaxed);
+        let (_, file) = self.new_snapshot_file(&format!("receive-{n}.tmp"))?;
+        Ok(SnapshotData::File(tokio::fs::File::from_std(file)))
+    }
+
+    fn install_snapshot(&self, meta: &SnapshotMeta, data: SnapshotSource) -> Result<(), StoreError> {
+        // Read and check everything before touching the state.
+        let (mut changes, applied) = match &data {
+            SnapshotSource::Memory(bytes) => read_snapshot(meta, &bytes[..])?,
+            SnapshotSource::File(f) => read_snapshot(meta, BufReader::new(f))?,
+        };
+        check_leaves(&changes)?;
+        changes.first_leaf = 0;
+        // One atomic write replaces the whole ledger state and the applied state.
+        let mut batch = WriteBatch::default();
+        for cf in LEDGER_CFS {
+            batch.delete_range_cf(self.cf(cf)?, &[][..], &KEY_END[..]);
+        }
+        self.stage(&mut batch, &changes)?;
+        batch.put_cf(self.cf(CF_STATE)?, KEY_APPLIED, seal(Kind::StateRecord, &applied));
+        self.write(batch, true)?;
+        // Keep a copy as the current snapshot, so this node can serve it onwards.
+        let n = self.snapshots_built.fetch_add(1, Ordering::Relaxed);
+        let (tmp, mut file) = self.new_snapshot_file(&format!("installed-{n}.tmp"))?;
+        match data {
+            SnapshotSource::Memory(bytes) => file.write_all(&bytes)?,
+            SnapshotSource::File(mut f) => {
+                f.rewind()?;
+                std::io::copy(&mut f, &mut file)?;
+            }
+        }
+        file.sync_all()?;
+        self.keep_snapshot(meta, &tmp)?;
+        Ok(())
+    }
+
+    fn current_snapshot(&self) -> Result<Option<(SnapshotMeta, SnapshotData)>, StoreError> {
+        let Some(bytes) = self.meta_get(KEY_SNAPSHOT)? else {
+            return Ok(None);
+        };
+        let (meta, name): (SnapshotMeta, String) =
+            open(Kind::SnapshotMeta, CF_META, KEY_SNAPSHOT.as_bytes(), &bytes)?;
+        let file = fs::File::open(self.snapshot_dir.join(name))?;
+        Ok(Some((meta, SnapshotData::File(tokio::fs::File::from_std(file)))))
+    }
+
+    fn digest(&self) -> Result<Hash, StoreError> {
+        let snap = self.db.snapshot();
+        let ledger: LedgerMeta = match snap.get_cf(self.cf(CF_STATE)?, KEY_LEDGER)? {
+            Some(b) => open(Kind::StateRecord, CF_STATE, KEY_LEDGER, &b)?,
+            None => LedgerMeta::empty(),
+        };
+        let mut digest = ledger::digest::StateDigest::new(&ledger);
+        for cf in [CF_ACCOUNTS, CF_TRANSFERS, CF_STATUSES, CF_EXPIRY, CF_HISTORY] {
+            for item in snap.iterator_cf(self.cf(cf)?, IteratorMode::Start) {
+                let (key, value) = item?;
+                match self.decode_item(cf, &key, &value)? {
+                    SnapshotItem::Account(r) => digest.account(&r),
+                    SnapshotItem::Transfer(r) => digest.transfer(&r),
+                    SnapshotItem::Status(id, s) => digest.status(id, s),
+                    SnapshotItem::Expiry(k) => digest.expiry(&k),
+                    SnapshotItem::History(k, id) => digest.history(&k, id),
+                    _ => {}
+                }
+            }
+        }
+        Ok(digest.finish())
+    }
+}
+
+fn read_snapshot(
+    meta: &SnapshotMeta,
+    input: impl std::io::Read,
+) -> Result<(Changes, AppliedState), StoreError> {
+    let (header, mut reader) = SnapshotReader::new(input)?;
+    let SnapshotItem::Header {
+        last_log_id,
+        membership,
+        ledger: ledger_meta,
+    } = header
+    else {
+        return Err(StoreError::Snapshot("missing header".into()));
+    };
+    check_header(meta, last_log_id)?;
+    let mut changes = Changes {
+        meta: ledger_meta,
+        ..Changes::default()
+    };
+    while let Some(item) = reader.next_item()? {
+        collect(&mut changes, item)?;
+    }
+    Ok((
+        changes,
+        AppliedState {
+            last_applied: last_log_id,
+            membership,
+        },
+    ))
+}

@@ -1,0 +1,21 @@
+//! raft-store's tests, in one binary so RocksDB is linked once: openraft's storage suite,
+//! durability rules, corruption, snapshots across backends, determinism memory vs RocksDB, the
+//! SIGKILL crash test and the no-files check for the memory backend.
+
+mod common;
+mod crash;
+mod durability;
+mod nofiles;
+mod snapshots;
+mod suite;
+
+/// Entry point for child processes started by the crash and no-files tests (they re-run this
+/// binary with `RON_STORE_CHILD` set). Without that variable it has nothing to do.
+#[test]
+fn child_process_entry() {
+    match std::env::var("RON_STORE_CHILD").as_deref() {
+        Ok("crash") => crash::child(),
+        Ok("nofiles") => nofiles::child(),
+        _ => {}
+    }
+}
