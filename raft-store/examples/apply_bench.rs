@@ -14,7 +14,9 @@
 
 use ledger::{apply, Account, Batch, MemoryState, Operation, Transfer};
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
-use raft_store::{LogBackend, MemoryStateBackend, RocksBackend, StateBackend, StateMachine, TypeConfig};
+use raft_store::{
+    LogBackend, MemoryStateBackend, RocksBackend, StateBackend, StateMachine, TypeConfig,
+};
 use std::time::{Duration, Instant};
 
 struct Args {
@@ -39,7 +41,9 @@ fn parse() -> Result<Args, String> {
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
-            "--accounts" => a.accounts = value()?.parse().map_err(|e| format!("--accounts: {e}"))?,
+            "--accounts" => {
+                a.accounts = value()?.parse().map_err(|e| format!("--accounts: {e}"))?
+            }
             "--batches" => a.batches = value()?.parse().map_err(|e| format!("--batches: {e}"))?,
             "--events" => a.events = value()?.parse().map_err(|e| format!("--events: {e}"))?,
             "--dir" => a.dir = Some(value()?.into()),
@@ -53,7 +57,10 @@ fn parse() -> Result<Args, String> {
         }
     }
     if a.events == 0 || a.events > ledger::limits::BATCH_EVENTS_MAX {
-        return Err(format!("--events must be 1..={}", ledger::limits::BATCH_EVENTS_MAX));
+        return Err(format!(
+            "--events must be 1..={}",
+            ledger::limits::BATCH_EVENTS_MAX
+        ));
     }
     Ok(a)
 }
@@ -77,7 +84,12 @@ fn account_batches(n: u128) -> Vec<Batch> {
             operations: vec![Operation::CreateAccounts(
                 chunk
                     .iter()
-                    .map(|id| Account { id: *id, ledger: 1, code: 1, ..Default::default() })
+                    .map(|id| Account {
+                        id: *id,
+                        ledger: 1,
+                        code: 1,
+                        ..Default::default()
+                    })
                     .collect(),
             )],
         })
@@ -100,16 +112,25 @@ fn transfer_batch(rng: &mut Rng, b: u64, events: usize, accounts: u128) -> Batch
             }
         })
         .collect();
-    Batch { timestamp: b * 1_000_000, operations: vec![Operation::CreateTransfers(transfers)] }
+    Batch {
+        timestamp: b * 1_000_000,
+        operations: vec![Operation::CreateTransfers(transfers)],
+    }
 }
 
 fn entry(index: u64, batch: Batch) -> Entry<TypeConfig> {
-    Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload: EntryPayload::Normal(batch) }
+    Entry {
+        log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+        payload: EntryPayload::Normal(batch),
+    }
 }
 
 fn report(name: &str, transfers: u64, elapsed: Duration, detail: &str) {
     let rate = transfers as f64 / elapsed.as_secs_f64();
-    println!("{name:<10} {transfers:>9} transfers in {:>8.3} s = {rate:>12.0} transfers/s  {detail}", elapsed.as_secs_f64());
+    println!(
+        "{name:<10} {transfers:>9} transfers in {:>8.3} s = {rate:>12.0} transfers/s  {detail}",
+        elapsed.as_secs_f64()
+    );
 }
 
 fn main() {
@@ -122,10 +143,15 @@ fn main() {
     };
     let run = |name: &str| args.only.as_deref().is_none_or(|o| o == name);
     let total = args.batches * args.events as u64;
-    println!("apply_bench: {} batches x {} transfers over {} accounts", args.batches, args.events, args.accounts);
+    println!(
+        "apply_bench: {} batches x {} transfers over {} accounts",
+        args.batches, args.events, args.accounts
+    );
     let batches: Vec<Batch> = {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        (0..args.batches).map(|b| transfer_batch(&mut rng, b + 1, args.events, args.accounts)).collect()
+        (0..args.batches)
+            .map(|b| transfer_batch(&mut rng, b + 1, args.events, args.accounts))
+            .collect()
     };
 
     if run("core") {
@@ -155,24 +181,39 @@ fn main() {
         }
         let hashing = t.elapsed();
         std::hint::black_box(frontier.root());
-        report("core", total, logic + commit, &format!(
-            "(apply {:.3} s of which Merkle leaves+frontier {:.3} s, commit {:.3} s)",
-            logic.as_secs_f64(), hashing.as_secs_f64(), commit.as_secs_f64()));
+        report(
+            "core",
+            total,
+            logic + commit,
+            &format!(
+                "(apply {:.3} s of which Merkle leaves+frontier {:.3} s, commit {:.3} s)",
+                logic.as_secs_f64(),
+                hashing.as_secs_f64(),
+                commit.as_secs_f64()
+            ),
+        );
     }
 
     if run("memory") {
         let backend = MemoryStateBackend::new();
         let mut index = 1;
         for b in account_batches(args.accounts) {
-            StateMachine::<TypeConfig, _>::apply_blocking(&backend, vec![entry(index, b)]).expect("accounts");
+            StateMachine::<TypeConfig, _>::apply_blocking(&backend, vec![entry(index, b)])
+                .expect("accounts");
             index += 1;
         }
         let t = Instant::now();
         for b in &batches {
-            StateMachine::<TypeConfig, _>::apply_blocking(&backend, vec![entry(index, b.clone())]).expect("apply");
+            StateMachine::<TypeConfig, _>::apply_blocking(&backend, vec![entry(index, b.clone())])
+                .expect("apply");
             index += 1;
         }
-        report("memory", total, t.elapsed(), "(StateMachine on MemoryStateBackend, one entry per call)");
+        report(
+            "memory",
+            total,
+            t.elapsed(),
+            "(StateMachine on MemoryStateBackend, one entry per call)",
+        );
     }
 
     if run("rocksdb") {
@@ -187,7 +228,8 @@ fn main() {
         let backend = RocksBackend::open(&dir).expect("open rocksdb");
         let mut index = 1;
         for b in account_batches(args.accounts) {
-            StateMachine::<TypeConfig, _>::apply_blocking(&backend, vec![entry(index, b)]).expect("accounts");
+            StateMachine::<TypeConfig, _>::apply_blocking(&backend, vec![entry(index, b)])
+                .expect("accounts");
             index += 1;
         }
         let syncs_before = backend.wal_syncs();
@@ -207,13 +249,24 @@ fn main() {
             logic += t.elapsed();
             let t = Instant::now();
             applied.last_applied = Some(LogId::new(CommittedLeaderId::new(1, 1), index));
-            backend.commit(Some(changes), &applied, true).expect("commit");
+            backend
+                .commit(Some(changes), &applied, true)
+                .expect("commit");
             commit += t.elapsed();
             index += 1;
         }
         let elapsed = start.elapsed();
-        report("rocksdb", total, elapsed, &format!(
-            "(apply {:.3} s, commit+fsync {:.3} s, log append+fsync {:.3} s, {} WAL fsyncs)",
-            logic.as_secs_f64(), commit.as_secs_f64(), log.as_secs_f64(), backend.wal_syncs() - syncs_before));
+        report(
+            "rocksdb",
+            total,
+            elapsed,
+            &format!(
+                "(apply {:.3} s, commit+fsync {:.3} s, log append+fsync {:.3} s, {} WAL fsyncs)",
+                logic.as_secs_f64(),
+                commit.as_secs_f64(),
+                log.as_secs_f64(),
+                backend.wal_syncs() - syncs_before
+            ),
+        );
     }
 }

@@ -79,11 +79,8 @@ pub trait StateBackend: Send + Sync + 'static {
     fn receive_buffer(&self) -> Result<SnapshotData, StoreError>;
     /// Replace the whole state with the snapshot read from `data`, atomically, and keep it as
     /// the current snapshot.
-    fn install_snapshot(
-        &self,
-        meta: &SnapshotMeta,
-        data: SnapshotSource,
-    ) -> Result<(), StoreError>;
+    fn install_snapshot(&self, meta: &SnapshotMeta, data: SnapshotSource)
+        -> Result<(), StoreError>;
     /// The current snapshot, if any, positioned at the start.
     fn current_snapshot(&self) -> Result<Option<(SnapshotMeta, SnapshotData)>, StoreError>;
     /// Digest of the entire ledger state (see `ledger::digest`).
@@ -141,7 +138,10 @@ pub(crate) fn header(applied: &AppliedState, ledger: LedgerMeta) -> crate::snaps
 /// Snapshot metadata for an applied state, with a unique id.
 pub(crate) fn snapshot_meta(applied: &AppliedState, id_suffix: u64) -> SnapshotMeta {
     let id = match applied.last_applied {
-        Some(l) => format!("{}-{}-{}-{id_suffix}", l.leader_id.term, l.leader_id.node_id, l.index),
+        Some(l) => format!(
+            "{}-{}-{}-{id_suffix}",
+            l.leader_id.term, l.leader_id.node_id, l.index
+        ),
         None => format!("0-0-0-{id_suffix}"),
     };
     SnapshotMeta {

@@ -117,9 +117,11 @@ impl<C: LedgerConfig, B: LogBackend> RaftLogReader<C> for LogStore<C, B> {
     ) -> Result<Vec<C::Entry>, StorageError> {
         let (start, end) = bounds(&range);
         let this = self.clone();
-        run(self.backend.is_blocking(), move || this.read_entries(start, end))
-            .await
-            .map_err(|e| e.into_raft(ErrorSubject::Logs, ErrorVerb::Read))
+        run(self.backend.is_blocking(), move || {
+            this.read_entries(start, end)
+        })
+        .await
+        .map_err(|e| e.into_raft(ErrorSubject::Logs, ErrorVerb::Read))
     }
 }
 

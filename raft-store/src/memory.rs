@@ -120,7 +120,11 @@ impl MemoryStateBackend {
         // Hold the read lock for the whole export: a consistent view. Apply waits meanwhile;
         // memory snapshots are fast compared with RocksDB ones.
         let state = self.state();
-        let applied = self.applied.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let applied = self
+            .applied
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let mut w = SnapshotWriter::new(Vec::new(), backend::header(&applied, state.meta()?))?;
         for r in state.accounts() {
             w.push(&SnapshotItem::Account(r))?;
@@ -150,7 +154,11 @@ impl StateBackend for MemoryStateBackend {
     }
 
     fn applied(&self) -> Result<AppliedState, StoreError> {
-        Ok(self.applied.read().unwrap_or_else(|p| p.into_inner()).clone())
+        Ok(self
+            .applied
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone())
     }
 
     fn ledger_meta(&self) -> Result<LedgerMeta, StoreError> {
@@ -180,7 +188,8 @@ impl StateBackend for MemoryStateBackend {
         let (applied, bytes) = self.export()?;
         let n = self.snapshots_built.fetch_add(1, Ordering::Relaxed);
         let meta = backend::snapshot_meta(&applied, n);
-        *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some((meta.clone(), bytes.clone()));
+        *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((meta.clone(), bytes.clone()));
         Ok((meta, SnapshotData::Memory(Cursor::new(bytes))))
     }
 
@@ -188,7 +197,11 @@ impl StateBackend for MemoryStateBackend {
         Ok(SnapshotData::default())
     }
 
-    fn install_snapshot(&self, meta: &SnapshotMeta, data: SnapshotSource) -> Result<(), StoreError> {
+    fn install_snapshot(
+        &self,
+        meta: &SnapshotMeta,
+        data: SnapshotSource,
+    ) -> Result<(), StoreError> {
         let bytes = match data {
             SnapshotSource::Memory(b) => b,
             SnapshotSource::File(mut f) => {

@@ -63,6 +63,8 @@ mod tests {
                 assert!(err.is_corruption(), "byte {byte} bit {bit}: {err}");
             }
         }
-        assert!(open::<u64>(Kind::RaftMeta, "meta", b"k", &[1, 2]).unwrap_err().is_corruption());
+        assert!(open::<u64>(Kind::RaftMeta, "meta", b"k", &[1, 2])
+            .unwrap_err()
+            .is_corruption());
     }
 }

@@ -3,7 +3,9 @@
 //! written with `sync = true` (the WAL is fsynced before the call returns); each applied entry is
 //! one atomic `WriteBatch`, the last of every apply call synced.
 
-use crate::backend::{self, meta_key, AppliedState, LogBackend, SnapshotMeta, SnapshotSource, StateBackend};
+use crate::backend::{
+    self, meta_key, AppliedState, LogBackend, SnapshotMeta, SnapshotSource, StateBackend,
+};
 use crate::error::StoreError;
 use crate::memory::{check_header, check_leaves, collect};
 use crate::record::{open, seal};
@@ -14,7 +16,9 @@ use ledger::{
     AccountRecord, Batch, Changes, ExpiryKey, HistoryKey, LedgerMeta, Outcome, ReadError,
     StateRead, TransferRecord, TransferStatus,
 };
-use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{
+    ColumnFamily, ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB,
+};
 use std::fs;
 use std::io::{BufReader, BufWriter, Seek, Write};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -31,11 +35,25 @@ const CF_EXPIRY: &str = "expiry";
 const CF_HISTORY: &str = "history";
 const CF_LEAVES: &str = "leaves";
 const ALL_CFS: [&str; 9] = [
-    CF_LOG, CF_META, CF_STATE, CF_ACCOUNTS, CF_TRANSFERS, CF_STATUSES, CF_EXPIRY, CF_HISTORY,
+    CF_LOG,
+    CF_META,
+    CF_STATE,
+    CF_ACCOUNTS,
+    CF_TRANSFERS,
+    CF_STATUSES,
+    CF_EXPIRY,
+    CF_HISTORY,
     CF_LEAVES,
 ];
 /// The column families that hold ledger state (replaced whole by a snapshot install).
-const LEDGER_CFS: [&str; 6] = [CF_ACCOUNTS, CF_TRANSFERS, CF_STATUSES, CF_EXPIRY, CF_HISTORY, CF_LEAVES];
+const LEDGER_CFS: [&str; 6] = [
+    CF_ACCOUNTS,
+    CF_TRANSFERS,
+    CF_STATUSES,
+    CF_EXPIRY,
+    CF_HISTORY,
+    CF_LEAVES,
+];
 const KEY_APPLIED: &[u8] = b"applied";
 const KEY_LEDGER: &[u8] = b"ledger";
 const KEY_SNAPSHOT: &str = "snapshot";
@@ -113,7 +131,10 @@ pub fn prepare_private_dir(dir: &Path) -> Result<(), StoreError> {
         }
         Ok(())
     } else {
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
         Ok(())
     }
 }
@@ -152,7 +173,8 @@ impl RocksBackend {
 
     /// How many times RocksDB has fsynced its write-ahead log since this store was opened.
     pub fn wal_syncs(&self) -> u64 {
-        self.opts.get_ticker_count(rocksdb::statistics::Ticker::WalFileSynced)
+        self.opts
+            .get_ticker_count(rocksdb::statistics::Ticker::WalFileSynced)
     }
 
     fn cf(&self, name: &'static str) -> Result<&ColumnFamily, StoreError> {
@@ -188,8 +210,14 @@ impl RocksBackend {
         to: u64,
         limit: usize,
     ) -> Result<Vec<u128>, StoreError> {
-        let lo = history_key(&HistoryKey { account_id, timestamp: from });
-        let hi = history_key(&HistoryKey { account_id, timestamp: to });
+        let lo = history_key(&HistoryKey {
+            account_id,
+            timestamp: from,
+        });
+        let hi = history_key(&HistoryKey {
+            account_id,
+            timestamp: to,
+        });
         let mut out = Vec::new();
         let iter = self.db.iterator_cf(
             self.cf(CF_HISTORY)?,
@@ -230,19 +258,33 @@ impl RocksBackend {
         Ok((applied, w.finish()?))
     }
 
-    fn decode_item(&self, cf: &'static str, key: &[u8], value: &[u8]) -> Result<SnapshotItem, StoreError> {
+    fn decode_item(
+        &self,
+        cf: &'static str,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<SnapshotItem, StoreError> {
         Ok(match cf {
             CF_ACCOUNTS => SnapshotItem::Account(open(Kind::StateRecord, cf, key, value)?),
             CF_TRANSFERS => SnapshotItem::Transfer(open(Kind::StateRecord, cf, key, value)?),
             CF_STATUSES => {
                 let id: [u8; 16] = key.try_into().map_err(|_| bad_key(cf, key))?;
-                SnapshotItem::Status(u128::from_be_bytes(id), open(Kind::StateRecord, cf, key, value)?)
+                SnapshotItem::Status(
+                    u128::from_be_bytes(id),
+                    open(Kind::StateRecord, cf, key, value)?,
+                )
             }
             CF_EXPIRY => SnapshotItem::Expiry(parse_expiry(key)?),
-            CF_HISTORY => SnapshotItem::History(parse_history(key)?, open(Kind::StateRecord, cf, key, value)?),
+            CF_HISTORY => SnapshotItem::History(
+                parse_history(key)?,
+                open(Kind::StateRecord, cf, key, value)?,
+            ),
             _ => {
                 let index: [u8; 8] = key.try_into().map_err(|_| bad_key(cf, key))?;
-                SnapshotItem::Leaf(u64::from_be_bytes(index), open(Kind::StateRecord, cf, key, value)?)
+                SnapshotItem::Leaf(
+                    u64::from_be_bytes(index),
+                    open(Kind::StateRecord, cf, key, value)?,
+                )
             }
         })
     }
@@ -277,7 +319,11 @@ impl RocksBackend {
             let index = changes.first_leaf + i as u64;
             batch.put_cf(leaves, index.to_be_bytes(), seal(Kind::StateRecord, h));
         }
-        batch.put_cf(self.cf(CF_STATE)?, KEY_LEDGER, seal(Kind::StateRecord, &changes.meta));
+        batch.put_cf(
+            self.cf(CF_STATE)?,
+            KEY_LEDGER,
+            seal(Kind::StateRecord, &changes.meta),
+        );
         Ok(())
     }
 
@@ -323,15 +369,18 @@ impl StateRead for RocksBackend {
     }
 
     fn account(&self, id: u128) -> Result<Option<AccountRecord>, ReadError> {
-        self.get(CF_ACCOUNTS, Kind::StateRecord, &be128(id)).map_err(read_err)
+        self.get(CF_ACCOUNTS, Kind::StateRecord, &be128(id))
+            .map_err(read_err)
     }
 
     fn transfer(&self, id: u128) -> Result<Option<TransferRecord>, ReadError> {
-        self.get(CF_TRANSFERS, Kind::StateRecord, &be128(id)).map_err(read_err)
+        self.get(CF_TRANSFERS, Kind::StateRecord, &be128(id))
+            .map_err(read_err)
     }
 
     fn status(&self, id: u128) -> Result<Option<TransferStatus>, ReadError> {
-        self.get(CF_STATUSES, Kind::StateRecord, &be128(id)).map_err(read_err)
+        self.get(CF_STATUSES, Kind::StateRecord, &be128(id))
+            .map_err(read_err)
     }
 
     fn expiring(&self, now: u64, limit: usize) -> Result<Vec<ExpiryKey>, ReadError> {
@@ -375,7 +424,8 @@ impl LogBackend for RocksBackend {
         );
         for item in iter {
             let (key, value) = item?;
-            let index = u64::from_be_bytes(key.as_ref().try_into().map_err(|_| bad_key(CF_LOG, &key))?);
+            let index =
+                u64::from_be_bytes(key.as_ref().try_into().map_err(|_| bad_key(CF_LOG, &key))?);
             if index >= end {
                 break;
             }
@@ -385,11 +435,16 @@ impl LogBackend for RocksBackend {
     }
 
     fn last(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        match self.db.iterator_cf(self.cf(CF_LOG)?, IteratorMode::End).next() {
+        match self
+            .db
+            .iterator_cf(self.cf(CF_LOG)?, IteratorMode::End)
+            .next()
+        {
             None => Ok(None),
             Some(item) => {
                 let (key, value) = item?;
-                let index = u64::from_be_bytes(key.as_ref().try_into().map_err(|_| bad_key(CF_LOG, &key))?);
+                let index =
+                    u64::from_be_bytes(key.as_ref().try_into().map_err(|_| bad_key(CF_LOG, &key))?);
                 Ok(Some((index, value.into_vec())))
             }
         }
@@ -403,7 +458,11 @@ impl LogBackend for RocksBackend {
 
     fn purge(&self, upto: u64, purged: Vec<u8>) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
-        batch.delete_range_cf(self.cf(CF_LOG)?, 0u64.to_be_bytes(), upto.saturating_add(1).to_be_bytes());
+        batch.delete_range_cf(
+            self.cf(CF_LOG)?,
+            0u64.to_be_bytes(),
+            upto.saturating_add(1).to_be_bytes(),
+        );
         batch.put_cf(self.cf(CF_META)?, meta_key::PURGED, purged);
         self.write(batch, true)
     }
@@ -438,12 +497,21 @@ impl StateBackend for RocksBackend {
         Ok(ledger::apply(self, batch)?)
     }
 
-    fn commit(&self, changes: Option<Changes>, applied: &AppliedState, sync: bool) -> Result<(), StoreError> {
+    fn commit(
+        &self,
+        changes: Option<Changes>,
+        applied: &AppliedState,
+        sync: bool,
+    ) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
         if let Some(changes) = &changes {
             self.stage(&mut batch, changes)?;
         }
-        batch.put_cf(self.cf(CF_STATE)?, KEY_APPLIED, seal(Kind::StateRecord, applied));
+        batch.put_cf(
+            self.cf(CF_STATE)?,
+            KEY_APPLIED,
+            seal(Kind::StateRecord, applied),
+        );
         self.write(batch, sync)
     }
 
@@ -452,7 +520,9 @@ impl StateBackend for RocksBackend {
         let tmp_name = format!("build-{n}.tmp");
         let (tmp, file) = self.new_snapshot_file(&tmp_name)?;
         let (applied, out) = self.export(BufWriter::new(file))?;
-        let file = out.into_inner().map_err(|e| StoreError::Io(e.into_error()))?;
+        let file = out
+            .into_inner()
+            .map_err(|e| StoreError::Io(e.into_error()))?;
         file.sync_all()?;
         let meta = backend::snapshot_meta(&applied, n);
         let path = self.keep_snapshot(&meta, &tmp)?;
@@ -466,7 +536,11 @@ impl StateBackend for RocksBackend {
         Ok(SnapshotData::File(tokio::fs::File::from_std(file)))
     }
 
-    fn install_snapshot(&self, meta: &SnapshotMeta, data: SnapshotSource) -> Result<(), StoreError> {
+    fn install_snapshot(
+        &self,
+        meta: &SnapshotMeta,
+        data: SnapshotSource,
+    ) -> Result<(), StoreError> {
         // Read and check everything before touching the state.
         let (mut changes, applied) = match &data {
             SnapshotSource::Memory(bytes) => read_snapshot(meta, &bytes[..])?,
@@ -480,7 +554,11 @@ impl StateBackend for RocksBackend {
             batch.delete_range_cf(self.cf(cf)?, &[][..], &KEY_END[..]);
         }
         self.stage(&mut batch, &changes)?;
-        batch.put_cf(self.cf(CF_STATE)?, KEY_APPLIED, seal(Kind::StateRecord, &applied));
+        batch.put_cf(
+            self.cf(CF_STATE)?,
+            KEY_APPLIED,
+            seal(Kind::StateRecord, &applied),
+        );
         self.write(batch, true)?;
         // Keep a copy as the current snapshot, so this node can serve it onwards.
         let n = self.snapshots_built.fetch_add(1, Ordering::Relaxed);
@@ -504,7 +582,10 @@ impl StateBackend for RocksBackend {
         let (meta, name): (SnapshotMeta, String) =
             open(Kind::SnapshotMeta, CF_META, KEY_SNAPSHOT.as_bytes(), &bytes)?;
         let file = fs::File::open(self.snapshot_dir.join(name))?;
-        Ok(Some((meta, SnapshotData::File(tokio::fs::File::from_std(file)))))
+        Ok(Some((
+            meta,
+            SnapshotData::File(tokio::fs::File::from_std(file)),
+        )))
     }
 
     fn digest(&self) -> Result<Hash, StoreError> {
@@ -514,7 +595,13 @@ impl StateBackend for RocksBackend {
             None => LedgerMeta::empty(),
         };
         let mut digest = ledger::digest::StateDigest::new(&ledger);
-        for cf in [CF_ACCOUNTS, CF_TRANSFERS, CF_STATUSES, CF_EXPIRY, CF_HISTORY] {
+        for cf in [
+            CF_ACCOUNTS,
+            CF_TRANSFERS,
+            CF_STATUSES,
+            CF_EXPIRY,
+            CF_HISTORY,
+        ] {
             for item in snap.iterator_cf(self.cf(cf)?, IteratorMode::Start) {
                 let (key, value) = item?;
                 match self.decode_item(cf, &key, &value)? {

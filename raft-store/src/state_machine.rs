@@ -170,9 +170,11 @@ impl<C: LedgerConfig, B: StateBackend> RaftStateMachine<C> for StateMachine<C, B
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<C>>, StorageError> {
         let backend = self.backend.clone();
-        let current = run(self.backend.is_blocking(), move || backend.current_snapshot())
-            .await
-            .map_err(|e| snap_err(e, ErrorVerb::Read))?;
+        let current = run(self.backend.is_blocking(), move || {
+            backend.current_snapshot()
+        })
+        .await
+        .map_err(|e| snap_err(e, ErrorVerb::Read))?;
         Ok(current.map(|(meta, data)| Snapshot {
             meta,
             snapshot: Box::new(data),

@@ -48,7 +48,11 @@ pub fn membership_entry(index: u64) -> Entry<TypeConfig> {
             )
         })
         .collect();
-    entry(1, index, EntryPayload::Membership(Membership::new(vec![voters], nodes)))
+    entry(
+        1,
+        index,
+        EntryPayload::Membership(Membership::new(vec![voters], nodes)),
+    )
 }
 
 /// The accounts every workload starts with (entry 1's payload).
@@ -93,7 +97,9 @@ pub fn batch(seed: u64, index: u64, events: usize) -> Batch {
             },
             1 if index > 2 => Transfer {
                 id,
-                pending_id: u128::from(index - 1) * 100_000 + u128::from(rng.below(events as u64)) + 1,
+                pending_id: u128::from(index - 1) * 100_000
+                    + u128::from(rng.below(events as u64))
+                    + 1,
                 flags: TransferFlags(if rng.below(2) == 0 {
                     TransferFlags::POST_PENDING_TRANSFER
                 } else {

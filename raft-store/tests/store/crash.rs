@@ -6,7 +6,9 @@
 
 use crate::common::{workload_entry, Rng};
 use openraft::storage::RaftLogStorageExt;
-use raft_store::{LogStore, MemoryStateBackend, RocksBackend, StateBackend, StateMachine, TypeConfig};
+use raft_store::{
+    LogStore, MemoryStateBackend, RocksBackend, StateBackend, StateMachine, TypeConfig,
+};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -27,17 +29,28 @@ fn last_index(log: &LogStore<TypeConfig, RocksBackend>) -> u64 {
 /// entry at a time forever, acknowledging each.
 pub fn child() {
     let dir = std::env::var("RON_CRASH_DIR").expect("dir");
-    let seed: u64 = std::env::var("RON_CRASH_SEED").expect("seed").parse().expect("seed");
+    let seed: u64 = std::env::var("RON_CRASH_SEED")
+        .expect("seed")
+        .parse()
+        .expect("seed");
     let backend = Arc::new(RocksBackend::open(Path::new(&dir)).expect("open"));
     let mut log: LogStore<TypeConfig, _> = LogStore::new(backend.clone());
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mut next = last_index(&log) + 1;
-    let applied = backend.applied().unwrap().last_applied.map_or(0, |l| l.index);
+    let applied = backend
+        .applied()
+        .unwrap()
+        .last_applied
+        .map_or(0, |l| l.index);
     let pending = log.read_entries(applied + 1, next).expect("log");
     StateMachine::<TypeConfig, _>::apply_blocking(&*backend, pending).expect("recover");
     loop {
         let e = workload_entry(seed, next, EVENTS);
-        rt.block_on(log.blocking_append(vec![e.clone()])).expect("append");
+        rt.block_on(log.blocking_append(vec![e.clone()]))
+            .expect("append");
         StateMachine::<TypeConfig, _>::apply_blocking(&*backend, vec![e]).expect("apply");
         println!("ACK {next}");
         next += 1;
@@ -59,7 +72,12 @@ fn sigkill_at_random_points_recovers_exactly_the_synced_state() {
     let mut previous = 0u64;
     for round in 0..ROUNDS {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_process_entry", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "child_process_entry",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("RON_STORE_CHILD", "crash")
             .env("RON_CRASH_DIR", &data)
             .env("RON_CRASH_SEED", seed.to_string())
@@ -92,22 +110,48 @@ fn sigkill_at_random_points_recovers_exactly_the_synced_state() {
         while let Ok(i) = rx.try_recv() {
             acked = acked.max(i);
         }
-        assert!(acked > previous, "round {round}: the child made no progress");
+        assert!(
+            acked > previous,
+            "round {round}: the child made no progress"
+        );
 
         let backend = RocksBackend::open(&data).expect("reopen after SIGKILL");
-        let applied = backend.applied().unwrap().last_applied.map_or(0, |l| l.index);
-        assert!(applied >= acked, "round {round}: applied {applied} < acknowledged {acked}");
-        assert!(applied >= previous, "round {round}: went backwards {previous} -> {applied}");
+        let applied = backend
+            .applied()
+            .unwrap()
+            .last_applied
+            .map_or(0, |l| l.index);
+        assert!(
+            applied >= acked,
+            "round {round}: applied {applied} < acknowledged {acked}"
+        );
+        assert!(
+            applied >= previous,
+            "round {round}: went backwards {previous} -> {applied}"
+        );
         let backend = Arc::new(backend);
         let log: LogStore<TypeConfig, _> = LogStore::new(backend.clone());
         let last = last_index(&log);
-        assert!(last >= applied, "round {round}: log ends at {last}, applied {applied}");
+        assert!(
+            last >= applied,
+            "round {round}: log ends at {last}, applied {applied}"
+        );
 
-        let catch_up: Vec<_> = (reference_applied + 1..=applied).map(|i| workload_entry(seed, i, EVENTS)).collect();
+        let catch_up: Vec<_> = (reference_applied + 1..=applied)
+            .map(|i| workload_entry(seed, i, EVENTS))
+            .collect();
         StateMachine::<TypeConfig, _>::apply_blocking(&reference, catch_up).unwrap();
         reference_applied = applied;
-        assert_eq!(backend.ledger_meta().unwrap(), reference.ledger_meta().unwrap(), "round {round}: root differs");
-        assert_eq!(backend.digest().unwrap(), reference.digest().unwrap(), "round {round}: state differs");
+        assert_eq!(
+            backend.ledger_meta().unwrap(),
+            reference.ledger_meta().unwrap(),
+            "round {round}: root differs"
+        );
+        assert_eq!(
+            backend.digest().unwrap(),
+            reference.digest().unwrap(),
+            "round {round}: state differs"
+        );
         println!("round {round}: acked {acked}, recovered applied {applied}, log {last}");
         previous = applied;
     }

@@ -1,10 +1,12 @@
 //! The durability rules, one test each, on the RocksDB backend.
 
-use crate::common::{genesis, log_id, membership_entry, workload_entry, entry};
+use crate::common::{entry, genesis, log_id, membership_entry, workload_entry};
 use ledger::{Batch, Operation, StateRead, Transfer};
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt, RaftStateMachine};
 use openraft::{EntryPayload, RaftLogReader, Vote};
-use raft_store::{LogStore, MemoryStateBackend, RocksBackend, StateBackend, StateMachine, StoreError, TypeConfig};
+use raft_store::{
+    LogStore, MemoryStateBackend, RocksBackend, StateBackend, StateMachine, StoreError, TypeConfig,
+};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -13,7 +15,11 @@ type Sm = StateMachine<TypeConfig, RocksBackend>;
 
 fn open(dir: &Path) -> (Arc<RocksBackend>, Log, Sm) {
     let backend = Arc::new(RocksBackend::open(dir).expect("open"));
-    (backend.clone(), LogStore::new(backend.clone()), StateMachine::new(backend))
+    (
+        backend.clone(),
+        LogStore::new(backend.clone()),
+        StateMachine::new(backend),
+    )
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -25,7 +31,17 @@ fn rt() -> tokio::runtime::Runtime {
 
 /// Open the raw database to damage it the way a bad disk would.
 fn raw_db(dir: &Path) -> rocksdb::DB {
-    let names = ["log", "meta", "state", "accounts", "transfers", "statuses", "expiry", "history", "leaves"];
+    let names = [
+        "log",
+        "meta",
+        "state",
+        "accounts",
+        "transfers",
+        "statuses",
+        "expiry",
+        "history",
+        "leaves",
+    ];
     let mut opts = rocksdb::Options::default();
     opts.create_if_missing(false);
     rocksdb::DB::open_cf(&opts, dir.join("db"), names).expect("raw open")
@@ -38,11 +54,19 @@ fn append_is_reported_only_after_the_wal_is_synced() {
     rt().block_on(async {
         let (backend, mut log, _) = open(&data);
         let before = backend.wal_syncs();
-        log.blocking_append(vec![membership_entry(1)]).await.unwrap();
-        assert!(backend.wal_syncs() > before, "append returned without an fsync of the WAL");
+        log.blocking_append(vec![membership_entry(1)])
+            .await
+            .unwrap();
+        assert!(
+            backend.wal_syncs() > before,
+            "append returned without an fsync of the WAL"
+        );
         let before = backend.wal_syncs();
         log.save_vote(&Vote::new(3, 1)).await.unwrap();
-        assert!(backend.wal_syncs() > before, "vote saved without an fsync of the WAL");
+        assert!(
+            backend.wal_syncs() > before,
+            "vote saved without an fsync of the WAL"
+        );
     });
     rt().block_on(async {
         let (_, mut log, _) = open(&data);
@@ -64,15 +88,28 @@ fn applied_entry_survives_reopen_with_the_same_root() {
         let (backend, _, mut sm) = open(&data);
         let before = backend.wal_syncs();
         let outcomes = sm.apply(entries.clone()).await.unwrap();
-        assert_eq!(outcomes, expected, "memory and RocksDB give identical results");
-        assert!(backend.wal_syncs() > before, "the last write of an apply call is synced");
+        assert_eq!(
+            outcomes, expected,
+            "memory and RocksDB give identical results"
+        );
+        assert!(
+            backend.wal_syncs() > before,
+            "the last write of an apply call is synced"
+        );
     });
     rt().block_on(async {
         let (backend, _, mut sm) = open(&data);
         let (applied, membership) = sm.applied_state().await.unwrap();
         assert_eq!(applied, Some(log_id(1, 6)));
-        assert_eq!(membership.log_id(), &Some(log_id(1, 1)), "membership stored with the entry");
-        assert_eq!(backend.ledger_meta().unwrap(), memory.ledger_meta().unwrap());
+        assert_eq!(
+            membership.log_id(),
+            &Some(log_id(1, 1)),
+            "membership stored with the entry"
+        );
+        assert_eq!(
+            backend.ledger_meta().unwrap(),
+            memory.ledger_meta().unwrap()
+        );
         assert_eq!(backend.digest().unwrap(), memory.digest().unwrap());
         // Applying the same entries again (a replay) is refused, not double-applied.
         let replayed = sm.apply(entries).await.unwrap();
@@ -120,7 +157,8 @@ fn the_log_never_has_holes() {
     });
     // A hole made behind the store's back is reported, not skipped.
     let db = raw_db(&data);
-    db.delete_cf(db.cf_handle("log").unwrap(), 2u64.to_be_bytes()).unwrap();
+    db.delete_cf(db.cf_handle("log").unwrap(), 2u64.to_be_bytes())
+        .unwrap();
     drop(db);
     let (_, log, _) = open(&data);
     let err = log.read_entries(1, 5).unwrap_err();
@@ -139,7 +177,10 @@ fn corrupted_records_are_typed_errors_never_data() {
     });
     {
         let db = raw_db(&data);
-        for (cf, key) in [("log", 2u64.to_be_bytes().to_vec()), ("accounts", 7u128.to_be_bytes().to_vec())] {
+        for (cf, key) in [
+            ("log", 2u64.to_be_bytes().to_vec()),
+            ("accounts", 7u128.to_be_bytes().to_vec()),
+        ] {
             let handle = db.cf_handle(cf).unwrap();
             let mut value = db.get_cf(handle, &key).unwrap().expect("record present");
             let last = value.len() - 1;
@@ -149,18 +190,42 @@ fn corrupted_records_are_typed_errors_never_data() {
     }
     let (backend, log, mut sm) = open(&data);
     let err = log.read_entries(1, 4).unwrap_err();
-    assert!(matches!(err, StoreError::Corruption { cf: "log", .. }), "{err}");
+    assert!(
+        matches!(err, StoreError::Corruption { cf: "log", .. }),
+        "{err}"
+    );
     let err = backend.account(7).unwrap_err();
     assert!(matches!(err, ledger::ReadError::Corruption { .. }), "{err}");
-    assert!(backend.account(8).unwrap().is_some(), "other records still read");
+    assert!(
+        backend.account(8).unwrap().is_some(),
+        "other records still read"
+    );
     // Apply that touches the corrupt account fails and writes nothing.
     let digest_before = backend.digest();
-    let t = Transfer { id: 1, debit_account_id: 1, credit_account_id: 7, amount: 1, ledger: 1, code: 1, ..Default::default() };
-    let e = entry(1, 4, EntryPayload::Normal(Batch { timestamp: 9, operations: vec![Operation::CreateTransfers(vec![t])] }));
+    let t = Transfer {
+        id: 1,
+        debit_account_id: 1,
+        credit_account_id: 7,
+        amount: 1,
+        ledger: 1,
+        code: 1,
+        ..Default::default()
+    };
+    let e = entry(
+        1,
+        4,
+        EntryPayload::Normal(Batch {
+            timestamp: 9,
+            operations: vec![Operation::CreateTransfers(vec![t])],
+        }),
+    );
     let result = rt().block_on(sm.apply(vec![e]));
     assert!(result.is_err());
     assert_eq!(backend.applied().unwrap().last_applied, Some(log_id(1, 3)));
-    assert!(digest_before.is_err(), "the digest refuses corrupt state too");
+    assert!(
+        digest_before.is_err(),
+        "the digest refuses corrupt state too"
+    );
 }
 
 #[test]
@@ -170,7 +235,9 @@ fn data_directory_must_be_private() {
     let data = dir.path().join("d");
     std::fs::create_dir(&data).unwrap();
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let err = RocksBackend::open(&data).err().expect("a world-readable data dir is refused");
+    let err = RocksBackend::open(&data)
+        .err()
+        .expect("a world-readable data dir is refused");
     assert!(matches!(err, StoreError::DataDir(_)), "{err}");
     let fresh = dir.path().join("new");
     drop(RocksBackend::open(&fresh).unwrap());

@@ -25,7 +25,10 @@ fn regular_file_fds() -> Vec<String> {
 
 pub fn child() {
     let before = regular_file_fds();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let mut log: LogStore<TypeConfig, _> = LogStore::new(Arc::new(MemoryLog::new()));
         let state = Arc::new(MemoryStateBackend::new());
@@ -33,14 +36,25 @@ pub fn child() {
         let entries: Vec<_> = (1..=8).map(|i| workload_entry(3, i, 100)).collect();
         log.blocking_append(entries.clone()).await.unwrap();
         sm.apply(entries).await.unwrap();
-        let snap = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        let snap = sm
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
         let other = Arc::new(MemoryStateBackend::new());
         let mut sm2: StateMachine<TypeConfig, _> = StateMachine::new(other.clone());
-        sm2.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
+        sm2.install_snapshot(&snap.meta, snap.snapshot)
+            .await
+            .unwrap();
         assert_eq!(other.digest().unwrap(), state.digest().unwrap());
         log.purge(crate::common::log_id(1, 4)).await.unwrap();
     });
-    assert_eq!(regular_file_fds(), before, "the memory backend opened a file");
+    assert_eq!(
+        regular_file_fds(),
+        before,
+        "the memory backend opened a file"
+    );
     println!("NOFILES-CHILD-OK");
 }
 
@@ -52,7 +66,12 @@ fn memory_backend_creates_no_file() {
         std::fs::create_dir(d).unwrap();
     }
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_process_entry", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_process_entry",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("RON_STORE_CHILD", "nofiles")
         .env("TMPDIR", &dirs[1])
         .env("HOME", &dirs[2])
@@ -60,9 +79,17 @@ fn memory_backend_creates_no_file() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && stdout.contains("NOFILES-CHILD-OK"), "child failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && stdout.contains("NOFILES-CHILD-OK"),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for d in &dirs {
-        let left: Vec<_> = std::fs::read_dir(d).unwrap().flatten().map(|e| e.path()).collect();
+        let left: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
         assert!(left.is_empty(), "files created: {left:?}");
     }
 }

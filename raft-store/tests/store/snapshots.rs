@@ -24,7 +24,10 @@ async fn read_all(mut data: SnapshotData) -> Vec<u8> {
 }
 
 /// Stream `bytes` into a receiver buffer in 64 KiB chunks, as openraft's chunked transfer does.
-async fn receive<B: StateBackend>(sm: &mut StateMachine<TypeConfig, B>, bytes: &[u8]) -> Box<SnapshotData> {
+async fn receive<B: StateBackend>(
+    sm: &mut StateMachine<TypeConfig, B>,
+    bytes: &[u8],
+) -> Box<SnapshotData> {
     let mut buf = sm.begin_receiving_snapshot().await.unwrap();
     for chunk in bytes.chunks(64 * 1024) {
         buf.write_all(chunk).await.unwrap();
@@ -43,18 +46,34 @@ fn snapshot_moves_between_backends_with_identical_root() {
         source.apply(entries.clone()).await.unwrap();
 
         // RocksDB → memory.
-        let snap = source.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        let snap = source
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
         let bytes = read_all(*snap.snapshot).await;
         let memory = Arc::new(MemoryStateBackend::new());
         let mut target = StateMachine::<TypeConfig, _>::new(memory.clone());
         let buf = receive(&mut target, &bytes).await;
         target.install_snapshot(&snap.meta, buf).await.unwrap();
-        assert_eq!(target.applied_state().await.unwrap(), source.applied_state().await.unwrap());
-        assert_eq!(memory.ledger_meta().unwrap().root, rocks.ledger_meta().unwrap().root);
+        assert_eq!(
+            target.applied_state().await.unwrap(),
+            source.applied_state().await.unwrap()
+        );
+        assert_eq!(
+            memory.ledger_meta().unwrap().root,
+            rocks.ledger_meta().unwrap().root
+        );
         assert_eq!(memory.digest().unwrap(), rocks.digest().unwrap());
 
         // Memory → another RocksDB node, which then serves it onwards.
-        let snap2 = target.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        let snap2 = target
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
         let bytes2 = read_all(*snap2.snapshot).await;
         let rocks2 = Arc::new(RocksBackend::open(&dir.path().join("b")).unwrap());
         let mut third = StateMachine::<TypeConfig, _>::new(rocks2.clone());
@@ -79,13 +98,32 @@ fn damaged_snapshot_is_refused_and_changes_nothing() {
     rt().block_on(async {
         let memory = Arc::new(MemoryStateBackend::new());
         let mut source = StateMachine::<TypeConfig, _>::new(memory);
-        source.apply((1..=5).map(|i| workload_entry(5, i, 50)).collect::<Vec<_>>()).await.unwrap();
-        let snap = source.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        source
+            .apply(
+                (1..=5)
+                    .map(|i| workload_entry(5, i, 50))
+                    .collect::<Vec<_>>(),
+            )
+            .await
+            .unwrap();
+        let snap = source
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
         let bytes = read_all(*snap.snapshot).await;
 
         let rocks = Arc::new(RocksBackend::open(&dir.path().join("r")).unwrap());
         let mut target = StateMachine::<TypeConfig, _>::new(rocks.clone());
-        target.apply((1..=3).map(|i| workload_entry(9, i, 10)).collect::<Vec<_>>()).await.unwrap();
+        target
+            .apply(
+                (1..=3)
+                    .map(|i| workload_entry(9, i, 10))
+                    .collect::<Vec<_>>(),
+            )
+            .await
+            .unwrap();
         let before = (rocks.digest().unwrap(), rocks.applied().unwrap());
 
         let mut flipped = bytes.clone();
@@ -122,16 +160,21 @@ fn memory_and_rocksdb_agree_on_random_workloads() {
         let mut rng = crate::common::Rng(seed);
         while index <= 20 {
             let n = 1 + rng.below(4);
-            let entries: Vec<_> = (index..index + n).map(|i| workload_entry(seed, i, 64)).collect();
+            let entries: Vec<_> = (index..index + n)
+                .map(|i| workload_entry(seed, i, 64))
+                .collect();
             index += n;
             let a = StateMachine::<TypeConfig, _>::apply_blocking(&rocks, entries.clone()).unwrap();
             let b = StateMachine::<TypeConfig, _>::apply_blocking(&memory, entries).unwrap();
             assert_eq!(a, b, "seed {seed}");
-            assert_eq!(rocks.digest().unwrap(), memory.digest().unwrap(), "seed {seed}");
+            assert_eq!(
+                rocks.digest().unwrap(),
+                memory.digest().unwrap(),
+                "seed {seed}"
+            );
         }
-        let totals = ledger::conservation::check(
-            memory.state().accounts().iter().map(|r| &r.account),
-        );
+        let totals =
+            ledger::conservation::check(memory.state().accounts().iter().map(|r| &r.account));
         assert!(totals.is_ok(), "seed {seed}: {totals:?}");
     }
 }

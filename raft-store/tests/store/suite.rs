@@ -7,8 +7,12 @@ use std::sync::Arc;
 
 struct MemoryBuilder;
 
-impl StoreBuilder<TypeConfig, LogStore<TypeConfig, MemoryLog>, StateMachine<TypeConfig, MemoryStateBackend>>
-    for MemoryBuilder
+impl
+    StoreBuilder<
+        TypeConfig,
+        LogStore<TypeConfig, MemoryLog>,
+        StateMachine<TypeConfig, MemoryStateBackend>,
+    > for MemoryBuilder
 {
     async fn build(
         &self,
@@ -51,16 +55,20 @@ impl
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
         let backend = Arc::new(RocksBackend::open(&data).expect("open rocksdb"));
-        Ok((dir, LogStore::new(backend.clone()), StateMachine::new(backend)))
+        Ok((
+            dir,
+            LogStore::new(backend.clone()),
+            StateMachine::new(backend),
+        ))
     }
 }
 
 #[test]
-fn openraft_suite_memory() -> Result<(), StorageError> {
-    Suite::test_all(MemoryBuilder)
+fn openraft_suite_memory() {
+    Suite::test_all(MemoryBuilder).expect("openraft storage suite on the memory backend");
 }
 
 #[test]
-fn openraft_suite_rocksdb() -> Result<(), StorageError> {
-    Suite::test_all(RocksBuilder)
+fn openraft_suite_rocksdb() {
+    Suite::test_all(RocksBuilder).expect("openraft storage suite on the RocksDB backend");
 }
