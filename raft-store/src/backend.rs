@@ -9,7 +9,7 @@ use crate::error::StoreError;
 use crate::snapshot::SnapshotData;
 use crate::types::{LogId, NodeId, NodeInfo, StoredMembership};
 use ledger::merkle::Hash;
-use ledger::{Batch, Changes, LedgerMeta, Outcome};
+use ledger::{AccountRecord, Batch, Changes, LedgerMeta, Outcome, TransferRecord};
 use serde::{Deserialize, Serialize};
 
 /// openraft's snapshot metadata for our types.
@@ -85,6 +85,19 @@ pub trait StateBackend: Send + Sync + 'static {
     fn current_snapshot(&self) -> Result<Option<(SnapshotMeta, SnapshotData)>, StoreError>;
     /// Digest of the entire ledger state (see `ledger::digest`).
     fn digest(&self) -> Result<Hash, StoreError>;
+    /// Look up an account (for queries; apply reads through `ledger::StateRead`).
+    fn lookup_account(&self, id: u128) -> Result<Option<AccountRecord>, StoreError>;
+    /// Look up a transfer.
+    fn lookup_transfer(&self, id: u128) -> Result<Option<TransferRecord>, StoreError>;
+    /// Ids of transfers that touched `account_id` with timestamps in `[from, to]`, oldest
+    /// first, at most `limit`.
+    fn account_history(
+        &self,
+        account_id: u128,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<u128>, StoreError>;
 }
 
 /// A received snapshot, ready to be read synchronously.

@@ -254,6 +254,24 @@ impl StateBackend for MemoryStateBackend {
     fn digest(&self) -> Result<Hash, StoreError> {
         Ok(self.state().digest()?)
     }
+
+    fn lookup_account(&self, id: u128) -> Result<Option<ledger::AccountRecord>, StoreError> {
+        Ok(self.state().account(id)?)
+    }
+
+    fn lookup_transfer(&self, id: u128) -> Result<Option<ledger::TransferRecord>, StoreError> {
+        Ok(self.state().transfer(id)?)
+    }
+
+    fn account_history(
+        &self,
+        account_id: u128,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<u128>, StoreError> {
+        Ok(self.state().account_history(account_id, from, to, limit))
+    }
 }
 
 /// The snapshot must be the one openraft says it is.

@@ -202,8 +202,7 @@ impl RocksBackend {
         Ok(())
     }
 
-    /// Transfers that touched `account_id` with timestamps in `[from, to]`, oldest first.
-    pub fn account_history(
+    fn history_range(
         &self,
         account_id: u128,
         from: u64,
@@ -615,6 +614,24 @@ impl StateBackend for RocksBackend {
             }
         }
         Ok(digest.finish())
+    }
+
+    fn lookup_account(&self, id: u128) -> Result<Option<AccountRecord>, StoreError> {
+        self.get(CF_ACCOUNTS, Kind::StateRecord, &be128(id))
+    }
+
+    fn lookup_transfer(&self, id: u128) -> Result<Option<TransferRecord>, StoreError> {
+        self.get(CF_TRANSFERS, Kind::StateRecord, &be128(id))
+    }
+
+    fn account_history(
+        &self,
+        account_id: u128,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<u128>, StoreError> {
+        self.history_range(account_id, from, to, limit)
     }
 }
 

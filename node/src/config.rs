@@ -1,0 +1,357 @@
+//! Node configuration: a TOML file, then `RON_LEDGER_*` environment variables, then command-line
+//! flags, each overriding the one before. Unknown keys are rejected; invalid values stop start-up
+//! with a message naming the key. See `deploy/node.sample.toml`.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Everything a node needs to start.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This node's id in the cluster (1, 2, 3, ...). Not 0.
+    pub node_id: u64,
+    /// Name of the cluster; nodes refuse peers of another cluster.
+    #[serde(default = "default_cluster_id")]
+    pub cluster_id: String,
+    /// Where RocksDB and snapshots live (must be 0700). Ignored in amnesia mode.
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    /// Keep everything in memory; nothing is written to disk (single node only).
+    #[serde(default)]
+    pub amnesia: bool,
+    /// Client HTTP API listen address.
+    pub api_addr: SocketAddr,
+    /// Raft peer RPC listen address.
+    pub peer_addr: SocketAddr,
+    /// Address clients are told to use for this node (defaults to `api_addr`).
+    #[serde(default)]
+    pub advertise_api_addr: Option<String>,
+    /// Address peers use for this node (defaults to `peer_addr`).
+    #[serde(default)]
+    pub advertise_peer_addr: Option<String>,
+    /// Raft timing and snapshots.
+    #[serde(default)]
+    pub raft: RaftSection,
+    /// Bounds on requests and queues.
+    #[serde(default)]
+    pub limits: LimitsSection,
+    /// Log output.
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+/// `[raft]`
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftSection {
+    /// Leader heartbeat interval.
+    pub heartbeat_ms: u64,
+    /// Lower bound of the randomized election timeout.
+    pub election_timeout_min_ms: u64,
+    /// Upper bound of the randomized election timeout.
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot after this many applied entries since the last one.
+    pub snapshot_every_entries: u64,
+    /// Entries kept in the log behind a snapshot (for slow followers).
+    pub keep_entries_after_snapshot: u64,
+    /// Timeout of one peer RPC (append entries, vote, one snapshot chunk).
+    pub rpc_timeout_ms: u64,
+    /// Bytes per snapshot chunk sent to a follower.
+    pub snapshot_chunk_bytes: u64,
+}
+
+impl Default for RaftSection {
+    fn default() -> Self {
+        Self {
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 500,
+            election_timeout_max_ms: 1000,
+            snapshot_every_entries: 5_000,
+            keep_entries_after_snapshot: 1_000,
+            rpc_timeout_ms: 3_000,
+            snapshot_chunk_bytes: 1 << 20,
+        }
+    }
+}
+
+/// `[limits]`
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// Largest request body accepted (bytes), JSON or binary.
+    pub body_bytes_max: usize,
+    /// Requests waiting for the sequencer; beyond this, 429 with Retry-After.
+    pub queue_requests_max: usize,
+    /// Events coalesced into one log entry (group commit).
+    pub entry_events_max: usize,
+    /// Log entries proposed but not yet applied (pipelining depth).
+    pub inflight_entries_max: usize,
+    /// A write waits at most this long for its entry to be applied.
+    pub write_timeout_ms: u64,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self {
+            body_bytes_max: 4 * 1024 * 1024,
+            queue_requests_max: 4_096,
+            entry_events_max: ledger::limits::ENTRY_EVENTS_MAX,
+            inflight_entries_max: 8,
+            write_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// `json` (one JSON object per line) or `text`.
+    pub format: String,
+    /// A tracing filter, e.g. `info` or `info,openraft=warn`.
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self {
+            format: "json".into(),
+            level: "info,openraft=warn".into(),
+        }
+    }
+}
+
+fn default_cluster_id() -> String {
+    "ron-ledger".into()
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML (after overrides) did not deserialize.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    /// A key has an invalid value.
+    #[error("invalid value for `{key}`: {reason}")]
+    Value {
+        /// The key, dotted.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+const ENV_PREFIX: &str = "RON_LEDGER_";
+
+/// Build the configuration: the file (if any), then environment variables (`RON_LEDGER_NODE_ID`,
+/// `RON_LEDGER_RAFT__HEARTBEAT_MS` for `[raft] heartbeat_ms`), then `overrides` (`key=value`
+/// pairs from flags, dotted keys for sections).
+pub fn load(
+    file: Option<&std::path::Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+    overrides: &[(String, String)],
+) -> Result<Config, ConfigError> {
+    let mut table = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            text.parse::<toml::Table>()
+                .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?
+        }
+        None => toml::Table::new(),
+    };
+    let mut env: Vec<(String, String)> = env
+        .into_iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix(ENV_PREFIX)
+                .map(|k| (k.to_lowercase().replace("__", "."), v))
+        })
+        .collect();
+    env.sort();
+    for (key, value) in env.iter().chain(overrides.iter()) {
+        set(&mut table, key, value)?;
+    }
+    let config: Config = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
+    validate(&config)?;
+    Ok(config)
+}
+
+/// Set a dotted key to a scalar parsed as TOML (integer, float, boolean) or else a string.
+fn set(table: &mut toml::Table, key: &str, raw: &str) -> Result<(), ConfigError> {
+    let parts: Vec<&str> = key.split('.').collect();
+    let value = raw
+        .parse::<i64>()
+        .map(toml::Value::Integer)
+        .or_else(|_| raw.parse::<bool>().map(toml::Value::Boolean))
+        .unwrap_or_else(|_| toml::Value::String(raw.to_string()));
+    let mut current = table;
+    for part in &parts[..parts.len() - 1] {
+        let entry = current
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry.as_table_mut().ok_or_else(|| ConfigError::Value {
+            key: key.to_string(),
+            reason: format!("`{part}` is not a section"),
+        })?;
+    }
+    current.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+fn validate(c: &Config) -> Result<(), ConfigError> {
+    let bad = |key: &str, reason: &str| {
+        Err(ConfigError::Value {
+            key: key.into(),
+            reason: reason.into(),
+        })
+    };
+    if c.node_id == 0 {
+        return bad("node_id", "must be 1 or more");
+    }
+    if c.cluster_id.is_empty() || c.cluster_id.len() > 64 {
+        return bad("cluster_id", "must be 1 to 64 characters");
+    }
+    if !c.amnesia && c.data_dir.is_none() {
+        return bad("data_dir", "required unless amnesia = true");
+    }
+    if c.api_addr == c.peer_addr {
+        return bad("peer_addr", "must differ from api_addr");
+    }
+    let r = &c.raft;
+    if r.heartbeat_ms == 0 || r.heartbeat_ms * 3 > r.election_timeout_min_ms {
+        return bad(
+            "raft.heartbeat_ms",
+            "must be > 0 and at most a third of raft.election_timeout_min_ms",
+        );
+    }
+    if r.election_timeout_max_ms <= r.election_timeout_min_ms {
+        return bad(
+            "raft.election_timeout_max_ms",
+            "must exceed raft.election_timeout_min_ms",
+        );
+    }
+    if r.rpc_timeout_ms == 0 {
+        return bad("raft.rpc_timeout_ms", "must be > 0");
+    }
+    if r.snapshot_every_entries == 0 {
+        return bad("raft.snapshot_every_entries", "must be > 0");
+    }
+    if r.snapshot_chunk_bytes < 4096 || r.snapshot_chunk_bytes > 16 << 20 {
+        return bad(
+            "raft.snapshot_chunk_bytes",
+            "must be between 4 KiB and 16 MiB",
+        );
+    }
+    let l = &c.limits;
+    if l.body_bytes_max < 1024 || l.body_bytes_max > 64 << 20 {
+        return bad("limits.body_bytes_max", "must be between 1 KiB and 64 MiB");
+    }
+    if l.queue_requests_max == 0 {
+        return bad("limits.queue_requests_max", "must be > 0");
+    }
+    if l.entry_events_max < ledger::limits::BATCH_EVENTS_MAX
+        || l.entry_events_max > ledger::limits::ENTRY_EVENTS_MAX
+    {
+        return bad("limits.entry_events_max", "must be between 8190 and 32760");
+    }
+    if l.inflight_entries_max == 0 || l.inflight_entries_max > 256 {
+        return bad("limits.inflight_entries_max", "must be 1 to 256");
+    }
+    if l.write_timeout_ms == 0 {
+        return bad("limits.write_timeout_ms", "must be > 0");
+    }
+    if c.log.format != "json" && c.log.format != "text" {
+        return bad("log.format", "must be \"json\" or \"text\"");
+    }
+    Ok(())
+}
+
+impl Config {
+    /// The address clients should use for this node.
+    pub fn public_api_addr(&self) -> String {
+        self.advertise_api_addr
+            .clone()
+            .unwrap_or_else(|| self.api_addr.to_string())
+    }
+
+    /// The address peers should use for this node.
+    pub fn public_peer_addr(&self) -> String {
+        self.advertise_peer_addr
+            .clone()
+            .unwrap_or_else(|| self.peer_addr.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Vec<(String, String)> {
+        vec![
+            ("node_id".into(), "1".into()),
+            ("api_addr".into(), "127.0.0.1:7001".into()),
+            ("peer_addr".into(), "127.0.0.1:7101".into()),
+            ("amnesia".into(), "true".into()),
+        ]
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("n.toml");
+        std::fs::write(&file, "node_id = 1\napi_addr = \"127.0.0.1:1\"\npeer_addr = \"127.0.0.1:2\"\ndata_dir = \"/tmp/x\"\n[raft]\nheartbeat_ms = 50\n").unwrap();
+        let env = vec![
+            ("RON_LEDGER_NODE_ID".to_string(), "2".to_string()),
+            (
+                "RON_LEDGER_RAFT__HEARTBEAT_MS".to_string(),
+                "60".to_string(),
+            ),
+            ("PATH".to_string(), "/bin".to_string()),
+        ];
+        let c = load(Some(&file), env, &[("node_id".into(), "3".into())]).unwrap();
+        assert_eq!(c.node_id, 3, "flags win");
+        assert_eq!(c.raft.heartbeat_ms, 60, "env beats file");
+        assert_eq!(c.api_addr.port(), 1);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let mut o = base();
+        o.push(("colour".into(), "red".into()));
+        let e = load(None, vec![], &o).unwrap_err().to_string();
+        assert!(e.contains("colour"), "{e}");
+        let mut o = base();
+        o.push(("raft.heartbeat_ms".into(), "0".into()));
+        let e = load(None, vec![], &o).unwrap_err().to_string();
+        assert!(e.contains("raft.heartbeat_ms"), "{e}");
+        let e = load(
+            None,
+            vec![("RON_LEDGER_LIMITS__NOPE".into(), "1".into())],
+            &base(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("nope"), "{e}");
+        let mut o = base();
+        o.push(("api_addr".into(), "not-an-address".into()));
+        assert!(load(None, vec![], &o).is_err());
+        assert!(load(None, vec![], &base()[..3])
+            .unwrap_err()
+            .to_string()
+            .contains("data_dir"));
+    }
+}

@@ -1,0 +1,130 @@
+//! `ron-ledger dev`: a local cluster on loopback with embedded defaults, in one process — each
+//! node with its own RocksDB directory and its own two listeners — initialised and left running
+//! in the foreground until Ctrl-C.
+
+use crate::config::{Config, LimitsSection, LogSection, RaftSection};
+use crate::node::{Node, RunningNode};
+use anyhow::Context;
+use raft_store::NodeInfo;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Options of the dev cluster.
+pub struct DevOptions {
+    /// Parent of the nodes' data directories.
+    pub data_dir: PathBuf,
+    /// First client API port; node i listens on `base_port + i - 1`, its peer port is +100.
+    pub base_port: u16,
+    /// Number of nodes (1, 3 or 5).
+    pub nodes: u64,
+}
+
+/// The configuration of dev node `id`.
+pub fn node_config(opts: &DevOptions, id: u64) -> Config {
+    let api = opts.base_port + (id as u16 - 1);
+    Config {
+        node_id: id,
+        cluster_id: "ron-ledger-dev".into(),
+        data_dir: Some(opts.data_dir.join(format!("node-{id}"))),
+        amnesia: false,
+        api_addr: ([127, 0, 0, 1], api).into(),
+        peer_addr: ([127, 0, 0, 1], api + 100).into(),
+        advertise_api_addr: None,
+        advertise_peer_addr: None,
+        raft: RaftSection::default(),
+        limits: LimitsSection::default(),
+        log: LogSection {
+            format: "text".into(),
+            level: "warn".into(),
+        },
+    }
+}
+
+/// Initialise a fresh cluster from node 1 (no-op when it already is), then wait for a leader.
+pub async fn initialize(nodes: &[RunningNode], timeout: Duration) -> anyhow::Result<u64> {
+    let members: BTreeMap<u64, NodeInfo> = nodes
+        .iter()
+        .map(|n| {
+            (
+                n.node.id,
+                NodeInfo {
+                    api_addr: n.node.config.public_api_addr(),
+                    peer_addr: n.node.config.public_peer_addr(),
+                },
+            )
+        })
+        .collect();
+    let first = &nodes[0].node;
+    if first.raft.is_initialized().await.unwrap_or(false) {
+        tracing::info!("cluster already initialised; resuming");
+    } else if let Err(e) = first.raft.initialize(members).await {
+        tracing::warn!(error = %e, "initialise");
+    }
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(leader) = nodes.iter().find_map(|n| n.node.leader_id()) {
+            return Ok(leader);
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("no leader elected within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Run the dev cluster until Ctrl-C.
+pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
+    prepare(&opts.data_dir)?;
+    let mut nodes = Vec::new();
+    for id in 1..=opts.nodes {
+        let config = node_config(&opts, id);
+        nodes.push(
+            Node::start(config)
+                .await
+                .with_context(|| format!("start node {id}"))?,
+        );
+    }
+    let leader = initialize(&nodes, Duration::from_secs(15)).await?;
+    let dir = opts
+        .data_dir
+        .canonicalize()
+        .unwrap_or(opts.data_dir.clone());
+    println!(
+        "ron-ledger dev cluster: {} nodes, data under {}",
+        nodes.len(),
+        dir.display()
+    );
+    println!("  node  api                  peer");
+    for n in &nodes {
+        println!(
+            "  {:<4}  http://{:<15}  {}",
+            n.node.id, n.api_addr, n.peer_addr
+        );
+    }
+    println!("leader: node {leader}");
+    let api = nodes[0].api_addr;
+    println!();
+    println!("try:");
+    println!("  curl -s http://{api}/v1/status");
+    println!(
+        "  curl -s -X POST http://{api}/v1/accounts -d '[{{\"id\":\"1\",\"ledger\":1,\"code\":1}},{{\"id\":\"2\",\"ledger\":1,\"code\":1}}]'"
+    );
+    println!(
+        "  curl -s -X POST http://{api}/v1/transfers -d '[{{\"id\":\"100\",\"debit_account_id\":\"1\",\"credit_account_id\":\"2\",\"amount\":\"25\",\"ledger\":1,\"code\":1}}]'"
+    );
+    println!("  curl -s http://{api}/v1/accounts/2");
+    println!("Ctrl-C stops every node.");
+    tokio::signal::ctrl_c().await.context("wait for Ctrl-C")?;
+    println!("stopping...");
+    for n in nodes {
+        n.shutdown().await;
+    }
+    println!("stopped cleanly; data kept in {}", dir.display());
+    Ok(())
+}
+
+fn prepare(dir: &Path) -> anyhow::Result<()> {
+    raft_store::rocks::prepare_private_dir(dir)
+        .with_context(|| format!("data directory {}", dir.display()))
+}

@@ -1,0 +1,16 @@
+//! The ron-ledger node: ingress and prevalidation on every node, forwarding to the leader, the
+//! leader's sequencer/committer, openraft over HTTP/2, and the local dev cluster.
+
+pub mod api;
+pub mod config;
+pub mod dev;
+pub mod error;
+pub mod network;
+pub mod node;
+pub mod peer;
+pub mod prevalidate;
+pub mod rpc;
+pub mod sequencer;
+
+pub use config::Config;
+pub use node::{Node, RunningNode};

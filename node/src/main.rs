@@ -1,0 +1,219 @@
+//! `ron-ledger`: run one node (`start`), or a local cluster for trying things (`dev`).
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use node::config::{self, Config};
+use node::dev::{self, DevOptions};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "ron-ledger",
+    version,
+    about = "A Raft-replicated ledger of record"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one node.
+    ///
+    /// Example: ron-ledger start --config /etc/ron-ledger/node1.toml
+    ///          ron-ledger start --amnesia --node-id 1 --api-addr 127.0.0.1:7001 --peer-addr 127.0.0.1:7101
+    Start {
+        /// TOML configuration file (see deploy/node.sample.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Overrides `node_id`.
+        #[arg(long)]
+        node_id: Option<u64>,
+        /// Overrides `data_dir`.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Overrides `api_addr`.
+        #[arg(long)]
+        api_addr: Option<String>,
+        /// Overrides `peer_addr`.
+        #[arg(long)]
+        peer_addr: Option<String>,
+        /// Keep everything in memory (single node; implies --init).
+        #[arg(long)]
+        amnesia: bool,
+        /// Initialise a single-node cluster if this node has never been initialised.
+        #[arg(long)]
+        init: bool,
+        /// Any other key, dotted for sections: --set raft.heartbeat_ms=50
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Start a local 3-node cluster on loopback and keep it in the foreground until Ctrl-C.
+    ///
+    /// Example: ron-ledger dev --data-dir ./ron-ledger-dev
+    Dev {
+        /// Where the nodes keep their data (one subdirectory each).
+        #[arg(long, default_value = "ron-ledger-dev")]
+        data_dir: PathBuf,
+        /// Client API port of node 1; node i uses base+i-1, peer ports are +100.
+        #[arg(long, default_value_t = 7001)]
+        base_port: u16,
+        /// Number of nodes.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=5))]
+        nodes: u64,
+    },
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log.format == "json" {
+        builder.json().with_current_span(false).init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ron-ledger: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match cli.command {
+        Command::Start {
+            config,
+            node_id,
+            data_dir,
+            api_addr,
+            peer_addr,
+            amnesia,
+            init,
+            set,
+        } => {
+            let mut overrides = Vec::new();
+            for kv in &set {
+                match kv.split_once('=') {
+                    Some((k, v)) => overrides.push((k.to_string(), v.to_string())),
+                    None => {
+                        eprintln!("ron-ledger: --set takes KEY=VALUE, got {kv:?}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            let mut push = |k: &str, v: Option<String>| {
+                if let Some(v) = v {
+                    overrides.push((k.to_string(), v));
+                }
+            };
+            push("node_id", node_id.map(|n| n.to_string()));
+            push("data_dir", data_dir.map(|d| d.display().to_string()));
+            push("api_addr", api_addr);
+            push("peer_addr", peer_addr);
+            push("amnesia", amnesia.then(|| "true".to_string()));
+            let config = match config::load(config.as_deref(), std::env::vars(), &overrides) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("ron-ledger: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            init_logging(&config);
+            let init = init || config.amnesia;
+            match runtime.block_on(run_node(config, init)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ron-ledger: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Dev {
+            data_dir,
+            base_port,
+            nodes,
+        } => {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                        tracing_subscriber::EnvFilter::new("warn,openraft=error")
+                    }),
+                )
+                .try_init();
+            match runtime.block_on(dev::run(DevOptions {
+                data_dir,
+                base_port,
+                nodes,
+            })) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ron-ledger dev: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+async fn run_node(config: Config, init: bool) -> anyhow::Result<()> {
+    let running = node::Node::start(config).await?;
+    if init && !running.node.raft.is_initialized().await.unwrap_or(false) {
+        let members: std::collections::BTreeMap<u64, raft_store::NodeInfo> = [(
+            running.node.id,
+            raft_store::NodeInfo {
+                api_addr: running.node.config.public_api_addr(),
+                peer_addr: running.node.config.public_peer_addr(),
+            },
+        )]
+        .into_iter()
+        .collect();
+        running
+            .node
+            .raft
+            .initialize(members)
+            .await
+            .context("initialise single-node cluster")?;
+    }
+    println!(
+        "ron-ledger node {} serving api on {} and peers on {}",
+        running.node.id, running.api_addr, running.peer_addr
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,136 @@
+//! openraft's network over HTTP/2: one `reqwest` client (prior-knowledge HTTP/2, one connection
+//! per peer, multiplexed), bincode bodies, and a timeout on every call. Snapshot transfer is
+//! chunked by openraft (`snapshot_chunk_bytes` per call), so a large snapshot never times out.
+//! This is the transport seam: TLS and the simulation replace the client here.
+
+use crate::rpc;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use raft_store::{NodeId, NodeInfo, TypeConfig};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::time::Duration;
+
+/// Creates one [`PeerClient`] per target node.
+#[derive(Clone)]
+pub struct Network {
+    http: reqwest::Client,
+    rpc_timeout: Duration,
+}
+
+impl Network {
+    /// A network whose calls time out after `rpc_timeout`.
+    pub fn new(http: reqwest::Client, rpc_timeout: Duration) -> Self {
+        Self { http, rpc_timeout }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> Self::Network {
+        PeerClient {
+            http: self.http.clone(),
+            target,
+            base: format!("http://{}", node.peer_addr),
+            rpc_timeout: self.rpc_timeout,
+        }
+    }
+}
+
+/// The connection to one peer.
+pub struct PeerClient {
+    http: reqwest::Client,
+    target: NodeId,
+    base: String,
+    rpc_timeout: Duration,
+}
+
+impl PeerClient {
+    async fn call<Req, Resp, E>(
+        &self,
+        path: &str,
+        req: &Req,
+        ttl: Duration,
+    ) -> Result<Resp, RPCError<NodeId, NodeInfo, E>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let body =
+            rpc::encode(req).map_err(|e| RPCError::Network(NetworkError::new(&StrErr(e))))?;
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .timeout(ttl.min(self.rpc_timeout))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_connect() {
+                    RPCError::Unreachable(Unreachable::new(&e))
+                } else {
+                    RPCError::Network(NetworkError::new(&e))
+                }
+            })?;
+        if !response.status().is_success() {
+            let msg = format!("peer answered HTTP {}", response.status());
+            return Err(RPCError::Network(NetworkError::new(&StrErr(msg))));
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let result: Result<Resp, E> =
+            rpc::decode(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&StrErr(e))))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+/// A string as an error, for openraft's error wrappers.
+#[derive(Debug)]
+struct StrErr(String);
+
+impl std::fmt::Display for StrErr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StrErr {}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
+        self.call("/raft/append", &rpc, option.hard_ttl()).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, NodeInfo, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        self.call("/raft/snapshot", &rpc, option.hard_ttl()).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
+        self.call("/raft/vote", &rpc, option.hard_ttl()).await
+    }
+}

@@ -1,0 +1,286 @@
+//! One ron-ledger node: storage, the openraft instance, the sequencer, the two listeners (client
+//! API and peer RPC), and the plumbing between them.
+
+use crate::api;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::network::Network;
+use crate::peer;
+use crate::rpc;
+use crate::sequencer::{Receipt, Sequencer};
+use anyhow::Context;
+use ledger::Operation;
+use openraft::{Raft, ServerState, SnapshotPolicy};
+use raft_store::{
+    LogBackend, LogStore, MemoryLog, MemoryStateBackend, NodeId, NodeInfo, RocksBackend,
+    StateBackend, StateMachine, TypeConfig,
+};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// A follower's request to the leader's sequencer.
+#[derive(Serialize, Deserialize)]
+pub struct ForwardRequest {
+    /// The cluster the sender belongs to.
+    pub cluster_id: String,
+    /// The prevalidated request.
+    pub op: Operation,
+}
+
+/// The state shared by every handler.
+pub struct Node {
+    /// This node's id.
+    pub id: NodeId,
+    /// The configuration it started with.
+    pub config: Config,
+    /// The Raft instance.
+    pub raft: Raft<TypeConfig>,
+    /// Ledger state, for reads.
+    pub state: Arc<dyn StateBackend>,
+    /// The log backend, for the committed index.
+    pub log: Arc<dyn LogBackend>,
+    /// The sequencer queue (used while this node leads).
+    pub sequencer: Sequencer,
+    /// Client for forwarding to the leader.
+    pub http: reqwest::Client,
+}
+
+/// A started node; dropping it does not stop it, call [`RunningNode::shutdown`].
+pub struct RunningNode {
+    /// The node.
+    pub node: Arc<Node>,
+    /// The bound client API address.
+    pub api_addr: std::net::SocketAddr,
+    /// The bound peer address.
+    pub peer_addr: std::net::SocketAddr,
+    stop: watch::Sender<bool>,
+    servers: Vec<JoinHandle<()>>,
+}
+
+impl RunningNode {
+    /// Stop serving, then stop Raft.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for s in self.servers {
+            // Idle HTTP/2 peer connections get GOAWAY; do not wait on a stuck one forever.
+            let abort = s.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(3), s)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+        let _ = self.node.raft.shutdown().await;
+    }
+}
+
+impl Node {
+    /// Open storage, start Raft, bind both listeners and serve.
+    pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
+        let rc = openraft::Config {
+            cluster_name: config.cluster_id.clone(),
+            heartbeat_interval: config.raft.heartbeat_ms,
+            election_timeout_min: config.raft.election_timeout_min_ms,
+            election_timeout_max: config.raft.election_timeout_max_ms,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.raft.snapshot_every_entries),
+            max_in_snapshot_log_to_keep: config.raft.keep_entries_after_snapshot,
+            snapshot_max_chunk_size: config.raft.snapshot_chunk_bytes,
+            install_snapshot_timeout: config.raft.rpc_timeout_ms,
+            // A log entry can carry 32,760 transfers (a few MiB): keep appends bounded.
+            max_payload_entries: 8,
+            ..Default::default()
+        }
+        .validate()
+        .context("raft configuration")?;
+        let rc = Arc::new(rc);
+        let http = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .connect_timeout(Duration::from_millis(config.raft.rpc_timeout_ms))
+            .build()
+            .context("http client")?;
+        let network = Network::new(
+            http.clone(),
+            Duration::from_millis(config.raft.rpc_timeout_ms),
+        );
+
+        let (raft, state, log): (Raft<TypeConfig>, Arc<dyn StateBackend>, Arc<dyn LogBackend>) =
+            if config.amnesia {
+                let log = Arc::new(MemoryLog::new());
+                let state = Arc::new(MemoryStateBackend::new());
+                let raft = Raft::new(
+                    config.node_id,
+                    rc,
+                    network,
+                    LogStore::<TypeConfig, _>::new(log.clone()),
+                    StateMachine::<TypeConfig, _>::new(state.clone()),
+                )
+                .await
+                .context("start raft")?;
+                (raft, state, log)
+            } else {
+                let dir = config.data_dir.clone().context("data_dir")?;
+                let backend = Arc::new(
+                    RocksBackend::open(&dir)
+                        .with_context(|| format!("open storage in {}", dir.display()))?,
+                );
+                let raft = Raft::new(
+                    config.node_id,
+                    rc,
+                    network,
+                    LogStore::<TypeConfig, _>::new(backend.clone()),
+                    StateMachine::<TypeConfig, _>::new(backend.clone()),
+                )
+                .await
+                .context("start raft")?;
+                (raft, backend.clone(), backend)
+            };
+
+        let sequencer = Sequencer::start(
+            raft.clone(),
+            config.limits.queue_requests_max,
+            config.limits.entry_events_max,
+            config.limits.inflight_entries_max,
+        );
+        let api_listener = TcpListener::bind(config.api_addr)
+            .await
+            .with_context(|| format!("bind api_addr {}", config.api_addr))?;
+        let peer_listener = TcpListener::bind(config.peer_addr)
+            .await
+            .with_context(|| format!("bind peer_addr {}", config.peer_addr))?;
+        let api_addr = api_listener.local_addr()?;
+        let peer_addr = peer_listener.local_addr()?;
+        let node = Arc::new(Node {
+            id: config.node_id,
+            config,
+            raft,
+            state,
+            log,
+            sequencer,
+            http,
+        });
+        let (stop, stopped) = watch::channel(false);
+        let servers = vec![
+            serve(api_listener, api::router(node.clone()), stopped.clone()),
+            serve(peer_listener, peer::router(node.clone()), stopped),
+        ];
+        tracing::info!(node = node.id, %api_addr, %peer_addr, "node started");
+        Ok(RunningNode {
+            node,
+            api_addr,
+            peer_addr,
+            stop,
+            servers,
+        })
+    }
+
+    /// The current leader and its address, if known.
+    pub fn leader(&self) -> Option<(NodeId, NodeInfo)> {
+        let m = self.raft.metrics().borrow().clone();
+        let leader = m.current_leader?;
+        let info = m.membership_config.membership().get_node(&leader)?.clone();
+        Some((leader, info))
+    }
+
+    /// The current leader's id, if known.
+    pub fn leader_id(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    /// Whether this node is the leader now.
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().state == ServerState::Leader
+    }
+
+    /// `Some(reason)` when the node refuses writes (Raft stopped after a storage fault).
+    pub fn safe_mode(&self) -> Option<String> {
+        match &self.raft.metrics().borrow().running_state {
+            Ok(()) => None,
+            Err(fatal) => Some(format!("raft stopped: {fatal}")),
+        }
+    }
+
+    /// Sequence a prevalidated request: here if this node leads, else at the leader.
+    pub async fn submit(&self, op: Operation) -> Result<Receipt, ApiError> {
+        if let Some(reason) = self.safe_mode() {
+            return Err(ApiError::safe_mode(reason));
+        }
+        match self.leader() {
+            Some((id, _)) if id == self.id => self.submit_local(op).await,
+            Some((_, info)) => self.forward(&info, op).await,
+            None => Err(ApiError::no_leader()),
+        }
+    }
+
+    /// Sequence on this node, which must be the leader.
+    pub async fn submit_local(&self, op: Operation) -> Result<Receipt, ApiError> {
+        if !self.is_leader() {
+            return Err(ApiError::no_leader());
+        }
+        let rx = self.sequencer.submit(op)?;
+        let timeout = Duration::from_millis(self.config.limits.write_timeout_ms);
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(ApiError::internal("the sequencer dropped the request")),
+            Err(_) => Err(write_timeout()),
+        }
+    }
+
+    async fn forward(&self, leader: &NodeInfo, op: Operation) -> Result<Receipt, ApiError> {
+        let body = rpc::encode(&ForwardRequest {
+            cluster_id: self.config.cluster_id.clone(),
+            op,
+        })
+        .map_err(ApiError::internal)?;
+        let response = self
+            .http
+            .post(format!("http://{}/internal/submit", leader.peer_addr))
+            .timeout(Duration::from_millis(
+                self.config.limits.write_timeout_ms + 1_000,
+            ))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    write_timeout()
+                } else {
+                    ApiError::no_leader()
+                }
+            })?;
+        let bytes = response.bytes().await.map_err(|_| ApiError::no_leader())?;
+        rpc::decode::<Result<Receipt, ApiError>>(&bytes)
+            .map_err(|e| ApiError::internal(format!("bad reply from the leader: {e}")))?
+    }
+}
+
+fn write_timeout() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::GATEWAY_TIMEOUT,
+        "timeout",
+        "the write was not confirmed in time; its outcome is unknown — retrying with the same ids is safe",
+    )
+    .retry_after(1)
+}
+
+fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    mut stopped: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(error = %e, "server stopped");
+        }
+    })
+}

@@ -1,0 +1,80 @@
+//! The peer listener: openraft's RPCs (append entries, vote, snapshot chunks) and followers'
+//! forwarded writes, all bincode over HTTP/2.
+
+use crate::error::ApiError;
+use crate::node::{ForwardRequest, Node};
+use crate::rpc;
+use crate::sequencer::Receipt;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use raft_store::{NodeId, TypeConfig};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// Routes of the peer listener.
+pub fn router(node: Arc<Node>) -> Router {
+    Router::new()
+        .route("/raft/append", post(append))
+        .route("/raft/vote", post(vote))
+        .route("/raft/snapshot", post(snapshot))
+        .route("/internal/submit", post(submit))
+        .layer(DefaultBodyLimit::max(rpc::PEER_BODY_BYTES_MAX))
+        .with_state(node)
+}
+
+fn reply<T: Serialize>(value: &T) -> Response {
+    match rpc::encode(value) {
+        Ok(bytes) => (StatusCode::OK, bytes).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+    }
+}
+
+fn bad(e: String) -> Response {
+    (StatusCode::BAD_REQUEST, e).into_response()
+}
+
+async fn append(State(node): State<Arc<Node>>, body: Bytes) -> Response {
+    let req: AppendEntriesRequest<TypeConfig> = match rpc::decode(&body) {
+        Ok(r) => r,
+        Err(e) => return bad(e),
+    };
+    reply(&node.raft.append_entries(req).await)
+}
+
+async fn vote(State(node): State<Arc<Node>>, body: Bytes) -> Response {
+    let req: VoteRequest<NodeId> = match rpc::decode(&body) {
+        Ok(r) => r,
+        Err(e) => return bad(e),
+    };
+    reply(&node.raft.vote(req).await)
+}
+
+async fn snapshot(State(node): State<Arc<Node>>, body: Bytes) -> Response {
+    let req: InstallSnapshotRequest<TypeConfig> = match rpc::decode(&body) {
+        Ok(r) => r,
+        Err(e) => return bad(e),
+    };
+    reply(&node.raft.install_snapshot(req).await)
+}
+
+async fn submit(State(node): State<Arc<Node>>, body: Bytes) -> Response {
+    let req: ForwardRequest = match rpc::decode(&body) {
+        Ok(r) => r,
+        Err(e) => return bad(e),
+    };
+    let result: Result<Receipt, ApiError> = if req.cluster_id != node.config.cluster_id {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "wrong_cluster",
+            "the forwarding node belongs to another cluster",
+        ))
+    } else {
+        node.submit_local(req.op).await
+    };
+    reply(&result)
+}

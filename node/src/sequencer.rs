@@ -1,0 +1,203 @@
+//! The leader's Sequencer/Committer. Requests (already prevalidated, from this node's ingress or
+//! forwarded by followers) wait in one bounded queue; the sequencer coalesces what is waiting
+//! into one log entry up to `entry_events_max` events (group commit), stamps it with the cluster
+//! timestamp, hands it to openraft in order, and answers each request with its own reply once
+//! the entry is applied. Up to `inflight_entries_max` entries are in flight at once.
+
+use crate::error::ApiError;
+use ledger::{Batch, Hash, Operation, Reply};
+use openraft::error::{ClientWriteError, RaftError};
+use raft_store::{NodeId, NodeInfo, TypeConfig};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+/// What a committed request gets back: its per-event results and the receipt of its entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// One result per event.
+    pub reply: Reply,
+    /// The log index of the entry that carried the request.
+    pub log_index: u64,
+    /// Merkle tree size after the entry.
+    pub tree_size: u64,
+    /// Merkle root after the entry.
+    pub root: Hash,
+}
+
+/// A request waiting for the sequencer.
+pub struct Submission {
+    /// The prevalidated request.
+    pub op: Operation,
+    /// Where the answer goes.
+    pub reply: oneshot::Sender<Result<Receipt, ApiError>>,
+}
+
+/// Handle to the sequencer's queue.
+#[derive(Clone)]
+pub struct Sequencer {
+    tx: mpsc::Sender<Submission>,
+    depth: Arc<AtomicU64>,
+}
+
+impl Sequencer {
+    /// Start the sequencer task for `raft`.
+    pub fn start(
+        raft: openraft::Raft<TypeConfig>,
+        queue_requests_max: usize,
+        entry_events_max: usize,
+        inflight_entries_max: usize,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(queue_requests_max);
+        let depth = Arc::new(AtomicU64::new(0));
+        tokio::spawn(run(
+            raft,
+            rx,
+            depth.clone(),
+            entry_events_max,
+            Arc::new(Semaphore::new(inflight_entries_max)),
+        ));
+        Self { tx, depth }
+    }
+
+    /// Queue a request; a full queue is an immediate 429, never a wait.
+    pub fn submit(
+        &self,
+        op: Operation,
+    ) -> Result<oneshot::Receiver<Result<Receipt, ApiError>>, ApiError> {
+        let (reply, rx) = oneshot::channel();
+        match self.tx.try_send(Submission { op, reply }) {
+            Ok(()) => {
+                self.depth.fetch_add(1, Ordering::Relaxed);
+                Ok(rx)
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => Err(ApiError::queue_full()),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                Err(ApiError::internal("the sequencer has stopped"))
+            }
+        }
+    }
+
+    /// Requests waiting in the queue.
+    pub fn depth(&self) -> u64 {
+        self.depth.load(Ordering::Relaxed)
+    }
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+async fn run(
+    raft: openraft::Raft<TypeConfig>,
+    mut rx: mpsc::Receiver<Submission>,
+    depth: Arc<AtomicU64>,
+    entry_events_max: usize,
+    inflight: Arc<Semaphore>,
+) {
+    let mut carry: Option<Submission> = None;
+    let mut last_timestamp = 0u64;
+    loop {
+        let first = match carry.take() {
+            Some(s) => s,
+            None => match rx.recv().await {
+                Some(s) => s,
+                None => return,
+            },
+        };
+        let mut events = first.op.len();
+        let mut group = vec![first];
+        while group.len() < ledger::limits::BATCH_REQUESTS_MAX {
+            match rx.try_recv() {
+                Ok(s) if events + s.op.len() <= entry_events_max => {
+                    events += s.op.len();
+                    group.push(s);
+                }
+                Ok(s) => {
+                    carry = Some(s);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        depth.fetch_sub(group.len() as u64, Ordering::Relaxed);
+        let Ok(permit) = inflight.clone().acquire_owned().await else {
+            return;
+        };
+        // The leader's clock proposes; apply makes it strictly increasing regardless.
+        last_timestamp = now_ns().max(last_timestamp + 1);
+        let (ops, replies): (Vec<Operation>, Vec<_>) =
+            group.into_iter().map(|s| (s.op, s.reply)).unzip();
+        let batch = Batch {
+            timestamp: last_timestamp,
+            operations: ops,
+        };
+        match raft.client_write_ff(batch).await {
+            Ok(pending) => {
+                tokio::spawn(async move {
+                    let result = pending.await;
+                    drop(permit);
+                    match result {
+                        Ok(Ok(resp)) => {
+                            let log_index = resp.log_id.index;
+                            let outcome = resp.data;
+                            let mut outs = outcome.replies.into_iter();
+                            for reply in replies {
+                                let answer = match outs.next() {
+                                    Some(r) => Ok(Receipt {
+                                        reply: r,
+                                        log_index,
+                                        tree_size: outcome.tree_size,
+                                        root: outcome.root,
+                                    }),
+                                    None => Err(ApiError::internal(
+                                        "entry returned fewer replies than requests",
+                                    )),
+                                };
+                                let _ = reply.send(answer);
+                            }
+                        }
+                        Ok(Err(e)) => {
+                            let err = write_error(&e);
+                            for reply in replies {
+                                let _ = reply.send(Err(err.clone()));
+                            }
+                        }
+                        Err(_) => {
+                            for reply in replies {
+                                let _ = reply.send(Err(ApiError::no_leader()));
+                            }
+                        }
+                    }
+                });
+            }
+            Err(fatal) => {
+                drop(permit);
+                let err = ApiError::safe_mode(format!("raft stopped: {fatal}"));
+                for reply in replies {
+                    let _ = reply.send(Err(err.clone()));
+                }
+            }
+        }
+    }
+}
+
+fn write_error(e: &ClientWriteError<NodeId, NodeInfo>) -> ApiError {
+    match e {
+        ClientWriteError::ForwardToLeader(_) => ApiError::no_leader(),
+        ClientWriteError::ChangeMembershipError(e) => ApiError::internal(e.to_string()),
+    }
+}
+
+/// Map a raft error of a client write to the taxonomy.
+pub fn raft_write_error(e: &RaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>) -> ApiError {
+    match e {
+        RaftError::APIError(api) => write_error(api),
+        RaftError::Fatal(f) => ApiError::safe_mode(format!("raft stopped: {f}")),
+    }
+}

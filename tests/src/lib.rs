@@ -1,0 +1,1 @@
+//! Multi-process cluster tests live in `tests/`; this library is empty on purpose.
