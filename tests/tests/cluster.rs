@@ -1,0 +1,762 @@
+//! Multi-process tests: real `ron-ledger` processes on loopback, started from config files,
+//! killed with SIGKILL, restarted. Every wait polls observable state with a deadline; nothing
+//! sleeps in place of a condition. The tests run one at a time (they share the machine's ports
+//! and cores).
+
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn binary() -> PathBuf {
+    // target/debug/deps/cluster-<hash> → target/debug/ron-ledger
+    let exe = std::env::current_exe().expect("current exe");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("ron-ledger"))
+        .expect("target dir");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (cargo build -p node), or run the workspace tests",
+        bin.display()
+    );
+    bin
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+struct Proc {
+    api: String,
+    peer: String,
+    config: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    nodes: Vec<Proc>,
+    http: reqwest::Client,
+    extra: String,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+impl Cluster {
+    /// `count` configured nodes (not started); `extra` is appended to every config file.
+    fn new(count: u64, extra: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = Cluster {
+            dir,
+            nodes: Vec::new(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(15))
+                .build()
+                .unwrap(),
+            extra: extra.to_string(),
+        };
+        for _ in 0..count {
+            c.add_node();
+        }
+        c
+    }
+
+    fn add_node(&mut self) -> u64 {
+        let id = self.nodes.len() as u64 + 1;
+        let api = format!("127.0.0.1:{}", free_port());
+        let peer = format!("127.0.0.1:{}", free_port());
+        let data = self.dir.path().join(format!("node-{id}"));
+        let config = self.dir.path().join(format!("node-{id}.toml"));
+        let text = format!(
+            "node_id = {id}\ncluster_id = \"test\"\ndata_dir = \"{}\"\napi_addr = \"{api}\"\npeer_addr = \"{peer}\"\n\
+             [raft]\nheartbeat_ms = 50\nelection_timeout_min_ms = 300\nelection_timeout_max_ms = 600\n{}\n\
+             [log]\nformat = \"text\"\nlevel = \"warn,openraft=error\"\n",
+            data.display(),
+            self.extra
+        );
+        std::fs::write(&config, text).unwrap();
+        let log = self.dir.path().join(format!("node-{id}.log"));
+        self.nodes.push(Proc {
+            api,
+            peer,
+            config,
+            log,
+            child: None,
+        });
+        id
+    }
+
+    fn node(&self, id: u64) -> &Proc {
+        &self.nodes[(id - 1) as usize]
+    }
+
+    fn start(&mut self, id: u64) {
+        let n = &mut self.nodes[(id - 1) as usize];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&n.log)
+            .unwrap();
+        let child = Command::new(binary())
+            .args(["start", "--config"])
+            .arg(&n.config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn ron-ledger");
+        n.child = Some(child);
+    }
+
+    fn kill(&mut self, id: u64) {
+        if let Some(mut c) = self.nodes[(id - 1) as usize].child.take() {
+            c.kill().expect("SIGKILL");
+            c.wait().unwrap();
+        }
+    }
+
+    fn url(&self, id: u64, path: &str) -> String {
+        format!("http://{}{path}", self.node(id).api)
+    }
+
+    async fn get(&self, id: u64, path: &str) -> Option<(u16, Value)> {
+        let r = self.http.get(self.url(id, path)).send().await.ok()?;
+        let status = r.status().as_u16();
+        Some((status, r.json().await.ok()?))
+    }
+
+    async fn post(&self, id: u64, path: &str, body: Value) -> Option<(u16, Value)> {
+        let r = self
+            .http
+            .post(self.url(id, path))
+            .json(&body)
+            .send()
+            .await
+            .ok()?;
+        let status = r.status().as_u16();
+        Some((status, r.json().await.ok()?))
+    }
+
+    async fn status(&self, id: u64) -> Option<Value> {
+        self.get(id, "/v1/status").await.map(|(_, v)| v)
+    }
+
+    async fn init(&self, ids: &[u64]) {
+        let members: BTreeMap<String, Value> = ids
+            .iter()
+            .map(|id| {
+                (
+                    id.to_string(),
+                    json!({"api_addr": self.node(*id).api, "peer_addr": self.node(*id).peer}),
+                )
+            })
+            .collect();
+        wait_for("node answers", Duration::from_secs(20), || async {
+            self.status(ids[0]).await.is_some()
+        })
+        .await;
+        let (code, body) = self
+            .post(ids[0], "/v1/admin/init", json!({"members": members}))
+            .await
+            .unwrap();
+        assert_eq!(code, 200, "{body}");
+        self.leader(ids).await;
+    }
+
+    /// The leader every listed node agrees on.
+    async fn leader(&self, ids: &[u64]) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut leaders = BTreeSet::new();
+            for id in ids {
+                leaders.insert(self.status(*id).await.and_then(|s| s["leader"].as_u64()));
+            }
+            if leaders.len() == 1 {
+                if let Some(Some(l)) = leaders.into_iter().next() {
+                    if ids.contains(&l) {
+                        return l;
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for a leader all nodes agree on"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Wait until the listed nodes have the same applied index and root; return them.
+    async fn converged(&self, ids: &[u64]) -> (u64, String) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut seen = BTreeSet::new();
+            for id in ids {
+                seen.insert(self.status(*id).await.map(|s| {
+                    (
+                        s["applied_index"].as_u64().unwrap_or(0),
+                        s["root"].as_str().unwrap_or("").to_string(),
+                    )
+                }));
+            }
+            if seen.len() == 1 {
+                if let Some(Some(found)) = seen.into_iter().next() {
+                    return found;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for nodes to converge"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Send a write until it is acknowledged (retrying the same ids on any node), as a client
+    /// SDK would. Returns the per-event results.
+    async fn write_until_acked(
+        &self,
+        path: &str,
+        body: &Value,
+        ids: &[u64],
+        deadline: Duration,
+    ) -> Vec<String> {
+        let start = Instant::now();
+        let mut attempt = 0usize;
+        loop {
+            let id = ids[attempt % ids.len()];
+            attempt += 1;
+            if let Some((200, v)) = self.post(id, path, body.clone()).await {
+                return v["results"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["result"].as_str().unwrap().to_string())
+                    .collect();
+            }
+            assert!(
+                start.elapsed() < deadline,
+                "write not acknowledged within {deadline:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !cond().await {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn accounts_json(ids: impl IntoIterator<Item = u128>) -> Value {
+    Value::Array(
+        ids.into_iter()
+            .map(|id| json!({"id": id.to_string(), "ledger": 1, "code": 1}))
+            .collect(),
+    )
+}
+
+fn transfer_json(id: u128, debit: u128, credit: u128, amount: u128) -> Value {
+    json!({"id": id.to_string(), "debit_account_id": debit.to_string(), "credit_account_id": credit.to_string(),
+           "amount": amount.to_string(), "ledger": 1, "code": 1})
+}
+
+fn n(v: &Value) -> u128 {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("decimal string")
+}
+
+/// Balances of accounts `1..=count` as seen by node `id` (linearizable reads).
+async fn balances(c: &Cluster, id: u64, count: u128) -> BTreeMap<u128, (u128, u128)> {
+    let mut out = BTreeMap::new();
+    for a in 1..=count {
+        let (code, v) = c.get(id, &format!("/v1/accounts/{a}")).await.expect("read");
+        assert_eq!(code, 200, "{v}");
+        out.insert(a, (n(&v["debits_posted"]), n(&v["credits_posted"])));
+    }
+    out
+}
+
+fn conserved(b: &BTreeMap<u128, (u128, u128)>) -> bool {
+    b.values().map(|x| x.0).sum::<u128>() == b.values().map(|x| x.1).sum::<u128>()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_accept_writes_everywhere_and_agree() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut c = Cluster::new(3, "");
+    for id in 1..=3 {
+        c.start(id);
+    }
+    c.init(&[1, 2, 3]).await;
+    let results = c
+        .write_until_acked(
+            "/v1/accounts",
+            &accounts_json(1..=4),
+            &[2],
+            Duration::from_secs(20),
+        )
+        .await;
+    assert_eq!(results, vec!["ok"; 4]);
+    // Transfers through each node in turn: followers forward to the leader.
+    for (i, node) in [1u64, 2, 3, 2, 3, 1].iter().enumerate() {
+        let t = json!([transfer_json(
+            100 + i as u128,
+            1 + (i as u128 % 4),
+            1 + ((i as u128 + 1) % 4),
+            10
+        )]);
+        let r = c
+            .write_until_acked("/v1/transfers", &t, &[*node], Duration::from_secs(20))
+            .await;
+        assert_eq!(r, vec!["ok"], "via node {node}");
+    }
+    // Every node reads every transfer back (linearizable, proxied by followers).
+    for node in 1..=3 {
+        for i in 0..6u128 {
+            let (code, v) = c
+                .get(node, &format!("/v1/transfers/{}", 100 + i))
+                .await
+                .unwrap();
+            assert_eq!(code, 200, "node {node}: {v}");
+            assert_eq!(n(&v["amount"]), 10);
+        }
+        let b = balances(&c, node, 4).await;
+        assert!(conserved(&b), "node {node}: {b:?}");
+        // A stale read served locally sees the same state once converged.
+        let _ = c
+            .get(node, "/v1/accounts/1?consistency=stale")
+            .await
+            .unwrap();
+    }
+    let (applied, root) = c.converged(&[1, 2, 3]).await;
+    assert!(applied >= 8 && root.len() == 64);
+    let r = c
+        .write_until_acked(
+            "/v1/transfers",
+            &json!([transfer_json(100, 1, 2, 10)]),
+            &[3],
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(r, vec!["exists"], "a retried id is reported as exists");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_sigkill_under_load_loses_no_acknowledged_transfer() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut c = Cluster::new(3, "");
+    for id in 1..=3 {
+        c.start(id);
+    }
+    c.init(&[1, 2, 3]).await;
+    const ACCOUNTS: u128 = 10;
+    c.write_until_acked(
+        "/v1/accounts",
+        &accounts_json(1..=ACCOUNTS),
+        &[1, 2, 3],
+        Duration::from_secs(20),
+    )
+    .await;
+    let c = Arc::new(Mutex::new(c));
+    let http = c.lock().unwrap().http.clone();
+    let urls: Vec<String> = (1..=3)
+        .map(|id| c.lock().unwrap().url(id, "/v1/transfers"))
+        .collect();
+    let acked = Arc::new(AtomicU64::new(0));
+    const WRITERS: u128 = 4;
+    const PER_WRITER: u128 = 60;
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let (http, urls, acked) = (http.clone(), urls.clone(), acked.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut moves = Vec::new();
+            for k in 0..PER_WRITER {
+                let id = 10_000 + w * 1_000 + k;
+                let debit = 1 + (id % ACCOUNTS);
+                let credit = 1 + ((id + 3) % ACCOUNTS);
+                let body = json!([transfer_json(id, debit, credit, 1)]);
+                let start = Instant::now();
+                let mut attempt = w as usize;
+                loop {
+                    let url = &urls[attempt % urls.len()];
+                    attempt += 1;
+                    if let Ok(r) = http.post(url).json(&body).send().await {
+                        if r.status().as_u16() == 200 {
+                            let v: Value = r.json().await.unwrap();
+                            let result = v["results"][0]["result"].as_str().unwrap().to_string();
+                            assert!(
+                                result == "ok" || result == "exists",
+                                "transfer {id}: {result}"
+                            );
+                            break;
+                        }
+                    }
+                    assert!(
+                        start.elapsed() < Duration::from_secs(60),
+                        "transfer {id} never acknowledged"
+                    );
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                }
+                acked.fetch_add(1, Ordering::Relaxed);
+                moves.push((debit, credit));
+            }
+            moves
+        }));
+    }
+    // Kill the leader once the load is under way.
+    wait_for("load under way", Duration::from_secs(30), || async {
+        acked.load(Ordering::Relaxed) >= 40
+    })
+    .await;
+    let old_leader = {
+        let guard = c.lock().unwrap();
+        let s = futures_status(&guard.http, &guard.url(1, "/v1/status")).await;
+        drop(guard);
+        s
+    };
+    let old_leader = old_leader.expect("leader known");
+    c.lock().unwrap().kill(old_leader);
+    let mut expected: BTreeMap<u128, (u128, u128)> = (1..=ACCOUNTS).map(|a| (a, (0, 0))).collect();
+    for t in tasks {
+        for (d, cr) in t.await.expect("writer") {
+            expected.get_mut(&d).unwrap().0 += 1;
+            expected.get_mut(&cr).unwrap().1 += 1;
+        }
+    }
+    let mut c = Arc::try_unwrap(c)
+        .ok()
+        .expect("sole owner")
+        .into_inner()
+        .unwrap();
+    let alive: Vec<u64> = (1..=3).filter(|i| *i != old_leader).collect();
+    let new_leader = c.leader(&alive).await;
+    assert_ne!(new_leader, old_leader);
+    // Exactly once: the balances equal the acknowledged transfers, each counted once.
+    assert_eq!(balances(&c, alive[0], ACCOUNTS).await, expected);
+    c.start(old_leader);
+    let (_, root) = c.converged(&[1, 2, 3]).await;
+    assert_eq!(root.len(), 64);
+    assert_eq!(balances(&c, old_leader, ACCOUNTS).await, expected);
+}
+
+async fn futures_status(http: &reqwest::Client, url: &str) -> Option<u64> {
+    let v: Value = http.get(url).send().await.ok()?.json().await.ok()?;
+    v["leader"].as_u64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_node_catches_up_by_snapshot_install() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut c = Cluster::new(
+        3,
+        "snapshot_every_entries = 20\nkeep_entries_after_snapshot = 5",
+    );
+    for id in 1..=3 {
+        c.start(id);
+    }
+    c.init(&[1, 2, 3]).await;
+    c.write_until_acked(
+        "/v1/accounts",
+        &accounts_json(1..=5),
+        &[1],
+        Duration::from_secs(20),
+    )
+    .await;
+    let leader = c.leader(&[1, 2, 3]).await;
+    let lagging = if leader == 3 { 2 } else { 3 };
+    let before = c.status(lagging).await.unwrap()["last_log_index"]
+        .as_u64()
+        .unwrap();
+    c.kill(lagging);
+    let alive: Vec<u64> = (1..=3).filter(|i| *i != lagging).collect();
+    for i in 0..80u128 {
+        let t = json!([transfer_json(500 + i, 1 + i % 5, 1 + (i + 1) % 5, 2)]);
+        c.write_until_acked("/v1/transfers", &t, &alive, Duration::from_secs(20))
+            .await;
+    }
+    wait_for(
+        "leader purged its log past the stopped node",
+        Duration::from_secs(30),
+        || async {
+            let leader = c.leader(&alive).await;
+            c.status(leader)
+                .await
+                .and_then(|s| s["purged_index"].as_u64())
+                .is_some_and(|p| p > before)
+        },
+    )
+    .await;
+    c.start(lagging);
+    c.converged(&[1, 2, 3]).await;
+    let s = c.status(lagging).await.unwrap();
+    assert!(
+        s["snapshot_index"].as_u64().is_some_and(|i| i > before),
+        "caught up by snapshot: {s}"
+    );
+    let b = balances(&c, lagging, 5).await;
+    assert!(conserved(&b));
+    assert_eq!(b.values().map(|x| x.0).sum::<u128>(), 160);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_grows_to_five_and_shrinks_to_three_under_writes() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut c = Cluster::new(5, "");
+    for id in 1..=5 {
+        c.start(id);
+    }
+    c.init(&[1, 2, 3]).await;
+    c.write_until_acked(
+        "/v1/accounts",
+        &accounts_json(1..=3),
+        &[1, 2, 3],
+        Duration::from_secs(20),
+    )
+    .await;
+    let mut next = 700u128;
+    let mut write = |c: &Cluster| {
+        next += 1;
+        let id = next;
+        let body = json!([transfer_json(id, 1, 2, 1)]);
+        let urls = (1..=3).collect::<Vec<u64>>();
+        let http = c.http.clone();
+        let addrs: Vec<String> = urls.iter().map(|i| c.url(*i, "/v1/transfers")).collect();
+        async move {
+            let start = Instant::now();
+            let mut k = 0;
+            loop {
+                if let Ok(r) = http.post(&addrs[k % addrs.len()]).json(&body).send().await {
+                    if r.status().as_u16() == 200 {
+                        return;
+                    }
+                }
+                k += 1;
+                assert!(
+                    start.elapsed() < Duration::from_secs(60),
+                    "write {id} not acknowledged"
+                );
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+        }
+    };
+    for _ in 0..5 {
+        write(&c).await;
+    }
+    for id in [4u64, 5] {
+        let body = json!({"node_id": id, "api_addr": c.node(id).api, "peer_addr": c.node(id).peer});
+        let (code, v) = c.post(2, "/v1/admin/learners", body).await.unwrap();
+        assert_eq!(code, 200, "{v}");
+        write(&c).await;
+    }
+    let (code, v) = c
+        .post(
+            1,
+            "/v1/admin/membership",
+            json!({"voters": [1, 2, 3, 4, 5]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{v}");
+    for _ in 0..5 {
+        write(&c).await;
+    }
+    let s = c.status(5).await.unwrap();
+    let voters = s["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["voter"] == true)
+        .count();
+    assert_eq!(voters, 5, "{s}");
+    c.converged(&[1, 2, 3, 4, 5]).await;
+    let (code, v) = c
+        .post(3, "/v1/admin/membership", json!({"voters": [1, 2, 3]}))
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{v}");
+    for _ in 0..5 {
+        write(&c).await;
+    }
+    c.kill(4);
+    c.kill(5);
+    for _ in 0..5 {
+        write(&c).await;
+    }
+    let s = c.status(1).await.unwrap();
+    assert_eq!(s["members"].as_array().unwrap().len(), 3, "{s}");
+    c.converged(&[1, 2, 3]).await;
+    let b = balances(&c, 1, 3).await;
+    assert_eq!(
+        b[&1].0,
+        (next - 700),
+        "every acknowledged transfer applied once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_cluster_restart_keeps_state_and_root() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut c = Cluster::new(3, "");
+    for id in 1..=3 {
+        c.start(id);
+    }
+    c.init(&[1, 2, 3]).await;
+    c.write_until_acked(
+        "/v1/accounts",
+        &accounts_json(1..=3),
+        &[1],
+        Duration::from_secs(20),
+    )
+    .await;
+    for i in 0..20u128 {
+        c.write_until_acked(
+            "/v1/transfers",
+            &json!([transfer_json(900 + i, 1, 2 + i % 2, 3)]),
+            &[1, 2, 3],
+            Duration::from_secs(20),
+        )
+        .await;
+    }
+    let (applied, root) = c.converged(&[1, 2, 3]).await;
+    let tree_before = c.status(1).await.unwrap()["tree_size"].clone();
+    for id in 1..=3 {
+        c.kill(id);
+    }
+    for id in 1..=3 {
+        c.start(id);
+    }
+    c.leader(&[1, 2, 3]).await;
+    let (applied_after, root_after) = c.converged(&[1, 2, 3]).await;
+    assert!(
+        applied_after >= applied,
+        "applied went backwards: {applied} -> {applied_after}"
+    );
+    assert_eq!(
+        root_after, root,
+        "same root after restart (only blank entries were added)"
+    );
+    assert_eq!(c.status(2).await.unwrap()["tree_size"], tree_before);
+    let b = balances(&c, 3, 3).await;
+    assert_eq!(b[&1].0, 60);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_rejected_with_a_reason_and_changes_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut c = Cluster::new(3, "[limits]\nbody_bytes_max = 4194304");
+    for id in 1..=3 {
+        c.start(id);
+    }
+    c.init(&[1, 2, 3]).await;
+    c.write_until_acked(
+        "/v1/accounts",
+        &accounts_json(1..=2),
+        &[1],
+        Duration::from_secs(20),
+    )
+    .await;
+    let (_, before_root) = c.converged(&[1, 2, 3]).await;
+    let big: Vec<Value> = (0..8191u128)
+        .map(|i| transfer_json(i + 1, 1, 2, 1))
+        .collect();
+    let mut oversized = String::from("[");
+    while oversized.len() < 5 * 1024 * 1024 {
+        oversized.push_str("{\"id\":\"1\"},");
+    }
+    oversized.push_str("{\"id\":\"1\"}]");
+    let cases: Vec<(&str, String, String, u16, &str)> = vec![
+        ("malformed json", "/v1/transfers".into(), "[{\"id\": ".into(), 400, "invalid_json"),
+        ("unknown field", "/v1/transfers".into(), r#"[{"id":"1","debit_account_id":"1","credit_account_id":"2","amount":"1","ledger":1,"code":1,"colour":"red"}]"#.into(), 400, "invalid_json"),
+        ("wrong type", "/v1/transfers".into(), r#"[{"id":1,"debit_account_id":"1","credit_account_id":"2","amount":"1","ledger":1,"code":1}]"#.into(), 400, "invalid_json"),
+        ("u128 overflow", "/v1/transfers".into(), r#"[{"id":"340282366920938463463374607431768211456","ledger":1,"code":1}]"#.into(), 400, "invalid_json"),
+        ("negative", "/v1/transfers".into(), r#"[{"id":"5","debit_account_id":"1","credit_account_id":"2","amount":"-1","ledger":1,"code":1}]"#.into(), 400, "invalid_json"),
+        ("not an array", "/v1/accounts".into(), r#"{"id":"1"}"#.into(), 400, "invalid_json"),
+        ("empty batch", "/v1/transfers".into(), "[]".into(), 400, "empty_batch"),
+        ("8191 events", "/v1/transfers".into(), serde_json::to_string(&big).unwrap(), 413, "too_many_events"),
+        ("oversized body", "/v1/transfers".into(), oversized, 413, "body_too_large"),
+    ];
+    let http = c.http.clone();
+    for (name, path, body, status, reason) in cases {
+        for node in 1..=3 {
+            let r = http
+                .post(c.url(node, &path))
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), status, "{name} via node {node}");
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["error"]["reason"], reason, "{name}: {v}");
+        }
+    }
+    // Binary bodies: an unknown version and garbage.
+    for (name, bytes, reason) in [
+        (
+            "unknown version",
+            vec![b'R', b'L', 99, 2, 0],
+            "unsupported_version",
+        ),
+        ("garbage", vec![1, 2, 3, 4, 5], "invalid_encoding"),
+    ] {
+        let r = http
+            .post(c.url(2, "/v1/transfers"))
+            .header("content-type", "application/x-ron-ledger")
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{name}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["reason"], reason, "{name}: {v}");
+    }
+    // Statically invalid events are answered per event and never sequenced.
+    let (code, v) = c
+        .post(3, "/v1/transfers", json!([transfer_json(1, 1, 1, 5)]))
+        .await
+        .unwrap();
+    assert_eq!(code, 200);
+    assert_eq!(v["results"][0]["result"], "accounts_must_be_different");
+    assert!(v["log_index"].is_null(), "{v}");
+    for id in ["0x10", "-1", "abc"] {
+        let (code, v) = c.get(1, &format!("/v1/accounts/{id}")).await.unwrap();
+        assert_eq!(
+            (code, v["error"]["reason"].as_str()),
+            (400, Some("invalid_id"))
+        );
+    }
+    let (_, after_root) = c.converged(&[1, 2, 3]).await;
+    assert_eq!(after_root, before_root, "nothing changed");
+    for node in 1..=3 {
+        let r = http.get(c.url(node, "/healthz")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
+}
