@@ -83,7 +83,7 @@ pub fn split(op: Operation) -> Split {
             );
             (
                 local,
-                (!fwd.is_empty()).then(|| Operation::CreateAccounts(fwd)),
+                (!fwd.is_empty()).then_some(Operation::CreateAccounts(fwd)),
             )
         }
         Operation::CreateTransfers(t) => {
@@ -99,7 +99,7 @@ pub fn split(op: Operation) -> Split {
             );
             (
                 local,
-                (!fwd.is_empty()).then(|| Operation::CreateTransfers(fwd)),
+                (!fwd.is_empty()).then_some(Operation::CreateTransfers(fwd)),
             )
         }
     };

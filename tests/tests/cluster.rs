@@ -8,10 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn binary() -> PathBuf {
     // target/debug/deps/cluster-<hash> → target/debug/ron-ledger
@@ -310,7 +310,7 @@ fn conserved(b: &BTreeMap<u128, (u128, u128)>) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_accept_writes_everywhere_and_agree() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     let mut c = Cluster::new(3, "");
     for id in 1..=3 {
         c.start(id);
@@ -371,7 +371,7 @@ async fn three_nodes_accept_writes_everywhere_and_agree() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_sigkill_under_load_loses_no_acknowledged_transfer() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     let mut c = Cluster::new(3, "");
     for id in 1..=3 {
         c.start(id);
@@ -385,11 +385,9 @@ async fn leader_sigkill_under_load_loses_no_acknowledged_transfer() {
         Duration::from_secs(20),
     )
     .await;
-    let c = Arc::new(Mutex::new(c));
-    let http = c.lock().unwrap().http.clone();
-    let urls: Vec<String> = (1..=3)
-        .map(|id| c.lock().unwrap().url(id, "/v1/transfers"))
-        .collect();
+    let old_leader = c.leader(&[1, 2, 3]).await;
+    let http = c.http.clone();
+    let urls: Vec<String> = (1..=3).map(|id| c.url(id, "/v1/transfers")).collect();
     let acked = Arc::new(AtomicU64::new(0));
     const WRITERS: u128 = 4;
     const PER_WRITER: u128 = 60;
@@ -436,14 +434,7 @@ async fn leader_sigkill_under_load_loses_no_acknowledged_transfer() {
         acked.load(Ordering::Relaxed) >= 40
     })
     .await;
-    let old_leader = {
-        let guard = c.lock().unwrap();
-        let s = futures_status(&guard.http, &guard.url(1, "/v1/status")).await;
-        drop(guard);
-        s
-    };
-    let old_leader = old_leader.expect("leader known");
-    c.lock().unwrap().kill(old_leader);
+    c.kill(old_leader);
     let mut expected: BTreeMap<u128, (u128, u128)> = (1..=ACCOUNTS).map(|a| (a, (0, 0))).collect();
     for t in tasks {
         for (d, cr) in t.await.expect("writer") {
@@ -451,11 +442,6 @@ async fn leader_sigkill_under_load_loses_no_acknowledged_transfer() {
             expected.get_mut(&cr).unwrap().1 += 1;
         }
     }
-    let mut c = Arc::try_unwrap(c)
-        .ok()
-        .expect("sole owner")
-        .into_inner()
-        .unwrap();
     let alive: Vec<u64> = (1..=3).filter(|i| *i != old_leader).collect();
     let new_leader = c.leader(&alive).await;
     assert_ne!(new_leader, old_leader);
@@ -467,14 +453,9 @@ async fn leader_sigkill_under_load_loses_no_acknowledged_transfer() {
     assert_eq!(balances(&c, old_leader, ACCOUNTS).await, expected);
 }
 
-async fn futures_status(http: &reqwest::Client, url: &str) -> Option<u64> {
-    let v: Value = http.get(url).send().await.ok()?.json().await.ok()?;
-    v["leader"].as_u64()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_node_catches_up_by_snapshot_install() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     let mut c = Cluster::new(
         3,
         "snapshot_every_entries = 20\nkeep_entries_after_snapshot = 5",
@@ -528,7 +509,7 @@ async fn stopped_node_catches_up_by_snapshot_install() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn membership_grows_to_five_and_shrinks_to_three_under_writes() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     let mut c = Cluster::new(5, "");
     for id in 1..=5 {
         c.start(id);
@@ -623,7 +604,7 @@ async fn membership_grows_to_five_and_shrinks_to_three_under_writes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whole_cluster_restart_keeps_state_and_root() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     let mut c = Cluster::new(3, "");
     for id in 1..=3 {
         c.start(id);
@@ -670,7 +651,7 @@ async fn whole_cluster_restart_keeps_state_and_root() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_rejected_with_a_reason_and_changes_nothing() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     let mut c = Cluster::new(3, "[limits]\nbody_bytes_max = 4194304");
     for id in 1..=3 {
         c.start(id);
