@@ -4,6 +4,7 @@
 use crate::error::ApiError;
 use crate::node::Node;
 use crate::prevalidate::{self, Merged};
+use crate::seam::Call;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -248,14 +249,7 @@ async fn linearize(
 }
 
 async fn proxy_get(node: &Node, leader: &NodeInfo, path: &str) -> Result<Response, ApiError> {
-    let resp = node
-        .http
-        .get(format!("http://{}{path}", leader.api_addr))
-        .header(FORWARDED_HEADER, node.id.to_string())
-        .send()
-        .await
-        .map_err(|_| ApiError::no_leader())?;
-    proxy_response(resp).await
+    proxy(node, "GET", leader, path, Vec::new()).await
 }
 
 async fn proxy_post(
@@ -264,24 +258,43 @@ async fn proxy_post(
     path: &str,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let resp = node
-        .http
-        .post(format!("http://{}{path}", leader.api_addr))
-        .header(FORWARDED_HEADER, node.id.to_string())
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .send()
-        .await
-        .map_err(|_| ApiError::no_leader())?;
-    proxy_response(resp).await
+    proxy(node, "POST", leader, path, body.to_vec()).await
 }
 
-async fn proxy_response(resp: reqwest::Response) -> Result<Response, ApiError> {
-    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let retry = resp.headers().get(header::RETRY_AFTER).cloned();
-    let bytes = resp.bytes().await.map_err(|_| ApiError::no_leader())?;
-    let mut out = (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response();
-    if let Some(r) = retry {
+/// Relay a request to the leader's API and its answer back, unchanged.
+async fn proxy(
+    node: &Node,
+    method: &'static str,
+    leader: &NodeInfo,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<Response, ApiError> {
+    let answer = node
+        .connector
+        .call(Call {
+            method,
+            addr: leader.api_addr.clone(),
+            path: path.to_string(),
+            headers: vec![
+                (FORWARDED_HEADER, node.id.to_string()),
+                ("content-type", "application/json".to_string()),
+            ],
+            body,
+            timeout: std::time::Duration::from_millis(node.config.limits.write_timeout_ms),
+        })
+        .await
+        .map_err(|_| ApiError::no_leader())?;
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut out = (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        answer.body,
+    )
+        .into_response();
+    if let Some(r) = answer
+        .retry_after
+        .and_then(|r| axum::http::HeaderValue::from_str(&r).ok())
+    {
         out.headers_mut().insert(header::RETRY_AFTER, r);
     }
     Ok(out)

@@ -103,7 +103,7 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         );
     }
     println!("leader: node {leader}");
-    let api = nodes[0].api_addr;
+    let api = nodes[0].api_addr.clone();
     println!();
     println!("try:");
     println!("  curl -s http://{api}/v1/status");

@@ -10,6 +10,7 @@ pub mod node;
 pub mod peer;
 pub mod prevalidate;
 pub mod rpc;
+pub mod seam;
 pub mod sequencer;
 
 pub use config::Config;

@@ -1,9 +1,10 @@
-//! openraft's network over HTTP/2: one `reqwest` client (prior-knowledge HTTP/2, one connection
-//! per peer, multiplexed), bincode bodies, and a timeout on every call. Snapshot transfer is
+//! openraft's network over the node's [`Connector`] (HTTP/2 in production): bincode bodies and a
+//! timeout on every call. Snapshot transfer is
 //! chunked by openraft (`snapshot_chunk_bytes` per call), so a large snapshot never times out.
 //! This is the transport seam: TLS and the simulation replace the client here.
 
 use crate::rpc;
+use crate::seam::{Call, CallError, Connector};
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -15,19 +16,23 @@ use openraft::raft::{
 use raft_store::{NodeId, NodeInfo, TypeConfig};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Creates one [`PeerClient`] per target node.
 #[derive(Clone)]
 pub struct Network {
-    http: reqwest::Client,
+    connector: Arc<dyn Connector>,
     rpc_timeout: Duration,
 }
 
 impl Network {
     /// A network whose calls time out after `rpc_timeout`.
-    pub fn new(http: reqwest::Client, rpc_timeout: Duration) -> Self {
-        Self { http, rpc_timeout }
+    pub fn new(connector: Arc<dyn Connector>, rpc_timeout: Duration) -> Self {
+        Self {
+            connector,
+            rpc_timeout,
+        }
     }
 }
 
@@ -36,9 +41,9 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
     async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> Self::Network {
         PeerClient {
-            http: self.http.clone(),
+            connector: self.connector.clone(),
             target,
-            base: format!("http://{}", node.peer_addr),
+            addr: node.peer_addr.clone(),
             rpc_timeout: self.rpc_timeout,
         }
     }
@@ -46,9 +51,9 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
 /// The connection to one peer.
 pub struct PeerClient {
-    http: reqwest::Client,
+    connector: Arc<dyn Connector>,
     target: NodeId,
-    base: String,
+    addr: String,
     rpc_timeout: Duration,
 }
 
@@ -64,32 +69,27 @@ impl PeerClient {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let body =
-            rpc::encode(req).map_err(|e| RPCError::Network(NetworkError::new(&StrErr(e))))?;
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .timeout(ttl.min(self.rpc_timeout))
-            .body(body)
-            .send()
+        let network = |e: String| RPCError::Network(NetworkError::new(&StrErr(e)));
+        let body = rpc::encode(req).map_err(network)?;
+        let answer = self
+            .connector
+            .call(Call {
+                method: "POST",
+                addr: self.addr.clone(),
+                path: path.to_string(),
+                headers: Vec::new(),
+                body,
+                timeout: ttl.min(self.rpc_timeout),
+            })
             .await
-            .map_err(|e| {
-                if e.is_connect() {
-                    RPCError::Unreachable(Unreachable::new(&e))
-                } else {
-                    RPCError::Network(NetworkError::new(&e))
-                }
+            .map_err(|e| match e {
+                CallError::Unreachable(_) => RPCError::Unreachable(Unreachable::new(&e)),
+                _ => RPCError::Network(NetworkError::new(&e)),
             })?;
-        if !response.status().is_success() {
-            let msg = format!("peer answered HTTP {}", response.status());
-            return Err(RPCError::Network(NetworkError::new(&StrErr(msg))));
+        if answer.status != 200 {
+            return Err(network(format!("peer answered HTTP {}", answer.status)));
         }
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let result: Result<Resp, E> =
-            rpc::decode(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&StrErr(e))))?;
+        let result: Result<Resp, E> = rpc::decode(&answer.body).map_err(network)?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }

@@ -7,6 +7,7 @@ use crate::error::ApiError;
 use crate::network::Network;
 use crate::peer;
 use crate::rpc;
+use crate::seam::{Call, CallError, Clock, Connector, HttpConnector, SystemClock};
 use crate::sequencer::{Receipt, Sequencer};
 use anyhow::Context;
 use ledger::Operation;
@@ -45,8 +46,16 @@ pub struct Node {
     pub log: Arc<dyn LogBackend>,
     /// The sequencer queue (used while this node leads).
     pub sequencer: Sequencer,
-    /// Client for forwarding to the leader.
-    pub http: reqwest::Client,
+    /// How this node reaches others (forwarded writes, proxied reads, Raft RPC).
+    pub connector: Arc<dyn Connector>,
+}
+
+/// The replaceable edges of a node: how it reaches peers and what time it is.
+pub struct Seams {
+    /// Outgoing calls.
+    pub connector: Arc<dyn Connector>,
+    /// The sequencer's clock.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// A started node; dropping it does not stop it, call [`RunningNode::shutdown`].
@@ -54,9 +63,9 @@ pub struct RunningNode {
     /// The node.
     pub node: Arc<Node>,
     /// The bound client API address.
-    pub api_addr: std::net::SocketAddr,
+    pub api_addr: String,
     /// The bound peer address.
-    pub peer_addr: std::net::SocketAddr,
+    pub peer_addr: String,
     stop: watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
 }
@@ -80,8 +89,35 @@ impl RunningNode {
 }
 
 impl Node {
-    /// Open storage, start Raft, bind both listeners and serve.
+    /// Open storage, start Raft, bind both listeners on TCP and serve, with the production seams
+    /// (HTTP/2 connector, system clock).
     pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
+        let api = TcpListener::bind(config.api_addr)
+            .await
+            .with_context(|| format!("bind api_addr {}", config.api_addr))?;
+        let peer = TcpListener::bind(config.peer_addr)
+            .await
+            .with_context(|| format!("bind peer_addr {}", config.peer_addr))?;
+        let connector = HttpConnector::new(Duration::from_millis(config.raft.rpc_timeout_ms))
+            .context("http client")?;
+        let seams = Seams {
+            connector: Arc::new(connector),
+            clock: Arc::new(SystemClock),
+        };
+        Self::start_on(config, seams, api, peer).await
+    }
+
+    /// Start on the given listeners and seams (the simulation's and TLS's entry point).
+    pub async fn start_on<L>(
+        config: Config,
+        seams: Seams,
+        api_listener: L,
+        peer_listener: L,
+    ) -> anyhow::Result<RunningNode>
+    where
+        L: axum::serve::Listener,
+        L::Addr: std::fmt::Debug + std::fmt::Display,
+    {
         let rc = openraft::Config {
             cluster_name: config.cluster_id.clone(),
             heartbeat_interval: config.raft.heartbeat_ms,
@@ -98,13 +134,8 @@ impl Node {
         .validate()
         .context("raft configuration")?;
         let rc = Arc::new(rc);
-        let http = reqwest::Client::builder()
-            .http2_prior_knowledge()
-            .connect_timeout(Duration::from_millis(config.raft.rpc_timeout_ms))
-            .build()
-            .context("http client")?;
         let network = Network::new(
-            http.clone(),
+            seams.connector.clone(),
             Duration::from_millis(config.raft.rpc_timeout_ms),
         );
 
@@ -142,18 +173,13 @@ impl Node {
 
         let sequencer = Sequencer::start(
             raft.clone(),
+            seams.clock,
             config.limits.queue_requests_max,
             config.limits.entry_events_max,
             config.limits.inflight_entries_max,
         );
-        let api_listener = TcpListener::bind(config.api_addr)
-            .await
-            .with_context(|| format!("bind api_addr {}", config.api_addr))?;
-        let peer_listener = TcpListener::bind(config.peer_addr)
-            .await
-            .with_context(|| format!("bind peer_addr {}", config.peer_addr))?;
-        let api_addr = api_listener.local_addr()?;
-        let peer_addr = peer_listener.local_addr()?;
+        let api_addr = api_listener.local_addr()?.to_string();
+        let peer_addr = peer_listener.local_addr()?.to_string();
         let node = Arc::new(Node {
             id: config.node_id,
             config,
@@ -161,7 +187,7 @@ impl Node {
             state,
             log,
             sequencer,
-            http,
+            connector: seams.connector,
         });
         let (stop, stopped) = watch::channel(false);
         let servers = vec![
@@ -236,24 +262,25 @@ impl Node {
             op,
         })
         .map_err(ApiError::internal)?;
-        let response = self
-            .http
-            .post(format!("http://{}/internal/submit", leader.peer_addr))
-            .timeout(Duration::from_millis(
-                self.config.limits.write_timeout_ms + 1_000,
-            ))
-            .body(body)
-            .send()
+        let answer = self
+            .connector
+            .call(Call {
+                method: "POST",
+                addr: leader.peer_addr.clone(),
+                path: "/internal/submit".into(),
+                headers: Vec::new(),
+                body,
+                timeout: Duration::from_millis(self.config.limits.write_timeout_ms + 1_000),
+            })
             .await
-            .map_err(|e| {
-                if e.is_timeout() {
-                    write_timeout()
-                } else {
-                    ApiError::no_leader()
-                }
+            .map_err(|e| match e {
+                CallError::Timeout => write_timeout(),
+                _ => ApiError::no_leader(),
             })?;
-        let bytes = response.bytes().await.map_err(|_| ApiError::no_leader())?;
-        rpc::decode::<Result<Receipt, ApiError>>(&bytes)
+        if answer.status != 200 {
+            return Err(ApiError::no_leader());
+        }
+        rpc::decode::<Result<Receipt, ApiError>>(&answer.body)
             .map_err(|e| ApiError::internal(format!("bad reply from the leader: {e}")))?
     }
 }
@@ -267,11 +294,11 @@ fn write_timeout() -> ApiError {
     .retry_after(1)
 }
 
-fn serve(
-    listener: TcpListener,
-    app: axum::Router,
-    mut stopped: watch::Receiver<bool>,
-) -> JoinHandle<()> {
+fn serve<L>(listener: L, app: axum::Router, mut stopped: watch::Receiver<bool>) -> JoinHandle<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     tokio::spawn(async move {
         let shutdown = async move {
             let _ = stopped.wait_for(|s| *s).await;

@@ -5,13 +5,13 @@
 //! the entry is applied. Up to `inflight_entries_max` entries are in flight at once.
 
 use crate::error::ApiError;
+use crate::seam::Clock;
 use ledger::{Batch, Hash, Operation, Reply};
 use openraft::error::{ClientWriteError, RaftError};
 use raft_store::{NodeId, NodeInfo, TypeConfig};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 /// What a committed request gets back: its per-event results and the receipt of its entry.
@@ -46,6 +46,7 @@ impl Sequencer {
     /// Start the sequencer task for `raft`.
     pub fn start(
         raft: openraft::Raft<TypeConfig>,
+        clock: Arc<dyn Clock>,
         queue_requests_max: usize,
         entry_events_max: usize,
         inflight_entries_max: usize,
@@ -54,6 +55,7 @@ impl Sequencer {
         let depth = Arc::new(AtomicU64::new(0));
         tokio::spawn(run(
             raft,
+            clock,
             rx,
             depth.clone(),
             entry_events_max,
@@ -86,15 +88,9 @@ impl Sequencer {
     }
 }
 
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 async fn run(
     raft: openraft::Raft<TypeConfig>,
+    clock: Arc<dyn Clock>,
     mut rx: mpsc::Receiver<Submission>,
     depth: Arc<AtomicU64>,
     entry_events_max: usize,
@@ -130,7 +126,7 @@ async fn run(
             return;
         };
         // The leader's clock proposes; apply makes it strictly increasing regardless.
-        last_timestamp = now_ns().max(last_timestamp + 1);
+        last_timestamp = clock.now_ns().max(last_timestamp + 1);
         let (ops, replies): (Vec<Operation>, Vec<_>) =
             group.into_iter().map(|s| (s.op, s.reply)).unzip();
         let batch = Batch {
