@@ -310,6 +310,31 @@ mod tests {
     }
 
     #[test]
+    fn a_full_binary_batch_fits_the_default_body_cap() {
+        use ledger::{Operation, Transfer, TransferFlags};
+        let worst = Transfer {
+            id: u128::MAX - 1,
+            debit_account_id: u128::MAX - 1,
+            credit_account_id: u128::MAX - 2,
+            amount: u128::MAX,
+            pending_id: u128::MAX - 3,
+            user_data_128: u128::MAX,
+            user_data_64: u64::MAX,
+            user_data_32: u32::MAX,
+            timeout: u32::MAX,
+            ledger: u32::MAX,
+            code: u16::MAX,
+            flags: TransferFlags(u16::MAX),
+            timestamp: u64::MAX,
+        };
+        let op = Operation::CreateTransfers(vec![worst; ledger::limits::BATCH_EVENTS_MAX]);
+        let bytes = ledger::codec::encode(ledger::codec::Kind::Operation, &op).len();
+        let json = serde_json::to_vec(&op).unwrap().len();
+        println!("8,190 worst-case transfers: binary {bytes} bytes, JSON {json} bytes");
+        assert!(bytes <= LimitsSection::default().body_bytes_max);
+    }
+
+    #[test]
     fn file_then_env_then_flags() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("n.toml");

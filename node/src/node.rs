@@ -174,6 +174,7 @@ impl Node {
         let sequencer = Sequencer::start(
             raft.clone(),
             seams.clock,
+            state.clone(),
             config.limits.queue_requests_max,
             config.limits.entry_events_max,
             config.limits.inflight_entries_max,

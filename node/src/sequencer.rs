@@ -47,6 +47,7 @@ impl Sequencer {
     pub fn start(
         raft: openraft::Raft<TypeConfig>,
         clock: Arc<dyn Clock>,
+        state: Arc<dyn raft_store::StateBackend>,
         queue_requests_max: usize,
         entry_events_max: usize,
         inflight_entries_max: usize,
@@ -56,6 +57,7 @@ impl Sequencer {
         tokio::spawn(run(
             raft,
             clock,
+            state,
             rx,
             depth.clone(),
             entry_events_max,
@@ -91,6 +93,7 @@ impl Sequencer {
 async fn run(
     raft: openraft::Raft<TypeConfig>,
     clock: Arc<dyn Clock>,
+    state: Arc<dyn raft_store::StateBackend>,
     mut rx: mpsc::Receiver<Submission>,
     depth: Arc<AtomicU64>,
     entry_events_max: usize,
@@ -125,8 +128,12 @@ async fn run(
         let Ok(permit) = inflight.clone().acquire_owned().await else {
             return;
         };
-        // The leader's clock proposes; apply makes it strictly increasing regardless.
-        last_timestamp = clock.now_ns().max(last_timestamp + 1);
+        // Propose the leader's clock, but never at or below what this node proposed before or
+        // what is already applied — so a new leader with a slow clock never goes backwards.
+        // (Apply enforces `max(proposed, last + 1)` as well, so the log stays strictly increasing
+        // even if a proposal races an entry that is not applied here yet.)
+        let applied = state.ledger_meta().map(|m| m.last_timestamp).unwrap_or(0);
+        last_timestamp = clock.now_ns().max(last_timestamp + 1).max(applied + 1);
         let (ops, replies): (Vec<Operation>, Vec<_>) =
             group.into_iter().map(|s| (s.op, s.reply)).unzip();
         let batch = Batch {
