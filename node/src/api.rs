@@ -48,7 +48,16 @@ pub fn router(node: Arc<Node>) -> Router {
 
 fn err(node: &Node, e: ApiError) -> Response {
     tracing::info!(node = node.id, reason = %e.reason, status = e.status, "request rejected");
-    e.into_response_with_leader(node.leader_id())
+    let too_large = e.status == StatusCode::PAYLOAD_TOO_LARGE.as_u16();
+    let mut response = e.into_response_with_leader(node.leader_id());
+    if too_large {
+        // The rest of the body was never read: the connection cannot carry another request.
+        response.headers_mut().insert(
+            header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 async fn read_body(node: &Node, body: Body) -> Result<Bytes, ApiError> {

@@ -1,0 +1,310 @@
+//! The SDK and `ronctl` against real 3-node clusters (real `ron-ledger` processes).
+
+#[path = "support/mod.rs"]
+mod support;
+
+use ledger::{Account, AccountFlags, CreateTransferResult as T, Transfer};
+use ron_ledger_client::{Client, ClientConfig, Consistency, Error};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use support::{ronctl_binary, Cluster, SERIAL};
+
+fn transfer(id: u128, debit: u128, credit: u128, amount: u128) -> Transfer {
+    Transfer {
+        id,
+        debit_account_id: debit,
+        credit_account_id: credit,
+        amount,
+        ledger: 1,
+        code: 1,
+        ..Default::default()
+    }
+}
+
+fn accounts(n: u128) -> Vec<Account> {
+    (1..=n)
+        .map(|id| Account {
+            id,
+            ledger: 1,
+            code: 1,
+            ..Default::default()
+        })
+        .collect()
+}
+
+fn client_for(c: &Cluster, ids: &[u64]) -> Client {
+    let seeds: Vec<String> = ids.iter().map(|id| c.node(*id).api.clone()).collect();
+    Client::new(ClientConfig::new(seeds)).expect("client")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_survives_leader_kill_and_commits_every_transfer_once() {
+    let _serial = SERIAL.lock().await;
+    let mut c = Cluster::new(3, "");
+    for id in 1..=3 {
+        c.start(id);
+    }
+    c.init(&[1, 2, 3]).await;
+    let client = client_for(&c, &[1, 2, 3]);
+    let r = client.create_accounts(accounts(6)).await.unwrap();
+    assert!(r.iter().all(|x| x.result.is_success()));
+    let leader = c.leader(&[1, 2, 3]).await;
+    assert_eq!(
+        client.cached_leader().as_deref(),
+        Some(c.node(leader).api.as_str()),
+        "writes go straight to the leader"
+    );
+
+    // 300 transfers from 6 concurrent streams through the auto-batcher.
+    let mut tasks = Vec::new();
+    for s in 0..6u128 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut moved = Vec::new();
+            for k in 0..50u128 {
+                let id = 1_000 + s * 100 + k;
+                let (d, cr) = (1 + s, 1 + (s + 1) % 6);
+                let r = client
+                    .submit_transfer(transfer(id, d, cr, 1))
+                    .await
+                    .expect("acknowledged");
+                assert_eq!(r.result, T::Ok, "transfer {id}");
+                moved.push((d, cr));
+            }
+            moved
+        }));
+    }
+    // Kill the leader while the streams run.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client
+        .lookup_transfer(1_010, Consistency::Linearizable)
+        .await
+        .ok()
+        .flatten()
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "no progress");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    c.kill(leader);
+    let mut expected = [0u128; 7];
+    let mut credited = [0u128; 7];
+    for t in tasks {
+        for (d, cr) in t.await.expect("stream") {
+            expected[d as usize] += 1;
+            credited[cr as usize] += 1;
+        }
+    }
+    assert_ne!(
+        client.cached_leader().as_deref(),
+        Some(c.node(leader).api.as_str()),
+        "found the new leader"
+    );
+    for id in 1..=6u128 {
+        let a = client
+            .lookup_account(id, Consistency::Linearizable)
+            .await
+            .unwrap()
+            .expect("account");
+        assert_eq!(
+            (a.debits_posted, a.credits_posted),
+            (expected[id as usize], credited[id as usize]),
+            "account {id}: exactly once"
+        );
+    }
+    for s in 0..6u128 {
+        for k in 0..50u128 {
+            assert!(client
+                .lookup_transfer(1_000 + s * 100 + k, Consistency::Linearizable)
+                .await
+                .unwrap()
+                .is_some());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_seed_rejections_and_membership_changes() {
+    let _serial = SERIAL.lock().await;
+    let mut c = Cluster::new(4, "");
+    for id in 1..=4 {
+        c.start(id);
+    }
+    c.init(&[1, 2, 3]).await;
+    // The first seed is dead.
+    let dead = format!("127.0.0.1:{}", support::free_port());
+    let client = Client::new(ClientConfig::new([dead, c.node(2).api.clone()])).unwrap();
+    let mut wallet = accounts(2);
+    wallet[1].flags = AccountFlags(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS);
+    assert!(client
+        .create_accounts(wallet)
+        .await
+        .unwrap()
+        .iter()
+        .all(|x| x.result.is_success()));
+
+    // A ledger rejection is an event result, not an error, and is not retried into success.
+    let r = client
+        .create_transfers(vec![transfer(1, 2, 1, 5)])
+        .await
+        .unwrap();
+    assert_eq!(r[0].result, T::ExceedsCredits);
+    // A request the server refuses is a typed error naming the reason, returned at once.
+    let start = Instant::now();
+    let e = client.add_learner(0, "x", "y").await.unwrap_err();
+    assert!(
+        matches!(&e, Error::Rejected { status: 400, reason, .. } if reason == "invalid_request"),
+        "{e}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "a 4xx is not retried"
+    );
+    // Client-side bounds are checked before sending.
+    assert!(matches!(
+        client.create_transfers(Vec::new()).await,
+        Err(Error::Invalid(_))
+    ));
+
+    // Membership changes: add node 4, then drop node 2 (the only live seed) and stop it.
+    client
+        .add_learner(4, &c.node(4).api, &c.node(4).peer)
+        .await
+        .unwrap();
+    client.change_membership(&[1, 3, 4]).await.unwrap();
+    c.kill(2);
+    let r = client
+        .create_transfers(vec![transfer(2, 1, 2, 7)])
+        .await
+        .expect("the client followed the membership change");
+    assert_eq!(r[0].result, T::Ok);
+    let a = client
+        .lookup_account(2, Consistency::Linearizable)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.credits_posted, 7);
+}
+
+fn ronctl(seeds: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(ronctl_binary())
+        .arg("--seeds")
+        .arg(seeds)
+        .args(args)
+        .output()
+        .expect("run ronctl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ronctl_commands_output_and_exit_codes() {
+    let _serial = SERIAL.lock().await;
+    let mut c = Cluster::new(3, "");
+    for id in 1..=3 {
+        c.start(id);
+    }
+    c.init(&[1, 2, 3]).await;
+    let seeds = format!("{},{}", c.node(1).api, c.node(3).api);
+    let (code, out, err) = ronctl(
+        &seeds,
+        &[
+            "account", "create", "--id", "1", "--ledger", "1", "--code", "1",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("ok"), "{out}");
+    let (code, _, _) = ronctl(
+        &seeds,
+        &[
+            "account",
+            "create",
+            "--id",
+            "2",
+            "--ledger",
+            "1",
+            "--code",
+            "1",
+            "--flags",
+            "debits_must_not_exceed_credits",
+        ],
+    );
+    assert_eq!(code, 0);
+    let (code, out, _) = ronctl(
+        &seeds,
+        &[
+            "transfer", "create", "--id", "10", "--debit", "1", "--credit", "2", "--amount", "25",
+            "--ledger", "1", "--code", "1",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    // Insufficient funds: processed, but not ok → exit 1, the code printed.
+    let (code, out, _) = ronctl(
+        &seeds,
+        &[
+            "transfer", "create", "--id", "11", "--debit", "2", "--credit", "1", "--amount", "26",
+            "--ledger", "1", "--code", "1",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(out.contains("exceeds_credits"), "{out}");
+    let (code, out, _) = ronctl(&seeds, &["--json", "account", "get", "2"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["credits_posted"], "25");
+    let (code, out, _) = ronctl(&seeds, &["account", "history", "1"]);
+    assert_eq!(code, 0);
+    assert!(out.lines().count() >= 2 && out.contains("25"), "{out}");
+    let (code, out, _) = ronctl(&seeds, &["cluster", "status"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("leader") && out.lines().count() >= 4, "{out}");
+    // Import: CSV with a summary by result code.
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("t.csv");
+    let mut text = String::from("id,debit_account_id,credit_account_id,amount,ledger,code,flags\n");
+    for i in 0..50 {
+        text.push_str(&format!("{},1,2,1,1,1,\n", 100 + i));
+    }
+    text.push_str("200,2,1,1000,1,1,\n");
+    std::fs::write(&csv, text).unwrap();
+    let (code, out, _) = ronctl(
+        &seeds,
+        &["--json", "transfer", "import", csv.to_str().unwrap()],
+    );
+    assert_eq!(code, 1, "one row fails → exit 1: {out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["results"]["ok"], 50);
+    assert_eq!(v["results"]["exceeds_credits"], 1);
+    // Usage errors → 2; unknown account → 3; nobody reachable → 4.
+    assert_eq!(ronctl(&seeds, &["transfer", "create", "--id", "x"]).0, 2);
+    assert_eq!(ronctl(&seeds, &["account", "get", "999"]).0, 3);
+    let dead = format!("127.0.0.1:{}", support::free_port());
+    let (code, _, err) = ronctl(&dead, &["--retry-for", "2", "account", "get", "1"]);
+    assert_eq!(code, 4, "{err}");
+    // bench: a small run, JSON result written.
+    let out_file = dir.path().join("bench.json");
+    let (code, _, err) = ronctl(
+        &seeds,
+        &[
+            "bench",
+            "--transfers",
+            "2000",
+            "--concurrency",
+            "2",
+            "--batch",
+            "250",
+            "--accounts",
+            "50",
+            "--out",
+            out_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out_file).unwrap()).unwrap();
+    assert_eq!(v["transfers"], 2000);
+    assert!(v["transfers_per_second"].as_f64().unwrap() > 0.0);
+    assert!(v["request_latency_ms"]["p99"].as_f64().unwrap() > 0.0);
+}

@@ -1,0 +1,280 @@
+//! Shared harness of the multi-process tests: a cluster of real `ron-ledger` processes.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+pub fn binary() -> PathBuf {
+    sibling("ron-ledger")
+}
+
+/// The `ronctl` binary next to `ron-ledger`.
+pub fn ronctl_binary() -> PathBuf {
+    sibling("ronctl")
+}
+
+fn sibling(name: &str) -> PathBuf {
+    // target/debug/deps/cluster-<hash> → target/debug/ron-ledger
+    let exe = std::env::current_exe().expect("current exe");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join(name))
+        .expect("target dir");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (cargo build -p node -p client), or run the workspace tests",
+        bin.display()
+    );
+    bin
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub struct Proc {
+    pub api: String,
+    pub peer: String,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    pub child: Option<Child>,
+}
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub nodes: Vec<Proc>,
+    pub http: reqwest::Client,
+    pub extra: String,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+impl Cluster {
+    /// `count` configured nodes (not started); `extra` is appended to every config file.
+    pub fn new(count: u64, extra: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = Cluster {
+            dir,
+            nodes: Vec::new(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(15))
+                .build()
+                .unwrap(),
+            extra: extra.to_string(),
+        };
+        for _ in 0..count {
+            c.add_node();
+        }
+        c
+    }
+
+    pub fn add_node(&mut self) -> u64 {
+        let id = self.nodes.len() as u64 + 1;
+        let api = format!("127.0.0.1:{}", free_port());
+        let peer = format!("127.0.0.1:{}", free_port());
+        let data = self.dir.path().join(format!("node-{id}"));
+        let config = self.dir.path().join(format!("node-{id}.toml"));
+        let text = format!(
+            "node_id = {id}\ncluster_id = \"test\"\ndata_dir = \"{}\"\napi_addr = \"{api}\"\npeer_addr = \"{peer}\"\n\
+             [raft]\nheartbeat_ms = 50\nelection_timeout_min_ms = 300\nelection_timeout_max_ms = 600\n{}\n\
+             [log]\nformat = \"text\"\nlevel = \"warn,openraft=error\"\n",
+            data.display(),
+            self.extra
+        );
+        std::fs::write(&config, text).unwrap();
+        let log = self.dir.path().join(format!("node-{id}.log"));
+        self.nodes.push(Proc {
+            api,
+            peer,
+            config,
+            log,
+            child: None,
+        });
+        id
+    }
+
+    pub fn node(&self, id: u64) -> &Proc {
+        &self.nodes[(id - 1) as usize]
+    }
+
+    pub fn start(&mut self, id: u64) {
+        let n = &mut self.nodes[(id - 1) as usize];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&n.log)
+            .unwrap();
+        let child = Command::new(binary())
+            .args(["start", "--config"])
+            .arg(&n.config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn ron-ledger");
+        n.child = Some(child);
+    }
+
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut c) = self.nodes[(id - 1) as usize].child.take() {
+            c.kill().expect("SIGKILL");
+            c.wait().unwrap();
+        }
+    }
+
+    pub fn url(&self, id: u64, path: &str) -> String {
+        format!("http://{}{path}", self.node(id).api)
+    }
+
+    pub async fn get(&self, id: u64, path: &str) -> Option<(u16, Value)> {
+        let r = self.http.get(self.url(id, path)).send().await.ok()?;
+        let status = r.status().as_u16();
+        Some((status, r.json().await.ok()?))
+    }
+
+    pub async fn post(&self, id: u64, path: &str, body: Value) -> Option<(u16, Value)> {
+        let r = self
+            .http
+            .post(self.url(id, path))
+            .json(&body)
+            .send()
+            .await
+            .ok()?;
+        let status = r.status().as_u16();
+        Some((status, r.json().await.ok()?))
+    }
+
+    pub async fn status(&self, id: u64) -> Option<Value> {
+        self.get(id, "/v1/status").await.map(|(_, v)| v)
+    }
+
+    pub async fn init(&self, ids: &[u64]) {
+        let members: BTreeMap<String, Value> = ids
+            .iter()
+            .map(|id| {
+                (
+                    id.to_string(),
+                    json!({"api_addr": self.node(*id).api, "peer_addr": self.node(*id).peer}),
+                )
+            })
+            .collect();
+        wait_for("node answers", Duration::from_secs(20), || async {
+            self.status(ids[0]).await.is_some()
+        })
+        .await;
+        let (code, body) = self
+            .post(ids[0], "/v1/admin/init", json!({"members": members}))
+            .await
+            .unwrap();
+        assert_eq!(code, 200, "{body}");
+        self.leader(ids).await;
+    }
+
+    /// The leader every listed node agrees on.
+    pub async fn leader(&self, ids: &[u64]) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut leaders = BTreeSet::new();
+            for id in ids {
+                leaders.insert(self.status(*id).await.and_then(|s| s["leader"].as_u64()));
+            }
+            if leaders.len() == 1 {
+                if let Some(Some(l)) = leaders.into_iter().next() {
+                    if ids.contains(&l) {
+                        return l;
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for a leader all nodes agree on"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Wait until the listed nodes have the same applied index and root; return them.
+    pub async fn converged(&self, ids: &[u64]) -> (u64, String) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut seen = BTreeSet::new();
+            for id in ids {
+                seen.insert(self.status(*id).await.map(|s| {
+                    (
+                        s["applied_index"].as_u64().unwrap_or(0),
+                        s["root"].as_str().unwrap_or("").to_string(),
+                    )
+                }));
+            }
+            if seen.len() == 1 {
+                if let Some(Some(found)) = seen.into_iter().next() {
+                    return found;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for nodes to converge"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Send a write until it is acknowledged (retrying the same ids on any node), as a client
+    /// SDK would. Returns the per-event results.
+    pub async fn write_until_acked(
+        &self,
+        path: &str,
+        body: &Value,
+        ids: &[u64],
+        deadline: Duration,
+    ) -> Vec<String> {
+        let start = Instant::now();
+        let mut attempt = 0usize;
+        loop {
+            let id = ids[attempt % ids.len()];
+            attempt += 1;
+            if let Some((200, v)) = self.post(id, path, body.clone()).await {
+                return v["results"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["result"].as_str().unwrap().to_string())
+                    .collect();
+            }
+            assert!(
+                start.elapsed() < deadline,
+                "write not acknowledged within {deadline:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !cond().await {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
