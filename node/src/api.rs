@@ -6,6 +6,7 @@ use crate::node::Node;
 use crate::prevalidate::{self, Merged};
 use crate::seam::Call;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +14,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use ledger::codec::{self, CodecError};
 use ledger::{Account, Operation, Transfer};
-use openraft::error::{CheckIsLeaderError, RaftError};
+use openraft::error::{CheckIsLeaderError, InitializeError, RaftError};
 use raft_store::{NodeId, NodeInfo};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -40,6 +41,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/admin/snapshot", post(admin_snapshot))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_method)
         // Bodies are read by `read_body`, which enforces `limits.body_bytes_max` with our own
         // reason code.
         .layer(DefaultBodyLimit::disable())
@@ -214,6 +217,11 @@ struct ReadQuery {
     limit: Option<usize>,
 }
 
+fn query(q: Result<Query<ReadQuery>, QueryRejection>) -> Result<ReadQuery, ApiError> {
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+}
+
 enum Consistency {
     Linearizable,
     Stale,
@@ -376,10 +384,14 @@ fn storage_error(e: raft_store::StoreError) -> ApiError {
 async fn get_account(
     State(node): State<Arc<Node>>,
     Path(id): Path<String>,
-    Query(q): Query<ReadQuery>,
+    q: Result<Query<ReadQuery>, QueryRejection>,
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
+    let q = match query(q) {
+        Ok(q) => q,
+        Err(e) => return err(&node, e),
+    };
     read(node, headers, uri, &q, |node| {
         let id = parse_u128(&id, "account id")?;
         match node.state.lookup_account(id).map_err(storage_error)? {
@@ -397,10 +409,14 @@ async fn get_account(
 async fn get_transfer(
     State(node): State<Arc<Node>>,
     Path(id): Path<String>,
-    Query(q): Query<ReadQuery>,
+    q: Result<Query<ReadQuery>, QueryRejection>,
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
+    let q = match query(q) {
+        Ok(q) => q,
+        Err(e) => return err(&node, e),
+    };
     read(node, headers, uri, &q, |node| {
         let id = parse_u128(&id, "transfer id")?;
         match node.state.lookup_transfer(id).map_err(storage_error)? {
@@ -421,10 +437,14 @@ const HISTORY_PAGE_MAX: usize = 1_000;
 async fn account_transfers(
     State(node): State<Arc<Node>>,
     Path(id): Path<String>,
-    Query(q): Query<ReadQuery>,
+    q: Result<Query<ReadQuery>, QueryRejection>,
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
+    let q = match query(q) {
+        Ok(q) => q,
+        Err(e) => return err(&node, e),
+    };
     let (from, to, limit) = (q.from.clone(), q.to.clone(), q.limit);
     read(node, headers, uri, &q, move |node| {
         let id = parse_u128(&id, "account id")?;
@@ -559,9 +579,13 @@ async fn admin_init(State(node): State<Arc<Node>>, body: Body) -> Response {
     }
     match node.raft.initialize(members).await {
         Ok(()) => Json(json!({"initialized": true})).into_response(),
-        Err(RaftError::APIError(e)) => err(
+        Err(RaftError::APIError(InitializeError::NotAllowed(e))) => err(
             &node,
             ApiError::new(StatusCode::CONFLICT, "already_initialized", e.to_string()),
+        ),
+        Err(RaftError::APIError(e)) => err(
+            &node,
+            ApiError::bad_request("invalid_request", e.to_string()),
         ),
         Err(RaftError::Fatal(f)) => err(&node, ApiError::safe_mode(f.to_string())),
     }
@@ -624,7 +648,22 @@ async fn admin_add_learner(
         api_addr: req.api_addr,
         peer_addr: req.peer_addr,
     };
-    match node.raft.add_learner(req.node_id, info, true).await {
+    let wait = std::time::Duration::from_millis(node.config.limits.write_timeout_ms);
+    let added = match tokio::time::timeout(wait, node.raft.add_learner(req.node_id, info, true)).await {
+        Ok(r) => r,
+        Err(_) => {
+            return err(
+                &node,
+                ApiError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "timeout",
+                    "the learner was not confirmed caught up in time; it stays added and keeps catching up (see /v1/status)",
+                )
+                .retry_after(1),
+            )
+        }
+    };
+    match added {
         Ok(resp) => Json(json!({"log_index": resp.log_id.index})).into_response(),
         Err(e) => err(
             &node,
@@ -677,6 +716,28 @@ async fn admin_snapshot(State(node): State<Arc<Node>>) -> Response {
         Ok(()) => Json(json!({"snapshot": "triggered"})).into_response(),
         Err(f) => err(&node, ApiError::safe_mode(f.to_string())),
     }
+}
+
+async fn no_route(State(node): State<Arc<Node>>) -> Response {
+    err(
+        &node,
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_route",
+            "no such endpoint (see docs/API.md)",
+        ),
+    )
+}
+
+async fn no_method(State(node): State<Arc<Node>>) -> Response {
+    err(
+        &node,
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this endpoint does not take that method",
+        ),
+    )
 }
 
 async fn healthz() -> Response {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// A cluster member as recorded in the replicated membership config.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NodeInfo {
     /// Where clients reach this node's HTTP API (`host:port`).
     pub api_addr: String,

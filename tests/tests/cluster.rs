@@ -466,6 +466,27 @@ async fn bad_input_is_rejected_with_a_reason_and_changes_nothing() {
     assert_eq!(code, 200);
     assert_eq!(v["results"][0]["result"], "accounts_must_be_different");
     assert!(v["log_index"].is_null(), "{v}");
+    for q in [
+        "limit=abc",
+        "limit=-1",
+        "colour=red",
+        "consistency=sometimes",
+    ] {
+        let (code, v) = c
+            .get(2, &format!("/v1/accounts/1/transfers?{q}"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (code, v["error"]["reason"].as_str()),
+            (400, Some("invalid_query")),
+            "{q}"
+        );
+    }
+    let (code, v) = c.get(2, "/v1/nowhere").await.unwrap();
+    assert_eq!(
+        (code, v["error"]["reason"].as_str()),
+        (404, Some("no_route"))
+    );
     for id in ["0x10", "-1", "abc"] {
         let (code, v) = c.get(1, &format!("/v1/accounts/{id}")).await.unwrap();
         assert_eq!(
