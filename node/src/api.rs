@@ -46,7 +46,22 @@ pub fn router(node: Arc<Node>) -> Router {
         // Bodies are read by `read_body`, which enforces `limits.body_bytes_max` with our own
         // reason code.
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::map_response_with_state(
+            node.clone(),
+            name_leader,
+        ))
         .with_state(node)
+}
+
+/// Every answer names the current leader in `X-Ron-Leader`, so a client can go there directly
+/// (write answers and errors also carry it in the body).
+async fn name_leader(State(node): State<Arc<Node>>, mut response: Response) -> Response {
+    if let Some(leader) = node.leader_id() {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&leader.to_string()) {
+            response.headers_mut().insert("x-ron-leader", v);
+        }
+    }
+    response
 }
 
 fn err(node: &Node, e: ApiError) -> Response {
