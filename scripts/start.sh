@@ -11,23 +11,8 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        echo "start.sh: need root (or sudo) to run: $*" >&2
-        exit 1
-    fi
-}
-
-if ! command -v clang >/dev/null 2>&1 \
-    || ! { compgen -G '/usr/lib/llvm-*/lib/libclang*.so*' >/dev/null || dpkg -s libclang-dev >/dev/null 2>&1; }; then
-    echo "start.sh: installing clang and libclang-dev (needed to build rocksdb)" >&2
-    as_root apt-get update
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y clang libclang-dev
-fi
+# shellcheck source=scripts/install-deps.sh
+source scripts/install-deps.sh
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ron-ledger-target}"
 echo "start.sh: building ron-ledger (the first build compiles RocksDB: 7-13 minutes on 2 cores)" >&2

@@ -13,28 +13,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # --- install step --------------------------------------------------------------------------
 
-# Run a command as root: directly if we are root, through sudo if it exists, else fail clearly.
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        echo "test.sh: need root (or sudo) to run: $*" >&2
-        exit 1
-    fi
-}
-
-have_libclang() {
-    compgen -G '/usr/lib/llvm-*/lib/libclang*.so*' >/dev/null \
-        || dpkg -s libclang-dev >/dev/null 2>&1
-}
-
-if ! command -v clang >/dev/null 2>&1 || ! have_libclang; then
-    echo "test.sh: installing clang and libclang-dev (needed to build rocksdb)" >&2
-    as_root apt-get update
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y clang libclang-dev
-fi
+# shellcheck source=scripts/install-deps.sh
+source scripts/install-deps.sh
 
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
     echo "test.sh: adding the rustfmt and clippy components" >&2

@@ -210,34 +210,14 @@ impl StateBackend for MemoryStateBackend {
                 b
             }
         };
-        let (header, mut reader) = SnapshotReader::new(&bytes[..])?;
-        let SnapshotItem::Header {
-            last_log_id,
-            membership,
-            ledger: ledger_meta,
-        } = header
-        else {
-            return Err(StoreError::Snapshot("missing header".into()));
-        };
-        check_header(meta, last_log_id)?;
-        let mut changes = Changes {
-            meta: ledger_meta,
-            ..Changes::default()
-        };
-        while let Some(item) = reader.next_item()? {
-            collect(&mut changes, item)?;
-        }
-        check_leaves(&changes)?;
+        let (changes, applied_state) = read_snapshot(meta, &bytes[..])?;
         // Build the new state aside, then swap: the old state stays whole until the swap.
         let mut fresh = MemoryState::new();
         fresh.commit(changes);
         let mut state = self.state_mut();
         let mut applied = self.applied.write().unwrap_or_else(|p| p.into_inner());
         *state = fresh;
-        *applied = AppliedState {
-            last_applied: last_log_id,
-            membership,
-        };
+        *applied = applied_state;
         *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some((meta.clone(), bytes));
         Ok(())
     }
@@ -274,8 +254,41 @@ impl StateBackend for MemoryStateBackend {
     }
 }
 
+/// Read and check a whole snapshot stream into the `Changes` both backends commit, and the
+/// applied state it carries. Nothing is written.
+pub(crate) fn read_snapshot(
+    meta: &SnapshotMeta,
+    input: impl std::io::Read,
+) -> Result<(Changes, AppliedState), StoreError> {
+    let (header, mut reader) = SnapshotReader::new(input)?;
+    let SnapshotItem::Header {
+        last_log_id,
+        membership,
+        ledger: ledger_meta,
+    } = header
+    else {
+        return Err(StoreError::Snapshot("missing header".into()));
+    };
+    check_header(meta, last_log_id)?;
+    let mut changes = Changes {
+        meta: ledger_meta,
+        ..Changes::default()
+    };
+    while let Some(item) = reader.next_item()? {
+        collect(&mut changes, item)?;
+    }
+    check_leaves(&changes)?;
+    Ok((
+        changes,
+        AppliedState {
+            last_applied: last_log_id,
+            membership,
+        },
+    ))
+}
+
 /// The snapshot must be the one openraft says it is.
-pub(crate) fn check_header(
+fn check_header(
     meta: &SnapshotMeta,
     last_log_id: Option<crate::types::LogId>,
 ) -> Result<(), StoreError> {
@@ -289,7 +302,7 @@ pub(crate) fn check_header(
 }
 
 /// Gather one snapshot item into a `Changes` (the form both backends commit).
-pub(crate) fn collect(changes: &mut Changes, item: SnapshotItem) -> Result<(), StoreError> {
+fn collect(changes: &mut Changes, item: SnapshotItem) -> Result<(), StoreError> {
     match item {
         SnapshotItem::Account(r) => changes.accounts.push(r),
         SnapshotItem::Transfer(r) => changes.transfers.push(r),
@@ -311,7 +324,7 @@ pub(crate) fn collect(changes: &mut Changes, item: SnapshotItem) -> Result<(), S
 
 /// The snapshot's leaves must produce the root it claims: a snapshot cannot smuggle in a state
 /// whose history does not match.
-pub(crate) fn check_leaves(changes: &Changes) -> Result<(), StoreError> {
+fn check_leaves(changes: &Changes) -> Result<(), StoreError> {
     let meta = &changes.meta;
     if changes.leaves.len() as u64 != meta.tree.size
         || !meta.tree.is_consistent()

@@ -7,9 +7,9 @@ use crate::backend::{
     self, meta_key, AppliedState, LogBackend, SnapshotMeta, SnapshotSource, StateBackend,
 };
 use crate::error::StoreError;
-use crate::memory::{check_header, check_leaves, collect};
+use crate::memory::read_snapshot;
 use crate::record::{open, seal};
-use crate::snapshot::{SnapshotData, SnapshotItem, SnapshotReader, SnapshotWriter};
+use crate::snapshot::{SnapshotData, SnapshotItem, SnapshotWriter};
 use ledger::codec::Kind;
 use ledger::merkle::Hash;
 use ledger::{
@@ -545,7 +545,6 @@ impl StateBackend for RocksBackend {
             SnapshotSource::Memory(bytes) => read_snapshot(meta, &bytes[..])?,
             SnapshotSource::File(f) => read_snapshot(meta, BufReader::new(f))?,
         };
-        check_leaves(&changes)?;
         changes.first_leaf = 0;
         // One atomic write replaces the whole ledger state and the applied state.
         let mut batch = WriteBatch::default();
@@ -633,34 +632,4 @@ impl StateBackend for RocksBackend {
     ) -> Result<Vec<u128>, StoreError> {
         self.history_range(account_id, from, to, limit)
     }
-}
-
-fn read_snapshot(
-    meta: &SnapshotMeta,
-    input: impl std::io::Read,
-) -> Result<(Changes, AppliedState), StoreError> {
-    let (header, mut reader) = SnapshotReader::new(input)?;
-    let SnapshotItem::Header {
-        last_log_id,
-        membership,
-        ledger: ledger_meta,
-    } = header
-    else {
-        return Err(StoreError::Snapshot("missing header".into()));
-    };
-    check_header(meta, last_log_id)?;
-    let mut changes = Changes {
-        meta: ledger_meta,
-        ..Changes::default()
-    };
-    while let Some(item) = reader.next_item()? {
-        collect(&mut changes, item)?;
-    }
-    Ok((
-        changes,
-        AppliedState {
-            last_applied: last_log_id,
-            membership,
-        },
-    ))
 }
