@@ -14,13 +14,20 @@ use crate::types::{
 };
 use crate::validate;
 
+/// The largest proposed timestamp apply accepts as is (larger proposals are lowered to it).
+pub const TIMESTAMP_PROPOSAL_MAX: u64 = u64::MAX - (1 << 40);
+
 /// Apply one entry. Errors only when the state cannot be read (or is found inconsistent); then
 /// nothing may be committed and the node must enter safe mode.
 pub fn apply<S: StateRead>(state: &S, batch: &Batch) -> Result<(Outcome, Changes), ReadError> {
     let mut meta = state.meta()?;
     let first_leaf = meta.tree.size;
-    // Strictly increasing cluster time, whatever the leader proposed.
-    let base = batch.timestamp.max(meta.last_timestamp.saturating_add(1));
+    // Strictly increasing cluster time, whatever the leader proposed. Proposals are capped so
+    // that 2^40 events of headroom remain before u64 cluster time could saturate.
+    let base = batch
+        .timestamp
+        .min(TIMESTAMP_PROPOSAL_MAX)
+        .max(meta.last_timestamp.saturating_add(1));
     let mut engine = Engine {
         overlay: Overlay::new(state),
         leaves: Vec::new(),
@@ -173,12 +180,20 @@ impl<S: StateRead> Engine<'_, S> {
             }
             if let Some(failed) = failed_at {
                 self.overlay.rollback(savepoint);
+                // An `ok` that breaks a chain of `exists` is not the culprit (it was rolled back):
+                // blame the first event, the `exists` that set the chain's expectation.
+                let blame = if verdicts[failed].1.result == codes.ok {
+                    0
+                } else {
+                    failed
+                };
                 for (k, (_, verdict)) in verdicts.iter_mut().enumerate() {
-                    if k != failed {
+                    if k != blame {
                         verdict.result = codes.linked_failed;
                         verdict.original = None;
                     }
                 }
+                debug_assert!(verdicts.iter().all(|(_, v)| v.result != codes.ok));
             }
             for (slot, verdict) in verdicts {
                 self.set_leaf(slot, leaf(&verdict.leaf_event, verdict.result));
@@ -446,6 +461,14 @@ impl<S: StateRead> Engine<'_, S> {
         ) else {
             return Err(corrupt("pending transfer names a missing account"));
         };
+        // Only a void may move a closed account's balances (it reopens a closing transfer's
+        // account); a post may not.
+        if post && dr.account.flags.has(AccountFlags::CLOSED) {
+            return Ok(Err(T::DebitAccountAlreadyClosed));
+        }
+        if post && cr.account.flags.has(AccountFlags::CLOSED) {
+            return Ok(Err(T::CreditAccountAlreadyClosed));
+        }
         if post {
             if dr.account.debits_posted.checked_add(amount).is_none() {
                 return Ok(Err(T::OverflowsDebitsPosted));

@@ -499,7 +499,7 @@ fn every_transfer_result_code_has_a_case() {
             "overflow timeout",
             u64::MAX - 10,
             Transfer {
-                timeout: 1,
+                timeout: u32::MAX,
                 ..with_flags(base, TF::PENDING)
             },
             T::OverflowsTimeout,
@@ -1045,4 +1045,66 @@ fn binary_codec_round_trips_and_rejects_bad_records() {
     let mut huge = vec![b'R', b'L', codec::CODEC_VERSION, Kind::Operation as u8, 1];
     huge.extend_from_slice(&[0xfc, 0xff, 0xff, 0xff, 0x7f]);
     assert!(codec::decode_operation(&huge).is_err());
+}
+
+#[test]
+fn a_chain_mixing_exists_and_new_events_fails_without_reporting_ok() {
+    let mut state = setup();
+    let first = vec![with_flags(tr(340, 1, 6, 1), TF::LINKED), tr(341, 1, 6, 1)];
+    assert_eq!(codes(&transfers(&mut state, 10, first)), vec![T::Ok, T::Ok]);
+    // 340 exists (identical, linked as before), 342 would be new: neither all-new nor a retry.
+    let mixed = vec![with_flags(tr(340, 1, 6, 1), TF::LINKED), tr(342, 1, 6, 1)];
+    let r = transfers(&mut state, 11, mixed);
+    assert_eq!(codes(&r), vec![T::Exists, T::LinkedEventFailed]);
+    assert!(
+        state.transfer(342).unwrap().is_none(),
+        "the new event was rolled back"
+    );
+    // And the other way round: a new event, then an existing one.
+    let mixed = vec![with_flags(tr(343, 1, 6, 1), TF::LINKED), tr(341, 1, 6, 1)];
+    let r = transfers(&mut state, 12, mixed);
+    assert_eq!(codes(&r), vec![T::LinkedEventFailed, T::Exists]);
+    assert!(state.transfer(343).unwrap().is_none());
+    // Accounts too.
+    let r = accounts(&mut state, vec![acct(78, 1, AF::LINKED), acct(79, 1, 0)]);
+    assert_eq!(r, vec![A::Ok, A::Ok]);
+    let r = accounts(&mut state, vec![acct(78, 1, AF::LINKED), acct(80, 1, 0)]);
+    assert_eq!(r, vec![A::Exists, A::LinkedEventFailed]);
+    assert!(state.account(80).unwrap().is_none());
+}
+
+#[test]
+fn closed_accounts_refuse_posts_but_allow_voids() {
+    let mut state = setup();
+    let hold = with_flags(tr(610, 6, 1, 3), TF::PENDING);
+    let close = with_flags(tr(611, 6, 1, 1), TF::PENDING | TF::CLOSING_DEBIT);
+    assert_eq!(
+        codes(&transfers(&mut state, 10, vec![hold, close])),
+        vec![T::Ok, T::Ok]
+    );
+    let post = refer(612, TF::POST_PENDING_TRANSFER, 610);
+    assert_eq!(
+        codes(&transfers(&mut state, 11, vec![post])),
+        vec![T::DebitAccountAlreadyClosed]
+    );
+    let post_closing = refer(613, TF::POST_PENDING_TRANSFER, 611);
+    assert_eq!(
+        codes(&transfers(&mut state, 12, vec![post_closing])),
+        vec![T::DebitAccountAlreadyClosed]
+    );
+    let void = refer(614, TF::VOID_PENDING_TRANSFER, 610);
+    assert_eq!(codes(&transfers(&mut state, 13, vec![void])), vec![T::Ok]);
+}
+
+#[test]
+fn proposals_near_the_end_of_time_never_saturate() {
+    let mut state = setup();
+    let a = transfers(
+        &mut state,
+        u64::MAX,
+        vec![tr(920, 1, 6, 1), tr(921, 1, 6, 1)],
+    );
+    assert!(a[0].timestamp < a[1].timestamp, "still strictly increasing");
+    // (The expiry sweep of the setup's pending transfer takes the first slot.)
+    assert!(a[1].timestamp <= ledger::apply::TIMESTAMP_PROPOSAL_MAX + 10);
 }
