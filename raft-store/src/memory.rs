@@ -188,8 +188,14 @@ impl StateBackend for MemoryStateBackend {
         let (applied, bytes) = self.export()?;
         let n = self.snapshots_built.fetch_add(1, Ordering::Relaxed);
         let meta = backend::snapshot_meta(&applied, n);
-        *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((meta.clone(), bytes.clone()));
+        let mut current = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        // A build that finishes after a newer install never replaces it.
+        if let Some((m, b)) = current.as_ref() {
+            if m.last_log_id > meta.last_log_id {
+                return Ok((m.clone(), SnapshotData::Memory(Cursor::new(b.clone()))));
+            }
+        }
+        *current = Some((meta.clone(), bytes.clone()));
         Ok((meta, SnapshotData::Memory(Cursor::new(bytes))))
     }
 

@@ -24,6 +24,7 @@ use std::io::{BufReader, BufWriter, Seek, Write};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 const CF_LOG: &str = "log";
 const CF_META: &str = "meta";
@@ -66,6 +67,11 @@ pub struct RocksBackend {
     opts: Options,
     snapshot_dir: PathBuf,
     snapshots_built: AtomicU64,
+    /// Serialises every change to, and read of, the current snapshot (builds and installs run
+    /// concurrently with each other in openraft).
+    snapshot_lock: Mutex<()>,
+    /// The file the snapshot being received is written to.
+    receiving: Mutex<Option<PathBuf>>,
 }
 
 fn be128(v: u128) -> [u8; 16] {
@@ -168,6 +174,8 @@ impl RocksBackend {
             opts,
             snapshot_dir,
             snapshots_built: AtomicU64::new(0),
+            snapshot_lock: Mutex::new(()),
+            receiving: Mutex::new(None),
         })
     }
 
@@ -338,20 +346,57 @@ impl RocksBackend {
         Ok((path, file))
     }
 
-    /// Make `tmp` the current snapshot file for `meta`, durably, and drop older ones.
-    fn keep_snapshot(&self, meta: &SnapshotMeta, tmp: &Path) -> Result<PathBuf, StoreError> {
-        let name = format!("{}.snap", meta.snapshot_id);
+    /// The current snapshot's metadata and file name, as recorded.
+    fn current_meta(&self) -> Result<Option<(SnapshotMeta, String)>, StoreError> {
+        match self.meta_get(KEY_SNAPSHOT)? {
+            None => Ok(None),
+            Some(bytes) => {
+                open(Kind::SnapshotMeta, CF_META, KEY_SNAPSHOT.as_bytes(), &bytes).map(Some)
+            }
+        }
+    }
+
+    /// Make `tmp` the current snapshot for `meta` — unless a newer one is already current and
+    /// this is only a build — durably, and drop older files. `with` (an install's state
+    /// replacement) is written in the same atomic batch as the new current-snapshot record, so a
+    /// crash never leaves state and snapshot disagreeing. Returns the current snapshot.
+    fn keep_snapshot(
+        &self,
+        meta: &SnapshotMeta,
+        tmp: &Path,
+        with: Option<WriteBatch>,
+    ) -> Result<(SnapshotMeta, PathBuf), StoreError> {
+        let _guard = self.snapshot_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if with.is_none() {
+            if let Some((current, name)) = self.current_meta()? {
+                if current.last_log_id > meta.last_log_id {
+                    let _ = fs::remove_file(tmp);
+                    return Ok((current, self.snapshot_dir.join(name)));
+                }
+            }
+        }
+        // The id comes from the leader: never use it as a path.
+        let name = format!(
+            "{}.snap",
+            &blake3::hash(meta.snapshot_id.as_bytes()).to_hex()[..32]
+        );
         let path = self.snapshot_dir.join(&name);
         fs::rename(tmp, &path)?;
         fs::File::open(&self.snapshot_dir)?.sync_all()?;
-        self.meta_put(KEY_SNAPSHOT, seal(Kind::SnapshotMeta, &(meta, &name)), true)?;
+        let mut batch = with.unwrap_or_default();
+        batch.put_cf(
+            self.cf(CF_META)?,
+            KEY_SNAPSHOT,
+            seal(Kind::SnapshotMeta, &(meta, &name)),
+        );
+        self.write(batch, true)?;
         for entry in fs::read_dir(&self.snapshot_dir)? {
             let p = entry?.path();
             if p != path && p.extension().is_some_and(|e| e == "snap") {
                 let _ = fs::remove_file(p);
             }
         }
-        Ok(path)
+        Ok((meta.clone(), path))
     }
 }
 
@@ -524,14 +569,22 @@ impl StateBackend for RocksBackend {
             .map_err(|e| StoreError::Io(e.into_error()))?;
         file.sync_all()?;
         let meta = backend::snapshot_meta(&applied, n);
-        let path = self.keep_snapshot(&meta, &tmp)?;
+        let (meta, path) = self.keep_snapshot(&meta, &tmp, None)?;
         let file = fs::File::open(path)?;
         Ok((meta, SnapshotData::File(tokio::fs::File::from_std(file))))
     }
 
     fn receive_buffer(&self) -> Result<SnapshotData, StoreError> {
         let n = self.snapshots_built.fetch_add(1, Ordering::Relaxed);
-        let (_, file) = self.new_snapshot_file(&format!("receive-{n}.tmp"))?;
+        let (path, file) = self.new_snapshot_file(&format!("receive-{n}.tmp"))?;
+        let previous = self
+            .receiving
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(path);
+        if let Some(abandoned) = previous {
+            let _ = fs::remove_file(abandoned);
+        }
         Ok(SnapshotData::File(tokio::fs::File::from_std(file)))
     }
 
@@ -546,7 +599,35 @@ impl StateBackend for RocksBackend {
             SnapshotSource::File(f) => read_snapshot(meta, BufReader::new(f))?,
         };
         changes.first_leaf = 0;
-        // One atomic write replaces the whole ledger state and the applied state.
+        // The snapshot file goes into place first (fsynced); then one atomic write replaces the
+        // whole ledger state, the applied state and the current-snapshot record.
+        let received = self
+            .receiving
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let tmp = match (data, received) {
+            (SnapshotSource::File(f), Some(path)) => {
+                f.sync_all()?;
+                path
+            }
+            (data, leftover) => {
+                if let Some(p) = leftover {
+                    let _ = fs::remove_file(p);
+                }
+                let n = self.snapshots_built.fetch_add(1, Ordering::Relaxed);
+                let (tmp, mut file) = self.new_snapshot_file(&format!("installed-{n}.tmp"))?;
+                match data {
+                    SnapshotSource::Memory(bytes) => file.write_all(&bytes)?,
+                    SnapshotSource::File(mut f) => {
+                        f.rewind()?;
+                        std::io::copy(&mut f, &mut file)?;
+                    }
+                }
+                file.sync_all()?;
+                tmp
+            }
+        };
         let mut batch = WriteBatch::default();
         for cf in LEDGER_CFS {
             batch.delete_range_cf(self.cf(cf)?, &[][..], &KEY_END[..]);
@@ -557,28 +638,15 @@ impl StateBackend for RocksBackend {
             KEY_APPLIED,
             seal(Kind::StateRecord, &applied),
         );
-        self.write(batch, true)?;
-        // Keep a copy as the current snapshot, so this node can serve it onwards.
-        let n = self.snapshots_built.fetch_add(1, Ordering::Relaxed);
-        let (tmp, mut file) = self.new_snapshot_file(&format!("installed-{n}.tmp"))?;
-        match data {
-            SnapshotSource::Memory(bytes) => file.write_all(&bytes)?,
-            SnapshotSource::File(mut f) => {
-                f.rewind()?;
-                std::io::copy(&mut f, &mut file)?;
-            }
-        }
-        file.sync_all()?;
-        self.keep_snapshot(meta, &tmp)?;
+        self.keep_snapshot(meta, &tmp, Some(batch))?;
         Ok(())
     }
 
     fn current_snapshot(&self) -> Result<Option<(SnapshotMeta, SnapshotData)>, StoreError> {
-        let Some(bytes) = self.meta_get(KEY_SNAPSHOT)? else {
+        let _guard = self.snapshot_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((meta, name)) = self.current_meta()? else {
             return Ok(None);
         };
-        let (meta, name): (SnapshotMeta, String) =
-            open(Kind::SnapshotMeta, CF_META, KEY_SNAPSHOT.as_bytes(), &bytes)?;
         let file = fs::File::open(self.snapshot_dir.join(name))?;
         Ok(Some((
             meta,

@@ -51,7 +51,9 @@ impl<C: LedgerConfig, B: StateBackend> StateMachine<C, B> {
             let sync = i + 1 == count;
             if let Some(last) = applied.last_applied {
                 if entry.log_id.index <= last.index {
-                    // Already applied (openraft never does this; a harness replaying might).
+                    // Already applied (openraft never sends these; a replaying harness might):
+                    // nothing to do, but keep one reply per entry as openraft requires.
+                    replies.push(idle_outcome(backend)?);
                     continue;
                 }
             }

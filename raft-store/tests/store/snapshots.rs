@@ -82,6 +82,17 @@ fn snapshot_moves_between_backends_with_identical_root() {
         assert_eq!(rocks2.digest().unwrap(), rocks.digest().unwrap());
         let current = third.get_current_snapshot().await.unwrap().expect("kept");
         assert_eq!(read_all(*current.snapshot).await, bytes2);
+        // Exactly one snapshot file is kept, the received buffer was moved into place (no
+        // leftovers), and its name does not come from the leader's snapshot id.
+        let files: Vec<String> = std::fs::read_dir(dir.path().join("b").join("snapshots"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert!(
+            files[0].ends_with(".snap") && !files[0].contains(&snap2.meta.snapshot_id),
+            "{files:?}"
+        );
 
         // Both continue identically after the install.
         let more: Vec<_> = (13..=15).map(|i| workload_entry(11, i, 300)).collect();
