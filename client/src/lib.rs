@@ -280,6 +280,11 @@ impl Client {
         &self,
         transfer: Transfer,
     ) -> Result<EventOutcome<CreateTransferResult>, Error> {
+        if transfer.flags.has(ledger::TransferFlags::LINKED) {
+            return Err(Error::Invalid(
+                "linked transfers belong together in one create_transfers call, not the auto-batcher".into(),
+            ));
+        }
         let (tx, rx) = oneshot::channel();
         self.batcher
             .send((transfer, tx))
@@ -480,7 +485,10 @@ impl Unbatched {
                 Err(retry) => retry,
             };
             last = format!("{addr}: {why}");
-            self.forget_leader();
+            // A busy leader (429) is still the leader; anything else may mean it moved.
+            if !why.starts_with("429") {
+                self.forget_leader();
+            }
             let pause = after.unwrap_or_else(|| backoff.next_delay());
             if start.elapsed() + pause > cfg.retry_total {
                 return Err(Error::Unavailable {
@@ -703,9 +711,21 @@ type Pending = (
     oneshot::Sender<Result<EventOutcome<CreateTransferResult>, Error>>,
 );
 
+/// Requests the auto-batcher keeps in flight; more callers wait in its queue and join bigger
+/// batches.
+const BATCHES_IN_FLIGHT_MAX: usize = 4;
+
 /// Coalesce queued transfers into batches of up to 8,190.
 async fn batcher(client: Unbatched, mut rx: mpsc::Receiver<Pending>) {
-    while let Some(first) = rx.recv().await {
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(BATCHES_IN_FLIGHT_MAX));
+    loop {
+        // Wait for a free slot first, so that callers accumulate into the next batch meanwhile.
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = rx.recv().await else {
+            return;
+        };
         let mut group = vec![first];
         while group.len() < ledger::limits::BATCH_EVENTS_MAX {
             match rx.try_recv() {
@@ -714,26 +734,29 @@ async fn batcher(client: Unbatched, mut rx: mpsc::Receiver<Pending>) {
             }
         }
         let (transfers, replies): (Vec<Transfer>, Vec<_>) = group.into_iter().unzip();
-        // Linked chains are per-caller; the batcher never links across callers.
-        let transfers = transfers
-            .into_iter()
-            .map(|mut t| {
-                t.flags.0 &= !ledger::TransferFlags::LINKED;
-                t
-            })
-            .collect();
         let c = client.clone();
         tokio::spawn(async move {
-            match c
+            let result = c
                 .write::<CreateTransferResult>(
                     Operation::CreateTransfers(transfers),
                     "/v1/transfers",
                 )
-                .await
-            {
-                Ok(results) => {
+                .await;
+            drop(permit);
+            match result {
+                Ok(results) if results.len() == replies.len() => {
                     for (reply, r) in replies.into_iter().zip(results) {
                         let _ = reply.send(Ok(r));
+                    }
+                }
+                Ok(results) => {
+                    let e = Error::Protocol(format!(
+                        "{} results for {} transfers",
+                        results.len(),
+                        replies.len()
+                    ));
+                    for reply in replies {
+                        let _ = reply.send(Err(e.clone()));
                     }
                 }
                 Err(e) => {

@@ -680,14 +680,7 @@ async fn admin_add_learner(
     };
     match added {
         Ok(resp) => Json(json!({"log_index": resp.log_id.index})).into_response(),
-        Err(e) => err(
-            &node,
-            ApiError::new(
-                StatusCode::CONFLICT,
-                "membership_change_failed",
-                e.to_string(),
-            ),
-        ),
+        Err(e) => err(&node, membership_error(e)),
     }
 }
 
@@ -713,15 +706,27 @@ async fn admin_membership(
     if let Some(r) = on_leader(&node, &headers, "/v1/admin/membership", body).await {
         return r;
     }
-    match node.raft.change_membership(req.voters, false).await {
-        Ok(resp) => Json(json!({"log_index": resp.log_id.index})).into_response(),
-        Err(e) => err(
-            &node,
-            ApiError::new(
-                StatusCode::CONFLICT,
-                "membership_change_failed",
-                e.to_string(),
-            ),
+    let wait = std::time::Duration::from_millis(node.config.limits.write_timeout_ms);
+    match tokio::time::timeout(wait, node.raft.change_membership(req.voters, false)).await {
+        Ok(Ok(resp)) => Json(json!({"log_index": resp.log_id.index})).into_response(),
+        Ok(Err(e)) => err(&node, membership_error(e)),
+        Err(_) => err(&node, crate::node::write_timeout()),
+    }
+}
+
+/// Membership errors: a lost leadership is retryable (`no_leader`), a stopped Raft is
+/// `safe_mode`, anything else (e.g. a change already in progress) is a 409.
+fn membership_error(
+    e: RaftError<NodeId, openraft::error::ClientWriteError<NodeId, NodeInfo>>,
+) -> ApiError {
+    use openraft::error::ClientWriteError;
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => ApiError::no_leader(),
+        RaftError::Fatal(f) => ApiError::safe_mode(f.to_string()),
+        other => ApiError::new(
+            StatusCode::CONFLICT,
+            "membership_change_failed",
+            other.to_string(),
         ),
     }
 }

@@ -58,7 +58,7 @@ enum Command {
         #[arg(long, default_value = "ron-ledger-dev")]
         data_dir: PathBuf,
         /// Client API port of node 1; node i uses base+i-1, peer ports are +100.
-        #[arg(long, default_value_t = 7001)]
+        #[arg(long, default_value_t = 7001, value_parser = clap::value_parser!(u16).range(1024..=65000))]
         base_port: u16,
         /// Number of nodes.
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=5))]

@@ -175,6 +175,7 @@ impl Node {
             raft.clone(),
             seams.clock,
             state.clone(),
+            Duration::from_millis(config.limits.write_timeout_ms),
             config.limits.queue_requests_max,
             config.limits.entry_events_max,
             config.limits.inflight_entries_max,
@@ -281,12 +282,20 @@ impl Node {
         if answer.status != 200 {
             return Err(ApiError::no_leader());
         }
-        rpc::decode::<Result<Receipt, ApiError>>(&answer.body)
-            .map_err(|e| ApiError::internal(format!("bad reply from the leader: {e}")))?
+        // The leader may have committed the write: an unreadable receipt is "outcome unknown"
+        // (502, retried with the same ids), never a final failure.
+        rpc::decode::<Result<Receipt, ApiError>>(&answer.body).map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::BAD_GATEWAY,
+                "bad_gateway",
+                format!("unreadable reply from the leader ({e}); the outcome is unknown, retry with the same ids"),
+            )
+        })?
     }
 }
 
-fn write_timeout() -> ApiError {
+/// 504: not confirmed in time; outcome unknown.
+pub fn write_timeout() -> ApiError {
     ApiError::new(
         axum::http::StatusCode::GATEWAY_TIMEOUT,
         "timeout",

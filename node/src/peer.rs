@@ -73,6 +73,8 @@ async fn submit(State(node): State<Arc<Node>>, body: Bytes) -> Response {
             "wrong_cluster",
             "the forwarding node belongs to another cluster",
         ))
+    } else if let Err(e) = req.op.check_bounds() {
+        Err(ApiError::bad_request("too_many_events", e.to_string()))
     } else {
         node.submit_local(req.op).await
     };

@@ -48,6 +48,7 @@ impl Sequencer {
         raft: openraft::Raft<TypeConfig>,
         clock: Arc<dyn Clock>,
         state: Arc<dyn raft_store::StateBackend>,
+        write_timeout: std::time::Duration,
         queue_requests_max: usize,
         entry_events_max: usize,
         inflight_entries_max: usize,
@@ -55,13 +56,16 @@ impl Sequencer {
         let (tx, rx) = mpsc::channel(queue_requests_max);
         let depth = Arc::new(AtomicU64::new(0));
         tokio::spawn(run(
-            raft,
-            clock,
-            state,
+            Pipeline {
+                raft,
+                clock,
+                state,
+                write_timeout,
+                depth: depth.clone(),
+                entry_events_max,
+                inflight: Arc::new(Semaphore::new(inflight_entries_max)),
+            },
             rx,
-            depth.clone(),
-            entry_events_max,
-            Arc::new(Semaphore::new(inflight_entries_max)),
         ));
         Self { tx, depth }
     }
@@ -72,14 +76,18 @@ impl Sequencer {
         op: Operation,
     ) -> Result<oneshot::Receiver<Result<Receipt, ApiError>>, ApiError> {
         let (reply, rx) = oneshot::channel();
+        // Count before sending: the sequencer may take the request (and count it out) at once.
+        self.depth.fetch_add(1, Ordering::Relaxed);
         match self.tx.try_send(Submission { op, reply }) {
-            Ok(()) => {
-                self.depth.fetch_add(1, Ordering::Relaxed);
-                Ok(rx)
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => Err(ApiError::queue_full()),
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                Err(ApiError::internal("the sequencer has stopped"))
+            Ok(()) => Ok(rx),
+            Err(e) => {
+                self.depth.fetch_sub(1, Ordering::Relaxed);
+                Err(match e {
+                    mpsc::error::TrySendError::Full(_) => ApiError::queue_full(),
+                    mpsc::error::TrySendError::Closed(_) => {
+                        ApiError::internal("the sequencer has stopped")
+                    }
+                })
             }
         }
     }
@@ -90,15 +98,27 @@ impl Sequencer {
     }
 }
 
-async fn run(
+/// What the sequencer task owns.
+struct Pipeline {
     raft: openraft::Raft<TypeConfig>,
     clock: Arc<dyn Clock>,
     state: Arc<dyn raft_store::StateBackend>,
-    mut rx: mpsc::Receiver<Submission>,
+    write_timeout: std::time::Duration,
     depth: Arc<AtomicU64>,
     entry_events_max: usize,
     inflight: Arc<Semaphore>,
-) {
+}
+
+async fn run(p: Pipeline, mut rx: mpsc::Receiver<Submission>) {
+    let Pipeline {
+        raft,
+        clock,
+        state,
+        write_timeout,
+        depth,
+        entry_events_max,
+        inflight,
+    } = p;
     let mut carry: Option<Submission> = None;
     let mut last_timestamp = 0u64;
     loop {
@@ -143,8 +163,16 @@ async fn run(
         match raft.client_write_ff(batch).await {
             Ok(pending) => {
                 tokio::spawn(async move {
-                    let result = pending.await;
+                    // openraft may never resolve a responder whose entry vanished (e.g. purged
+                    // behind an installed snapshot): never hold the in-flight permit forever.
+                    let result = tokio::time::timeout(write_timeout, pending).await;
                     drop(permit);
+                    let Ok(result) = result else {
+                        for reply in replies {
+                            let _ = reply.send(Err(crate::node::write_timeout()));
+                        }
+                        return;
+                    };
                     match result {
                         Ok(Ok(resp)) => {
                             let log_index = resp.log_id.index;

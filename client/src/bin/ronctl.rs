@@ -542,10 +542,13 @@ fn transfer_row(t: &Transfer) -> Vec<String> {
     ]
 }
 
+/// The voters as the current leader sees them (a lagging follower's view could drop members).
 async fn current_voters(client: &Client) -> Result<Vec<u64>, Fail> {
     for (_, s) in client.cluster_status().await {
         if let Ok(s) = s {
-            return Ok(s.members.iter().filter(|m| m.voter).map(|m| m.id).collect());
+            if s.role == "leader" {
+                return Ok(s.members.iter().filter(|m| m.voter).map(|m| m.id).collect());
+            }
         }
     }
     Err(Fail::Client(Error::Unavailable {
@@ -711,10 +714,12 @@ async fn bench(client: &Client, a: BenchArgs, json: bool) -> Result<(), Fail> {
         ));
     }
     // Unique ids per run, so repeated runs against one cluster never collide.
-    let run = std::time::SystemTime::now()
+    // Unique per run (nanoseconds mixed with the process id), kept below 2^62 so ids fit.
+    let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as u128;
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let run = (nanos ^ (u128::from(std::process::id()) << 40)) & ((1u128 << 62) - 1);
     let account_base = run << 64;
     let accounts: Vec<Account> = (1..=u128::from(a.accounts))
         .map(|i| Account {
@@ -727,7 +732,7 @@ async fn bench(client: &Client, a: BenchArgs, json: bool) -> Result<(), Fail> {
     for chunk in accounts.chunks(ledger::limits::BATCH_EVENTS_MAX) {
         let r = client.create_accounts(chunk.to_vec()).await?;
         if r.iter().any(|x| !x.result.is_success()) {
-            return Err(Fail::Usage("could not create the bench accounts".into()));
+            return Err(Fail::NotAllOk);
         }
     }
     let next = Arc::new(AtomicU64::new(0));
