@@ -148,6 +148,20 @@ impl<S: StateRead> Engine<'_, S> {
             }
             let open = end == events.len();
             let end = end.min(events.len() - 1);
+            if end == i && !open {
+                // A lone event (the common case): no chain to undo, no bookkeeping.
+                let slot = self.take_slot();
+                let verdict = one(self, &events[i], slot)?;
+                self.set_leaf(slot, leaf(&verdict.leaf_event, verdict.result));
+                let position = verdict.original.unwrap_or(slot);
+                out.push(EventResult {
+                    result: verdict.result,
+                    timestamp: position.timestamp,
+                    leaf: position.leaf,
+                });
+                i += 1;
+                continue;
+            }
             let savepoint = self.overlay.savepoint();
             let mut verdicts: Vec<(Slot, Verdict<R, E>)> = Vec::with_capacity(end - i + 1);
             let mut failed_at: Option<usize> = None;

@@ -106,7 +106,9 @@ pub struct MemoryState {
     transfers: HashMap<u128, TransferRecord>,
     statuses: HashMap<u128, TransferStatus>,
     expiry: BTreeSet<ExpiryKey>,
-    history: BTreeMap<HistoryKey, u128>,
+    /// Per account, (timestamp, transfer id) in timestamp order: timestamps only grow, so
+    /// commits append.
+    history: BTreeMap<u128, Vec<(u64, u128)>>,
     leaves: Vec<Hash>,
 }
 
@@ -131,7 +133,21 @@ impl MemoryState {
             self.expiry.remove(&key);
         }
         self.expiry.extend(changes.expiry_put);
-        self.history.extend(changes.history);
+        for (k, id) in changes.history {
+            let entries = self.history.entry(k.account_id).or_default();
+            match entries.last() {
+                Some((ts, _)) if *ts >= k.timestamp => {
+                    // Not newer than the last entry (never from apply; kept correct anyway).
+                    let at = entries.partition_point(|(t, _)| *t < k.timestamp);
+                    if entries.get(at).is_some_and(|(t, _)| *t == k.timestamp) {
+                        entries[at].1 = id;
+                    } else {
+                        entries.insert(at, (k.timestamp, id));
+                    }
+                }
+                _ => entries.push((k.timestamp, id)),
+            }
+        }
         debug_assert_eq!(self.leaves.len() as u64, changes.first_leaf);
         self.leaves.extend(changes.leaves);
         self.meta = Some(changes.meta);
@@ -165,8 +181,18 @@ impl MemoryState {
     }
 
     /// The history index in key order.
-    pub fn history_index(&self) -> impl Iterator<Item = (&HistoryKey, &u128)> {
-        self.history.iter()
+    pub fn history_index(&self) -> impl Iterator<Item = (HistoryKey, u128)> + '_ {
+        self.history.iter().flat_map(|(account_id, entries)| {
+            entries.iter().map(move |(timestamp, id)| {
+                (
+                    HistoryKey {
+                        account_id: *account_id,
+                        timestamp: *timestamp,
+                    },
+                    *id,
+                )
+            })
+        })
     }
 
     /// Every leaf hash, in order.
@@ -176,19 +202,13 @@ impl MemoryState {
 
     /// Transfers that touched `account_id` with timestamps in `[from, to]`, oldest first.
     pub fn account_history(&self, account_id: u128, from: u64, to: u64, limit: usize) -> Vec<u128> {
-        let lo = HistoryKey {
-            account_id,
-            timestamp: from,
-        };
-        let hi = HistoryKey {
-            account_id,
-            timestamp: to,
-        };
-        if lo > hi {
+        let Some(entries) = self.history.get(&account_id) else {
             return Vec::new();
-        }
-        self.history
-            .range(lo..=hi)
+        };
+        let start = entries.partition_point(|(t, _)| *t < from);
+        entries[start..]
+            .iter()
+            .take_while(|(t, _)| *t <= to)
             .take(limit)
             .map(|(_, id)| *id)
             .collect()
@@ -209,8 +229,8 @@ impl MemoryState {
         for k in &self.expiry {
             digest.expiry(k);
         }
-        for (k, id) in &self.history {
-            digest.history(k, *id);
+        for (k, id) in self.history_index() {
+            digest.history(&k, id);
         }
         Ok(digest.finish())
     }

@@ -139,7 +139,7 @@ impl MemoryStateBackend {
             w.push(&SnapshotItem::Expiry(*k))?;
         }
         for (k, id) in state.history_index() {
-            w.push(&SnapshotItem::History(*k, *id))?;
+            w.push(&SnapshotItem::History(k, id))?;
         }
         for (i, h) in state.leaves().iter().enumerate() {
             w.push(&SnapshotItem::Leaf(i as u64, *h))?;
