@@ -361,13 +361,17 @@ async fn read<F>(
     node: Arc<Node>,
     headers: HeaderMap,
     uri: axum::http::Uri,
-    q: &ReadQuery,
+    q: Result<Query<ReadQuery>, QueryRejection>,
     f: F,
 ) -> Response
 where
-    F: FnOnce(&Node) -> Result<Response, ApiError>,
+    F: FnOnce(&Node, &ReadQuery) -> Result<Response, ApiError>,
 {
-    let c = match consistency(q) {
+    let q = match query(q) {
+        Ok(q) => q,
+        Err(e) => return err(&node, e),
+    };
+    let c = match consistency(&q) {
         Ok(c) => c,
         Err(e) => return err(&node, e),
     };
@@ -382,9 +386,21 @@ where
             Err(e) => return err(&node, e),
         }
     }
-    match f(&node) {
+    match f(&node, &q) {
         Ok(r) => r,
         Err(e) => err(&node, e),
+    }
+}
+
+/// The record as JSON, or 404 with `reason`.
+fn found<T: Serialize>(
+    value: Option<T>,
+    reason: &str,
+    what: impl FnOnce() -> String,
+) -> Result<Response, ApiError> {
+    match value {
+        Some(v) => Ok(Json(v).into_response()),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, reason, what())),
     }
 }
 
@@ -403,20 +419,12 @@ async fn get_account(
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
-    let q = match query(q) {
-        Ok(q) => q,
-        Err(e) => return err(&node, e),
-    };
-    read(node, headers, uri, &q, |node| {
+    read(node, headers, uri, q, |node, _| {
         let id = parse_u128(&id, "account id")?;
-        match node.state.lookup_account(id).map_err(storage_error)? {
-            Some(r) => Ok(Json(r.account).into_response()),
-            None => Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "account_not_found",
-                format!("no account {id}"),
-            )),
-        }
+        let account = node.state.lookup_account(id).map_err(storage_error)?;
+        found(account.map(|r| r.account), "account_not_found", || {
+            format!("no account {id}")
+        })
     })
     .await
 }
@@ -428,20 +436,12 @@ async fn get_transfer(
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
-    let q = match query(q) {
-        Ok(q) => q,
-        Err(e) => return err(&node, e),
-    };
-    read(node, headers, uri, &q, |node| {
+    read(node, headers, uri, q, |node, _| {
         let id = parse_u128(&id, "transfer id")?;
-        match node.state.lookup_transfer(id).map_err(storage_error)? {
-            Some(r) => Ok(Json(r.transfer).into_response()),
-            None => Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "transfer_not_found",
-                format!("no transfer {id}"),
-            )),
-        }
+        let transfer = node.state.lookup_transfer(id).map_err(storage_error)?;
+        found(transfer.map(|r| r.transfer), "transfer_not_found", || {
+            format!("no transfer {id}")
+        })
     })
     .await
 }
@@ -456,16 +456,11 @@ async fn account_transfers(
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
-    let q = match query(q) {
-        Ok(q) => q,
-        Err(e) => return err(&node, e),
-    };
-    let (from, to, limit) = (q.from.clone(), q.to.clone(), q.limit);
-    read(node, headers, uri, &q, move |node| {
+    read(node, headers, uri, q, move |node, q| {
         let id = parse_u128(&id, "account id")?;
-        let from = parse_u64(from.as_deref(), 0, "from")?;
-        let to = parse_u64(to.as_deref(), u64::MAX, "to")?;
-        let limit = limit.unwrap_or(100).clamp(1, HISTORY_PAGE_MAX);
+        let from = parse_u64(q.from.as_deref(), 0, "from")?;
+        let to = parse_u64(q.to.as_deref(), u64::MAX, "to")?;
+        let limit = q.limit.unwrap_or(100).clamp(1, HISTORY_PAGE_MAX);
         if node
             .state
             .lookup_account(id)
