@@ -27,6 +27,7 @@
 //! ```
 
 pub mod retry;
+pub mod transport;
 
 use ledger::codec::{self, Kind};
 use ledger::{Account, CreateAccountResult, CreateTransferResult, Operation, Transfer};
@@ -35,7 +36,9 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
+use transport::{HttpRequest, ReqwestTransport, Transport};
 use tokio::sync::{mpsc, oneshot};
 
 /// Client settings.
@@ -55,6 +58,9 @@ pub struct ClientConfig {
     pub backoff_max: Duration,
     /// Transfers waiting for the auto-batcher; `submit_transfer` waits when full.
     pub batch_queue_max: usize,
+    /// Seed of the backoff jitter; `None` seeds it from the clock. The simulation sets it so a
+    /// run replays exactly.
+    pub jitter_seed: Option<u64>,
 }
 
 impl ClientConfig {
@@ -68,6 +74,7 @@ impl ClientConfig {
             backoff_base: Duration::from_millis(25),
             backoff_max: Duration::from_secs(1),
             batch_queue_max: 4 * ledger::limits::BATCH_EVENTS_MAX,
+            jitter_seed: None,
         }
     }
 }
@@ -200,12 +207,14 @@ pub enum Consistency {
 }
 
 struct Shared {
-    http: reqwest::Client,
+    http: Arc<dyn Transport>,
     config: ClientConfig,
     /// Known members by id (from the last status).
     members: RwLock<BTreeMap<u64, String>>,
     /// The address writes go to first.
     leader: RwLock<Option<String>>,
+    /// Calls made, to vary a configured jitter seed per call.
+    calls: std::sync::atomic::AtomicU64,
 }
 
 /// A ron-ledger client. Cheap to clone; clones share the cache and the batcher.
@@ -226,19 +235,28 @@ impl Client {
     /// A client for the cluster reachable through `config.seeds`. Must be called inside a tokio
     /// runtime (it starts the auto-batcher).
     pub fn new(config: ClientConfig) -> Result<Self, Error> {
+        let http = ReqwestTransport::new(config.request_timeout)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        Self::with_transport(config, Arc::new(http))
+    }
+
+    /// A client that sends its requests through `transport` (the simulation's network, for
+    /// one). Must be called inside a tokio runtime.
+    pub fn with_transport(
+        config: ClientConfig,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Self, Error> {
         if config.seeds.is_empty() {
             return Err(Error::Invalid("at least one seed address is needed".into()));
         }
-        let http = reqwest::Client::builder()
-            .timeout(config.request_timeout)
-            .build()
-            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let http = transport;
         let (tx, rx) = mpsc::channel(config.batch_queue_max.max(1));
         let shared = Arc::new(Shared {
             http,
             config,
             members: RwLock::new(BTreeMap::new()),
             leader: RwLock::new(None),
+            calls: std::sync::atomic::AtomicU64::new(0),
         });
         let client = Client {
             shared,
@@ -476,7 +494,12 @@ impl Unbatched {
     async fn send(&self, req: &Req) -> Result<(Option<Vec<u8>>, bool), Error> {
         let cfg = &self.shared.config;
         let start = Instant::now();
-        let mut backoff = Backoff::new(cfg.backoff_base, cfg.backoff_max);
+        let call = self
+            .shared
+            .calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let seed = cfg.jitter_seed.map(|s| s ^ call.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut backoff = Backoff::new(cfg.backoff_base, cfg.backoff_max, seed);
         let mut last = String::new();
         for attempt in 0..cfg.retry_attempts_max {
             let addr = self.target(attempt).await;
@@ -511,29 +534,25 @@ impl Unbatched {
         addr: &str,
         req: &Req,
     ) -> Result<Result<Option<Vec<u8>>, Error>, (String, Option<Duration>)> {
-        let url = format!("http://{addr}{}", req.path);
-        let builder = if req.post {
-            self.shared
-                .http
-                .post(url)
-                .header("content-type", req.content_type)
-                .body(req.body.clone())
-        } else {
-            self.shared.http.get(url)
-        };
-        let resp = builder.send().await.map_err(|e| (e.to_string(), None))?;
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
+        let reply = self
+            .shared
+            .http
+            .send(HttpRequest {
+                post: req.post,
+                addr: addr.to_string(),
+                path: req.path.clone(),
+                content_type: req.content_type,
+                body: req.body.clone(),
+                timeout: self.shared.config.request_timeout,
+            })
+            .await
+            .map_err(|e| (e, None))?;
+        let status = reply.status;
+        let retry_after = reply
+            .retry_after
             .and_then(|v| v.parse::<u64>().ok())
             .map(Duration::from_secs);
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| (e.to_string(), None))?
-            .to_vec();
+        let bytes = reply.body;
         if (200..300).contains(&status) {
             if let Ok(w) = serde_json::from_slice::<LeaderHint>(&bytes) {
                 self.note_leader(w.leader);

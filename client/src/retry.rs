@@ -11,12 +11,14 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    /// Start at `base`, double up to `max`.
-    pub fn new(base: Duration, max: Duration) -> Self {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos() as u64)
-            .unwrap_or(0x9e37);
+    /// Start at `base`, double up to `max`; jitter from `seed`, or from the clock if `None`.
+    pub fn new(base: Duration, max: Duration, seed: Option<u64>) -> Self {
+        let seed = seed.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos() as u64)
+                .unwrap_or(0x9e37)
+        });
         Self {
             next: base.max(Duration::from_millis(1)),
             max,
@@ -43,7 +45,7 @@ mod tests {
 
     #[test]
     fn grows_to_the_cap_with_jitter_inside_bounds() {
-        let mut b = Backoff::new(Duration::from_millis(10), Duration::from_millis(100));
+        let mut b = Backoff::new(Duration::from_millis(10), Duration::from_millis(100), None);
         let delays: Vec<Duration> = (0..8).map(|_| b.next_delay()).collect();
         assert!(delays[0] >= Duration::from_millis(5) && delays[0] <= Duration::from_millis(10));
         for d in &delays {

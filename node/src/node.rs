@@ -50,12 +50,24 @@ pub struct Node {
     pub connector: Arc<dyn Connector>,
 }
 
-/// The replaceable edges of a node: how it reaches peers and what time it is.
+/// The replaceable edges of a node: how it reaches peers, what time it is, and (for the
+/// simulation) which storage it runs on.
 pub struct Seams {
     /// Outgoing calls.
     pub connector: Arc<dyn Connector>,
     /// The sequencer's clock.
     pub clock: Arc<dyn Clock>,
+    /// Storage to use instead of what the configuration names (RocksDB in `data_dir`, or memory
+    /// with `amnesia`). The simulation passes backends that outlive a simulated crash.
+    pub storage: Option<Backends>,
+}
+
+/// A log and a state backend, given to [`Node::start_on`] through [`Seams::storage`].
+pub struct Backends {
+    /// The Raft log.
+    pub log: Arc<dyn LogBackend>,
+    /// The ledger state.
+    pub state: Arc<dyn StateBackend>,
 }
 
 /// A started node; dropping it does not stop it, call [`RunningNode::shutdown`].
@@ -103,6 +115,7 @@ impl Node {
         let seams = Seams {
             connector: Arc::new(connector),
             clock: Arc::new(SystemClock),
+            storage: None,
         };
         Self::start_on(config, seams, api, peer).await
     }
@@ -139,37 +152,34 @@ impl Node {
             Duration::from_millis(config.raft.rpc_timeout_ms),
         );
 
-        let (raft, state, log): (Raft<TypeConfig>, Arc<dyn StateBackend>, Arc<dyn LogBackend>) =
-            if config.amnesia {
-                let log = Arc::new(MemoryLog::new());
-                let state = Arc::new(MemoryStateBackend::new());
-                let raft = Raft::new(
-                    config.node_id,
-                    rc,
-                    network,
-                    LogStore::<TypeConfig, _>::new(log.clone()),
-                    StateMachine::<TypeConfig, _>::new(state.clone()),
-                )
-                .await
-                .context("start raft")?;
-                (raft, state, log)
-            } else {
+        let backends = match seams.storage {
+            Some(b) => b,
+            None if config.amnesia => Backends {
+                log: Arc::new(MemoryLog::new()),
+                state: Arc::new(MemoryStateBackend::new()),
+            },
+            None => {
                 let dir = config.data_dir.clone().context("data_dir")?;
                 let backend = Arc::new(
                     RocksBackend::open(&dir)
                         .with_context(|| format!("open storage in {}", dir.display()))?,
                 );
-                let raft = Raft::new(
-                    config.node_id,
-                    rc,
-                    network,
-                    LogStore::<TypeConfig, _>::new(backend.clone()),
-                    StateMachine::<TypeConfig, _>::new(backend.clone()),
-                )
-                .await
-                .context("start raft")?;
-                (raft, backend.clone(), backend)
-            };
+                Backends {
+                    log: backend.clone(),
+                    state: backend,
+                }
+            }
+        };
+        let (state, log) = (backends.state, backends.log);
+        let raft = Raft::new(
+            config.node_id,
+            rc,
+            network,
+            LogStore::<TypeConfig, dyn LogBackend>::new(log.clone()),
+            StateMachine::<TypeConfig, dyn StateBackend>::new(state.clone()),
+        )
+        .await
+        .context("start raft")?;
 
         let sequencer = Sequencer::start(
             raft.clone(),

@@ -25,6 +25,7 @@ pub mod log_store;
 pub mod memory;
 pub mod record;
 pub mod rocks;
+pub mod runtime;
 pub mod snapshot;
 pub mod state_machine;
 pub mod types;

@@ -15,12 +15,12 @@ use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
 /// The Raft log of one node.
-pub struct LogStore<C, B> {
+pub struct LogStore<C, B: ?Sized> {
     backend: Arc<B>,
     _config: PhantomData<fn() -> C>,
 }
 
-impl<C, B> Clone for LogStore<C, B> {
+impl<C, B: ?Sized> Clone for LogStore<C, B> {
     fn clone(&self) -> Self {
         Self {
             backend: self.backend.clone(),
@@ -29,7 +29,7 @@ impl<C, B> Clone for LogStore<C, B> {
     }
 }
 
-impl<C: LedgerConfig, B: LogBackend> LogStore<C, B> {
+impl<C: LedgerConfig, B: LogBackend + ?Sized> LogStore<C, B> {
     /// A log store over `backend`.
     pub fn new(backend: Arc<B>) -> Self {
         Self {
@@ -110,7 +110,7 @@ fn bounds(range: &impl RangeBounds<u64>) -> (u64, u64) {
     (start, end)
 }
 
-impl<C: LedgerConfig, B: LogBackend> RaftLogReader<C> for LogStore<C, B> {
+impl<C: LedgerConfig, B: LogBackend + ?Sized> RaftLogReader<C> for LogStore<C, B> {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
@@ -125,7 +125,7 @@ impl<C: LedgerConfig, B: LogBackend> RaftLogReader<C> for LogStore<C, B> {
     }
 }
 
-impl<C: LedgerConfig, B: LogBackend> RaftLogStorage<C> for LogStore<C, B> {
+impl<C: LedgerConfig, B: LogBackend + ?Sized> RaftLogStorage<C> for LogStore<C, B> {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<C>, StorageError> {

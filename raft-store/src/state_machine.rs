@@ -13,12 +13,12 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 /// The ledger state machine of one node.
-pub struct StateMachine<C, B> {
+pub struct StateMachine<C, B: ?Sized> {
     backend: Arc<B>,
     _config: PhantomData<fn() -> C>,
 }
 
-impl<C, B> Clone for StateMachine<C, B> {
+impl<C, B: ?Sized> Clone for StateMachine<C, B> {
     fn clone(&self) -> Self {
         Self {
             backend: self.backend.clone(),
@@ -27,7 +27,7 @@ impl<C, B> Clone for StateMachine<C, B> {
     }
 }
 
-impl<C: LedgerConfig, B: StateBackend> StateMachine<C, B> {
+impl<C: LedgerConfig, B: StateBackend + ?Sized> StateMachine<C, B> {
     /// A state machine over `backend`.
     pub fn new(backend: Arc<B>) -> Self {
         Self {
@@ -80,7 +80,7 @@ impl<C: LedgerConfig, B: StateBackend> StateMachine<C, B> {
 }
 
 /// The reply to an entry that carries no ledger events: the current tree and timestamp.
-fn idle_outcome<B: StateBackend>(backend: &B) -> Result<Outcome, StoreError> {
+fn idle_outcome<B: StateBackend + ?Sized>(backend: &B) -> Result<Outcome, StoreError> {
     let meta = backend.ledger_meta()?;
     Ok(Outcome {
         replies: Vec::new(),
@@ -99,7 +99,7 @@ fn snap_err(e: StoreError, verb: ErrorVerb) -> StorageError {
     e.into_raft(ErrorSubject::Snapshot(None), verb)
 }
 
-impl<C: LedgerConfig, B: StateBackend> RaftSnapshotBuilder<C> for StateMachine<C, B> {
+impl<C: LedgerConfig, B: StateBackend + ?Sized> RaftSnapshotBuilder<C> for StateMachine<C, B> {
     async fn build_snapshot(&mut self) -> Result<Snapshot<C>, StorageError> {
         let backend = self.backend.clone();
         let (meta, data) = run(self.backend.is_blocking(), move || backend.build_snapshot())
@@ -112,7 +112,7 @@ impl<C: LedgerConfig, B: StateBackend> RaftSnapshotBuilder<C> for StateMachine<C
     }
 }
 
-impl<C: LedgerConfig, B: StateBackend> RaftStateMachine<C> for StateMachine<C, B> {
+impl<C: LedgerConfig, B: StateBackend + ?Sized> RaftStateMachine<C> for StateMachine<C, B> {
     type SnapshotBuilder = Self;
 
     async fn applied_state(

@@ -52,7 +52,7 @@ impl<C> LedgerConfig for C where
 }
 
 openraft::declare_raft_types!(
-    /// The production type configuration (tokio runtime).
+    /// The type configuration: tokio, with a seedable generator for election timeouts.
     pub TypeConfig:
         D = Batch,
         R = Outcome,
@@ -60,7 +60,7 @@ openraft::declare_raft_types!(
         Node = NodeInfo,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = SnapshotData,
-        AsyncRuntime = openraft::TokioRuntime,
+        AsyncRuntime = crate::runtime::LedgerRuntime,
 );
 
 /// A log id (term, leader, index).

@@ -1,0 +1,205 @@
+//! A simulated disk for the Raft log with a durability model: every write first lands in a
+//! volatile layer (the page cache); a sync copies it to the durable layer; a crash throws the
+//! volatile layer away. The ledger state uses raft-store's memory backend, kept outside the
+//! simulated host so that it outlives a crash — it is committed whole at the end of every apply
+//! call, as RocksDB's synced write batch is.
+//!
+//! Planted bug [`crate::Bug::AckBeforeSync`]: appends are acknowledged without a sync (and
+//! written back only by the periodic flush), the bug a wrong `WriteOptions` would be.
+
+use raft_store::{LogBackend, StoreError};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+#[derive(Clone, Default)]
+struct Layer {
+    entries: BTreeMap<u64, Vec<u8>>,
+    meta: BTreeMap<&'static str, Vec<u8>>,
+}
+
+enum Op {
+    Append(Vec<(u64, Vec<u8>)>),
+    Truncate(u64),
+    Purge(u64, Vec<u8>),
+    Meta(&'static str, Vec<u8>),
+}
+
+impl Layer {
+    fn apply(&mut self, op: &Op) {
+        match op {
+            Op::Append(entries) => {
+                for (i, e) in entries {
+                    self.entries.insert(*i, e.clone());
+                }
+            }
+            Op::Truncate(from) => {
+                self.entries.split_off(from);
+            }
+            Op::Purge(upto, purged) => {
+                self.entries = self.entries.split_off(&(upto + 1));
+                self.meta
+                    .insert(raft_store::backend::meta_key::PURGED, purged.clone());
+            }
+            Op::Meta(k, v) => {
+                self.meta.insert(k, v.clone());
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Disk {
+    visible: Layer,
+    durable: Layer,
+    pending: Vec<Op>,
+}
+
+impl Disk {
+    fn write(&mut self, op: Op, sync: bool) {
+        self.visible.apply(&op);
+        self.pending.push(op);
+        if sync {
+            self.sync();
+        }
+    }
+
+    fn sync(&mut self) {
+        for op in self.pending.drain(..) {
+            self.durable.apply(&op);
+        }
+    }
+}
+
+/// One node's simulated log disk. Shared between the node (through [`LogBackend`]) and the
+/// simulation, which crashes and flushes it.
+#[derive(Default)]
+pub struct SimLog {
+    disk: Mutex<Disk>,
+    ack_before_sync: bool,
+    failing: AtomicBool,
+}
+
+impl SimLog {
+    /// A disk; with `ack_before_sync`, appends are not synced (the planted bug).
+    pub fn new(ack_before_sync: bool) -> Self {
+        Self {
+            ack_before_sync,
+            ..Self::default()
+        }
+    }
+
+    /// Power loss: everything not synced is gone.
+    pub fn crash(&self) {
+        let mut d = self.lock();
+        d.pending.clear();
+        d.visible = d.durable.clone();
+    }
+
+    /// The operating system's periodic write-back.
+    pub fn flush(&self) {
+        self.lock().sync();
+    }
+
+    /// While set, every write fails with an I/O error (a failing disk).
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Disk> {
+        self.disk.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Io(std::io::Error::other(
+                "simulated disk failure",
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl LogBackend for SimLog {
+    fn is_blocking(&self) -> bool {
+        false
+    }
+
+    fn append(&self, entries: Vec<(u64, Vec<u8>)>) -> Result<(), StoreError> {
+        self.check()?;
+        let sync = !self.ack_before_sync;
+        self.lock().write(Op::Append(entries), sync);
+        Ok(())
+    }
+
+    fn read(&self, start: u64, end: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .lock()
+            .visible
+            .entries
+            .range(start..end)
+            .map(|(i, e)| (*i, e.clone()))
+            .collect())
+    }
+
+    fn last(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        Ok(self
+            .lock()
+            .visible
+            .entries
+            .last_key_value()
+            .map(|(i, e)| (*i, e.clone())))
+    }
+
+    fn truncate(&self, from: u64) -> Result<(), StoreError> {
+        self.check()?;
+        self.lock().write(Op::Truncate(from), true);
+        Ok(())
+    }
+
+    fn purge(&self, upto: u64, purged: Vec<u8>) -> Result<(), StoreError> {
+        self.check()?;
+        self.lock().write(Op::Purge(upto, purged), true);
+        Ok(())
+    }
+
+    fn meta_get(&self, key: &'static str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().visible.meta.get(key).cloned())
+    }
+
+    fn meta_put(&self, key: &'static str, value: Vec<u8>, sync: bool) -> Result<(), StoreError> {
+        self.check()?;
+        self.lock().write(Op::Meta(key, value), sync);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_crash_keeps_synced_writes_and_drops_the_rest() {
+        let log = SimLog::new(false);
+        log.append(vec![(1, b"a".to_vec())]).unwrap();
+        log.meta_put("committed", b"1".to_vec(), false).unwrap();
+        log.crash();
+        assert_eq!(log.last().unwrap(), Some((1, b"a".to_vec())));
+        assert_eq!(log.meta_get("committed").unwrap(), None);
+    }
+
+    #[test]
+    fn with_the_planted_bug_an_acknowledged_append_is_lost_on_crash() {
+        let log = SimLog::new(true);
+        log.append(vec![(1, b"a".to_vec())]).unwrap();
+        log.crash();
+        assert_eq!(log.last().unwrap(), None);
+        log.append(vec![(1, b"a".to_vec())]).unwrap();
+        log.flush();
+        log.crash();
+        assert_eq!(log.last().unwrap(), Some((1, b"a".to_vec())));
+    }
+}
