@@ -37,9 +37,9 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use transport::{HttpRequest, ReqwestTransport, Transport};
-use tokio::sync::{mpsc, oneshot};
 
 /// Client settings.
 #[derive(Clone, Debug)]
@@ -498,7 +498,9 @@ impl Unbatched {
             .shared
             .calls
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let seed = cfg.jitter_seed.map(|s| s ^ call.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let seed = cfg
+            .jitter_seed
+            .map(|s| s ^ call.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let mut backoff = Backoff::new(cfg.backoff_base, cfg.backoff_max, seed);
         let mut last = String::new();
         for attempt in 0..cfg.retry_attempts_max {

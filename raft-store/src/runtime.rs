@@ -123,13 +123,21 @@ mod tests {
     #[test]
     fn a_seeded_thread_replays_and_an_unseeded_one_does_not_repeat() {
         seed_thread_rng(Some(7));
-        let a: Vec<u64> = (0..4).map(|_| LedgerRuntime::thread_rng().next_u64()).collect();
+        let a: Vec<u64> = (0..4)
+            .map(|_| LedgerRuntime::thread_rng().next_u64())
+            .collect();
         seed_thread_rng(Some(7));
-        let b: Vec<u64> = (0..4).map(|_| LedgerRuntime::thread_rng().next_u64()).collect();
+        let b: Vec<u64> = (0..4)
+            .map(|_| LedgerRuntime::thread_rng().next_u64())
+            .collect();
         assert_eq!(a, b);
         seed_thread_rng(None);
-        let c: Vec<u64> = (0..4).map(|_| LedgerRuntime::thread_rng().next_u64()).collect();
-        let d: Vec<u64> = (0..4).map(|_| LedgerRuntime::thread_rng().next_u64()).collect();
+        let c: Vec<u64> = (0..4)
+            .map(|_| LedgerRuntime::thread_rng().next_u64())
+            .collect();
+        let d: Vec<u64> = (0..4)
+            .map(|_| LedgerRuntime::thread_rng().next_u64())
+            .collect();
         assert_ne!(c, d);
     }
 }

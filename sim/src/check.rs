@@ -13,9 +13,9 @@
 use crate::{pick, rng_for, Scenario, Shared, Slot};
 use ledger::merkle::leaf_hash;
 use ledger::{Hash, Transfer, TransferFlags, TransferStatus};
+use raft_store::StateBackend;
 use rand::rngs::StdRng;
 use rand::Rng;
-use raft_store::StateBackend;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +32,10 @@ pub struct Observed {
 impl Observed {
     /// A digest of what was observed, for comparing two runs of one seed.
     pub fn fingerprint(&self, faults: &[String], root: &Hash) -> String {
-        let text = format!("{:?}|{:?}|{faults:?}|{root}", self.leaders, self.applied_max);
+        let text = format!(
+            "{:?}|{:?}|{faults:?}|{root}",
+            self.leaders, self.applied_max
+        );
         leaf_hash(text.as_bytes()).to_hex()[..16].to_string()
     }
 }
@@ -187,7 +190,8 @@ impl Faults {
             }
             _ => return,
         };
-        self.log.push(format!("{:.3}s {}", now.as_secs_f64(), describe(&fault)));
+        self.log
+            .push(format!("{:.3}s {}", now.as_secs_f64(), describe(&fault)));
         self.active.push((heal_at, fault));
     }
 
@@ -223,8 +227,11 @@ impl Faults {
                 sim.bounce(slot.name.as_str());
             }
         }
-        self.log
-            .push(format!("{:.3}s healed {}", now.as_secs_f64(), describe(&fault)));
+        self.log.push(format!(
+            "{:.3}s healed {}",
+            now.as_secs_f64(),
+            describe(&fault)
+        ));
     }
 
     /// Undo every active fault.
@@ -291,9 +298,19 @@ pub fn converge(
 }
 
 fn same_event(a: &Transfer, b: &Transfer) -> bool {
-    (a.id, a.debit_account_id, a.credit_account_id, a.amount, a.pending_id)
-        == (b.id, b.debit_account_id, b.credit_account_id, b.amount, b.pending_id)
-        && (a.ledger, a.code, a.flags, a.timeout) == (b.ledger, b.code, b.flags, b.timeout)
+    (
+        a.id,
+        a.debit_account_id,
+        a.credit_account_id,
+        a.amount,
+        a.pending_id,
+    ) == (
+        b.id,
+        b.debit_account_id,
+        b.credit_account_id,
+        b.amount,
+        b.pending_id,
+    ) && (a.ledger, a.code, a.flags, a.timeout) == (b.ledger, b.code, b.flags, b.timeout)
 }
 
 /// The checks after convergence (see the module docs).
@@ -320,7 +337,9 @@ pub fn final_state(slots: &[Arc<Slot>], shared: &Shared) -> Result<(), String> {
         transfers.iter().map(|r| (r.transfer.id, r)).collect();
     for id in &h.acked {
         let Some(r) = by_id.get(id) else {
-            return Err(format!("acknowledged transfer {id} is not in the final state"));
+            return Err(format!(
+                "acknowledged transfer {id} is not in the final state"
+            ));
         };
         let sent = &h.submitted[id];
         if !same_event(r.as_submitted(), sent) {
@@ -333,7 +352,11 @@ pub fn final_state(slots: &[Arc<Slot>], shared: &Shared) -> Result<(), String> {
     for r in &transfers {
         let id = r.transfer.id;
         match h.submitted.get(&id) {
-            None => return Err(format!("transfer {id} is in the state but was never submitted")),
+            None => {
+                return Err(format!(
+                    "transfer {id} is in the state but was never submitted"
+                ))
+            }
             Some(sent) if !same_event(r.as_submitted(), sent) => {
                 return Err(format!("transfer {id} differs from what was submitted"));
             }

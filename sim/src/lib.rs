@@ -329,7 +329,9 @@ pub fn run(scenario: &Scenario) -> Result<Report, Failure> {
     };
     // Traffic, with faults; the clients finish on their own.
     loop {
-        let done = sim.step().map_err(|e| fail(format!("simulation error: {e}"), &faults))?;
+        let done = sim
+            .step()
+            .map_err(|e| fail(format!("simulation error: {e}"), &faults))?;
         if let Some(v) = shared.first_violation() {
             return Err(fail(v, &faults));
         }
@@ -342,8 +344,7 @@ pub fn run(scenario: &Scenario) -> Result<Report, Failure> {
     }
     // Heal everything, then wait for every node to apply the same index.
     faults.heal(&mut sim);
-    let applied = check::converge(&mut sim, &slots, &shared)
-        .map_err(|e| fail(e, &faults))?;
+    let applied = check::converge(&mut sim, &slots, &shared).map_err(|e| fail(e, &faults))?;
     check::final_state(&slots, &shared).map_err(|e| fail(e, &faults))?;
     let h = shared.history();
     let o = shared.observed();

@@ -2,11 +2,11 @@
 //! HTTP/1.1 exchange per call over a simulated TCP connection (so partitions, holds, delays and
 //! crashes act on every request exactly as they would on sockets).
 
-use ron_ledger_client::transport::{HttpReply, HttpRequest, Transport};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use node::seam::{Answer, BoxFuture, Call, CallError, Connector};
+use ron_ledger_client::transport::{HttpReply, HttpRequest, Transport};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -124,7 +124,10 @@ impl Connector for SimConnector {
 pub struct SimTransport;
 
 impl Transport for SimTransport {
-    fn send(&self, req: HttpRequest) -> ron_ledger_client::transport::BoxFuture<'_, Result<HttpReply, String>> {
+    fn send(
+        &self,
+        req: HttpRequest,
+    ) -> ron_ledger_client::transport::BoxFuture<'_, Result<HttpReply, String>> {
         Box::pin(async move {
             let headers = if req.post {
                 vec![("content-type", req.content_type.to_string())]
@@ -132,9 +135,16 @@ impl Transport for SimTransport {
                 Vec::new()
             };
             let method = if req.post { "POST" } else { "GET" };
-            let ex = exchange(&req.addr, method, &req.path, &headers, req.body, req.timeout)
-                .await
-                .map_err(|e| e.to_string())?;
+            let ex = exchange(
+                &req.addr,
+                method,
+                &req.path,
+                &headers,
+                req.body,
+                req.timeout,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             Ok(HttpReply {
                 status: ex.status,
                 retry_after: ex.retry_after,

@@ -5,10 +5,10 @@
 
 use crate::net::SimTransport;
 use crate::Shared;
-use ron_ledger_client::{Client, ClientConfig, Consistency, Error};
 use ledger::{Account, Transfer, TransferFlags};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use ron_ledger_client::{Client, ClientConfig, Consistency, Error};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -150,9 +150,8 @@ impl Worker {
             }
             45..=59 => {
                 let n = self.rng.gen_range(2..=3);
-                let mut chain: Vec<Transfer> = (0..n)
-                    .map(|_| self.simple(TransferFlags::LINKED))
-                    .collect();
+                let mut chain: Vec<Transfer> =
+                    (0..n).map(|_| self.simple(TransferFlags::LINKED)).collect();
                 if let Some(last) = chain.last_mut() {
                     last.flags = TransferFlags(0);
                     if self.rng.gen_bool(0.3) {
