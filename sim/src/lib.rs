@@ -281,6 +281,9 @@ pub fn run(scenario: &Scenario) -> Result<Report, Failure> {
         .tick_duration(Duration::from_millis(1))
         .min_message_latency(Duration::from_millis(1))
         .max_message_latency(Duration::from_millis(8))
+        // Every call is its own connection, and a held link releases its SYNs all at once:
+        // keep turmoil's accept backlog (which panics when full) well above that.
+        .tcp_capacity(16 * 1024)
         .build();
 
     let slots: Vec<Arc<Slot>> = (1..=scenario.nodes as u64)
