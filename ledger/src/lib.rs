@@ -28,12 +28,15 @@
 pub mod apply;
 pub mod batch;
 pub mod canonical;
+pub mod checkpoint;
 pub mod codec;
 pub mod conservation;
 pub mod digest;
+pub mod export;
 pub mod limits;
 pub mod merkle;
 mod overlay;
+pub mod proof;
 pub mod results;
 pub mod state;
 pub mod types;
@@ -42,8 +45,12 @@ pub mod wire;
 
 pub use apply::apply;
 pub use batch::{Batch, BatchError, Operation, Outcome, Reply};
+pub use canonical::{decode_leaf, LeafData, LeafDecodeError, LeafEvent};
+pub use checkpoint::{CheckpointSigner, SignedCheckpoint, TrustedKeys};
 pub use codec::{CodecError, Kind};
+pub use export::{verify_bundle, BundleReport, ExportBundle};
 pub use merkle::{Frontier, Hash};
+pub use proof::{ConsistencyProof, InclusionProof, ProofError, TreeSource};
 pub use results::{CreateAccountResult, CreateTransferResult, EventResult};
 pub use state::{Changes, ExpiryKey, HistoryKey, LedgerMeta, MemoryState, ReadError, StateRead};
 pub use types::{
