@@ -75,6 +75,18 @@ impl LeafData {
         &self.bytes[..usize::from(self.len)]
     }
 
+    /// Checked preimage bytes (as stored or exported): they must decode with [`decode_leaf`].
+    pub fn from_bytes(data: &[u8]) -> Result<LeafData, LeafDecodeError> {
+        decode_leaf(data)?;
+        let mut bytes = [0u8; RECORD_LEAF_BYTES];
+        bytes[..data.len()].copy_from_slice(data);
+        Ok(LeafData {
+            bytes,
+            // decode_leaf checked the length: 25 or 131.
+            len: data.len() as u8,
+        })
+    }
+
     /// The Merkle leaf hash of these bytes.
     pub fn hash(&self) -> Hash {
         leaf_hash(self.as_bytes())
