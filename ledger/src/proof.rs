@@ -215,7 +215,7 @@ fn span_root<S: TreeSource + ?Sized>(src: &S, span: Span) -> Result<Hash, S::Err
     if span.len == 1 {
         return src.leaf_hash(span.start);
     }
-    if span.len.is_power_of_two() && span.start % span.len == 0 {
+    if span.len.is_power_of_two() && span.start.is_multiple_of(span.len) {
         // trailing_zeros of a u64 is at most 63.
         let level = span.len.trailing_zeros() as u8;
         if let Some(hash) = src.node(level, span.start >> level)? {

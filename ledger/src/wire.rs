@@ -123,7 +123,7 @@ pub mod hex {
             }
         }
         let bytes = text.as_bytes();
-        if bytes.len() % 2 != 0 {
+        if !bytes.len().is_multiple_of(2) {
             return None;
         }
         bytes
