@@ -10,7 +10,7 @@ const KIND_ACCOUNT: u8 = 1;
 const KIND_TRANSFER: u8 = 2;
 const KIND_EXPIRY: u8 = 3;
 
-/// 128 bytes: every field of an account, in declaration order.
+/// 128 bytes: every field of an account, in declaration order (124 bytes), then 4 zero bytes.
 pub fn account_bytes(a: &Account) -> [u8; 128] {
     let mut out = [0u8; 128];
     let mut w = Writer {
@@ -57,6 +57,8 @@ pub fn transfer_bytes(t: &Transfer) -> [u8; 128] {
 
 /// Bytes of an account or transfer leaf: kind, 128-byte record, result code.
 pub const RECORD_LEAF_BYTES: usize = 1 + 128 + 2;
+/// Zero bytes at the end of [`account_bytes`] (its fields take 124 of 128 bytes).
+pub const ACCOUNT_PADDING_BYTES: usize = 4;
 /// Bytes of an expiry leaf: kind, pending id, timestamp.
 pub const EXPIRY_LEAF_BYTES: usize = 1 + 16 + 8;
 
@@ -199,6 +201,9 @@ pub enum LeafDecodeError {
     /// The first byte is not a known leaf kind.
     #[error("unknown leaf kind {0}")]
     UnknownKind(u8),
+    /// The 4 padding bytes of an account record are not zero.
+    #[error("account leaf has non-zero padding")]
+    NonZeroPadding,
     /// The length does not match the kind's fixed layout.
     #[error("leaf of kind {kind} has {actual} bytes, expected {expected}")]
     WrongLength {
@@ -253,7 +258,13 @@ pub fn decode_leaf(data: &[u8]) -> Result<LeafEvent, LeafDecodeError> {
                 flags: AccountFlags(r.u16()),
                 timestamp: r.u64(),
             },
-            result: r.u16(),
+            result: {
+                // An account is 124 bytes of fields in a 128-byte record: 4 zero bytes.
+                if r.take::<ACCOUNT_PADDING_BYTES>() != [0; ACCOUNT_PADDING_BYTES] {
+                    return Err(LeafDecodeError::NonZeroPadding);
+                }
+                r.u16()
+            },
         },
         KIND_TRANSFER => LeafEvent::Transfer {
             transfer: Transfer {
