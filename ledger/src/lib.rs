@@ -1,5 +1,7 @@
 //! ron-ledger's deterministic core: the double-entry ledger state machine, the Merkle
-//! accumulator, the wire types and their codecs.
+//! accumulator, the wire types and their codecs, and the verifiable layer on top of the tree:
+//! leaf preimages ([`canonical`]), inclusion and consistency proofs ([`proof`]), signed
+//! checkpoints ([`checkpoint`]) and export bundles ([`export`]), specified in `docs/PROOFS.md`.
 //!
 //! This crate has no I/O, no async, no clock and no randomness. [`apply`] takes a sequenced
 //! [`Batch`] and a [`StateRead`] and returns per-event results and the [`Changes`] to commit, so
