@@ -3,7 +3,7 @@
 //! [`StateRead`] it is given. The caller commits the changes atomically.
 
 use crate::batch::{Batch, Operation, Outcome, Reply};
-use crate::canonical::{account_leaf, expiry_leaf, transfer_leaf};
+use crate::canonical::{account_leaf_data, expiry_leaf_data, transfer_leaf_data, LeafData};
 use crate::limits::{EXPIRIES_PER_ENTRY_MAX, NANOS_PER_SECOND};
 use crate::merkle::Hash;
 use crate::overlay::Overlay;
@@ -31,6 +31,7 @@ pub fn apply<S: StateRead>(state: &S, batch: &Batch) -> Result<(Outcome, Changes
     let mut engine = Engine {
         overlay: Overlay::new(state),
         leaves: Vec::new(),
+        leaf_data: Vec::new(),
         first_leaf,
         next_timestamp: base,
     };
@@ -44,8 +45,9 @@ pub fn apply<S: StateRead>(state: &S, batch: &Batch) -> Result<(Outcome, Changes
         });
     }
 
+    let mut nodes = Vec::with_capacity(engine.leaves.len());
     for leaf in &engine.leaves {
-        meta.tree.push(*leaf);
+        meta.tree.push_recording(*leaf, &mut nodes);
     }
     if !engine.leaves.is_empty() {
         meta.last_timestamp = engine.next_timestamp - 1;
@@ -60,14 +62,20 @@ pub fn apply<S: StateRead>(state: &S, batch: &Batch) -> Result<(Outcome, Changes
         last_timestamp: meta.last_timestamp,
     };
     let Engine {
-        overlay, leaves, ..
+        overlay,
+        leaves,
+        leaf_data,
+        ..
     } = engine;
-    Ok((outcome, overlay.into_changes(leaves, first_leaf, meta)))
+    let changes = overlay.into_changes(leaves, leaf_data, first_leaf, nodes, meta);
+    Ok((outcome, changes))
 }
 
 struct Engine<'a, S: StateRead> {
     overlay: Overlay<'a, S>,
+    /// Leaf hashes, and beside them their preimages: each hashed once, here.
     leaves: Vec<Hash>,
+    leaf_data: Vec<LeafData>,
     first_leaf: u64,
     next_timestamp: u64,
 }
@@ -97,6 +105,7 @@ impl<S: StateRead> Engine<'_, S> {
         self.next_timestamp = self.next_timestamp.saturating_add(1);
         // Reserve the leaf; it is filled when the event's chain resolves.
         self.leaves.push(Hash::default());
+        self.leaf_data.push(expiry_leaf_data(0, 0));
         slot
     }
 
@@ -116,15 +125,16 @@ impl<S: StateRead> Engine<'_, S> {
             self.overlay
                 .put_status(key.transfer_id, TransferStatus::Expired);
             let slot = self.take_slot();
-            self.set_leaf(slot, expiry_leaf(key.transfer_id, slot.timestamp));
+            self.set_leaf(slot, expiry_leaf_data(key.transfer_id, slot.timestamp));
             expired += 1;
         }
         Ok(expired)
     }
 
-    fn set_leaf(&mut self, slot: Slot, hash: Hash) {
+    fn set_leaf(&mut self, slot: Slot, data: LeafData) {
         let at = (slot.leaf - self.first_leaf) as usize;
-        self.leaves[at] = hash;
+        self.leaves[at] = data.hash();
+        self.leaf_data[at] = data;
     }
 
     /// Run a request's events, resolving `linked` chains: a chain commits only if every event
@@ -136,7 +146,7 @@ impl<S: StateRead> Engine<'_, S> {
         linked: impl Fn(&E) -> bool,
         codes: ChainCodes<R>,
         mut one: impl FnMut(&mut Self, &E, Slot) -> Result<Verdict<R, E>, ReadError>,
-        leaf: impl Fn(&E, R) -> Hash,
+        leaf: impl Fn(&E, R) -> LeafData,
     ) -> Result<Vec<EventResult<R>>, ReadError> {
         let mut out: Vec<EventResult<R>> = Vec::with_capacity(events.len());
         let mut i = 0;
@@ -239,7 +249,7 @@ impl<S: StateRead> Engine<'_, S> {
             |a| a.flags.has(AccountFlags::LINKED),
             codes,
             |engine, a, slot| engine.create_account(a, slot),
-            |a, r| account_leaf(a, r.code()),
+            |a, r| account_leaf_data(a, r.code()),
         )
     }
 
@@ -255,7 +265,7 @@ impl<S: StateRead> Engine<'_, S> {
             |t| t.flags.has(TransferFlags::LINKED),
             codes,
             |engine, t, slot| engine.create_transfer(t, slot),
-            |t, r| transfer_leaf(t, r.code()),
+            |t, r| transfer_leaf_data(t, r.code()),
         )
     }
 

@@ -1,5 +1,7 @@
 //! ron-ledger's deterministic core: the double-entry ledger state machine, the Merkle
-//! accumulator, the wire types and their codecs.
+//! accumulator, the wire types and their codecs, and the verifiable layer on top of the tree:
+//! leaf preimages ([`canonical`]), inclusion and consistency proofs ([`proof`]), signed
+//! checkpoints ([`checkpoint`]) and export bundles ([`export`]), specified in `docs/PROOFS.md`.
 //!
 //! This crate has no I/O, no async, no clock and no randomness. [`apply`] takes a sequenced
 //! [`Batch`] and a [`StateRead`] and returns per-event results and the [`Changes`] to commit, so
@@ -28,12 +30,15 @@
 pub mod apply;
 pub mod batch;
 pub mod canonical;
+pub mod checkpoint;
 pub mod codec;
 pub mod conservation;
 pub mod digest;
+pub mod export;
 pub mod limits;
 pub mod merkle;
 mod overlay;
+pub mod proof;
 pub mod results;
 pub mod state;
 pub mod types;
@@ -42,8 +47,12 @@ pub mod wire;
 
 pub use apply::apply;
 pub use batch::{Batch, BatchError, Operation, Outcome, Reply};
+pub use canonical::{decode_leaf, LeafData, LeafDecodeError, LeafEvent};
+pub use checkpoint::{CheckpointSigner, SignedCheckpoint, TrustedKeys};
 pub use codec::{CodecError, Kind};
+pub use export::{verify_bundle, BundleReport, ExportBundle};
 pub use merkle::{Frontier, Hash};
+pub use proof::{ConsistencyProof, InclusionProof, ProofError, TreeSource};
 pub use results::{CreateAccountResult, CreateTransferResult, EventResult};
 pub use state::{Changes, ExpiryKey, HistoryKey, LedgerMeta, MemoryState, ReadError, StateRead};
 pub use types::{

@@ -92,13 +92,28 @@ pub struct Frontier {
 impl Frontier {
     /// Append one leaf hash.
     pub fn push(&mut self, leaf: Hash) {
+        self.push_with(leaf, |_, _, _| {});
+    }
+
+    /// Append one leaf hash and report every perfect-subtree root the append completes, as
+    /// `(level, index, hash)`: the root of leaves `[index << level, (index + 1) << level)`, with
+    /// `level >= 1` and `index = old_size >> level`, lowest level first. Over a whole tree this
+    /// reports every interior node of every perfect subtree exactly once, which is what a store
+    /// keeps so that proofs need O(log n) reads (see [`crate::proof::TreeSource`]).
+    pub fn push_recording(&mut self, leaf: Hash, out: &mut Vec<(u8, u64, Hash)>) {
+        self.push_with(leaf, |level, index, hash| out.push((level, index, hash)));
+    }
+
+    fn push_with(&mut self, leaf: Hash, mut created: impl FnMut(u8, u64, Hash)) {
+        let old_size = self.size;
         let mut carry = leaf;
         // Each trailing one bit of `size` is a perfect subtree the same height as `carry`.
-        let mut merges = self.size.trailing_ones();
-        while merges > 0 {
+        let merges = old_size.trailing_ones();
+        for level in 1..=merges {
             let left = self.nodes.pop().unwrap_or_default();
             carry = node_hash(&left, &carry);
-            merges -= 1;
+            // level <= 64: trailing_ones of a u64.
+            created(level as u8, old_size >> level, carry);
         }
         self.nodes.push(carry);
         self.size += 1;
@@ -178,6 +193,28 @@ mod tests {
             node_hash(&node_hash(&l[0], &l[1]), &l[2]),
             "RFC 6962 splits at the largest power of two below n"
         );
+    }
+
+    #[test]
+    fn push_recording_reports_every_perfect_subtree_once() {
+        let all = leaves(70);
+        let mut frontier = Frontier::default();
+        let mut nodes = Vec::new();
+        for leaf in &all {
+            frontier.push_recording(*leaf, &mut nodes);
+        }
+        // Every aligned perfect subtree of 70 leaves at levels 1..=6, and nothing else.
+        let mut expected = Vec::new();
+        for level in 1..=6u8 {
+            for index in 0..(70u64 >> level) {
+                let lo = (index << level) as usize;
+                let hi = ((index + 1) << level) as usize;
+                expected.push((level, index, root_of(&all[lo..hi])));
+            }
+        }
+        nodes.sort();
+        expected.sort();
+        assert_eq!(nodes, expected);
     }
 
     #[test]

@@ -124,7 +124,9 @@ impl<'a, S: StateRead> Overlay<'a, S> {
     pub(crate) fn into_changes(
         self,
         leaves: Vec<crate::merkle::Hash>,
+        leaf_data: Vec<crate::canonical::LeafData>,
         first_leaf: u64,
+        nodes: Vec<(u8, u64, crate::merkle::Hash)>,
         meta: LedgerMeta,
     ) -> Changes {
         let mut accounts: Vec<AccountRecord> = self.accounts.into_values().collect();
@@ -158,7 +160,9 @@ impl<'a, S: StateRead> Overlay<'a, S> {
             expiry_delete,
             history,
             leaves,
+            leaf_data,
             first_leaf,
+            nodes,
             meta,
         }
     }

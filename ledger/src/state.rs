@@ -2,7 +2,9 @@
 //! on RocksDB: [`StateRead`] is what apply reads, [`Changes`] is what it produces, and the caller
 //! commits a `Changes` atomically. [`MemoryState`] is the in-memory implementation.
 
+use crate::canonical::LeafData;
 use crate::merkle::{Frontier, Hash};
+use crate::proof::{ProofError, TreeSource};
 use crate::types::{AccountRecord, TransferRecord, TransferStatus};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -92,8 +94,13 @@ pub struct Changes {
     pub history: Vec<(HistoryKey, u128)>,
     /// Leaf hashes appended to the tree, starting at leaf index `first_leaf`.
     pub leaves: Vec<Hash>,
+    /// The preimage of each of `leaves` (`leaf_data[i].hash() == leaves[i]`).
+    pub leaf_data: Vec<LeafData>,
     /// Index of the first leaf in `leaves`.
     pub first_leaf: u64,
+    /// Perfect-subtree roots the new leaves complete, as `(level, index, hash)` (see
+    /// [`crate::Frontier::push_recording`]), in the order they were completed.
+    pub nodes: Vec<(u8, u64, Hash)>,
     /// The new metadata.
     pub meta: LedgerMeta,
 }
@@ -110,6 +117,9 @@ pub struct MemoryState {
     /// commits append.
     history: BTreeMap<u128, Vec<(u64, u128)>>,
     leaves: Vec<Hash>,
+    leaf_data: Vec<LeafData>,
+    /// `nodes[level - 1][index]`: the perfect-subtree roots; appended in index order.
+    nodes: Vec<Vec<Hash>>,
 }
 
 impl MemoryState {
@@ -149,7 +159,21 @@ impl MemoryState {
             }
         }
         debug_assert_eq!(self.leaves.len() as u64, changes.first_leaf);
+        debug_assert_eq!(changes.leaves.len(), changes.leaf_data.len());
         self.leaves.extend(changes.leaves);
+        self.leaf_data.extend(changes.leaf_data);
+        for (level, index, hash) in changes.nodes {
+            let level = usize::from(level.max(1));
+            if self.nodes.len() < level {
+                self.nodes.resize_with(level, Vec::new);
+            }
+            let row = &mut self.nodes[level - 1];
+            // Apply completes each node once, in index order; a gap would be a bug upstream.
+            debug_assert_eq!(row.len() as u64, index);
+            if row.len() as u64 == index {
+                row.push(hash);
+            }
+        }
         self.meta = Some(changes.meta);
     }
 
@@ -198,6 +222,13 @@ impl MemoryState {
     /// Every leaf hash, in order.
     pub fn leaves(&self) -> &[Hash] {
         &self.leaves
+    }
+
+    /// The preimage of leaf `index`, if the tree has that many leaves.
+    pub fn leaf_data(&self, index: u64) -> Option<&LeafData> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.leaf_data.get(i))
     }
 
     /// Transfers that touched `account_id` with timestamps in `[from, to]`, oldest first.
@@ -261,5 +292,24 @@ impl StateRead for MemoryState {
             .take(limit)
             .copied()
             .collect())
+    }
+}
+
+/// Proofs straight from memory: every perfect-subtree root is kept, so a proof costs O(log n)
+/// lookups.
+impl TreeSource for MemoryState {
+    type Error = ProofError;
+
+    fn leaf_hash(&self, index: u64) -> Result<Hash, ProofError> {
+        self.leaves.leaf_hash(index)
+    }
+
+    fn node(&self, level: u8, index: u64) -> Result<Option<Hash>, ProofError> {
+        let row = usize::from(level)
+            .checked_sub(1)
+            .and_then(|l| self.nodes.get(l));
+        Ok(row
+            .and_then(|r| usize::try_from(index).ok().and_then(|i| r.get(i)))
+            .copied())
     }
 }

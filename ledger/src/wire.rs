@@ -95,3 +95,136 @@ pub trait FlagSet: Sized + Copy {
         }
     }
 }
+
+/// Byte strings as lower-case hex in JSON (one canonical form: upper case is refused), native
+/// in binary. `#[serde(with = "wire::hex")]` on a `Vec<u8>`; [`hash`], [`hashes`] and
+/// [`signature`] do the same for [`crate::Hash`], `Vec<Hash>` and `[u8; 64]`.
+pub mod hex {
+    use super::*;
+
+    /// Lower-case hex of `bytes`.
+    pub fn encode(bytes: &[u8]) -> String {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = String::with_capacity(bytes.len() * 2);
+        for b in bytes {
+            out.push(char::from(DIGITS[usize::from(b >> 4)]));
+            out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+        }
+        out
+    }
+
+    /// Parse lower-case hex; `None` on odd length or any other character.
+    pub fn decode(text: &str) -> Option<Vec<u8>> {
+        fn digit(c: u8) -> Option<u8> {
+            match c {
+                b'0'..=b'9' => Some(c - b'0'),
+                b'a'..=b'f' => Some(c - b'a' + 10),
+                _ => None,
+            }
+        }
+        let bytes = text.as_bytes();
+        if !bytes.len().is_multiple_of(2) {
+            return None;
+        }
+        bytes
+            .chunks_exact(2)
+            .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
+            .collect()
+    }
+
+    /// Parse exactly `N` bytes of lower-case hex.
+    pub fn decode_array<const N: usize>(text: &str) -> Option<[u8; N]> {
+        decode(text)?.try_into().ok()
+    }
+
+    /// Serialize bytes; JSON gets lower-case hex.
+    pub fn serialize<S: Serializer>(value: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&encode(value))
+        } else {
+            serde::Serialize::serialize(value, s)
+        }
+    }
+
+    /// Deserialize bytes; JSON must carry lower-case hex.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        if d.is_human_readable() {
+            let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+            decode(&text).ok_or_else(|| D::Error::custom("expected lower-case hex"))
+        } else {
+            Vec::<u8>::deserialize(d)
+        }
+    }
+}
+
+/// `#[serde(with = "wire::hash")]`: a [`crate::Hash`] as 64 lower-case hex digits in JSON.
+pub mod hash {
+    use super::*;
+    use crate::merkle::Hash;
+
+    /// Serialize a hash.
+    pub fn serialize<S: Serializer>(value: &Hash, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&hex::encode(&value.0))
+        } else {
+            serde::Serialize::serialize(value, s)
+        }
+    }
+
+    /// Deserialize a hash.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Hash, D::Error> {
+        if d.is_human_readable() {
+            let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+            hex::decode_array(&text)
+                .map(Hash)
+                .ok_or_else(|| D::Error::custom("expected 64 lower-case hex digits"))
+        } else {
+            Hash::deserialize(d)
+        }
+    }
+}
+
+/// `#[serde(with = "wire::hashes")]`: a list of hashes, each as in [`hash`].
+pub mod hashes {
+    use super::*;
+    use crate::merkle::Hash;
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Item(#[serde(with = "super::hash")] Hash);
+
+    /// Serialize a list of hashes.
+    pub fn serialize<S: Serializer>(value: &[Hash], s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(value.len()))?;
+        for h in value {
+            seq.serialize_element(&Item(*h))?;
+        }
+        seq.end()
+    }
+
+    /// Deserialize a list of hashes.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Hash>, D::Error> {
+        Ok(Vec::<Item>::deserialize(d)?
+            .into_iter()
+            .map(|i| i.0)
+            .collect())
+    }
+}
+
+/// `#[serde(with = "wire::signature")]`: a 64-byte signature as 128 lower-case hex digits.
+pub mod signature {
+    use super::*;
+
+    /// Serialize a signature.
+    pub fn serialize<S: Serializer>(value: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
+        hex::serialize(value, s)
+    }
+
+    /// Deserialize a signature.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
+        let bytes = hex::deserialize(d)?;
+        bytes
+            .try_into()
+            .map_err(|_| D::Error::custom("expected a 64-byte signature"))
+    }
+}

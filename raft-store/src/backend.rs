@@ -9,7 +9,10 @@ use crate::error::StoreError;
 use crate::snapshot::SnapshotData;
 use crate::types::{LogId, NodeId, NodeInfo, StoredMembership};
 use ledger::merkle::Hash;
-use ledger::{AccountRecord, Batch, Changes, LedgerMeta, Outcome, TransferRecord};
+use ledger::{
+    AccountRecord, Batch, Changes, ConsistencyProof, InclusionProof, LedgerMeta, Outcome,
+    ProofError, TransferRecord,
+};
 use serde::{Deserialize, Serialize};
 
 /// openraft's snapshot metadata for our types.
@@ -98,6 +101,29 @@ pub trait StateBackend: Send + Sync + 'static {
         to: u64,
         limit: usize,
     ) -> Result<Vec<u128>, StoreError>;
+    /// The preimage of leaf `index` (see `ledger::canonical::decode_leaf`), if applied.
+    fn leaf_data(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Inclusion proof of leaf `index` in the tree of the first `size` leaves. A `size` beyond
+    /// the applied tree is [`StoreError::Proof`].
+    fn inclusion_proof(&self, index: u64, size: u64) -> Result<InclusionProof, StoreError>;
+    /// Consistency proof from the first `old` leaves to the first `new`. A `new` beyond the
+    /// applied tree is [`StoreError::Proof`].
+    fn consistency_proof(&self, old: u64, new: u64) -> Result<ConsistencyProof, StoreError>;
+    /// The root of the first `size` leaves, from the stored nodes. A `size` beyond the applied
+    /// tree is [`StoreError::Proof`].
+    fn root_at(&self, size: u64) -> Result<Hash, StoreError>;
+}
+
+/// Refuse a tree size beyond the applied tree (proofs must never read past it).
+pub(crate) fn check_tree_size(size: u64, applied: u64) -> Result<(), StoreError> {
+    if size > applied {
+        return Err(ProofError::SizeBeyondTree {
+            size,
+            available: applied,
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// A received snapshot, ready to be read synchronously.

@@ -32,6 +32,10 @@ pub enum StoreError {
     /// A snapshot file is malformed.
     #[error("snapshot: {0}")]
     Snapshot(String),
+    /// A proof or historical root was asked for with arguments the tree cannot answer (for
+    /// example a size beyond the applied tree).
+    #[error("proof: {0}")]
+    Proof(#[from] ledger::ProofError),
     /// A background task failed to complete.
     #[error("background task: {0}")]
     Task(String),

@@ -5,8 +5,12 @@
 use crate::backend::{self, AppliedState, LogBackend, SnapshotMeta, SnapshotSource, StateBackend};
 use crate::error::StoreError;
 use crate::snapshot::{SnapshotData, SnapshotItem, SnapshotReader, SnapshotWriter};
-use ledger::merkle::Hash;
-use ledger::{Batch, Changes, LedgerMeta, MemoryState, Outcome, StateRead};
+use ledger::canonical::LeafData;
+use ledger::merkle::{Frontier, Hash};
+use ledger::proof;
+use ledger::{
+    Batch, Changes, ConsistencyProof, InclusionProof, LedgerMeta, MemoryState, Outcome, StateRead,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -141,8 +145,15 @@ impl MemoryStateBackend {
         for (k, id) in state.history_index() {
             w.push(&SnapshotItem::History(k, id))?;
         }
-        for (i, h) in state.leaves().iter().enumerate() {
-            w.push(&SnapshotItem::Leaf(i as u64, *h))?;
+        for index in 0..state.leaves().len() as u64 {
+            let data = state
+                .leaf_data(index)
+                .ok_or_else(|| StoreError::Corruption {
+                    cf: "leaves",
+                    key: index.to_string(),
+                    reason: "leaf preimage missing".into(),
+                })?;
+            w.push(&SnapshotItem::Leaf(index, data.as_bytes().to_vec()))?;
         }
         Ok((applied, w.finish()?))
     }
@@ -258,6 +269,28 @@ impl StateBackend for MemoryStateBackend {
     ) -> Result<Vec<u128>, StoreError> {
         Ok(self.state().account_history(account_id, from, to, limit))
     }
+
+    fn leaf_data(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.state().leaf_data(index).map(|d| d.as_bytes().to_vec()))
+    }
+
+    fn inclusion_proof(&self, index: u64, size: u64) -> Result<InclusionProof, StoreError> {
+        let state = self.state();
+        backend::check_tree_size(size, state.meta()?.tree.size)?;
+        Ok(proof::inclusion_proof(&*state, index, size)?)
+    }
+
+    fn consistency_proof(&self, old: u64, new: u64) -> Result<ConsistencyProof, StoreError> {
+        let state = self.state();
+        backend::check_tree_size(new, state.meta()?.tree.size)?;
+        Ok(proof::consistency_proof(&*state, old, new)?)
+    }
+
+    fn root_at(&self, size: u64) -> Result<Hash, StoreError> {
+        let state = self.state();
+        backend::check_tree_size(size, state.meta()?.tree.size)?;
+        Ok(proof::root_at(&*state, size)?)
+    }
 }
 
 /// Read and check a whole snapshot stream into the `Changes` both backends commit, and the
@@ -283,7 +316,7 @@ pub(crate) fn read_snapshot(
     while let Some(item) = reader.next_item()? {
         collect(&mut changes, item)?;
     }
-    check_leaves(&changes)?;
+    check_leaves(&mut changes)?;
     Ok((
         changes,
         AppliedState {
@@ -315,11 +348,14 @@ fn collect(changes: &mut Changes, item: SnapshotItem) -> Result<(), StoreError> 
         SnapshotItem::Status(id, s) => changes.statuses.push((id, s)),
         SnapshotItem::Expiry(k) => changes.expiry_put.push(k),
         SnapshotItem::History(k, id) => changes.history.push((k, id)),
-        SnapshotItem::Leaf(i, h) => {
+        SnapshotItem::Leaf(i, data) => {
             if i != changes.leaves.len() as u64 {
                 return Err(StoreError::Snapshot(format!("leaf {i} out of order")));
             }
-            changes.leaves.push(h);
+            let data = LeafData::from_bytes(&data)
+                .map_err(|e| StoreError::Snapshot(format!("leaf {i}: {e}")))?;
+            changes.leaves.push(data.hash());
+            changes.leaf_data.push(data);
         }
         SnapshotItem::Header { .. } | SnapshotItem::End { .. } => {
             return Err(StoreError::Snapshot("unexpected marker".into()))
@@ -328,18 +364,22 @@ fn collect(changes: &mut Changes, item: SnapshotItem) -> Result<(), StoreError> 
     Ok(())
 }
 
-/// The snapshot's leaves must produce the root it claims: a snapshot cannot smuggle in a state
-/// whose history does not match.
-fn check_leaves(changes: &Changes) -> Result<(), StoreError> {
+/// The snapshot's leaves must produce the frontier and root it claims: a snapshot cannot smuggle
+/// in a state whose history does not match. Replaying the leaves also yields every interior node
+/// (`changes.nodes`), so a node that installed a snapshot answers proofs like one that applied
+/// every entry.
+fn check_leaves(changes: &mut Changes) -> Result<(), StoreError> {
+    let mut tree = Frontier::default();
+    let mut nodes = Vec::with_capacity(changes.leaves.len());
+    for leaf in &changes.leaves {
+        tree.push_recording(*leaf, &mut nodes);
+    }
     let meta = &changes.meta;
-    if changes.leaves.len() as u64 != meta.tree.size
-        || !meta.tree.is_consistent()
-        || ledger::merkle::root_of(&changes.leaves) != meta.root
-        || meta.tree.root() != meta.root
-    {
+    if tree != meta.tree || tree.root() != meta.root {
         return Err(StoreError::Snapshot(
             "leaves, frontier and root do not agree".into(),
         ));
     }
+    changes.nodes = nodes;
     Ok(())
 }

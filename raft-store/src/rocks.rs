@@ -1,4 +1,6 @@
-//! The RocksDB backend: one database under `<data_dir>/db` with a column family per table, and
+//! The RocksDB backend: one database under `<data_dir>/db` with a column family per table
+//! (`leaves` holds each leaf's preimage, `nodes` every perfect-subtree root keyed level‖index
+//! big-endian, so proofs read O(log n) records), and
 //! snapshot files under `<data_dir>/snapshots`. Log appends, votes, truncation and purges are
 //! written with `sync = true` (the WAL is fsynced before the call returns); each applied entry is
 //! one atomic `WriteBatch`, the last of every apply call synced.
@@ -11,10 +13,11 @@ use crate::memory::read_snapshot;
 use crate::record::{open, seal};
 use crate::snapshot::{SnapshotData, SnapshotItem, SnapshotWriter};
 use ledger::codec::Kind;
-use ledger::merkle::Hash;
+use ledger::merkle::{leaf_hash, Hash};
+use ledger::proof::{self, TreeSource};
 use ledger::{
-    AccountRecord, Batch, Changes, ExpiryKey, HistoryKey, LedgerMeta, Outcome, ReadError,
-    StateRead, TransferRecord, TransferStatus,
+    AccountRecord, Batch, Changes, ConsistencyProof, ExpiryKey, HistoryKey, InclusionProof,
+    LedgerMeta, Outcome, ReadError, StateRead, TransferRecord, TransferStatus,
 };
 use rocksdb::{
     ColumnFamily, ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB,
@@ -35,7 +38,8 @@ const CF_STATUSES: &str = "statuses";
 const CF_EXPIRY: &str = "expiry";
 const CF_HISTORY: &str = "history";
 const CF_LEAVES: &str = "leaves";
-const ALL_CFS: [&str; 9] = [
+const CF_NODES: &str = "nodes";
+const ALL_CFS: [&str; 10] = [
     CF_LOG,
     CF_META,
     CF_STATE,
@@ -45,9 +49,21 @@ const ALL_CFS: [&str; 9] = [
     CF_EXPIRY,
     CF_HISTORY,
     CF_LEAVES,
+    CF_NODES,
 ];
 /// The column families that hold ledger state (replaced whole by a snapshot install).
-const LEDGER_CFS: [&str; 6] = [
+const LEDGER_CFS: [&str; 7] = [
+    CF_ACCOUNTS,
+    CF_TRANSFERS,
+    CF_STATUSES,
+    CF_EXPIRY,
+    CF_HISTORY,
+    CF_LEAVES,
+    CF_NODES,
+];
+/// The column families a snapshot carries, in stream order. `nodes` is derived: the receiver
+/// rebuilds it from the leaves.
+const SNAPSHOT_CFS: [&str; 6] = [
     CF_ACCOUNTS,
     CF_TRANSFERS,
     CF_STATUSES,
@@ -89,6 +105,15 @@ fn history_key(k: &HistoryKey) -> [u8; 24] {
     let mut out = [0u8; 24];
     out[..16].copy_from_slice(&k.account_id.to_be_bytes());
     out[16..].copy_from_slice(&k.timestamp.to_be_bytes());
+    out
+}
+
+/// Key of an interior node: level (1 byte) then index (u64 BE), so a level's nodes are
+/// contiguous and in index order.
+fn node_key(level: u8, index: u64) -> [u8; 9] {
+    let mut out = [0u8; 9];
+    out[0] = level;
+    out[1..].copy_from_slice(&index.to_be_bytes());
     out
 }
 
@@ -256,7 +281,7 @@ impl RocksBackend {
             None => LedgerMeta::empty(),
         };
         let mut w = SnapshotWriter::new(out, backend::header(&applied, ledger))?;
-        for cf in LEDGER_CFS {
+        for cf in SNAPSHOT_CFS {
             for item in snap.iterator_cf(self.cf(cf)?, IteratorMode::Start) {
                 let (key, value) = item?;
                 w.push(&self.decode_item(cf, &key, &value)?)?;
@@ -286,12 +311,19 @@ impl RocksBackend {
                 parse_history(key)?,
                 open(Kind::StateRecord, cf, key, value)?,
             ),
-            _ => {
+            CF_LEAVES => {
                 let index: [u8; 8] = key.try_into().map_err(|_| bad_key(cf, key))?;
                 SnapshotItem::Leaf(
                     u64::from_be_bytes(index),
                     open(Kind::StateRecord, cf, key, value)?,
                 )
+            }
+            _ => {
+                return Err(StoreError::Corruption {
+                    cf,
+                    key: crate::record::hex(key),
+                    reason: "not a snapshot table".into(),
+                })
             }
         })
     }
@@ -321,10 +353,24 @@ impl RocksBackend {
         for (k, id) in &changes.history {
             batch.put_cf(history, history_key(k), seal(Kind::StateRecord, id));
         }
+        // Leaves are stored as their preimages; the hash is recomputed when read.
         let leaves = self.cf(CF_LEAVES)?;
-        for (i, h) in changes.leaves.iter().enumerate() {
+        debug_assert_eq!(changes.leaves.len(), changes.leaf_data.len());
+        for (i, data) in changes.leaf_data.iter().enumerate() {
             let index = changes.first_leaf + i as u64;
-            batch.put_cf(leaves, index.to_be_bytes(), seal(Kind::StateRecord, h));
+            batch.put_cf(
+                leaves,
+                index.to_be_bytes(),
+                seal(Kind::StateRecord, &data.as_bytes()),
+            );
+        }
+        let nodes = self.cf(CF_NODES)?;
+        for (level, index, hash) in &changes.nodes {
+            batch.put_cf(
+                nodes,
+                node_key(*level, *index),
+                seal(Kind::StateRecord, hash),
+            );
         }
         batch.put_cf(
             self.cf(CF_STATE)?,
@@ -397,6 +443,30 @@ impl RocksBackend {
             }
         }
         Ok((meta.clone(), path))
+    }
+}
+
+/// The Merkle tree as stored: leaf preimages (hashed on read) and interior nodes.
+struct StoredTree<'a>(&'a RocksBackend);
+
+impl TreeSource for StoredTree<'_> {
+    type Error = StoreError;
+
+    fn leaf_hash(&self, index: u64) -> Result<Hash, StoreError> {
+        let data: Vec<u8> = self
+            .0
+            .get(CF_LEAVES, Kind::StateRecord, &index.to_be_bytes())?
+            .ok_or_else(|| StoreError::Corruption {
+                cf: CF_LEAVES,
+                key: crate::record::hex(&index.to_be_bytes()),
+                reason: "leaf of the applied tree missing".into(),
+            })?;
+        Ok(leaf_hash(&data))
+    }
+
+    fn node(&self, level: u8, index: u64) -> Result<Option<Hash>, StoreError> {
+        self.0
+            .get(CF_NODES, Kind::StateRecord, &node_key(level, index))
     }
 }
 
@@ -699,5 +769,24 @@ impl StateBackend for RocksBackend {
         limit: usize,
     ) -> Result<Vec<u128>, StoreError> {
         self.history_range(account_id, from, to, limit)
+    }
+
+    fn leaf_data(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(CF_LEAVES, Kind::StateRecord, &index.to_be_bytes())
+    }
+
+    fn inclusion_proof(&self, index: u64, size: u64) -> Result<InclusionProof, StoreError> {
+        backend::check_tree_size(size, self.ledger_meta()?.tree.size)?;
+        proof::inclusion_proof(&StoredTree(self), index, size)
+    }
+
+    fn consistency_proof(&self, old: u64, new: u64) -> Result<ConsistencyProof, StoreError> {
+        backend::check_tree_size(new, self.ledger_meta()?.tree.size)?;
+        proof::consistency_proof(&StoredTree(self), old, new)
+    }
+
+    fn root_at(&self, size: u64) -> Result<Hash, StoreError> {
+        backend::check_tree_size(size, self.ledger_meta()?.tree.size)?;
+        proof::root_at(&StoredTree(self), size)
     }
 }

@@ -4,13 +4,14 @@
 //! never loaded into memory whole on the sending side.
 //!
 //! Layout: `MAGIC`, then frames of `u32 length (LE) || sealed record`, the first a
-//! [`SnapshotItem::Header`], the last a [`SnapshotItem::End`] carrying the item count.
+//! [`SnapshotItem::Header`], the last a [`SnapshotItem::End`] carrying the item count. Leaves
+//! travel as preimages; interior Merkle nodes are not sent but rebuilt (and the root checked)
+//! by the receiver.
 
 use crate::error::StoreError;
 use crate::record::{open, seal};
 use crate::types::{LogId, StoredMembership};
 use ledger::codec::Kind;
-use ledger::merkle::Hash;
 use ledger::{AccountRecord, ExpiryKey, HistoryKey, LedgerMeta, TransferRecord, TransferStatus};
 use serde::{Deserialize, Serialize};
 use std::io::{Cursor, Read, Write};
@@ -18,7 +19,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 
-const MAGIC: &[u8; 8] = b"RLSNAP01";
+const MAGIC: &[u8; 8] = b"RLSNAP02";
+/// The previous format (leaf hashes without preimages): refused with a clear message.
+const MAGIC_V1: &[u8; 8] = b"RLSNAP01";
 /// Largest single frame accepted when reading a snapshot (bytes).
 pub const FRAME_BYTES_MAX: u32 = 1 << 20;
 
@@ -44,8 +47,9 @@ pub enum SnapshotItem {
     Expiry(ExpiryKey),
     /// A history index entry.
     History(HistoryKey, u128),
-    /// A Merkle leaf hash.
-    Leaf(u64, Hash),
+    /// A Merkle leaf: its index and preimage (`ledger::canonical::decode_leaf`). The receiver
+    /// hashes the preimages, rebuilds the tree's interior nodes and checks the root.
+    Leaf(u64, Vec<u8>),
     /// Always last: how many items came before it (header included).
     End {
         /// Item count, header included.
@@ -105,6 +109,11 @@ impl<R: Read> SnapshotReader<R> {
         input
             .read_exact(&mut magic)
             .map_err(|_| StoreError::Snapshot("too short for a snapshot".into()))?;
+        if &magic == MAGIC_V1 {
+            return Err(StoreError::Snapshot(
+                "snapshot format RLSNAP01 (no leaf preimages) is no longer read".into(),
+            ));
+        }
         if &magic != MAGIC {
             return Err(StoreError::Snapshot("not a ron-ledger snapshot".into()));
         }

@@ -41,6 +41,7 @@ fn raw_db(dir: &Path) -> rocksdb::DB {
         "expiry",
         "history",
         "leaves",
+        "nodes",
     ];
     let mut opts = rocksdb::Options::default();
     opts.create_if_missing(false);

@@ -6,6 +6,7 @@ mod common;
 mod crash;
 mod durability;
 mod nofiles;
+mod proofs;
 mod snapshots;
 mod suite;
 
