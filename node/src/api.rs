@@ -41,6 +41,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/admin/snapshot", post(admin_snapshot))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(crate::proofs::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         // Bodies are read by `read_body`, which enforces `limits.body_bytes_max` with our own
@@ -64,7 +65,8 @@ async fn name_leader(State(node): State<Arc<Node>>, mut response: Response) -> R
     response
 }
 
-fn err(node: &Node, e: ApiError) -> Response {
+/// Log a rejected request and answer it.
+pub(crate) fn err(node: &Node, e: ApiError) -> Response {
     tracing::info!(node = node.id, reason = %e.reason, status = e.status, "request rejected");
     let too_large = e.status == StatusCode::PAYLOAD_TOO_LARGE.as_u16();
     let mut response = e.into_response_with_leader(node.leader_id());
@@ -404,7 +406,8 @@ fn found<T: Serialize>(
     }
 }
 
-fn storage_error(e: raft_store::StoreError) -> ApiError {
+/// A storage failure as an API error (corruption puts the node in safe mode).
+pub(crate) fn storage_error(e: raft_store::StoreError) -> ApiError {
     if e.is_corruption() {
         ApiError::safe_mode(format!("storage corruption detected: {e}"))
     } else {

@@ -40,6 +40,33 @@ pub struct Config {
     /// Log output.
     #[serde(default)]
     pub log: LogSection,
+    /// Signed checkpoints of the Merkle tree.
+    #[serde(default)]
+    pub checkpoint: CheckpointSection,
+}
+
+/// `[checkpoint]`
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointSection {
+    /// Sign a checkpoint whenever the tree has grown past another multiple of this many events.
+    pub interval_events: u64,
+    /// Checkpoints kept (newest first); older ones are dropped.
+    pub retention: usize,
+    /// The signing key file (JSON `{"kid", "seed"}`, mode 0600). Default: `checkpoint.key` in
+    /// `data_dir`, created on first start. In amnesia mode without a file, a key is generated
+    /// in memory for this run only.
+    pub key_file: Option<PathBuf>,
+}
+
+impl Default for CheckpointSection {
+    fn default() -> Self {
+        Self {
+            interval_events: 10_000,
+            retention: 1_000,
+            key_file: None,
+        }
+    }
 }
 
 /// `[raft]`
@@ -273,6 +300,12 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     }
     if l.write_timeout_ms == 0 {
         return bad("limits.write_timeout_ms", "must be > 0");
+    }
+    if c.checkpoint.interval_events == 0 {
+        return bad("checkpoint.interval_events", "must be > 0");
+    }
+    if c.checkpoint.retention == 0 || c.checkpoint.retention > 1_000_000 {
+        return bad("checkpoint.retention", "must be 1 to 1000000");
     }
     if c.log.format != "json" && c.log.format != "text" {
         return bad("log.format", "must be \"json\" or \"text\"");

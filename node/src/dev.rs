@@ -34,6 +34,7 @@ pub fn node_config(opts: &DevOptions, id: u64) -> Config {
         advertise_peer_addr: None,
         raft: RaftSection::default(),
         limits: LimitsSection::default(),
+        checkpoint: Default::default(),
         log: LogSection {
             format: "text".into(),
             level: "warn".into(),

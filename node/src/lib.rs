@@ -2,6 +2,7 @@
 //! leader's sequencer/committer, openraft over HTTP/2, and the local dev cluster.
 
 pub mod api;
+pub mod checkpoints;
 pub mod config;
 pub mod dev;
 pub mod error;
@@ -9,6 +10,7 @@ pub mod network;
 pub mod node;
 pub mod peer;
 pub mod prevalidate;
+pub mod proofs;
 pub mod rpc;
 pub mod seam;
 pub mod sequencer;

@@ -2,6 +2,7 @@
 //! API and peer RPC), and the plumbing between them.
 
 use crate::api;
+use crate::checkpoints::Checkpoints;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::network::Network;
@@ -48,6 +49,8 @@ pub struct Node {
     pub sequencer: Sequencer,
     /// How this node reaches others (forwarded writes, proxied reads, Raft RPC).
     pub connector: Arc<dyn Connector>,
+    /// This node's signed checkpoints.
+    pub checkpoints: Arc<Checkpoints>,
 }
 
 /// The replaceable edges of a node: how it reaches peers, what time it is, and (for the
@@ -181,6 +184,10 @@ impl Node {
         .await
         .context("start raft")?;
 
+        let signer = crate::checkpoints::load_signer(&config).context("checkpoint signing key")?;
+        let checkpoints = Arc::new(Checkpoints::new(&config, signer));
+        spawn_checkpointer(raft.clone(), state.clone(), checkpoints.clone());
+
         let sequencer = Sequencer::start(
             raft.clone(),
             seams.clock,
@@ -200,6 +207,7 @@ impl Node {
             log,
             sequencer,
             connector: seams.connector,
+            checkpoints,
         });
         let (stop, stopped) = watch::channel(false);
         let servers = vec![
@@ -302,6 +310,30 @@ impl Node {
             )
         })?
     }
+}
+
+/// Sign checkpoints as the applied state grows (see [`Checkpoints::on_applied`]); ends with Raft.
+fn spawn_checkpointer(
+    raft: Raft<TypeConfig>,
+    state: Arc<dyn StateBackend>,
+    checkpoints: Arc<Checkpoints>,
+) {
+    tokio::spawn(async move {
+        let mut metrics = raft.metrics();
+        let mut applied = None;
+        loop {
+            let now = metrics.borrow_and_update().last_applied;
+            if now != applied {
+                applied = now;
+                if let Err(e) = checkpoints.on_applied(&*state) {
+                    tracing::error!(error = %e, "checkpoint");
+                }
+            }
+            if metrics.changed().await.is_err() {
+                return;
+            }
+        }
+    });
 }
 
 /// 504: not confirmed in time; outcome unknown.

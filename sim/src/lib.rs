@@ -225,6 +225,7 @@ fn node_config(id: u64, cluster: &str) -> Config {
             ..LimitsSection::default()
         },
         log: LogSection::default(),
+        checkpoint: Default::default(),
     }
 }
 

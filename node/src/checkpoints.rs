@@ -1,0 +1,315 @@
+//! Signed checkpoints of this node's applied Merkle tree.
+//!
+//! Every node signs checkpoints of its **own** applied state with its **own** Ed25519 key. A
+//! checkpoint's content — cluster id, tree size, root, and the cluster time of the last event —
+//! is a deterministic function of the applied log, so any two nodes' checkpoints of one tree size
+//! carry the same root; a client that trusts the cluster's published keys (one per node) can
+//! verify a checkpoint from whichever node answers. A node signs when its tree grows past another
+//! multiple of `checkpoint.interval_events`, on start-up (if the tree is not empty) and on
+//! request; it keeps the newest `checkpoint.retention`.
+//!
+//! The signing key lives in a key file readable only by the node (mode 0600, checked at start);
+//! only its KID is ever logged or returned. The seed is zeroized after use, and the signer
+//! zeroizes its key when dropped.
+
+use crate::config::Config;
+use anyhow::{bail, Context};
+use ledger::checkpoint::{CheckpointSigner, SignedCheckpoint};
+use raft_store::{StateBackend, StoreError};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use zeroize::Zeroizing;
+
+/// The key file's contents.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyFile {
+    /// Key id, as published with the public key.
+    kid: String,
+    /// The 32-byte Ed25519 seed, hex.
+    seed: String,
+}
+
+/// Where this node's key file is, if it has one.
+pub fn key_path(config: &Config) -> Option<PathBuf> {
+    config.checkpoint.key_file.clone().or_else(|| {
+        (!config.amnesia)
+            .then(|| config.data_dir.as_ref().map(|d| d.join("checkpoint.key")))
+            .flatten()
+    })
+}
+
+fn random_seed() -> Zeroizing<[u8; 32]> {
+    use rand::RngCore;
+    let mut seed = Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(seed.as_mut());
+    seed
+}
+
+fn kid_for(config: &Config, signer_public: &str) -> String {
+    format!(
+        "{}/node-{}/{}",
+        config.cluster_id,
+        config.node_id,
+        &signer_public[..16]
+    )
+}
+
+/// Load the signing key named by the configuration, creating the file (0600) on first start.
+/// In amnesia mode without a key file, a key is generated for this run only.
+pub fn load_signer(config: &Config) -> anyhow::Result<CheckpointSigner> {
+    let Some(path) = key_path(config) else {
+        let seed = random_seed();
+        let probe = CheckpointSigner::new("probe", &seed)?;
+        let kid = kid_for(config, &probe.public_key_hex());
+        return Ok(CheckpointSigner::new(kid, &seed)?);
+    };
+    if path.exists() {
+        return read_key(&path);
+    }
+    let seed = random_seed();
+    let probe = CheckpointSigner::new("probe", &seed)?;
+    let kid = kid_for(config, &probe.public_key_hex());
+    let text = Zeroizing::new(serde_json::to_string(&KeyFile {
+        kid: kid.clone(),
+        seed: ledger::wire::hex::encode(seed.as_ref()),
+    })?);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("create key file {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("write key file {}", path.display()))?;
+    tracing::info!(kid = %kid, "created a checkpoint signing key");
+    Ok(CheckpointSigner::new(kid, &seed)?)
+}
+
+fn read_key(path: &Path) -> anyhow::Result<CheckpointSigner> {
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("read key file {}", path.display()))?;
+    if meta.mode() & 0o077 != 0 {
+        bail!(
+            "key file {} has mode {:o}: it must be readable only by the node (chmod 600)",
+            path.display(),
+            meta.mode() & 0o777
+        );
+    }
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("read key file {}", path.display()))?,
+    );
+    let file: KeyFile = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("key file {}: not a key file ({e})", path.display()))?;
+    let bytes = Zeroizing::new(ledger::wire::hex::decode(&file.seed).ok_or_else(|| {
+        anyhow::anyhow!("key file {}: seed is not 64 hex digits", path.display())
+    })?);
+    let seed: Zeroizing<[u8; 32]> = Zeroizing::new(
+        bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("key file {}: seed is not 32 bytes", path.display()))?,
+    );
+    // `file.seed` (a String) is dropped here; its copy in `text` is zeroized with `text`.
+    drop(file.seed);
+    Ok(CheckpointSigner::new(file.kid, &seed)?)
+}
+
+/// This node's signer and the checkpoints it made.
+pub struct Checkpoints {
+    signer: CheckpointSigner,
+    cluster_id: String,
+    interval: u64,
+    retention: usize,
+    /// Newest first.
+    made: Mutex<VecDeque<SignedCheckpoint>>,
+}
+
+impl Checkpoints {
+    /// Checkpoints signed by `signer` as the configuration says.
+    pub fn new(config: &Config, signer: CheckpointSigner) -> Self {
+        Self {
+            signer,
+            cluster_id: config.cluster_id.clone(),
+            interval: config.checkpoint.interval_events,
+            retention: config.checkpoint.retention,
+            made: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// This node's public key, by KID.
+    pub fn public_keys(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([(self.signer.kid().to_string(), self.signer.public_key_hex())])
+    }
+
+    /// The KID this node signs with.
+    pub fn kid(&self) -> &str {
+        self.signer.kid()
+    }
+
+    fn made(&self) -> std::sync::MutexGuard<'_, VecDeque<SignedCheckpoint>> {
+        self.made.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The newest checkpoint.
+    pub fn latest(&self) -> Option<SignedCheckpoint> {
+        self.made().front().cloned()
+    }
+
+    /// Up to `limit` checkpoints, newest first.
+    pub fn list(&self, limit: usize) -> Vec<SignedCheckpoint> {
+        self.made().iter().take(limit).cloned().collect()
+    }
+
+    /// Sign the applied tree now (or return the newest checkpoint if it already covers it).
+    /// `None` while the tree is empty.
+    pub fn sign_now(
+        &self,
+        state: &dyn StateBackend,
+    ) -> Result<Option<SignedCheckpoint>, StoreError> {
+        let meta = state.ledger_meta()?;
+        let size = meta.tree.size;
+        if size == 0 {
+            return Ok(None);
+        }
+        let mut made = self.made();
+        if let Some(latest) = made.front() {
+            if latest.tree_size >= size {
+                return Ok(Some(latest.clone()));
+            }
+        }
+        let signed = self
+            .signer
+            .sign(&self.cluster_id, size, meta.root, meta.last_timestamp)
+            .map_err(|e| StoreError::Task(format!("sign checkpoint: {e}")))?;
+        tracing::info!(tree_size = size, kid = %self.signer.kid(), "signed checkpoint");
+        made.push_front(signed.clone());
+        made.truncate(self.retention);
+        Ok(Some(signed))
+    }
+
+    /// Called as the applied state moves: sign when the tree crossed another interval boundary
+    /// (or when nothing was signed yet this run).
+    pub fn on_applied(&self, state: &dyn StateBackend) -> Result<(), StoreError> {
+        let size = state.ledger_meta()?.tree.size;
+        let due = match self.latest() {
+            None => size > 0,
+            Some(l) => size / self.interval > l.tree_size / self.interval,
+        };
+        if due {
+            self.sign_now(state)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn config(dir: &Path) -> Config {
+        let mut c = crate::config::load(
+            None,
+            Vec::new(),
+            &[
+                ("node_id".into(), "2".into()),
+                ("api_addr".into(), "127.0.0.1:1".into()),
+                ("peer_addr".into(), "127.0.0.1:2".into()),
+                ("data_dir".into(), dir.display().to_string()),
+            ],
+        )
+        .unwrap();
+        c.checkpoint.key_file = Some(dir.join("k.json"));
+        c
+    }
+
+    #[test]
+    fn the_key_file_is_created_private_and_reloads_to_the_same_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = config(dir.path());
+        let first = load_signer(&c).unwrap();
+        let path = dir.path().join("k.json");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let again = load_signer(&c).unwrap();
+        assert_eq!(first.kid(), again.kid());
+        assert_eq!(first.public_key_hex(), again.public_key_hex());
+        assert!(first.kid().starts_with("ron-ledger/node-2/"));
+        let file: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let seed = file["seed"].as_str().unwrap();
+        assert_eq!(seed.len(), 64);
+        assert!(
+            !format!("{first:?}").contains(seed),
+            "Debug never shows the seed"
+        );
+    }
+
+    #[test]
+    fn a_readable_or_malformed_key_file_stops_start_up_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = config(dir.path());
+        load_signer(&c).unwrap();
+        let path = dir.path().join("k.json");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = load_signer(&c).expect_err("refused").to_string();
+        assert!(e.contains("k.json") && e.contains("chmod 600"), "{e}");
+        std::fs::write(&path, "{\"kid\":\"x\",\"seed\":\"zz\"}").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let e = load_signer(&c).expect_err("refused").to_string();
+        assert!(e.contains("k.json") && e.contains("hex"), "{e}");
+    }
+
+    #[test]
+    fn checkpoints_follow_the_interval_and_the_retention() {
+        use ledger::{Account, Batch, Operation};
+        use raft_store::StateBackend as _;
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(dir.path());
+        c.checkpoint.interval_events = 4;
+        c.checkpoint.retention = 2;
+        let cps = Checkpoints::new(&c, load_signer(&c).unwrap());
+        let state = raft_store::MemoryStateBackend::new();
+        assert!(cps.sign_now(&state).unwrap().is_none(), "empty tree");
+        let mut next = 1u128;
+        for round in 0..4u64 {
+            let accounts = (0..3)
+                .map(|_| {
+                    next += 1;
+                    Account {
+                        id: next,
+                        ledger: 1,
+                        code: 1,
+                        ..Default::default()
+                    }
+                })
+                .collect();
+            let batch = Batch {
+                timestamp: 1_000 + round,
+                operations: vec![Operation::CreateAccounts(accounts)],
+            };
+            let (_, changes) = state.apply(&batch).unwrap();
+            state
+                .commit(Some(changes), &raft_store::AppliedState::default(), true)
+                .unwrap();
+            cps.on_applied(&state).unwrap();
+        }
+        // Sizes 3, 6, 9, 12: signed at 3 (first), 6 (crossed 4), 9 (crossed 8), 12 (crossed 12).
+        let list = cps.list(10);
+        assert_eq!(list.len(), 2, "retention");
+        assert_eq!(list[0].tree_size, 12);
+        assert_eq!(list[1].tree_size, 9);
+        let mut keys = ledger::checkpoint::TrustedKeys::new();
+        for (kid, public) in cps.public_keys() {
+            keys.insert(kid, &public).unwrap();
+        }
+        list[0].verify(&keys).unwrap();
+    }
+}

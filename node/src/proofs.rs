@@ -1,0 +1,292 @@
+//! Verifiability endpoints (see `docs/API.md` and `docs/PROOFS.md`): inclusion and consistency
+//! proofs over this node's applied tree, this node's signed checkpoints and public key, and range
+//! export. Every node answers for what it has applied; nodes at the same index give the same
+//! proofs. Proofs are verified by the client, so these reads need no leader round trip.
+
+use crate::api::{err, storage_error};
+use crate::error::ApiError;
+use crate::node::Node;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ledger::export::{ExportBundle, ExportedEvent, BUNDLE_EVENTS_MAX, BUNDLE_FORMAT};
+use ledger::proof::{ConsistencyProof, InclusionProof};
+use ledger::Hash;
+use raft_store::StoreError;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::sync::Arc;
+
+/// The verifiability routes, merged into the client API router.
+pub fn routes() -> Router<Arc<Node>> {
+    Router::new()
+        .route("/v1/checkpoints", get(list_checkpoints))
+        .route("/v1/checkpoints/latest", get(latest_checkpoint))
+        .route("/v1/checkpoints/keys", get(keys))
+        .route("/v1/admin/checkpoint", post(checkpoint_now))
+        .route("/v1/proofs/inclusion", get(inclusion))
+        .route("/v1/proofs/consistency", get(consistency))
+        .route("/v1/export", get(export))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ProofQuery {
+    tree_size: Option<String>,
+    leaf: Option<String>,
+    transfer_id: Option<String>,
+    account_id: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<String>,
+}
+
+fn params(q: Result<Query<ProofQuery>, QueryRejection>) -> Result<ProofQuery, ApiError> {
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+}
+
+fn number<T: std::str::FromStr>(text: Option<&str>, what: &str) -> Result<Option<T>, ApiError> {
+    let Some(t) = text else { return Ok(None) };
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("{what} must be a decimal number"),
+        ));
+    }
+    t.parse()
+        .map(Some)
+        .map_err(|_| ApiError::bad_request("invalid_query", format!("{what} is out of range")))
+}
+
+fn required<T: std::str::FromStr>(text: Option<&str>, what: &str) -> Result<T, ApiError> {
+    number(text, what)?
+        .ok_or_else(|| ApiError::bad_request("invalid_query", format!("{what} is required")))
+}
+
+/// A proof asked for a size or index the tree does not have is the caller's mistake.
+fn proof_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Proof(p) => ApiError::bad_request("invalid_range", p.to_string()),
+        other => storage_error(other),
+    }
+}
+
+fn no_checkpoint() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_checkpoint",
+        "no checkpoint yet: the tree is empty",
+    )
+}
+
+fn respond(node: &Node, r: Result<Response, ApiError>) -> Response {
+    r.unwrap_or_else(|e| err(node, e))
+}
+
+async fn list_checkpoints(
+    State(node): State<Arc<Node>>,
+    q: Result<Query<ProofQuery>, QueryRejection>,
+) -> Response {
+    let r = params(q).and_then(|q| {
+        let limit: usize = number(q.limit.as_deref(), "limit")?.unwrap_or(100);
+        let limit = limit.clamp(1, 1_000);
+        Ok(Json(json!({"checkpoints": node.checkpoints.list(limit)})).into_response())
+    });
+    respond(&node, r)
+}
+
+async fn latest_checkpoint(State(node): State<Arc<Node>>) -> Response {
+    let r = match node.checkpoints.latest() {
+        Some(c) => Ok(Json(c).into_response()),
+        None => node
+            .checkpoints
+            .sign_now(&*node.state)
+            .map_err(storage_error)
+            .and_then(|c| c.ok_or_else(no_checkpoint))
+            .map(|c| Json(c).into_response()),
+    };
+    respond(&node, r)
+}
+
+async fn checkpoint_now(State(node): State<Arc<Node>>) -> Response {
+    let r = node
+        .checkpoints
+        .sign_now(&*node.state)
+        .map_err(storage_error)
+        .and_then(|c| c.ok_or_else(no_checkpoint))
+        .map(|c| Json(c).into_response());
+    respond(&node, r)
+}
+
+async fn keys(State(node): State<Arc<Node>>) -> Response {
+    Json(json!({
+        "cluster_id": node.config.cluster_id,
+        "keys": node.checkpoints.public_keys(),
+    }))
+    .into_response()
+}
+
+/// An inclusion proof with what it proves.
+#[derive(Serialize)]
+struct InclusionAnswer {
+    proof: InclusionProof,
+    /// The leaf's preimage (`docs/PROOFS.md` §1), hex.
+    #[serde(with = "ledger::wire::hex")]
+    leaf_data: Vec<u8>,
+    /// The root at `proof.tree_size`.
+    #[serde(with = "ledger::wire::hash")]
+    root: Hash,
+}
+
+async fn inclusion(
+    State(node): State<Arc<Node>>,
+    q: Result<Query<ProofQuery>, QueryRejection>,
+) -> Response {
+    let r = params(q).and_then(|q| {
+        let state = &node.state;
+        let current = state.ledger_meta().map_err(storage_error)?.tree.size;
+        let size = number(q.tree_size.as_deref(), "tree_size")?.unwrap_or(current);
+        let named = [&q.leaf, &q.transfer_id, &q.account_id]
+            .iter()
+            .filter(|v| v.is_some())
+            .count();
+        if named != 1 {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "name exactly one of leaf, transfer_id, account_id",
+            ));
+        }
+        let index = if let Some(leaf) = number::<u64>(q.leaf.as_deref(), "leaf")? {
+            leaf
+        } else if let Some(id) = number::<u128>(q.transfer_id.as_deref(), "transfer_id")? {
+            state
+                .lookup_transfer(id)
+                .map_err(storage_error)?
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "transfer_not_found",
+                        format!("no transfer {id}"),
+                    )
+                })?
+                .leaf
+        } else {
+            let id: u128 = required(q.account_id.as_deref(), "account_id")?;
+            state
+                .lookup_account(id)
+                .map_err(storage_error)?
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "account_not_found",
+                        format!("no account {id}"),
+                    )
+                })?
+                .leaf
+        };
+        let proof = state.inclusion_proof(index, size).map_err(proof_error)?;
+        let root = state.root_at(size).map_err(proof_error)?;
+        let leaf_data = state
+            .leaf_data(index)
+            .map_err(storage_error)?
+            .ok_or_else(|| ApiError::bad_request("invalid_range", format!("no leaf {index}")))?;
+        Ok(Json(InclusionAnswer {
+            proof,
+            leaf_data,
+            root,
+        })
+        .into_response())
+    });
+    respond(&node, r)
+}
+
+async fn consistency(
+    State(node): State<Arc<Node>>,
+    q: Result<Query<ProofQuery>, QueryRejection>,
+) -> Response {
+    let r = params(q).and_then(|q| {
+        let from: u64 = required(q.from.as_deref(), "from")?;
+        let to: u64 = required(q.to.as_deref(), "to")?;
+        let proof: ConsistencyProof = node
+            .state
+            .consistency_proof(from, to)
+            .map_err(proof_error)?;
+        Ok(Json(proof).into_response())
+    });
+    respond(&node, r)
+}
+
+async fn export(
+    State(node): State<Arc<Node>>,
+    q: Result<Query<ProofQuery>, QueryRejection>,
+) -> Response {
+    let q = match params(q) {
+        Ok(q) => q,
+        Err(e) => return err(&node, e),
+    };
+    let worker = node.clone();
+    // Up to 65,536 proofs: off the async threads.
+    let r = tokio::task::spawn_blocking(move || export_blocking(&worker, &q))
+        .await
+        .unwrap_or_else(|e| Err(ApiError::internal(format!("export task: {e}"))));
+    respond(&node, r)
+}
+
+fn export_blocking(node: &Node, q: &ProofQuery) -> Result<Response, ApiError> {
+    let from: u64 = required(q.from.as_deref(), "from")?;
+    let to: u64 = required(q.to.as_deref(), "to")?;
+    if from >= to {
+        return Err(ApiError::bad_request(
+            "invalid_range",
+            "from must be below to",
+        ));
+    }
+    if to - from > BUNDLE_EVENTS_MAX {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("at most {BUNDLE_EVENTS_MAX} events per export"),
+        ));
+    }
+    let checkpoint = match node.checkpoints.latest() {
+        Some(c) if c.tree_size >= to => c,
+        _ => node
+            .checkpoints
+            .sign_now(&*node.state)
+            .map_err(storage_error)?
+            .filter(|c| c.tree_size >= to)
+            .ok_or_else(|| {
+                ApiError::bad_request("invalid_range", "to is beyond this node's applied tree")
+            })?,
+    };
+    let mut events = Vec::with_capacity((to - from) as usize);
+    for index in from..to {
+        let data = node
+            .state
+            .leaf_data(index)
+            .map_err(storage_error)?
+            .ok_or_else(|| ApiError::internal(format!("leaf {index} is missing")))?;
+        let proof = node
+            .state
+            .inclusion_proof(index, checkpoint.tree_size)
+            .map_err(proof_error)?;
+        events.push(ExportedEvent {
+            index,
+            data,
+            proof: proof.path,
+        });
+    }
+    Ok(Json(ExportBundle {
+        format: BUNDLE_FORMAT.to_string(),
+        cluster_id: node.config.cluster_id.clone(),
+        from,
+        to,
+        checkpoint,
+        events,
+    })
+    .into_response())
+}
