@@ -18,6 +18,10 @@
 //! [`ledger::checkpoint`], [`ledger::canonical`]); this module decides what to ask and what to
 //! accept.
 //!
+//! A record newer than the serving node's latest checkpoint is not provable yet: the node
+//! answers 400 `invalid_range` ([`Error::Rejected`]) until a checkpoint covers it
+//! ([`Client::make_checkpoint`] asks for one).
+//!
 //! The checks are pure functions ([`check_checkpoint`], [`plan_advance`], [`check_consistency`],
 //! [`check_inclusion`]); the `Client` methods fetch and apply them.
 //!
