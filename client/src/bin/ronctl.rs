@@ -82,7 +82,7 @@ enum Cmd {
     /// Example: ronctl verify bundle.json --keys keys.json --cluster-id prod
     Verify {
         file: PathBuf,
-        /// Trusted keys: {"<kid>": "<hex>"} or the file `ronctl keys` writes.
+        /// Trusted keys: `{"<kid>": "<hex>"}` or the file `ronctl keys` writes.
         #[arg(long)]
         keys: PathBuf,
         /// The cluster the checkpoint must name (default: the keys file's, if it names one).
