@@ -13,6 +13,9 @@
 //! - **Auto-batching**: [`Client::submit_transfer`] coalesces concurrent callers' transfers into
 //!   batches of up to 8,190 through a bounded queue; each caller gets its own result.
 //! - Writes use the compact binary body; the types are the `ledger` crate's.
+//! - **Verification** ([`verify`]): with trusted checkpoint keys configured, the client checks
+//!   signed checkpoints, their consistency with the last one it accepted, and inclusion proofs
+//!   of accounts, transfers and leaves ([`Client::verified_transfer`] and friends).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), ron_ledger_client::Error> {
@@ -26,8 +29,12 @@
 //! # Ok(()) }
 //! ```
 
+pub mod checkpoints;
 pub mod retry;
 pub mod transport;
+pub mod verify;
+
+pub use verify::{Verified, VerifyError};
 
 use ledger::codec::{self, Kind};
 use ledger::{Account, CreateAccountResult, CreateTransferResult, Operation, Transfer};
@@ -61,6 +68,12 @@ pub struct ClientConfig {
     /// Seed of the backoff jitter; `None` seeds it from the clock. The simulation sets it so a
     /// run replays exactly.
     pub jitter_seed: Option<u64>,
+    /// Checkpoint keys the verifying calls ([`Client::verified_transfer`] etc.) trust; they
+    /// refuse to run without them.
+    pub trusted_keys: Option<ledger::TrustedKeys>,
+    /// The cluster a verified checkpoint must name. `None`: the first checkpoint accepted pins
+    /// the cluster id for this client.
+    pub cluster_id: Option<String>,
 }
 
 impl ClientConfig {
@@ -75,7 +88,20 @@ impl ClientConfig {
             backoff_max: Duration::from_secs(1),
             batch_queue_max: 4 * ledger::limits::BATCH_EVENTS_MAX,
             jitter_seed: None,
+            trusted_keys: None,
+            cluster_id: None,
         }
+    }
+
+    /// These settings, verifying checkpoints with `keys` for cluster `cluster_id`.
+    pub fn with_trusted_keys(
+        mut self,
+        keys: ledger::TrustedKeys,
+        cluster_id: Option<String>,
+    ) -> Self {
+        self.trusted_keys = Some(keys);
+        self.cluster_id = cluster_id;
+        self
     }
 }
 
@@ -107,6 +133,10 @@ pub enum Error {
     /// The server answered something this client cannot read.
     #[error("protocol: {0}")]
     Protocol(String),
+    /// The server's answer did not verify against the trusted keys and the last accepted
+    /// checkpoint: it is wrong, whatever the server's status said. Never retried.
+    #[error("verification failed: {0}")]
+    Verification(#[from] VerifyError),
 }
 
 /// One event's outcome.
@@ -215,6 +245,9 @@ struct Shared {
     leader: RwLock<Option<String>>,
     /// Calls made, to vary a configured jitter seed per call.
     calls: std::sync::atomic::AtomicU64,
+    /// The newest checkpoint this client verified. Held across the fetches that advance it, so
+    /// concurrent verifying calls advance it one at a time.
+    checkpoint: tokio::sync::Mutex<Option<ledger::SignedCheckpoint>>,
 }
 
 /// A ron-ledger client. Cheap to clone; clones share the cache and the batcher.
@@ -257,6 +290,7 @@ impl Client {
             members: RwLock::new(BTreeMap::new()),
             leader: RwLock::new(None),
             calls: std::sync::atomic::AtomicU64::new(0),
+            checkpoint: tokio::sync::Mutex::new(None),
         });
         let client = Client {
             shared,
@@ -474,9 +508,12 @@ impl Unbatched {
         }
     }
 
-    /// Where to send the next attempt: the cached leader, else whoever discovery finds, else the
-    /// seeds in turn.
-    async fn target(&self, attempt: u32) -> String {
+    /// Where to send the next attempt: the request's pinned node, else the cached leader, else
+    /// whoever discovery finds, else the seeds in turn.
+    async fn target(&self, req: &Req, attempt: u32) -> String {
+        if let Some(addr) = &req.pin {
+            return addr.clone();
+        }
         if let Some(l) = self.shared.leader.read().ok().and_then(|l| l.clone()) {
             return l;
         }
@@ -492,6 +529,13 @@ impl Unbatched {
     /// body of a 2xx (`None` for a 404 when `req.not_found_ok`) and whether an earlier attempt
     /// may already have reached the server.
     async fn send(&self, req: &Req) -> Result<(Option<Vec<u8>>, bool), Error> {
+        self.send_at(req)
+            .await
+            .map(|(body, resent, _)| (body, resent))
+    }
+
+    /// [`Unbatched::send`], also naming the node whose answer was final.
+    async fn send_at(&self, req: &Req) -> Result<(Option<Vec<u8>>, bool, String), Error> {
         let cfg = &self.shared.config;
         let start = Instant::now();
         let call = self
@@ -504,9 +548,9 @@ impl Unbatched {
         let mut backoff = Backoff::new(cfg.backoff_base, cfg.backoff_max, seed);
         let mut last = String::new();
         for attempt in 0..cfg.retry_attempts_max {
-            let addr = self.target(attempt).await;
+            let addr = self.target(req, attempt).await;
             let (why, after) = match self.attempt(&addr, req).await {
-                Ok(done) => return done.map(|body| (body, attempt > 0)),
+                Ok(done) => return done.map(|body| (body, attempt > 0, addr)),
                 Err(retry) => retry,
             };
             last = format!("{addr}: {why}");
@@ -602,6 +646,7 @@ impl Unbatched {
             content_type: "application/x-ron-ledger",
             body: codec::encode(Kind::Operation, &op),
             not_found_ok: false,
+            pin: None,
         };
         let (body, resent) = self.send(&req).await?;
         let body = body.ok_or_else(|| Error::Protocol("empty write response".into()))?;
@@ -621,6 +666,7 @@ impl Unbatched {
             content_type: "",
             body: Vec::new(),
             not_found_ok: true,
+            pin: None,
         };
         match self.attempt(addr, &req).await {
             Ok(Ok(Some(b))) => Attempt::Done(
@@ -652,6 +698,7 @@ impl Unbatched {
             content_type: "",
             body: Vec::new(),
             not_found_ok: true,
+            pin: None,
         };
         match self.send(&req).await?.0 {
             None => Ok(None),
@@ -668,6 +715,7 @@ impl Unbatched {
             content_type: "application/json",
             body: serde_json::to_vec(&body).map_err(|e| Error::Invalid(e.to_string()))?,
             not_found_ok: false,
+            pin: None,
         };
         self.send(&req).await.map(|_| ())
     }
@@ -680,6 +728,8 @@ struct Req {
     content_type: &'static str,
     body: Vec<u8>,
     not_found_ok: bool,
+    /// Send every attempt to this node (reads that must see the tree a checkpoint came from).
+    pin: Option<String>,
 }
 
 #[derive(Deserialize)]

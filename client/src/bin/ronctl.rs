@@ -1,7 +1,9 @@
 //! `ronctl`: the ron-ledger command-line tool for people and scripts.
 //!
-//! Exit codes: 0 success; 1 the request was processed but some events were not `ok`;
-//! 2 usage or input error; 3 the server rejected the request; 4 the cluster was unavailable.
+//! Exit codes: 0 success; 1 the request was processed but some events were not `ok`, or a
+//! verification failed (`verify`: the bundle does not verify); 2 usage or input error (including
+//! an unreadable or malformed bundle or keys file); 3 the server rejected the request; 4 the
+//! cluster was unavailable.
 
 use clap::{Args, Parser, Subcommand};
 use ledger::{Account, AccountFlags, CreateTransferResult, Transfer, TransferFlags};
@@ -13,6 +15,9 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+#[path = "ronctl/audit.rs"]
+mod audit;
 
 #[derive(Parser)]
 #[command(
@@ -57,6 +62,47 @@ enum Cmd {
     ///
     /// Example: ronctl bench --transfers 200000 --concurrency 4 --batch 2000 --accounts 10000
     Bench(BenchArgs),
+    /// Write leaves [FROM, TO) with their proofs against a signed checkpoint to FILE (not
+    /// verified here: check it with `ronctl verify`).
+    ///
+    /// Example: ronctl export --from 0 --to 1000 bundle.json
+    Export {
+        #[arg(long)]
+        from: u64,
+        #[arg(long)]
+        to: u64,
+        file: PathBuf,
+        /// Indented JSON instead of one line.
+        #[arg(long)]
+        pretty: bool,
+    },
+    /// Check an export bundle offline: the checkpoint's signature against KEYS, every event's
+    /// inclusion proof against its root. Exit 0 verified, 1 failed, 2 unreadable input.
+    ///
+    /// Example: ronctl verify bundle.json --keys keys.json --cluster-id prod
+    Verify {
+        file: PathBuf,
+        /// Trusted keys: `{"<kid>": "<hex>"}` or the file `ronctl keys` writes.
+        #[arg(long)]
+        keys: PathBuf,
+        /// The cluster the checkpoint must name (default: the keys file's, if it names one).
+        #[arg(long)]
+        cluster_id: Option<String>,
+    },
+    /// Collect every member's checkpoint keys into one keys file.
+    ///
+    /// Example: ronctl keys --out keys.json
+    Keys {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Show the latest signed checkpoint, or (--now) have a node sign one now.
+    ///
+    /// Example: ronctl checkpoint --now
+    Checkpoint {
+        #[arg(long)]
+        now: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -204,6 +250,10 @@ fn main() -> ExitCode {
             eprintln!("ronctl: {m}");
             ExitCode::from(2)
         }
+        Err(Fail::Client(e @ Error::Verification(_))) => {
+            eprintln!("ronctl: {e}");
+            ExitCode::from(1)
+        }
         Err(Fail::Client(e)) => {
             eprintln!("ronctl: cluster unavailable: {e}");
             ExitCode::from(4)
@@ -284,6 +334,15 @@ fn outcome_rows<R: std::fmt::Display + Copy>(results: &[EventOutcome<R>]) -> Vec
 }
 
 async fn run(cli: Cli) -> Result<(), Fail> {
+    if let Cmd::Verify {
+        file,
+        keys,
+        cluster_id,
+    } = &cli.command
+    {
+        // Offline: no client, no network.
+        return audit::verify(file, keys, cluster_id.as_deref(), cli.json);
+    }
     let seeds: Vec<String> = cli
         .seeds
         .split(',')
@@ -524,6 +583,36 @@ async fn run(cli: Cli) -> Result<(), Fail> {
             Ok(())
         }
         Cmd::Bench(args) => bench(&client, args, cli.json).await,
+        Cmd::Export {
+            from,
+            to,
+            file,
+            pretty,
+        } => audit::export(&client, from, to, &file, pretty, cli.json).await,
+        Cmd::Verify { .. } => Err(Fail::Usage("verify runs offline".into())),
+        Cmd::Keys { out } => audit::keys(&client, &out, cli.json).await,
+        Cmd::Checkpoint { now } => {
+            let cp = if now {
+                client.make_checkpoint().await?
+            } else {
+                client.latest_checkpoint().await?
+            };
+            if cli.json {
+                print_json(&cp);
+            } else {
+                table(
+                    &["cluster", "tree_size", "root", "timestamp", "kid"],
+                    &[vec![
+                        cp.cluster_id.clone(),
+                        cp.tree_size.to_string(),
+                        cp.root.to_string(),
+                        cp.timestamp.to_string(),
+                        cp.kid.clone(),
+                    ]],
+                );
+            }
+            Ok(())
+        }
     }
 }
 

@@ -1,0 +1,190 @@
+//! Plain (unverified) access to the proof endpoints: checkpoints, the nodes' checkpoint keys,
+//! export bundles. [`crate::verify`] builds its checks on these requests; `ronctl` uses them to
+//! export and to collect keys. Nothing here trusts or checks what it fetches.
+//!
+//! ```no_run
+//! # async fn demo(client: ron_ledger_client::Client) -> Result<(), ron_ledger_client::Error> {
+//! let bundle = client.export(0, 100).await?;
+//! let keys = ron_ledger_client::checkpoints::KeysFile::parse(
+//!     &std::fs::read_to_string("keys.json").unwrap(),
+//! ).unwrap();
+//! let report = ledger::verify_bundle(&bundle, &keys.keys).unwrap();
+//! # Ok(()) }
+//! ```
+
+use crate::{Client, Error, Req, Unbatched};
+use ledger::checkpoint::{CheckpointError, SignedCheckpoint, TrustedKeys};
+use ledger::export::ExportBundle;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Most checkpoints one `GET /v1/checkpoints` asks for.
+pub const CHECKPOINTS_LIMIT_MAX: usize = 1_000;
+
+/// One node's `GET /v1/checkpoints/keys`; also the keys-file form `ronctl keys` writes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointKeys {
+    /// The cluster the keys sign for.
+    pub cluster_id: String,
+    /// `kid` → 64 lower-case hex digits of the Ed25519 public key.
+    pub keys: BTreeMap<String, String>,
+}
+
+/// A trusted-keys file as read: either `{"<kid>": "<hex>"}` or the [`CheckpointKeys`] shape
+/// (whose `cluster_id` is then known too).
+#[derive(Clone, Debug)]
+pub struct KeysFile {
+    /// The cluster named by the file, if it has the [`CheckpointKeys`] shape.
+    pub cluster_id: Option<String>,
+    /// The keys.
+    pub keys: TrustedKeys,
+}
+
+impl KeysFile {
+    /// Parse either accepted shape. Keys are checked as [`TrustedKeys::insert`] does.
+    pub fn parse(text: &str) -> Result<Self, CheckpointError> {
+        if let Ok(answer) = serde_json::from_str::<CheckpointKeys>(text) {
+            let mut keys = TrustedKeys::new();
+            if answer.keys.len() > ledger::checkpoint::TRUSTED_KEYS_MAX {
+                return Err(CheckpointError::MalformedKeySet(format!(
+                    "{} keys; at most {}",
+                    answer.keys.len(),
+                    ledger::checkpoint::TRUSTED_KEYS_MAX
+                )));
+            }
+            for (kid, hex) in answer.keys {
+                keys.insert(kid, &hex)?;
+            }
+            return Ok(Self {
+                cluster_id: Some(answer.cluster_id),
+                keys,
+            });
+        }
+        Ok(Self {
+            cluster_id: None,
+            keys: TrustedKeys::from_json(text)?,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct CheckpointList {
+    checkpoints: Vec<SignedCheckpoint>,
+}
+
+impl Unbatched {
+    /// GET `path` (retrying transient failures) and decode the JSON answer; a 404 is
+    /// [`Error::Rejected`]. Returns the answering node's address too.
+    pub(crate) async fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        pin: Option<String>,
+    ) -> Result<(T, String), Error> {
+        let req = Req {
+            post: false,
+            path: path.to_string(),
+            content_type: "",
+            body: Vec::new(),
+            not_found_ok: false,
+            pin,
+        };
+        let (body, _, addr) = self.send_at(&req).await?;
+        let body = body.ok_or_else(|| Error::Protocol(format!("empty answer to {path}")))?;
+        let value =
+            serde_json::from_slice(&body).map_err(|e| Error::Protocol(format!("{path}: {e}")))?;
+        Ok((value, addr))
+    }
+}
+
+impl Client {
+    /// The newest signed checkpoint of the node serving the request (not verified: see
+    /// [`Client::latest_verified_checkpoint`]). 404 `no_checkpoint` if it has none.
+    pub async fn latest_checkpoint(&self) -> Result<SignedCheckpoint, Error> {
+        let u = self.clone_without_batcher();
+        Ok(u.get_json("/v1/checkpoints/latest", None).await?.0)
+    }
+
+    /// Up to `limit` (at most [`CHECKPOINTS_LIMIT_MAX`]) recent checkpoints, newest first (not
+    /// verified).
+    pub async fn checkpoints(&self, limit: usize) -> Result<Vec<SignedCheckpoint>, Error> {
+        let limit = limit.clamp(1, CHECKPOINTS_LIMIT_MAX);
+        let u = self.clone_without_batcher();
+        let path = format!("/v1/checkpoints?limit={limit}");
+        Ok(u.get_json::<CheckpointList>(&path, None)
+            .await?
+            .0
+            .checkpoints)
+    }
+
+    /// Ask the node serving the request to sign a checkpoint of its applied tree now
+    /// (`POST /v1/admin/checkpoint`).
+    pub async fn make_checkpoint(&self) -> Result<SignedCheckpoint, Error> {
+        let req = Req {
+            post: true,
+            path: "/v1/admin/checkpoint".into(),
+            content_type: "application/json",
+            body: b"{}".to_vec(),
+            not_found_ok: false,
+            pin: None,
+        };
+        let (body, _) = self.clone_without_batcher().send(&req).await?;
+        let body = body.ok_or_else(|| Error::Protocol("empty checkpoint answer".into()))?;
+        serde_json::from_slice(&body).map_err(|e| Error::Protocol(e.to_string()))
+    }
+
+    /// The checkpoint keys of the node at `addr` (`GET /v1/checkpoints/keys`), one attempt.
+    pub async fn checkpoint_keys_of(&self, addr: &str) -> Result<CheckpointKeys, Error> {
+        let u = self.clone_without_batcher();
+        match u.once_get(addr, "/v1/checkpoints/keys").await {
+            crate::Attempt::Done(r) => r.and_then(|v: Option<CheckpointKeys>| {
+                v.ok_or_else(|| Error::Rejected {
+                    status: 404,
+                    reason: "not_found".into(),
+                    message: format!("{addr} serves no checkpoint keys"),
+                })
+            }),
+            crate::Attempt::Retry(e) => Err(Error::Unavailable {
+                attempts: 1,
+                last: format!("{addr}: {e}"),
+            }),
+        }
+    }
+
+    /// Leaves `[from, to)` with proofs against a signed checkpoint (`GET /v1/export`); check it
+    /// with [`ledger::verify_bundle`].
+    pub async fn export(&self, from: u64, to: u64) -> Result<ExportBundle, Error> {
+        if from >= to || to - from > ledger::export::BUNDLE_EVENTS_MAX {
+            return Err(Error::Invalid(format!(
+                "export range [{from}, {to}) must be non-empty and at most {} events",
+                ledger::export::BUNDLE_EVENTS_MAX
+            )));
+        }
+        let u = self.clone_without_batcher();
+        let path = format!("/v1/export?from={from}&to={to}");
+        Ok(u.get_json(&path, None).await?.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger::CheckpointSigner;
+
+    #[test]
+    fn keys_files_of_both_shapes_parse() {
+        let signer = CheckpointSigner::new("n1", &[3u8; 32]).unwrap();
+        let hex = signer.public_key_hex();
+        let flat = KeysFile::parse(&format!(r#"{{"n1": "{hex}"}}"#)).unwrap();
+        assert_eq!(flat.cluster_id, None);
+        assert!(flat.keys.get("n1").is_some());
+        let answer = KeysFile::parse(&format!(
+            r#"{{"cluster_id": "c", "keys": {{"n1": "{hex}"}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(answer.cluster_id.as_deref(), Some("c"));
+        assert!(answer.keys.get("n1").is_some());
+        assert!(KeysFile::parse(r#"{"n1": "zz"}"#).is_err());
+        assert!(KeysFile::parse(r#"{"cluster_id": "c", "keys": {"n1": "zz"}}"#).is_err());
+    }
+}
