@@ -18,9 +18,9 @@
 //! [`ledger::checkpoint`], [`ledger::canonical`]); this module decides what to ask and what to
 //! accept.
 //!
-//! A record newer than the serving node's latest checkpoint is not provable yet: the node
-//! answers 400 `invalid_range` ([`Error::Rejected`]) until a checkpoint covers it
-//! ([`Client::make_checkpoint`] asks for one).
+//! The node signs its applied tree when asked for its latest checkpoint, so whatever it has
+//! applied is provable at once; a node whose tree is behind the remembered checkpoint is refused
+//! as [`VerifyError::StaleCheckpoint`].
 //!
 //! The checks are pure functions ([`check_checkpoint`], [`plan_advance`], [`check_consistency`],
 //! [`check_inclusion`]); the `Client` methods fetch and apply them.
