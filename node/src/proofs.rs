@@ -26,7 +26,7 @@ pub fn routes() -> Router<Arc<Node>> {
         .route("/v1/checkpoints", get(list_checkpoints))
         .route("/v1/checkpoints/latest", get(latest_checkpoint))
         .route("/v1/checkpoints/keys", get(keys))
-        .route("/v1/admin/checkpoint", post(checkpoint_now))
+        .route("/v1/admin/checkpoint", post(latest_checkpoint))
         .route("/v1/proofs/inclusion", get(inclusion))
         .route("/v1/proofs/consistency", get(consistency))
         .route("/v1/export", get(export))
@@ -100,18 +100,9 @@ async fn list_checkpoints(
 }
 
 /// The newest checkpoint, signing the applied tree first if it grew since (one Ed25519
-/// signature), so a client can always prove what this node has applied.
+/// signature), so a client can always prove what this node has applied. Serves both
+/// `GET /v1/checkpoints/latest` and `POST /v1/admin/checkpoint`.
 async fn latest_checkpoint(State(node): State<Arc<Node>>) -> Response {
-    let r = node
-        .checkpoints
-        .sign_now(&*node.state)
-        .map_err(storage_error)
-        .and_then(|c| c.ok_or_else(no_checkpoint))
-        .map(|c| Json(c).into_response());
-    respond(&node, r)
-}
-
-async fn checkpoint_now(State(node): State<Arc<Node>>) -> Response {
     let r = node
         .checkpoints
         .sign_now(&*node.state)
