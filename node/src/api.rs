@@ -234,7 +234,8 @@ struct ReadQuery {
     limit: Option<usize>,
 }
 
-fn query(q: Result<Query<ReadQuery>, QueryRejection>) -> Result<ReadQuery, ApiError> {
+/// The query string, or 400 `invalid_query` naming what is wrong with it.
+pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(q)| q)
         .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
 }
@@ -334,7 +335,8 @@ async fn proxy(
     Ok(out)
 }
 
-fn parse_u128(text: &str, what: &str) -> Result<u128, ApiError> {
+/// A decimal u128 id; 400 `invalid_id` if malformed.
+pub(crate) fn parse_u128(text: &str, what: &str) -> Result<u128, ApiError> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ApiError::bad_request(
             "invalid_id",
@@ -345,11 +347,13 @@ fn parse_u128(text: &str, what: &str) -> Result<u128, ApiError> {
         .map_err(|_| ApiError::bad_request("invalid_id", format!("{what} is out of range")))
 }
 
-fn parse_u64(text: Option<&str>, default: u64, what: &str) -> Result<u64, ApiError> {
+/// An optional decimal u64 query parameter; 400 `invalid_query` if present and malformed.
+pub(crate) fn parse_u64(text: Option<&str>, what: &str) -> Result<Option<u64>, ApiError> {
     match text {
-        None => Ok(default),
+        None => Ok(None),
         Some(t) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => t
             .parse()
+            .map(Some)
             .map_err(|_| ApiError::bad_request("invalid_query", format!("{what} is out of range"))),
         Some(_) => Err(ApiError::bad_request(
             "invalid_query",
@@ -461,8 +465,8 @@ async fn account_transfers(
 ) -> Response {
     read(node, headers, uri, q, move |node, q| {
         let id = parse_u128(&id, "account id")?;
-        let from = parse_u64(q.from.as_deref(), 0, "from")?;
-        let to = parse_u64(q.to.as_deref(), u64::MAX, "to")?;
+        let from = parse_u64(q.from.as_deref(), "from")?.unwrap_or(0);
+        let to = parse_u64(q.to.as_deref(), "to")?.unwrap_or(u64::MAX);
         let limit = q.limit.unwrap_or(100).clamp(1, HISTORY_PAGE_MAX);
         if node
             .state

@@ -15,6 +15,7 @@
 use crate::config::Config;
 use anyhow::{bail, Context};
 use ledger::checkpoint::{CheckpointSigner, SignedCheckpoint};
+use ledger::LedgerMeta;
 use raft_store::{StateBackend, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -24,14 +25,22 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use zeroize::Zeroizing;
 
-/// The key file's contents.
-#[derive(Serialize, Deserialize)]
+/// The key file as read. The seed's text is moved into a zeroizing buffer as soon as it is
+/// parsed.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct KeyFile {
     /// Key id, as published with the public key.
     kid: String,
     /// The 32-byte Ed25519 seed, hex.
     seed: String,
+}
+
+/// The key file as written (borrowing, so the only copies of the seed are zeroizing buffers).
+#[derive(Serialize)]
+struct KeyFileOut<'a> {
+    kid: &'a str,
+    seed: &'a str,
 }
 
 /// Where this node's key file is, if it has one.
@@ -43,40 +52,36 @@ pub fn key_path(config: &Config) -> Option<PathBuf> {
     })
 }
 
-fn random_seed() -> Zeroizing<[u8; 32]> {
+/// A new random seed and its signer, whose KID is `<cluster>/node-<id>/<public key prefix>`.
+fn new_signer(config: &Config) -> anyhow::Result<(Zeroizing<[u8; 32]>, CheckpointSigner)> {
     use rand::RngCore;
     let mut seed = Zeroizing::new([0u8; 32]);
     rand::rngs::OsRng.fill_bytes(seed.as_mut());
-    seed
-}
-
-fn kid_for(config: &Config, signer_public: &str) -> String {
-    format!(
+    let public = CheckpointSigner::new("", &seed)?.public_key_hex();
+    let kid = format!(
         "{}/node-{}/{}",
         config.cluster_id,
         config.node_id,
-        &signer_public[..16]
-    )
+        &public[..16]
+    );
+    let signer = CheckpointSigner::new(kid, &seed)?;
+    Ok((seed, signer))
 }
 
 /// Load the signing key named by the configuration, creating the file (0600) on first start.
 /// In amnesia mode without a key file, a key is generated for this run only.
 pub fn load_signer(config: &Config) -> anyhow::Result<CheckpointSigner> {
     let Some(path) = key_path(config) else {
-        let seed = random_seed();
-        let probe = CheckpointSigner::new("probe", &seed)?;
-        let kid = kid_for(config, &probe.public_key_hex());
-        return Ok(CheckpointSigner::new(kid, &seed)?);
+        return Ok(new_signer(config)?.1);
     };
     if path.exists() {
         return read_key(&path);
     }
-    let seed = random_seed();
-    let probe = CheckpointSigner::new("probe", &seed)?;
-    let kid = kid_for(config, &probe.public_key_hex());
-    let text = Zeroizing::new(serde_json::to_string(&KeyFile {
-        kid: kid.clone(),
-        seed: ledger::wire::hex::encode(seed.as_ref()),
+    let (seed, signer) = new_signer(config)?;
+    let seed_hex = Zeroizing::new(ledger::wire::hex::encode(seed.as_ref()));
+    let text = Zeroizing::new(serde_json::to_string(&KeyFileOut {
+        kid: signer.kid(),
+        seed: &seed_hex,
     })?);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -87,8 +92,8 @@ pub fn load_signer(config: &Config) -> anyhow::Result<CheckpointSigner> {
     file.write_all(text.as_bytes())
         .and_then(|()| file.sync_all())
         .with_context(|| format!("write key file {}", path.display()))?;
-    tracing::info!(kid = %kid, "created a checkpoint signing key");
-    Ok(CheckpointSigner::new(kid, &seed)?)
+    tracing::info!(kid = %signer.kid(), "created a checkpoint signing key");
+    Ok(signer)
 }
 
 fn read_key(path: &Path) -> anyhow::Result<CheckpointSigner> {
@@ -107,7 +112,8 @@ fn read_key(path: &Path) -> anyhow::Result<CheckpointSigner> {
     );
     let file: KeyFile = serde_json::from_str(&text)
         .map_err(|e| anyhow::anyhow!("key file {}: not a key file ({e})", path.display()))?;
-    let bytes = Zeroizing::new(ledger::wire::hex::decode(&file.seed).ok_or_else(|| {
+    let seed_hex = Zeroizing::new(file.seed);
+    let bytes = Zeroizing::new(ledger::wire::hex::decode(&seed_hex).ok_or_else(|| {
         anyhow::anyhow!("key file {}: seed is not 64 hex digits", path.display())
     })?);
     let seed: Zeroizing<[u8; 32]> = Zeroizing::new(
@@ -116,8 +122,6 @@ fn read_key(path: &Path) -> anyhow::Result<CheckpointSigner> {
             .try_into()
             .map_err(|_| anyhow::anyhow!("key file {}: seed is not 32 bytes", path.display()))?,
     );
-    // `file.seed` (a String) is dropped here; its copy in `text` is zeroized with `text`.
-    drop(file.seed);
     Ok(CheckpointSigner::new(file.kid, &seed)?)
 }
 
@@ -173,14 +177,33 @@ impl Checkpoints {
         &self,
         state: &dyn StateBackend,
     ) -> Result<Option<SignedCheckpoint>, StoreError> {
-        let meta = state.ledger_meta()?;
+        self.sign_if(&state.ledger_meta()?, |latest, size| latest < size)
+    }
+
+    /// Called as the applied state moves: sign when the tree crossed another interval boundary
+    /// (or when nothing was signed yet this run).
+    pub fn on_applied(&self, state: &dyn StateBackend) -> Result<(), StoreError> {
+        let interval = self.interval;
+        self.sign_if(&state.ledger_meta()?, |latest, size| {
+            size / interval > latest / interval
+        })?;
+        Ok(())
+    }
+
+    /// Sign `meta`'s tree if it is not empty and `due(newest signed size, size)` (always due when
+    /// nothing was signed yet); otherwise the newest checkpoint.
+    fn sign_if(
+        &self,
+        meta: &LedgerMeta,
+        due: impl FnOnce(u64, u64) -> bool,
+    ) -> Result<Option<SignedCheckpoint>, StoreError> {
         let size = meta.tree.size;
         if size == 0 {
             return Ok(None);
         }
         let mut made = self.made();
         if let Some(latest) = made.front() {
-            if latest.tree_size >= size {
+            if !due(latest.tree_size, size) {
                 return Ok(Some(latest.clone()));
             }
         }
@@ -192,20 +215,6 @@ impl Checkpoints {
         made.push_front(signed.clone());
         made.truncate(self.retention);
         Ok(Some(signed))
-    }
-
-    /// Called as the applied state moves: sign when the tree crossed another interval boundary
-    /// (or when nothing was signed yet this run).
-    pub fn on_applied(&self, state: &dyn StateBackend) -> Result<(), StoreError> {
-        let size = state.ledger_meta()?.tree.size;
-        let due = match self.latest() {
-            None => size > 0,
-            Some(l) => size / self.interval > l.tree_size / self.interval,
-        };
-        if due {
-            self.sign_now(state)?;
-        }
-        Ok(())
     }
 }
 

@@ -3,7 +3,7 @@
 //! export. Every node answers for what it has applied; nodes at the same index give the same
 //! proofs. Proofs are verified by the client, so these reads need no leader round trip.
 
-use crate::api::{err, storage_error};
+use crate::api::{err, parse_u128, parse_u64, query, storage_error};
 use crate::error::ApiError;
 use crate::node::Node;
 use axum::extract::rejection::QueryRejection;
@@ -44,26 +44,8 @@ struct ProofQuery {
     limit: Option<String>,
 }
 
-fn params(q: Result<Query<ProofQuery>, QueryRejection>) -> Result<ProofQuery, ApiError> {
-    q.map(|Query(q)| q)
-        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
-}
-
-fn number<T: std::str::FromStr>(text: Option<&str>, what: &str) -> Result<Option<T>, ApiError> {
-    let Some(t) = text else { return Ok(None) };
-    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            format!("{what} must be a decimal number"),
-        ));
-    }
-    t.parse()
-        .map(Some)
-        .map_err(|_| ApiError::bad_request("invalid_query", format!("{what} is out of range")))
-}
-
-fn required<T: std::str::FromStr>(text: Option<&str>, what: &str) -> Result<T, ApiError> {
-    number(text, what)?
+fn required(text: Option<&str>, what: &str) -> Result<u64, ApiError> {
+    parse_u64(text, what)?
         .ok_or_else(|| ApiError::bad_request("invalid_query", format!("{what} is required")))
 }
 
@@ -91,9 +73,9 @@ async fn list_checkpoints(
     State(node): State<Arc<Node>>,
     q: Result<Query<ProofQuery>, QueryRejection>,
 ) -> Response {
-    let r = params(q).and_then(|q| {
-        let limit: usize = number(q.limit.as_deref(), "limit")?.unwrap_or(100);
-        let limit = limit.clamp(1, 1_000);
+    let r = query(q).and_then(|q| {
+        let limit = parse_u64(q.limit.as_deref(), "limit")?.unwrap_or(100);
+        let limit = usize::try_from(limit.clamp(1, 1_000)).unwrap_or(1_000);
         Ok(Json(json!({"checkpoints": node.checkpoints.list(limit)})).into_response())
     });
     respond(&node, r)
@@ -136,10 +118,10 @@ async fn inclusion(
     State(node): State<Arc<Node>>,
     q: Result<Query<ProofQuery>, QueryRejection>,
 ) -> Response {
-    let r = params(q).and_then(|q| {
+    let r = query(q).and_then(|q| {
         let state = &node.state;
         let current = state.ledger_meta().map_err(storage_error)?.tree.size;
-        let size = number(q.tree_size.as_deref(), "tree_size")?.unwrap_or(current);
+        let size = parse_u64(q.tree_size.as_deref(), "tree_size")?.unwrap_or(current);
         let named = [&q.leaf, &q.transfer_id, &q.account_id]
             .iter()
             .filter(|v| v.is_some())
@@ -150,9 +132,10 @@ async fn inclusion(
                 "name exactly one of leaf, transfer_id, account_id",
             ));
         }
-        let index = if let Some(leaf) = number::<u64>(q.leaf.as_deref(), "leaf")? {
+        let index = if let Some(leaf) = parse_u64(q.leaf.as_deref(), "leaf")? {
             leaf
-        } else if let Some(id) = number::<u128>(q.transfer_id.as_deref(), "transfer_id")? {
+        } else if let Some(id) = q.transfer_id.as_deref() {
+            let id = parse_u128(id, "transfer_id")?;
             state
                 .lookup_transfer(id)
                 .map_err(storage_error)?
@@ -165,7 +148,7 @@ async fn inclusion(
                 })?
                 .leaf
         } else {
-            let id: u128 = required(q.account_id.as_deref(), "account_id")?;
+            let id = parse_u128(q.account_id.as_deref().unwrap_or_default(), "account_id")?;
             state
                 .lookup_account(id)
                 .map_err(storage_error)?
@@ -198,9 +181,9 @@ async fn consistency(
     State(node): State<Arc<Node>>,
     q: Result<Query<ProofQuery>, QueryRejection>,
 ) -> Response {
-    let r = params(q).and_then(|q| {
-        let from: u64 = required(q.from.as_deref(), "from")?;
-        let to: u64 = required(q.to.as_deref(), "to")?;
+    let r = query(q).and_then(|q| {
+        let from = required(q.from.as_deref(), "from")?;
+        let to = required(q.to.as_deref(), "to")?;
         let proof: ConsistencyProof = node
             .state
             .consistency_proof(from, to)
@@ -214,7 +197,7 @@ async fn export(
     State(node): State<Arc<Node>>,
     q: Result<Query<ProofQuery>, QueryRejection>,
 ) -> Response {
-    let q = match params(q) {
+    let q = match query(q) {
         Ok(q) => q,
         Err(e) => return err(&node, e),
     };
@@ -227,8 +210,8 @@ async fn export(
 }
 
 fn export_blocking(node: &Node, q: &ProofQuery) -> Result<Response, ApiError> {
-    let from: u64 = required(q.from.as_deref(), "from")?;
-    let to: u64 = required(q.to.as_deref(), "to")?;
+    let from = required(q.from.as_deref(), "from")?;
+    let to = required(q.to.as_deref(), "to")?;
     if from >= to {
         return Err(ApiError::bad_request(
             "invalid_range",

@@ -125,12 +125,22 @@ fn bad_key(cf: &'static str, key: &[u8]) -> StoreError {
     }
 }
 
+/// The two big-endian halves of a 24-byte index key: `(first N bytes, the rest)`.
+fn split_key<const N: usize, const M: usize>(
+    cf: &'static str,
+    key: &[u8],
+) -> Result<([u8; N], [u8; M]), StoreError> {
+    let bad = || bad_key(cf, key);
+    if key.len() != N + M {
+        return Err(bad());
+    }
+    let head = key[..N].try_into().map_err(|_| bad())?;
+    let tail = key[N..].try_into().map_err(|_| bad())?;
+    Ok((head, tail))
+}
+
 fn parse_expiry(key: &[u8]) -> Result<ExpiryKey, StoreError> {
-    let k: [u8; 24] = key.try_into().map_err(|_| bad_key(CF_EXPIRY, key))?;
-    let mut at = [0u8; 8];
-    at.copy_from_slice(&k[..8]);
-    let mut id = [0u8; 16];
-    id.copy_from_slice(&k[8..]);
+    let (at, id) = split_key::<8, 16>(CF_EXPIRY, key)?;
     Ok(ExpiryKey {
         expires_at: u64::from_be_bytes(at),
         transfer_id: u128::from_be_bytes(id),
@@ -138,11 +148,7 @@ fn parse_expiry(key: &[u8]) -> Result<ExpiryKey, StoreError> {
 }
 
 fn parse_history(key: &[u8]) -> Result<HistoryKey, StoreError> {
-    let k: [u8; 24] = key.try_into().map_err(|_| bad_key(CF_HISTORY, key))?;
-    let mut id = [0u8; 16];
-    id.copy_from_slice(&k[..16]);
-    let mut ts = [0u8; 8];
-    ts.copy_from_slice(&k[16..]);
+    let (id, ts) = split_key::<16, 8>(CF_HISTORY, key)?;
     Ok(HistoryKey {
         account_id: u128::from_be_bytes(id),
         timestamp: u64::from_be_bytes(ts),

@@ -115,14 +115,9 @@ impl Faults {
     /// Called after every step: heal what is due, maybe inject something new.
     pub fn tick(&mut self, sim: &mut turmoil::Sim<'_>, shared: &Shared) {
         let now = sim.elapsed();
-        let due: Vec<Fault> = {
-            let (due, keep) = std::mem::take(&mut self.active)
-                .into_iter()
-                .partition::<Vec<_>, _>(|(at, _)| *at <= now);
-            self.active = keep;
-            due.into_iter().map(|(_, f)| f).collect()
-        };
-        for f in due {
+        // Runs every step: allocate nothing unless a fault is due.
+        while let Some(i) = self.active.iter().position(|(at, _)| *at <= now) {
+            let (_, f) = self.active.remove(i);
             self.undo(sim, f, now);
         }
         if now < self.next || self.active.len() >= 2 {

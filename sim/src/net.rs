@@ -31,14 +31,8 @@ impl axum::serve::Listener for SimListener {
     }
 }
 
-/// One HTTP exchange's answer.
-struct Exchange {
-    status: u16,
-    retry_after: Option<String>,
-    body: Vec<u8>,
-}
-
-/// One request on a fresh simulated connection, bounded by `timeout`.
+/// One request on a fresh simulated connection, bounded by `timeout`; the node's [`Answer`]
+/// serves the SDK's transport too.
 async fn exchange(
     addr: &str,
     method: &str,
@@ -46,7 +40,7 @@ async fn exchange(
     headers: &[(&str, String)],
     body: Vec<u8>,
     timeout: Duration,
-) -> Result<Exchange, CallError> {
+) -> Result<Answer, CallError> {
     let work = async {
         let stream = turmoil::net::TcpStream::connect(addr)
             .await
@@ -84,7 +78,7 @@ async fn exchange(
             .map_err(|e| CallError::Network(e.to_string()))?
             .to_bytes()
             .to_vec();
-        Ok(Exchange {
+        Ok(Answer {
             status,
             retry_after,
             body,
@@ -102,7 +96,7 @@ pub struct SimConnector;
 impl Connector for SimConnector {
     fn call(&self, call: Call) -> BoxFuture<'_, Result<Answer, CallError>> {
         Box::pin(async move {
-            let ex = exchange(
+            exchange(
                 &call.addr,
                 call.method,
                 &call.path,
@@ -110,12 +104,7 @@ impl Connector for SimConnector {
                 call.body,
                 call.timeout,
             )
-            .await?;
-            Ok(Answer {
-                status: ex.status,
-                retry_after: ex.retry_after,
-                body: ex.body,
-            })
+            .await
         })
     }
 }
