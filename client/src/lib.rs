@@ -29,6 +29,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod caps;
 pub mod checkpoints;
 pub mod retry;
 pub mod transport;
@@ -74,6 +75,33 @@ pub struct ClientConfig {
     /// The cluster a verified checkpoint must name. `None`: the first checkpoint accepted pins
     /// the cluster id for this client.
     pub cluster_id: Option<String>,
+    /// The capability sent as `Authorization: Bearer …` with every request (writes and admin
+    /// operations need one).
+    pub capability: Option<Capability>,
+}
+
+/// A capability token (`rlcap1.…`). Its `Debug` never shows the token, and its memory is wiped
+/// when dropped.
+#[derive(Clone)]
+pub struct Capability(zeroize::Zeroizing<String>);
+
+impl Capability {
+    /// Wrap token text (surrounding whitespace removed).
+    pub fn new(token: impl Into<String>) -> Self {
+        let text: String = token.into();
+        Self(zeroize::Zeroizing::new(text.trim().to_string()))
+    }
+
+    /// The `Authorization` header value.
+    fn header(&self) -> String {
+        format!("Bearer {}", self.0.as_str())
+    }
+}
+
+impl std::fmt::Debug for Capability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Capability(<redacted>)")
+    }
 }
 
 impl ClientConfig {
@@ -90,6 +118,7 @@ impl ClientConfig {
             jitter_seed: None,
             trusted_keys: None,
             cluster_id: None,
+            capability: None,
         }
     }
 
@@ -590,6 +619,7 @@ impl Unbatched {
                 content_type: req.content_type,
                 body: req.body.clone(),
                 timeout: self.shared.config.request_timeout,
+                authorization: self.shared.config.capability.as_ref().map(Capability::header),
             })
             .await
             .map_err(|e| (e, None))?;

@@ -22,6 +22,8 @@ pub struct HttpRequest {
     pub body: Vec<u8>,
     /// Give up after this long.
     pub timeout: Duration,
+    /// `Authorization` header value (the capability), if any. Never logged.
+    pub authorization: Option<String>,
 }
 
 /// One answer.
@@ -58,7 +60,7 @@ impl Transport for ReqwestTransport {
     fn send(&self, req: HttpRequest) -> BoxFuture<'_, Result<HttpReply, String>> {
         Box::pin(async move {
             let url = format!("http://{}{}", req.addr, req.path);
-            let builder = if req.post {
+            let mut builder = if req.post {
                 self.http
                     .post(url)
                     .header("content-type", req.content_type)
@@ -66,6 +68,9 @@ impl Transport for ReqwestTransport {
             } else {
                 self.http.get(url)
             };
+            if let Some(a) = req.authorization {
+                builder = builder.header("authorization", a);
+            }
             let resp = builder
                 .timeout(req.timeout)
                 .send()

@@ -47,11 +47,93 @@ pub fn router(node: Arc<Node>) -> Router {
         // Bodies are read by `read_body`, which enforces `limits.body_bytes_max` with our own
         // reason code.
         .layer(DefaultBodyLimit::disable())
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            guard_admin,
+        ))
         .layer(axum::middleware::map_response_with_state(
             node.clone(),
             name_leader,
         ))
+        .layer(axum::middleware::from_fn(correlate))
         .with_state(node)
+}
+
+/// Header carrying the request's correlation id (taken from the client when well-formed,
+/// otherwise made up here), echoed on the answer and logged as `corr_id`.
+pub const CORRELATION_HEADER: &str = "x-request-id";
+
+fn correlation_id(headers: &HeaderMap) -> String {
+    headers
+        .get(CORRELATION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()))
+}
+
+/// Run the request inside a span carrying `corr_id` and `peer`, so every log line it causes
+/// names both, and echo the correlation id.
+async fn correlate(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let corr_id = correlation_id(req.headers());
+    let peer = crate::serve::peer_of(&req);
+    let span = tracing::info_span!("request", corr_id = %corr_id, peer = %peer);
+    let mut response = tracing::Instrument::instrument(next.run(req), span).await;
+    if let Ok(v) = axum::http::HeaderValue::from_str(&corr_id) {
+        response.headers_mut().insert(CORRELATION_HEADER, v);
+    }
+    response
+}
+
+/// Admin endpoints need an admin capability and, on a TLS node, a verified client
+/// certificate (mTLS).
+async fn guard_admin(
+    State(node): State<Arc<Node>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if req.uri().path().starts_with("/v1/admin/") {
+        if let Err(e) = admin_allowed(&node, &req) {
+            return err(&node, e);
+        }
+    }
+    next.run(req).await
+}
+
+fn admin_allowed(node: &Node, req: &axum::extract::Request) -> Result<(), ApiError> {
+    if node.tls_enabled() && !crate::serve::has_client_cert(req) {
+        tracing::info!(reason = "policy_denied", "admin request without a client certificate");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "policy_denied",
+            "admin operations need an mTLS client certificate signed by the cluster CA",
+        ));
+    }
+    if let Some(grant) = node.auth.verify(req.headers(), node.now_secs())? {
+        crate::auth::authorize_admin(&grant)?;
+        node.check_not_revoked(&grant)?;
+    }
+    Ok(())
+}
+
+async fn metrics(State(node): State<Arc<Node>>) -> Response {
+    let applied = node
+        .raft
+        .metrics()
+        .borrow()
+        .last_applied
+        .map_or(0, |l| l.index);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::render(applied, node.sequencer.depth()),
+    )
+        .into_response()
 }
 
 /// Every answer names the current leader in `X-Ron-Leader`, so a client can go there directly
@@ -68,6 +150,10 @@ async fn name_leader(State(node): State<Arc<Node>>, mut response: Response) -> R
 /// Log a rejected request and answer it.
 pub(crate) fn err(node: &Node, e: ApiError) -> Response {
     tracing::info!(node = node.id, reason = %e.reason, status = e.status, "request rejected");
+    crate::metrics::rejected(&e.reason);
+    if is_auth_failure(&e.reason) {
+        crate::metrics::auth_failure();
+    }
     let too_large = e.status == StatusCode::PAYLOAD_TOO_LARGE.as_u16();
     let mut response = e.into_response_with_leader(node.leader_id());
     if too_large {
@@ -78,6 +164,14 @@ pub(crate) fn err(node: &Node, e: ApiError) -> Response {
         );
     }
     response
+}
+
+/// Reasons that are authentication or authorization failures (`auth_failures_total`).
+fn is_auth_failure(reason: &str) -> bool {
+    matches!(
+        reason,
+        "unauth" | "cap_invalid" | "cap_expired" | "cap_not_yet_valid" | "cap_revoked" | "policy_denied"
+    )
 }
 
 async fn read_body(node: &Node, body: Body) -> Result<Bytes, ApiError> {
@@ -162,6 +256,12 @@ struct EventJson {
 }
 
 async fn write(node: Arc<Node>, headers: HeaderMap, body: Body, accounts: bool) -> Response {
+    // The capability is checked before the body is read: an unauthenticated caller costs no
+    // body buffering.
+    let grant = match node.auth.verify(&headers, node.now_secs()) {
+        Ok(g) => g,
+        Err(e) => return err(&node, e),
+    };
     let body = match read_body(&node, body).await {
         Ok(b) => b,
         Err(e) => return err(&node, e),
@@ -175,6 +275,14 @@ async fn write(node: Arc<Node>, headers: HeaderMap, body: Body, accounts: bool) 
         Ok(op) => op,
         Err(e) => return err(&node, e),
     };
+    if let Some(grant) = &grant {
+        if let Err(e) = crate::auth::authorize_operation(grant, &op) {
+            return err(&node, e);
+        }
+        if let Err(e) = node.check_not_revoked(grant) {
+            return err(&node, e);
+        }
+    }
     let split = prevalidate::split(op);
     let receipt = match &split.forward {
         None => None,
@@ -284,16 +392,23 @@ async fn linearize(
 }
 
 async fn proxy_get(node: &Node, leader: &NodeInfo, path: &str) -> Result<Response, ApiError> {
-    proxy(node, "GET", leader, path, Vec::new()).await
+    proxy(node, "GET", leader, path, Vec::new(), None).await
 }
 
+/// Relay an admin request to the leader with the caller's capability, which the leader checks
+/// again.
 async fn proxy_post(
     node: &Node,
     leader: &NodeInfo,
     path: &str,
     body: Bytes,
+    headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    proxy(node, "POST", leader, path, body.to_vec()).await
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    proxy(node, "POST", leader, path, body.to_vec(), authorization).await
 }
 
 /// Relay a request to the leader's API and its answer back, unchanged.
@@ -303,17 +418,22 @@ async fn proxy(
     leader: &NodeInfo,
     path: &str,
     body: Vec<u8>,
+    authorization: Option<String>,
 ) -> Result<Response, ApiError> {
+    let mut headers = vec![
+        (FORWARDED_HEADER, node.id.to_string()),
+        ("content-type", "application/json".to_string()),
+    ];
+    if let Some(a) = authorization {
+        headers.push(("authorization", a));
+    }
     let answer = node
         .connector
         .call(Call {
             method,
             addr: leader.api_addr.clone(),
             path: path.to_string(),
-            headers: vec![
-                (FORWARDED_HEADER, node.id.to_string()),
-                ("content-type", "application/json".to_string()),
-            ],
+            headers,
             body,
             timeout: std::time::Duration::from_millis(node.config.limits.write_timeout_ms),
         })
@@ -631,7 +751,7 @@ async fn on_leader(node: &Node, headers: &HeaderMap, path: &str, body: Bytes) ->
         return Some(err(node, ApiError::no_leader()));
     }
     Some(match node.leader() {
-        Some((_, info)) => match proxy_post(node, &info, path, body).await {
+        Some((_, info)) => match proxy_post(node, &info, path, body, headers).await {
             Ok(r) => r,
             Err(e) => err(node, e),
         },

@@ -43,6 +43,35 @@ pub struct Config {
     /// Signed checkpoints of the Merkle tree.
     #[serde(default)]
     pub checkpoint: CheckpointSection,
+    /// Capabilities (macaroon-style tokens) required for writes and admin operations.
+    #[serde(default)]
+    pub auth: AuthSection,
+}
+
+/// `[auth]`
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// Require a capability for every mutation and admin operation. Turning it off leaves the
+    /// API open to anyone who can reach it (the node logs a warning at start).
+    pub enabled: bool,
+    /// Capability root keys (JSON key ring, mode 0600; see `docs/CAPABILITIES.md`).
+    pub key_file: Option<PathBuf>,
+    /// Tokens must name the KID of the root key they were minted with.
+    pub require_kid: bool,
+    /// Tokens whose expiry is further than this from their issue time are refused.
+    pub max_lifetime_secs: u64,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            key_file: None,
+            require_kid: true,
+            max_lifetime_secs: ledger::capability::DEFAULT_MAX_LIFETIME_SECS,
+        }
+    }
 }
 
 /// `[checkpoint]`
@@ -306,6 +335,15 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     }
     if c.checkpoint.retention == 0 || c.checkpoint.retention > 1_000_000 {
         return bad("checkpoint.retention", "must be 1 to 1000000");
+    }
+    if c.auth.max_lifetime_secs == 0 || c.auth.max_lifetime_secs > 366 * 24 * 3600 {
+        return bad("auth.max_lifetime_secs", "must be 1 to 31622400 (366 days)");
+    }
+    if c.auth.enabled && c.auth.key_file.is_none() {
+        return bad(
+            "auth.key_file",
+            "required while auth.enabled = true (`ron-ledger certs` writes one); set auth.enabled = false only for an open test node",
+        );
     }
     if c.log.format != "json" && c.log.format != "text" {
         return bad("log.format", "must be \"json\" or \"text\"");

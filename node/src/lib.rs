@@ -2,10 +2,12 @@
 //! leader's sequencer/committer, openraft over HTTP/2, and the local dev cluster.
 
 pub mod api;
+pub mod auth;
 pub mod checkpoints;
 pub mod config;
 pub mod dev;
 pub mod error;
+pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod peer;

@@ -2,6 +2,7 @@
 //! API and peer RPC), and the plumbing between them.
 
 use crate::api;
+use crate::auth::Auth;
 use crate::checkpoints::Checkpoints;
 use crate::config::Config;
 use crate::error::ApiError;
@@ -51,6 +52,10 @@ pub struct Node {
     pub connector: Arc<dyn Connector>,
     /// This node's signed checkpoints.
     pub checkpoints: Arc<Checkpoints>,
+    /// Capability verification for writes and admin operations.
+    pub auth: Arc<Auth>,
+    /// What time it is (the system clock; simulated time in the simulation).
+    pub clock: Arc<dyn Clock>,
 }
 
 /// The replaceable edges of a node: how it reaches peers, what time it is, and (for the
@@ -188,9 +193,10 @@ impl Node {
         let checkpoints = Arc::new(Checkpoints::new(&config, signer));
         spawn_checkpointer(raft.clone(), state.clone(), checkpoints.clone());
 
+        let auth = Arc::new(Auth::load(&config).context("capabilities")?);
         let sequencer = Sequencer::start(
             raft.clone(),
-            seams.clock,
+            seams.clock.clone(),
             state.clone(),
             Duration::from_millis(config.limits.write_timeout_ms),
             config.limits.queue_requests_max,
@@ -208,6 +214,8 @@ impl Node {
             sequencer,
             connector: seams.connector,
             checkpoints,
+            auth,
+            clock: seams.clock,
         });
         let (stop, stopped) = watch::channel(false);
         let servers = vec![
@@ -230,6 +238,24 @@ impl Node {
         let leader = m.current_leader?;
         let info = m.membership_config.membership().get_node(&leader)?.clone();
         Some((leader, info))
+    }
+
+    /// Now, in whole seconds since the Unix epoch (capability validity is checked in seconds).
+    pub fn now_secs(&self) -> u64 {
+        self.clock.now_ns() / 1_000_000_000
+    }
+
+    /// `cap_revoked` if the token of `grant` is on the deny-list this node has applied.
+    pub fn check_not_revoked(&self, grant: &ledger::capability::Grant) -> Result<(), ApiError> {
+        if self.is_revoked(&grant.id)? {
+            tracing::info!(reason = "cap_revoked", kid = %grant.kid, "capability refused");
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "cap_revoked",
+                "this capability has been revoked",
+            ));
+        }
+        Ok(())
     }
 
     /// The current leader's id, if known.

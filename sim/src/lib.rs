@@ -15,7 +15,7 @@ pub mod storage;
 pub mod workload;
 
 use ledger::Hash;
-use node::config::{LimitsSection, LogSection, RaftSection};
+use node::config::{AuthSection, LimitsSection, LogSection, RaftSection};
 use node::node::{Backends, Seams};
 use node::seam::Clock;
 use node::{Config, Node};
@@ -140,9 +140,85 @@ pub struct Shared {
     history: Mutex<History>,
     observed: Mutex<check::Observed>,
     violations: Mutex<Vec<String>>,
+    auth: Option<SimAuth>,
+}
+
+/// The run's capability root key (a key file the nodes load, as in production) and the token
+/// the clients write with. Both follow from the seed.
+pub struct SimAuth {
+    dir: std::path::PathBuf,
+    key_file: std::path::PathBuf,
+    token: String,
+}
+
+/// Simulated time starts here (seconds since the Unix epoch).
+const EPOCH_SECS: u64 = 1_780_000_000;
+
+impl SimAuth {
+    fn new(seed: u64) -> Result<Self, String> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        static RUN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x6361_7073);
+        let key: [u8; 32] = rng.gen();
+        let root = ledger::capability::RootKey::new("sim-k1", key).map_err(|e| e.to_string())?;
+        let mut ring = ledger::capability::KeyRing::default();
+        ring.insert(root, false);
+        let run = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "ron-ledger-sim-{}-{seed}-{run}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let key_file = dir.join("caps.keys");
+        let _ = std::fs::remove_file(&key_file);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&key_file)
+            .map_err(|e| format!("{}: {e}", key_file.display()))?;
+        f.write_all(ring.to_json().as_bytes())
+            .map_err(|e| format!("{}: {e}", key_file.display()))?;
+        let key = ring.get("sim-k1").ok_or("sim key missing")?;
+        use ledger::capability::{Caveat, Op, Token};
+        let token = Token::mint(
+            key,
+            rng.gen(),
+            EPOCH_SECS,
+            vec![
+                Caveat::ExpiresAt(EPOCH_SECS + ledger::capability::DEFAULT_MAX_LIFETIME_SECS),
+                Caveat::Audience("sim".into()),
+                Caveat::Ops([Op::CreateAccounts, Op::CreateTransfers].into_iter().collect()),
+            ],
+        )
+        .map_err(|e| e.to_string())?
+        .encode();
+        Ok(Self {
+            dir,
+            key_file,
+            token,
+        })
+    }
+
+    /// The token clients send.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+}
+
+impl Drop for SimAuth {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 impl Shared {
+    /// The token clients write with.
+    pub fn token(&self) -> Option<&str> {
+        self.auth.as_ref().map(SimAuth::token)
+    }
+
     /// The client history.
     pub fn history(&self) -> MutexGuard<'_, History> {
         self.history.lock().unwrap_or_else(|p| p.into_inner())
@@ -200,7 +276,7 @@ pub struct Slot {
     pub state: Arc<MemoryStateBackend>,
 }
 
-fn node_config(id: u64, cluster: &str) -> Config {
+fn node_config(id: u64, cluster: &str, key_file: Option<std::path::PathBuf>) -> Config {
     Config {
         node_id: id,
         cluster_id: cluster.into(),
@@ -226,6 +302,11 @@ fn node_config(id: u64, cluster: &str) -> Config {
         },
         log: LogSection::default(),
         checkpoint: Default::default(),
+        auth: AuthSection {
+            enabled: key_file.is_some(),
+            key_file,
+            ..AuthSection::default()
+        },
     }
 }
 
@@ -246,7 +327,8 @@ async fn node_host(
             state: slot.state.clone(),
         }),
     };
-    let running = Node::start_on(node_config(slot.id, "sim"), seams, api, peer)
+    let key_file = shared.auth.as_ref().map(|a| a.key_file.clone());
+    let running = Node::start_on(node_config(slot.id, "sim", key_file), seams, api, peer)
         .await
         .map_err(|e| e.to_string())?;
     let raft = running.node.raft.clone();
@@ -274,10 +356,18 @@ async fn node_host(
 /// Run one scenario to the end: traffic with faults, healing, convergence, final checks.
 pub fn run(scenario: &Scenario) -> Result<Report, Failure> {
     raft_store::runtime::seed_thread_rng(Some(scenario.seed));
-    let shared = Arc::new(Shared::default());
+    let auth = SimAuth::new(scenario.seed).map_err(|e| Failure {
+        scenario: scenario.clone(),
+        what: format!("capability key set-up: {e}"),
+        faults: Vec::new(),
+    })?;
+    let shared = Arc::new(Shared {
+        auth: Some(auth),
+        ..Shared::default()
+    });
     let mut sim = turmoil::Builder::new()
         .rng_seed(scenario.seed)
-        .epoch(UNIX_EPOCH + Duration::from_secs(1_780_000_000))
+        .epoch(UNIX_EPOCH + Duration::from_secs(EPOCH_SECS))
         .simulation_duration(scenario.traffic + Duration::from_secs(120))
         .tick_duration(Duration::from_millis(1))
         .min_message_latency(Duration::from_millis(1))

@@ -118,11 +118,14 @@ impl Transport for SimTransport {
         req: HttpRequest,
     ) -> ron_ledger_client::transport::BoxFuture<'_, Result<HttpReply, String>> {
         Box::pin(async move {
-            let headers = if req.post {
+            let mut headers = if req.post {
                 vec![("content-type", req.content_type.to_string())]
             } else {
                 Vec::new()
             };
+            if let Some(a) = req.authorization {
+                headers.push(("authorization", a));
+            }
             let method = if req.post { "POST" } else { "GET" };
             let ex = exchange(
                 &req.addr,

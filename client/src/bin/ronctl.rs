@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 #[path = "ronctl/audit.rs"]
 mod audit;
+#[path = "ronctl/cap.rs"]
+mod cap;
 
 #[derive(Parser)]
 #[command(
@@ -43,6 +45,10 @@ struct Cli {
     /// Give up on an unreachable cluster after this many seconds (retries included).
     #[arg(long, value_name = "SECS", default_value_t = 15, global = true)]
     retry_for: u64,
+    /// File holding the capability sent with every request (writes and admin operations need
+    /// one). The token can also come from the RONCTL_TOKEN environment variable.
+    #[arg(long, env = "RONCTL_TOKEN_FILE", global = true)]
+    token_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -96,6 +102,9 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Capabilities: mint, attenuate, inspect, revoke, list revoked.
+    #[command(subcommand)]
+    Cap(cap::CapCmd),
     /// Show the latest signed checkpoint, or (--now) have a node sign one now.
     ///
     /// Example: ronctl checkpoint --now
@@ -343,6 +352,11 @@ async fn run(cli: Cli) -> Result<(), Fail> {
         // Offline: no client, no network.
         return audit::verify(file, keys, cluster_id.as_deref(), cli.json);
     }
+    if let Cmd::Cap(c) = &cli.command {
+        if cap::run_offline(c, cli.json)?.is_some() {
+            return Ok(());
+        }
+    }
     let seeds: Vec<String> = cli
         .seeds
         .split(',')
@@ -353,6 +367,15 @@ async fn run(cli: Cli) -> Result<(), Fail> {
     let mut config = ClientConfig::new(seeds);
     config.retry_total = Duration::from_secs(cli.retry_for.max(1));
     config.request_timeout = config.request_timeout.min(config.retry_total);
+    config.capability = match (&cli.token_file, std::env::var("RONCTL_TOKEN")) {
+        (Some(path), _) => Some(ron_ledger_client::Capability::new(
+            cap::read_token(path)?.as_str(),
+        )),
+        (None, Ok(token)) if !token.trim().is_empty() => {
+            Some(ron_ledger_client::Capability::new(token))
+        }
+        _ => None,
+    };
     let client = Client::new(config)?;
     let c = if cli.stale {
         Consistency::Stale
@@ -591,6 +614,7 @@ async fn run(cli: Cli) -> Result<(), Fail> {
         } => audit::export(&client, from, to, &file, pretty, cli.json).await,
         Cmd::Verify { .. } => Err(Fail::Usage("verify runs offline".into())),
         Cmd::Keys { out } => audit::keys(&client, &out, cli.json).await,
+        Cmd::Cap(c) => cap::run_online(c, &client, cli.json).await,
         Cmd::Checkpoint { now } => {
             let cp = if now {
                 client.make_checkpoint().await?

@@ -1,0 +1,233 @@
+//! Capability checks: every mutation carries a macaroon-style token (`ledger::capability`) in
+//! `Authorization: Bearer …`, verified here on whichever node receives the request — MAC chain
+//! against the root key its KID names, audience, validity window, lifetime cap, caveats — then
+//! against the replicated revocation deny-list. Admin operations also need an mTLS client
+//! certificate. Only KIDs and token ids are ever logged; keys are zeroized when dropped.
+//!
+//! The root keys live in `[auth] key_file` (JSON, mode 0600, see `docs/CAPABILITIES.md`). Several
+//! KIDs may be active at once; `SIGHUP` re-reads the file, so keys rotate without a restart.
+
+use crate::config::Config;
+use crate::error::ApiError;
+use anyhow::Context;
+use axum::http::{header, HeaderMap, StatusCode};
+use ledger::capability::{CapError, Grant, KeyRing, Op, Token, VerifyContext, TOKEN_TEXT_MAX};
+use ledger::{Operation, Transfer};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use zeroize::Zeroizing;
+
+/// Read a secret file that must be readable by its owner only (mode 0600 or stricter), naming
+/// the file in every error. The text is wiped from memory when dropped.
+pub fn read_private_file(path: &Path, what: &str) -> anyhow::Result<Zeroizing<String>> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("{what} {}: cannot read it", path.display()))?;
+    if meta.mode() & 0o077 != 0 {
+        anyhow::bail!(
+            "{what} {} has mode {:o}: it must be readable only by the node (chmod 600)",
+            path.display(),
+            meta.mode() & 0o777
+        );
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{what} {}: cannot read it", path.display()))?;
+    Ok(Zeroizing::new(text))
+}
+
+/// The node's capability verifier.
+pub struct Auth {
+    enabled: bool,
+    require_kid: bool,
+    max_lifetime_secs: u64,
+    audience: String,
+    key_file: Option<PathBuf>,
+    ring: RwLock<Arc<KeyRing>>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("enabled", &self.enabled)
+            .field("kids", &self.kids())
+            .finish()
+    }
+}
+
+fn load_ring(path: &Path) -> anyhow::Result<KeyRing> {
+    let text = read_private_file(path, "capability key file")?;
+    KeyRing::from_json(&text)
+        .map_err(|e| anyhow::anyhow!("capability key file {}: {e}", path.display()))
+}
+
+impl Auth {
+    /// Load the key ring the configuration names; fails closed (naming the file) when
+    /// capabilities are enabled and the file is missing, unreadable, loose or malformed.
+    pub fn load(config: &Config) -> anyhow::Result<Self> {
+        let a = &config.auth;
+        let ring = match (&a.key_file, a.enabled) {
+            (Some(path), true) => load_ring(path)?,
+            (None, true) => anyhow::bail!(
+                "auth.enabled = true needs auth.key_file (capability root keys; `ron-ledger certs` writes one), \
+                 or set auth.enabled = false for an unauthenticated test node"
+            ),
+            (_, false) => {
+                tracing::warn!(
+                    node = config.node_id,
+                    "capabilities are disabled (auth.enabled = false): anyone who reaches the API can write"
+                );
+                KeyRing::default()
+            }
+        };
+        let auth = Self {
+            enabled: a.enabled,
+            require_kid: a.require_kid,
+            max_lifetime_secs: a.max_lifetime_secs,
+            audience: config.cluster_id.clone(),
+            key_file: a.key_file.clone(),
+            ring: RwLock::new(Arc::new(ring)),
+        };
+        if auth.enabled {
+            tracing::info!(node = config.node_id, kids = ?auth.kids(), "capability keys loaded");
+        }
+        Ok(auth)
+    }
+
+    /// Whether mutations need a capability.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The KIDs in the ring, with whether each is retired (verifies but does not mint).
+    pub fn kids(&self) -> Vec<(String, bool)> {
+        self.ring().kids()
+    }
+
+    fn ring(&self) -> Arc<KeyRing> {
+        match self.ring.read() {
+            Ok(r) => r.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Re-read the key file (on SIGHUP). On error the old ring stays in force.
+    pub fn reload(&self) -> anyhow::Result<()> {
+        let Some(path) = &self.key_file else {
+            return Ok(());
+        };
+        if !self.enabled {
+            return Ok(());
+        }
+        let ring = Arc::new(load_ring(path)?);
+        let kids = ring.kids();
+        match self.ring.write() {
+            Ok(mut r) => *r = ring,
+            Err(poisoned) => *poisoned.into_inner() = ring,
+        }
+        tracing::info!(kids = ?kids, "capability keys reloaded");
+        Ok(())
+    }
+
+    /// Verify the request's bearer token at `now_secs`. `Ok(None)` when capabilities are
+    /// disabled. The revocation list is checked by the caller (it lives in the ledger state).
+    pub fn verify(&self, headers: &HeaderMap, now_secs: u64) -> Result<Option<Grant>, ApiError> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let token = bearer(headers)?;
+        let token = Token::decode(token).map_err(cap_error)?;
+        let ctx = VerifyContext {
+            now_secs,
+            audience: &self.audience,
+            max_lifetime_secs: self.max_lifetime_secs,
+            require_kid: self.require_kid,
+        };
+        token
+            .verify(&self.ring(), &ctx)
+            .map(Some)
+            .map_err(|e| cap_error_kid(e, &token.kid))
+    }
+}
+
+/// The token text of `Authorization: Bearer <token>`; `unauth` when absent, `cap_invalid` when
+/// oversized or not a bearer credential.
+fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauth",
+            "this operation needs a capability: send `Authorization: Bearer <token>`",
+        ));
+    };
+    if value.len() > TOKEN_TEXT_MAX + "Bearer ".len() {
+        return Err(cap_error(CapError::TooLarge));
+    }
+    let text = value.to_str().map_err(|_| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "cap_invalid",
+            "the Authorization header is not ASCII",
+        )
+    })?;
+    match text.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(token.trim()),
+        _ => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauth",
+            "only `Authorization: Bearer <capability>` is accepted",
+        )),
+    }
+}
+
+/// A capability error as an API error: 403 for `policy_denied`, 401 otherwise.
+pub fn cap_error(e: CapError) -> ApiError {
+    let reason = e.reason();
+    let status = if reason == "policy_denied" {
+        StatusCode::FORBIDDEN
+    } else {
+        StatusCode::UNAUTHORIZED
+    };
+    ApiError::new(status, reason, e.to_string())
+}
+
+/// A capability error, logged with the token's KID (never the token).
+fn cap_error_kid(e: CapError, kid: &str) -> ApiError {
+    let err = cap_error(e);
+    tracing::info!(reason = %err.reason, kid = %kid, "capability refused");
+    err
+}
+
+/// Whether `grant` allows every event of `op`. Amount 0 (a post, void or reversal taking the
+/// referenced amount, or a balancing transfer without bound) counts as unbounded, and a zero
+/// debit account or ledger (taken from the referenced transfer) is not an allowed one: holders
+/// of a restricted token give those fields explicitly.
+pub fn authorize_operation(grant: &Grant, op: &Operation) -> Result<(), ApiError> {
+    let with_kid = |e: CapError| cap_error_kid(e, &grant.kid);
+    match op {
+        Operation::CreateAccounts(accounts) => {
+            grant.allow_op(Op::CreateAccounts).map_err(with_kid)?;
+            for a in accounts {
+                grant.allow_account(a.ledger).map_err(with_kid)?;
+            }
+        }
+        Operation::CreateTransfers(transfers) => {
+            grant.allow_op(Op::CreateTransfers).map_err(with_kid)?;
+            for t in transfers {
+                authorize_transfer(grant, t).map_err(with_kid)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn authorize_transfer(grant: &Grant, t: &Transfer) -> Result<(), CapError> {
+    let amount = if t.amount == 0 { u128::MAX } else { t.amount };
+    grant.allow_transfer(t.debit_account_id, t.ledger, amount)
+}
+
+/// Whether `grant` allows an admin operation.
+pub fn authorize_admin(grant: &Grant) -> Result<(), ApiError> {
+    grant
+        .allow_op(Op::Admin)
+        .map_err(|e| cap_error_kid(e, &grant.kid))
+}
