@@ -6,14 +6,17 @@ pub mod checkpoints;
 pub mod config;
 pub mod dev;
 pub mod error;
+pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod peer;
 pub mod prevalidate;
 pub mod proofs;
 pub mod rpc;
+pub mod seccomp;
 pub mod seam;
 pub mod sequencer;
+pub mod uds;
 
 pub use config::Config;
 pub use node::{Node, RunningNode};

@@ -226,6 +226,8 @@ fn node_config(id: u64, cluster: &str) -> Config {
         },
         log: LogSection::default(),
         checkpoint: Default::default(),
+        seccomp: false,
+        uds: Default::default(),
     }
 }
 
