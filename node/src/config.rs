@@ -339,7 +339,10 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
         return bad("checkpoint.retention", "must be 1 to 1000000");
     }
     if c.uds.path.is_some() && c.uds.allowed_uids.is_empty() {
-        return bad("uds.allowed_uids", "must list at least one uid when uds.path is set");
+        return bad(
+            "uds.allowed_uids",
+            "must list at least one uid when uds.path is set",
+        );
     }
     if c.uds.mode > 0o777 {
         return bad("uds.mode", "must be permission bits, at most 0o777");
@@ -411,7 +414,10 @@ mod tests {
         std::fs::write(&file, "node_id = 1\napi_addr = \"127.0.0.1:1\"\npeer_addr = \"127.0.0.1:2\"\namnesia = true\nseccomp = true\n[uds]\npath = \"/run/x.sock\"\nallowed_uids = [0, 1000]\nmode = 0o600\n").unwrap();
         let c = load(Some(&file), vec![], &[]).unwrap();
         assert!(c.seccomp);
-        assert_eq!(c.uds.path.as_deref(), Some(std::path::Path::new("/run/x.sock")));
+        assert_eq!(
+            c.uds.path.as_deref(),
+            Some(std::path::Path::new("/run/x.sock"))
+        );
         assert_eq!(c.uds.allowed_uids, vec![0, 1000]);
         assert_eq!(c.uds.mode, 0o600);
         let c = load(None, vec![], &base()).unwrap();

@@ -13,8 +13,8 @@ pub mod peer;
 pub mod prevalidate;
 pub mod proofs;
 pub mod rpc;
-pub mod seccomp;
 pub mod seam;
+pub mod seccomp;
 pub mod sequencer;
 pub mod uds;
 

@@ -144,8 +144,10 @@ pub fn program(arch: TargetArch) -> Result<BpfProgram, SeccompError> {
     }
     // Rules of one syscall are alternatives; the conditions inside one rule must all hold.
     let raw_socket = vec![
-        SeccompRule::new(vec![condition(0, SeccompCmpOp::Eq, AF_PACKET).map_err(build)?])
-            .map_err(build)?,
+        SeccompRule::new(vec![
+            condition(0, SeccompCmpOp::Eq, AF_PACKET).map_err(build)?
+        ])
+        .map_err(build)?,
         SeccompRule::new(vec![condition(
             1,
             SeccompCmpOp::MaskedEq(SOCK_TYPE_MASK),

@@ -27,7 +27,9 @@ pub enum UdsError {
         path: PathBuf,
     },
     /// Something other than a socket is in the way; it is left alone.
-    #[error("unix socket {path}: a file that is not a socket exists there; refusing to replace it")]
+    #[error(
+        "unix socket {path}: a file that is not a socket exists there; refusing to replace it"
+    )]
     NotASocket {
         /// The socket path.
         path: PathBuf,
