@@ -427,6 +427,36 @@ mod tests {
     }
 
     #[test]
+    fn the_sample_file_loads_with_and_without_its_hardening_entries() {
+        let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/node.sample.toml");
+        let text = std::fs::read_to_string(sample).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("n.toml");
+        std::fs::write(&file, &text).unwrap();
+        let c = load(Some(&file), vec![], &[]).unwrap();
+        assert!(!c.seccomp);
+        assert!(c.uds.path.is_none());
+        let uncommented: String = text
+            .lines()
+            .map(|l| {
+                let hardening = ["# seccomp", "# [uds]", "# path", "# allowed_uids", "# mode"];
+                if hardening.iter().any(|p| l.starts_with(p)) {
+                    &l[2..]
+                } else {
+                    l
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&file, uncommented).unwrap();
+        let c = load(Some(&file), vec![], &[]).unwrap();
+        assert!(c.seccomp);
+        assert!(c.uds.path.is_some());
+        assert!(!c.uds.allowed_uids.is_empty());
+        assert_eq!(c.uds.mode, 0o660);
+    }
+
+    #[test]
     fn file_then_env_then_flags() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("n.toml");

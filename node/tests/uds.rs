@@ -71,6 +71,7 @@ async fn an_allowed_uid_gets_answers_and_a_stale_socket_is_replaced() {
     let answer = get(&socket, "/v1/status").await.unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     running.shutdown().await;
+    assert!(!socket.exists(), "the socket file is removed on shutdown");
 }
 
 #[tokio::test]
