@@ -46,6 +46,13 @@ pub struct Config {
     /// Capabilities (macaroon-style tokens) required for writes and admin operations.
     #[serde(default)]
     pub auth: AuthSection,
+    /// Install the seccomp deny-list (no exec, ptrace, module loading, raw sockets) before the
+    /// runtime starts; refuse to start if the kernel will not take it. See `node::seccomp`.
+    #[serde(default)]
+    pub seccomp: bool,
+    /// The client API on a Unix socket, admitted by peer uid.
+    #[serde(default)]
+    pub uds: UdsSection,
 }
 
 /// `[auth]`
@@ -70,6 +77,30 @@ impl Default for AuthSection {
             key_file: None,
             require_kid: true,
             max_lifetime_secs: ledger::capability::DEFAULT_MAX_LIFETIME_SECS,
+        }
+    }
+}
+
+/// `[uds]`
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UdsSection {
+    /// Serve the client API on this Unix socket too (off when unset). A stale socket there is
+    /// replaced; any other kind of file stops start-up.
+    pub path: Option<PathBuf>,
+    /// Peer uids (from `SO_PEERCRED`) admitted; everyone else is disconnected. Required, non-empty,
+    /// when `path` is set.
+    pub allowed_uids: Vec<u32>,
+    /// Permission bits of the socket file (TOML accepts `0o660`).
+    pub mode: u32,
+}
+
+impl Default for UdsSection {
+    fn default() -> Self {
+        Self {
+            path: None,
+            allowed_uids: Vec::new(),
+            mode: 0o660,
         }
     }
 }
@@ -345,6 +376,15 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
             "required while auth.enabled = true (`ron-ledger certs` writes one); set auth.enabled = false only for an open test node",
         );
     }
+    if c.uds.path.is_some() && c.uds.allowed_uids.is_empty() {
+        return bad(
+            "uds.allowed_uids",
+            "must list at least one uid when uds.path is set",
+        );
+    }
+    if c.uds.mode > 0o777 {
+        return bad("uds.mode", "must be permission bits, at most 0o777");
+    }
     if c.log.format != "json" && c.log.format != "text" {
         return bad("log.format", "must be \"json\" or \"text\"");
     }
@@ -406,6 +446,55 @@ mod tests {
     }
 
     #[test]
+    fn seccomp_and_uds_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("n.toml");
+        std::fs::write(&file, "node_id = 1\napi_addr = \"127.0.0.1:1\"\npeer_addr = \"127.0.0.1:2\"\namnesia = true\nseccomp = true\n[uds]\npath = \"/run/x.sock\"\nallowed_uids = [0, 1000]\nmode = 0o600\n").unwrap();
+        let c = load(Some(&file), vec![], &[]).unwrap();
+        assert!(c.seccomp);
+        assert_eq!(
+            c.uds.path.as_deref(),
+            Some(std::path::Path::new("/run/x.sock"))
+        );
+        assert_eq!(c.uds.allowed_uids, vec![0, 1000]);
+        assert_eq!(c.uds.mode, 0o600);
+        let c = load(None, vec![], &base()).unwrap();
+        assert!(!c.seccomp, "off by default");
+        assert_eq!(c.uds, UdsSection::default());
+        assert_eq!(c.uds.mode, 0o660);
+    }
+
+    #[test]
+    fn the_sample_file_loads_with_and_without_its_hardening_entries() {
+        let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/node.sample.toml");
+        let text = std::fs::read_to_string(sample).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("n.toml");
+        std::fs::write(&file, &text).unwrap();
+        let c = load(Some(&file), vec![], &[]).unwrap();
+        assert!(!c.seccomp);
+        assert!(c.uds.path.is_none());
+        let uncommented: String = text
+            .lines()
+            .map(|l| {
+                let hardening = ["# seccomp", "# [uds]", "# path", "# allowed_uids", "# mode"];
+                if hardening.iter().any(|p| l.starts_with(p)) {
+                    &l[2..]
+                } else {
+                    l
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&file, uncommented).unwrap();
+        let c = load(Some(&file), vec![], &[]).unwrap();
+        assert!(c.seccomp);
+        assert!(c.uds.path.is_some());
+        assert!(!c.uds.allowed_uids.is_empty());
+        assert_eq!(c.uds.mode, 0o660);
+    }
+
+    #[test]
     fn file_then_env_then_flags() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("n.toml");
@@ -445,6 +534,14 @@ mod tests {
         let mut o = base();
         o.push(("api_addr".into(), "not-an-address".into()));
         assert!(load(None, vec![], &o).is_err());
+        let mut o = base();
+        o.push(("uds.path".into(), "/tmp/x.sock".into()));
+        let e = load(None, vec![], &o).unwrap_err().to_string();
+        assert!(e.contains("uds.allowed_uids"), "{e}");
+        let mut o = base();
+        o.push(("uds.mode".into(), "4096".into()));
+        let e = load(None, vec![], &o).unwrap_err().to_string();
+        assert!(e.contains("uds.mode"), "{e}");
         assert!(load(None, vec![], &base()[..3])
             .unwrap_err()
             .to_string()

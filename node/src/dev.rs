@@ -35,6 +35,9 @@ pub fn node_config(opts: &DevOptions, id: u64) -> Config {
         raft: RaftSection::default(),
         limits: LimitsSection::default(),
         checkpoint: Default::default(),
+        auth: Default::default(),
+        seccomp: false,
+        uds: Default::default(),
         log: LogSection {
             format: "text".into(),
             level: "warn".into(),

@@ -15,7 +15,9 @@ pub mod prevalidate;
 pub mod proofs;
 pub mod rpc;
 pub mod seam;
+pub mod seccomp;
 pub mod sequencer;
+pub mod uds;
 
 pub use config::Config;
 pub use node::{Node, RunningNode};

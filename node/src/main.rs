@@ -49,6 +49,10 @@ enum Command {
         /// Any other key, dotted for sections: --set raft.heartbeat_ms=50
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// Install the seccomp deny-list before starting (sets `seccomp = true`); refuse to start
+        /// if it cannot be installed.
+        #[arg(long)]
+        seccomp: bool,
     },
     /// Start a local 3-node cluster on loopback and keep it in the foreground until Ctrl-C.
     ///
@@ -63,7 +67,14 @@ enum Command {
         /// Number of nodes.
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=5))]
         nodes: u64,
+        /// Install the seccomp deny-list before starting the cluster.
+        #[arg(long)]
+        seccomp: bool,
     },
+    /// Install the seccomp filter in this process, check that exec is denied and that ordinary
+    /// work still runs, print one JSON line; exit 0 only if all of that held.
+    #[command(hide = true)]
+    SeccompSelftest,
 }
 
 fn init_logging(config: &Config) {
@@ -79,18 +90,42 @@ fn init_logging(config: &Config) {
     }
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
-        Ok(r) => r,
+        Ok(r) => Some(r),
         Err(e) => {
             eprintln!("ron-ledger: cannot start the runtime: {e}");
-            return ExitCode::from(1);
+            None
         }
-    };
+    }
+}
+
+/// Install the seccomp filter while this is still the only thread, so every thread the runtime
+/// starts inherits it. Fails closed: `false` means do not start.
+fn install_seccomp() -> bool {
+    match node::seccomp::install() {
+        Ok(()) => {
+            tracing::info!(
+                arch = std::env::consts::ARCH,
+                denied = ?node::seccomp::DENIED_SYSCALLS,
+                raw_sockets = "denied",
+                "seccomp filter installed"
+            );
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "seccomp requested but not installed; refusing to start");
+            eprintln!("ron-ledger: seccomp requested but not installed, refusing to start: {e}");
+            false
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
     match cli.command {
         Command::Start {
             config,
@@ -101,6 +136,7 @@ fn main() -> ExitCode {
             amnesia,
             init,
             set,
+            seccomp,
         } => {
             let mut overrides = Vec::new();
             for kv in &set {
@@ -122,6 +158,7 @@ fn main() -> ExitCode {
             push("api_addr", api_addr);
             push("peer_addr", peer_addr);
             push("amnesia", amnesia.then(|| "true".to_string()));
+            push("seccomp", seccomp.then(|| "true".to_string()));
             let config = match config::load(config.as_deref(), std::env::vars(), &overrides) {
                 Ok(c) => c,
                 Err(e) => {
@@ -130,6 +167,12 @@ fn main() -> ExitCode {
                 }
             };
             init_logging(&config);
+            if config.seccomp && !install_seccomp() {
+                return ExitCode::from(1);
+            }
+            let Some(runtime) = runtime() else {
+                return ExitCode::from(1);
+            };
             let init = init || config.amnesia;
             match runtime.block_on(run_node(config, init)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -143,6 +186,7 @@ fn main() -> ExitCode {
             data_dir,
             base_port,
             nodes,
+            seccomp,
         } => {
             let _ = tracing_subscriber::fmt()
                 .with_env_filter(
@@ -151,6 +195,12 @@ fn main() -> ExitCode {
                     }),
                 )
                 .try_init();
+            if seccomp && !install_seccomp() {
+                return ExitCode::from(1);
+            }
+            let Some(runtime) = runtime() else {
+                return ExitCode::from(1);
+            };
             match runtime.block_on(dev::run(DevOptions {
                 data_dir,
                 base_port,
@@ -161,6 +211,21 @@ fn main() -> ExitCode {
                     eprintln!("ron-ledger dev: {e:#}");
                     ExitCode::from(1)
                 }
+            }
+        }
+        Command::SeccompSelftest => {
+            let report = node::seccomp::selftest();
+            match serde_json::to_string(&report) {
+                Ok(line) => println!("{line}"),
+                Err(e) => {
+                    eprintln!("ron-ledger seccomp-selftest: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+            if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
             }
         }
     }

@@ -109,8 +109,8 @@ impl RunningNode {
 }
 
 impl Node {
-    /// Open storage, start Raft, bind both listeners on TCP and serve, with the production seams
-    /// (HTTP/2 connector, system clock).
+    /// Open storage, start Raft, bind both listeners on TCP (and the client API on `uds.path`
+    /// when set) and serve, with the production seams (HTTP/2 connector, system clock).
     pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         let api = TcpListener::bind(config.api_addr)
             .await
@@ -118,6 +118,18 @@ impl Node {
         let peer = TcpListener::bind(config.peer_addr)
             .await
             .with_context(|| format!("bind peer_addr {}", config.peer_addr))?;
+        // Bound before anything starts, so a bad socket path stops start-up (fail closed).
+        let uds = match &config.uds.path {
+            Some(path) => Some(
+                crate::uds::UdsListener::bind(
+                    path,
+                    config.uds.allowed_uids.clone(),
+                    config.uds.mode,
+                )
+                .context("bind uds.path")?,
+            ),
+            None => None,
+        };
         let connector = HttpConnector::new(Duration::from_millis(config.raft.rpc_timeout_ms))
             .context("http client")?;
         let seams = Seams {
@@ -125,7 +137,14 @@ impl Node {
             clock: Arc::new(SystemClock),
             storage: None,
         };
-        Self::start_on(config, seams, api, peer).await
+        let mut running = Self::start_on(config, seams, api, peer).await?;
+        if let Some(uds) = uds {
+            tracing::info!(node = running.node.id, socket = %uds.path().display(), "client api on unix socket");
+            let app = api::router(running.node.clone());
+            let stopped = running.stop.subscribe();
+            running.servers.push(serve(uds, app, stopped));
+        }
+        Ok(running)
     }
 
     /// Start on the given listeners and seams (the simulation's and TLS's entry point).

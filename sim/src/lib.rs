@@ -307,6 +307,8 @@ fn node_config(id: u64, cluster: &str, key_file: Option<std::path::PathBuf>) -> 
             key_file,
             ..AuthSection::default()
         },
+        seccomp: false,
+        uds: Default::default(),
     }
 }
 
