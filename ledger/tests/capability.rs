@@ -988,3 +988,41 @@ proptest! {
         prop_assert!(check(&text_of(&bytes), &ring(), &ctx()).is_err());
     }
 }
+
+#[test]
+fn the_mac_chain_is_the_documented_one() {
+    // Recompute docs/CAPABILITIES.md §3 by hand from the binary form.
+    let token = mint(vec![Caveat::Ops([Op::CreateTransfers].into())]);
+    let bytes = binary(&token);
+    let (body, mac) = bytes.split_at(bytes.len() - 32);
+    let header_end = 2 + 2 + 16 + 8; // version, kid_len, "k1", id, issued_at
+    let mut first = b"ron-ledger/cap/v1".to_vec();
+    first.extend_from_slice(&body[1..header_end]);
+    let mut chain = blake3::keyed_hash(&SECRET, &first);
+    let mut rest = &body[header_end + 1..]; // after caveat_count
+    let mut count = 0;
+    while !rest.is_empty() {
+        let len = usize::from(u16::from_be_bytes([rest[1], rest[2]]));
+        let (caveat, tail) = rest.split_at(3 + len);
+        chain = blake3::keyed_hash(chain.as_bytes(), caveat);
+        rest = tail;
+        count += 1;
+    }
+    assert_eq!(count, usize::from(body[header_end]));
+    assert_eq!(chain.as_bytes(), mac);
+
+    // A fixed vector, so that any change to the format shows up here.
+    let fixed = Token::mint(
+        &RootKey::new("k1", [1; 32]).unwrap(),
+        [2; 16],
+        1_700_000_000,
+        vec![
+            Caveat::ExpiresAt(1_700_003_600),
+            Caveat::Ops([Op::CreateTransfers].into()),
+        ],
+    )
+    .unwrap();
+    assert_eq!(fixed.encode(), FIXED_TOKEN);
+}
+
+const FIXED_TOKEN: &str = "rlcap1.AQJrMQICAgICAgICAgICAgICAgIAAAAAZVPxAAIBAAgAAAAAZVP_EAQAAQJoVeQ7JsR4uspknN5ZAe6PopPrYgjGwIuP-JF4-0bHhA";

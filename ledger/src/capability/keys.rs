@@ -26,13 +26,15 @@ pub const ROOT_KEY_BYTES: usize = 32;
 #[derive(Clone)]
 pub struct RootKey {
     kid: String,
-    key: Zeroizing<[u8; ROOT_KEY_BYTES]>,
+    // Boxed so that moving a key (into a ring, as the ring grows) moves a pointer, not a copy
+    // of the secret that would be left behind unwiped.
+    key: Box<Zeroizing<[u8; ROOT_KEY_BYTES]>>,
 }
 
 impl RootKey {
     /// A root key named `kid` (at most 64 bytes, no control characters).
     pub fn new(kid: impl Into<String>, key: [u8; ROOT_KEY_BYTES]) -> Result<Self, CapError> {
-        let key = Zeroizing::new(key);
+        let key = Box::new(Zeroizing::new(key));
         let kid = kid.into();
         check_kid(&kid).map_err(CapError::KeyFile)?;
         Ok(RootKey { kid, key })
@@ -269,8 +271,9 @@ struct KeyFileEntry {
     retired: bool,
 }
 
-/// A secret read from 64 hex digits without an intermediate `String`.
-struct SecretHex(Zeroizing<[u8; ROOT_KEY_BYTES]>);
+/// A secret read from 64 hex digits without an intermediate `String` (boxed: the entries'
+/// vector may grow while parsing, and must move pointers, not secrets).
+struct SecretHex(Box<Zeroizing<[u8; ROOT_KEY_BYTES]>>);
 
 impl<'de> Deserialize<'de> for SecretHex {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -291,7 +294,7 @@ impl<'de> Deserialize<'de> for SecretHex {
                         text.chars().count()
                     )));
                 }
-                let mut out = Zeroizing::new([0u8; ROOT_KEY_BYTES]);
+                let mut out = Box::new(Zeroizing::new([0u8; ROOT_KEY_BYTES]));
                 for (slot, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
                     match (hex_value(pair[0]), hex_value(pair[1])) {
                         (Some(hi), Some(lo)) => *slot = hi << 4 | lo,
