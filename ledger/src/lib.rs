@@ -2,6 +2,8 @@
 //! accumulator, the wire types and their codecs, and the verifiable layer on top of the tree:
 //! leaf preimages ([`canonical`]), inclusion and consistency proofs ([`proof`]), signed
 //! checkpoints ([`checkpoint`]) and export bundles ([`export`]), specified in `docs/PROOFS.md`.
+//! Capabilities ([`capability`], `docs/CAPABILITIES.md`) are the bearer tokens the node checks
+//! before a write or an admin call.
 //!
 //! This crate has no I/O, no async, no clock and no randomness. [`apply`] takes a sequenced
 //! [`Batch`] and a [`StateRead`] and returns per-event results and the [`Changes`] to commit, so
@@ -30,6 +32,7 @@
 pub mod apply;
 pub mod batch;
 pub mod canonical;
+pub mod capability;
 pub mod checkpoint;
 pub mod codec;
 pub mod conservation;
