@@ -42,6 +42,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(crate::proofs::routes())
+        .merge(crate::revocations::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         // Bodies are read by `read_body`, which enforces `limits.body_bytes_max` with our own
@@ -80,7 +81,7 @@ pub(crate) fn err(node: &Node, e: ApiError) -> Response {
     response
 }
 
-async fn read_body(node: &Node, body: Body) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(node: &Node, body: Body) -> Result<Bytes, ApiError> {
     let max = node.config.limits.body_bytes_max;
     axum::body::to_bytes(body, max).await.map_err(|_| {
         ApiError::new(
@@ -258,7 +259,7 @@ fn consistency(q: &ReadQuery) -> Result<Consistency, ApiError> {
 
 /// Make a linearizable read possible here, or say where it must go. `Ok(None)`: read locally.
 /// `Ok(Some(response))`: the leader's answer, proxied.
-async fn linearize(
+pub(crate) async fn linearize(
     node: &Node,
     headers: &HeaderMap,
     req_path: &str,
@@ -623,7 +624,12 @@ struct MembershipRequest {
 }
 
 /// Admin changes run on the leader; a follower proxies them there.
-async fn on_leader(node: &Node, headers: &HeaderMap, path: &str, body: Bytes) -> Option<Response> {
+pub(crate) async fn on_leader(
+    node: &Node,
+    headers: &HeaderMap,
+    path: &str,
+    body: Bytes,
+) -> Option<Response> {
     if node.is_leader() {
         return None;
     }

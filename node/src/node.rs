@@ -51,6 +51,8 @@ pub struct Node {
     pub connector: Arc<dyn Connector>,
     /// This node's signed checkpoints.
     pub checkpoints: Arc<Checkpoints>,
+    /// The cluster clock (the sequencer's; admin commands stamp proposals with it).
+    pub clock: Arc<dyn Clock>,
 }
 
 /// The replaceable edges of a node: how it reaches peers, what time it is, and (for the
@@ -188,9 +190,10 @@ impl Node {
         let checkpoints = Arc::new(Checkpoints::new(&config, signer));
         spawn_checkpointer(raft.clone(), state.clone(), checkpoints.clone());
 
+        let clock = seams.clock;
         let sequencer = Sequencer::start(
             raft.clone(),
-            seams.clock,
+            clock.clone(),
             state.clone(),
             Duration::from_millis(config.limits.write_timeout_ms),
             config.limits.queue_requests_max,
@@ -208,6 +211,7 @@ impl Node {
             sequencer,
             connector: seams.connector,
             checkpoints,
+            clock,
         });
         let (stop, stopped) = watch::channel(false);
         let servers = vec![
@@ -248,6 +252,15 @@ impl Node {
             Ok(()) => None,
             Err(fatal) => Some(format!("raft stopped: {fatal}")),
         }
+    }
+
+    /// Whether `token_id` is on the capability deny-list, as of this node's applied state (a
+    /// point lookup; write prevalidation calls it for every request's token).
+    pub fn is_revoked(&self, token_id: &[u8; 16]) -> Result<bool, ApiError> {
+        self.state
+            .revocation(token_id)
+            .map(|r| r.is_some())
+            .map_err(api::storage_error)
     }
 
     /// Sequence a prevalidated request: here if this node leads, else at the leader.

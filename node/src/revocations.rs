@@ -1,0 +1,253 @@
+//! The capability revocation endpoints (see `docs/API.md`): `POST /v1/admin/revocations` adds
+//! tokens to the deny-list through Raft (a follower proxies to the leader), and
+//! `GET /v1/admin/revocations` lists it in token id order. The deny-list itself is replicated
+//! state owned by raft-store ([`raft_store::revocation`]); it is not part of the Merkle tree.
+//!
+//! Authentication is not done here: the admin gate (capability + mTLS) wraps every
+//! `/v1/admin/*` route.
+
+use crate::api::{err, linearize, on_leader, query, read_body, storage_error};
+use crate::error::ApiError;
+use crate::node::Node;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use raft_store::revocation::{
+    parse_token_id, token_id_hex, AdminError, REVOCATIONS_PAGE_MAX, REVOCATIONS_PER_COMMAND_MAX,
+};
+use raft_store::{
+    AdminCommand, AdminOutcome, Command, Response as RaftResponse, Revocation, RevocationRecord,
+};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Records per page when the request names no `limit`.
+pub const REVOCATIONS_PAGE_DEFAULT: usize = 100;
+const PATH: &str = "/v1/admin/revocations";
+
+/// The revocation routes, merged into the client API router next to the other admin routes.
+pub fn routes() -> Router<Arc<Node>> {
+    Router::new().route(PATH, get(list).post(revoke))
+}
+
+/// One token to revoke, as posted.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeRequest {
+    token_id: String,
+    kid: String,
+    reason: String,
+}
+
+#[derive(Serialize)]
+struct ItemResult {
+    token_id: String,
+    result: &'static str,
+}
+
+fn invalid(e: impl ToString) -> ApiError {
+    ApiError::bad_request("invalid_request", e.to_string())
+}
+
+/// Parse a body (one object, or an array of 1..=1000) into revocations stamped `revoked_at`.
+/// Returns whether the body was a list.
+fn parse_body(body: &[u8], revoked_at: u64) -> Result<(bool, Vec<Revocation>), ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
+    let is_list = value.is_array();
+    let requests: Vec<RevokeRequest> = if is_list {
+        serde_json::from_value(value)
+    } else {
+        serde_json::from_value(value).map(|r| vec![r])
+    }
+    .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
+    let revocations = requests
+        .into_iter()
+        .map(|r| {
+            Ok(Revocation {
+                token_id: parse_token_id(&r.token_id).map_err(invalid)?,
+                kid: r.kid,
+                reason: r.reason,
+                revoked_at,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    AdminCommand::Revoke(revocations.clone())
+        .check()
+        .map_err(|e| match e {
+            AdminError::TooMany(_) => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_events",
+                format!("at most {REVOCATIONS_PER_COMMAND_MAX} revocations per request"),
+            ),
+            other => invalid(other),
+        })?;
+    Ok((is_list, revocations))
+}
+
+async fn revoke(State(node): State<Arc<Node>>, headers: HeaderMap, body: Body) -> Response {
+    let body = match read_body(&node, body).await {
+        Ok(b) => b,
+        Err(e) => return err(&node, e),
+    };
+    // Validate here so a follower refuses bad input without a round trip; the leader stamps
+    // the time it proposes at.
+    if let Err(e) = parse_body(&body, 0) {
+        return err(&node, e);
+    }
+    if let Some(r) = on_leader(&node, &headers, PATH, body.clone()).await {
+        return r;
+    }
+    if let Some(reason) = node.safe_mode() {
+        return err(&node, ApiError::safe_mode(reason));
+    }
+    let (is_list, revocations) = match parse_body(&body, node.clock.now_ns()) {
+        Ok(r) => r,
+        Err(e) => return err(&node, e),
+    };
+    let ids: Vec<[u8; 16]> = revocations.iter().map(|r| r.token_id).collect();
+    let wait = std::time::Duration::from_millis(node.config.limits.write_timeout_ms);
+    let written = tokio::time::timeout(
+        wait,
+        node.raft
+            .client_write(Command::Admin(AdminCommand::Revoke(revocations))),
+    )
+    .await;
+    let resp = match written {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(e)) => return err(&node, crate::sequencer::raft_write_error(&e)),
+        Err(_) => return err(&node, crate::node::write_timeout()),
+    };
+    let log_index = resp.log_id.index.to_string();
+    let results = match resp.data {
+        RaftResponse::Admin(AdminOutcome::Revoked(results)) if results.len() == ids.len() => {
+            results
+        }
+        RaftResponse::Admin(AdminOutcome::Invalid(why)) => return err(&node, invalid(why)),
+        _ => {
+            return err(
+                &node,
+                ApiError::internal("the revocation entry got an unexpected reply"),
+            )
+        }
+    };
+    if is_list {
+        let results: Vec<ItemResult> = ids
+            .iter()
+            .zip(results)
+            .map(|(id, r)| ItemResult {
+                token_id: token_id_hex(id),
+                result: r.as_str(),
+            })
+            .collect();
+        Json(serde_json::json!({"log_index": log_index, "results": results})).into_response()
+    } else {
+        Json(serde_json::json!({"log_index": log_index, "result": results[0].as_str()}))
+            .into_response()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    after: Option<String>,
+    limit: Option<usize>,
+    /// `linearizable` (default) or `stale`.
+    consistency: Option<String>,
+}
+
+/// A deny-list record as JSON (u64 values as decimal strings, like every other endpoint).
+#[derive(Serialize)]
+struct RecordJson {
+    token_id: String,
+    kid: String,
+    reason: String,
+    revoked_at: String,
+    log_index: String,
+}
+
+impl From<RevocationRecord> for RecordJson {
+    fn from(r: RevocationRecord) -> Self {
+        RecordJson {
+            token_id: r.token_id_hex(),
+            kid: r.kid,
+            reason: r.reason,
+            revoked_at: r.revoked_at.to_string(),
+            log_index: r.log_index.to_string(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ListJson {
+    revocations: Vec<RecordJson>,
+    /// Pass as `after` for the next page; absent on the last page.
+    next_after: Option<String>,
+}
+
+async fn list(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Response {
+    match list_page(&node, &headers, &uri, q).await {
+        Ok(r) => r,
+        Err(e) => err(&node, e),
+    }
+}
+
+async fn list_page(
+    node: &Node,
+    headers: &HeaderMap,
+    uri: &axum::http::Uri,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let after = q
+        .after
+        .as_deref()
+        .map(parse_token_id)
+        .transpose()
+        .map_err(|e| ApiError::bad_request("invalid_query", format!("after: {e}")))?;
+    let limit = q.limit.unwrap_or(REVOCATIONS_PAGE_DEFAULT);
+    if limit == 0 || limit > REVOCATIONS_PAGE_MAX {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be 1..={REVOCATIONS_PAGE_MAX}"),
+        ));
+    }
+    match q.consistency.as_deref() {
+        None | Some("linearizable") => {
+            let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or(PATH);
+            if let Some(proxied) = linearize(node, headers, path).await? {
+                return Ok(proxied);
+            }
+        }
+        Some("stale") => {}
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("consistency must be linearizable or stale, not {other:?}"),
+            ))
+        }
+    }
+    let records = node
+        .state
+        .revocations(after, limit)
+        .map_err(storage_error)?;
+    let next_after = if records.len() == limit {
+        records.last().map(RevocationRecord::token_id_hex)
+    } else {
+        None
+    };
+    Ok(Json(ListJson {
+        revocations: records.into_iter().map(RecordJson::from).collect(),
+        next_after,
+    })
+    .into_response())
+}
