@@ -42,6 +42,7 @@ fn raw_db(dir: &Path) -> rocksdb::DB {
         "history",
         "leaves",
         "nodes",
+        "revoked",
     ];
     let mut opts = rocksdb::Options::default();
     opts.create_if_missing(false);
