@@ -251,3 +251,129 @@ async fn list_page(
     })
     .into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::seam::{Answer, Call, Connector, HttpConnector};
+    use openraft::ServerState;
+    use raft_store::NodeInfo;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    async fn call(addr: &str, method: &'static str, path: &str, body: &str) -> (u16, String) {
+        let c = HttpConnector::new(Duration::from_secs(5)).unwrap();
+        let Answer { status, body, .. } = c
+            .call(Call {
+                method,
+                addr: addr.to_string(),
+                path: path.to_string(),
+                headers: vec![("content-type", "application/json".into())],
+                body: body.as_bytes().to_vec(),
+                timeout: Duration::from_secs(10),
+            })
+            .await
+            .unwrap();
+        (status, String::from_utf8(body).unwrap())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_amnesia_node_revokes_lists_and_answers_is_revoked() {
+        let overrides: Vec<(String, String)> = [
+            ("node_id", "1"),
+            ("api_addr", "127.0.0.1:1"),
+            ("peer_addr", "127.0.0.1:2"),
+            ("amnesia", "true"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let config = crate::config::load(None, Vec::new(), &overrides).unwrap();
+        // Listen on free ports; the configured addresses only have to be valid.
+        let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
+        let (api, peer) = (bind().await.unwrap(), bind().await.unwrap());
+        let seams = crate::node::Seams {
+            connector: Arc::new(HttpConnector::new(Duration::from_secs(5)).unwrap()),
+            clock: Arc::new(crate::seam::SystemClock),
+            storage: None,
+        };
+        let running = crate::Node::start_on(config, seams, api, peer)
+            .await
+            .unwrap();
+        let node = running.node.clone();
+        let api = running.api_addr.clone();
+        let members = BTreeMap::from([(
+            1,
+            NodeInfo {
+                api_addr: api.clone(),
+                peer_addr: running.peer_addr.clone(),
+            },
+        )]);
+        node.raft.initialize(members).await.unwrap();
+        node.raft
+            .wait(Some(Duration::from_secs(10)))
+            .state(ServerState::Leader, "leader")
+            .await
+            .unwrap();
+
+        let id = "00112233445566778899aabbccddeeff";
+        assert!(!node.is_revoked(&[0x11; 16]).unwrap());
+        let one = format!(r#"{{"token_id":"{id}","kid":"k1","reason":"leaked in CI logs"}}"#);
+        let (status, body) = call(&api, "POST", super::PATH, &one).await;
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["result"], "ok", "{body}");
+        let first_index = v["log_index"].as_str().unwrap().to_string();
+        // Again: idempotent, the first record stays.
+        let (_, body) = call(&api, "POST", super::PATH, &one).await;
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["result"], "exists", "{body}");
+        // A list.
+        let list = format!(
+            r#"[{{"token_id":"{}","kid":"k2","reason":"r"}},{{"token_id":"{id}","kid":"k1","reason":"x"}}]"#,
+            "ff".repeat(16)
+        );
+        let (status, body) = call(&api, "POST", super::PATH, &list).await;
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["results"][0]["result"], "ok", "{body}");
+        assert_eq!(v["results"][1]["result"], "exists", "{body}");
+
+        let mut token = [0u8; 16];
+        token.copy_from_slice(&raft_store::revocation::parse_token_id(id).unwrap());
+        assert!(node.is_revoked(&token).unwrap());
+        assert!(node.is_revoked(&[0xff; 16]).unwrap());
+
+        let (status, body) = call(&api, "GET", "/v1/admin/revocations?limit=1", "").await;
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["revocations"][0]["token_id"], id, "{body}");
+        assert_eq!(v["revocations"][0]["reason"], "leaked in CI logs");
+        assert_eq!(v["revocations"][0]["log_index"], first_index.as_str());
+        assert_eq!(v["next_after"], id);
+        let (_, body) = call(&api, "GET", &format!("{}?after={id}", super::PATH), "").await;
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["revocations"][0]["token_id"], "ff".repeat(16), "{body}");
+        assert_eq!(v["revocations"].as_array().unwrap().len(), 1);
+        assert!(v["next_after"].is_null());
+
+        // Bad input: a clear 400 and nothing proposed.
+        let applied = node.raft.metrics().borrow().last_applied;
+        for bad in [
+            r#"{"token_id":"xyz","kid":"k","reason":"r"}"#.to_string(),
+            format!(
+                r#"{{"token_id":"{id}","kid":"k","reason":"{}"}}"#,
+                "r".repeat(201)
+            ),
+            format!(r#"{{"token_id":"{id}","kid":"k","reason":"r","extra":1}}"#),
+            "[]".to_string(),
+        ] {
+            let (status, body) = call(&api, "POST", super::PATH, &bad).await;
+            assert_eq!(status, 400, "{bad}: {body}");
+        }
+        let (status, _) = call(&api, "GET", "/v1/admin/revocations?limit=0", "").await;
+        assert_eq!(status, 400);
+        assert_eq!(node.raft.metrics().borrow().last_applied, applied);
+        running.shutdown().await;
+    }
+}
