@@ -79,7 +79,7 @@ fn parse_body(body: &[u8], revoked_at: u64) -> Result<(bool, Vec<Revocation>), A
     AdminCommand::Revoke(revocations.clone())
         .check()
         .map_err(|e| match e {
-            AdminError::TooMany(_) => ApiError::new(
+            AdminError::TooMany => ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_many_events",
                 format!("at most {REVOCATIONS_PER_COMMAND_MAX} revocations per request"),

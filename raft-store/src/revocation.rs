@@ -46,7 +46,7 @@ pub enum Command {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AdminCommand {
     /// Add tokens to the deny-list (1..=[`REVOCATIONS_PER_COMMAND_MAX`]).
-    Revoke(Vec<Revocation>),
+    Revoke(#[serde(deserialize_with = "bounded::list")] Vec<Revocation>),
 }
 
 /// One token to revoke, as proposed by the leader.
@@ -55,8 +55,10 @@ pub struct Revocation {
     /// The token's id.
     pub token_id: TokenId,
     /// The key id the token was minted under (at most [`KID_CHARS_MAX`] characters).
+    #[serde(deserialize_with = "bounded::kid")]
     pub kid: String,
     /// Why (at most [`REASON_CHARS_MAX`] printable characters).
+    #[serde(deserialize_with = "bounded::reason")]
     pub reason: String,
     /// The leader's cluster time when it proposed the revocation (ns since the Unix epoch).
     pub revoked_at: u64,
@@ -120,9 +122,10 @@ pub enum AdminError {
     /// No revocation in the command.
     #[error("a revoke command needs at least one revocation")]
     Empty,
-    /// Too many revocations in one command.
-    #[error("{0} revocations in one command; at most {REVOCATIONS_PER_COMMAND_MAX}")]
-    TooMany(usize),
+    /// Too many revocations in one command. (No count: a decoded entry keeps at most one more
+    /// than the bound, and every node must give the same answer.)
+    #[error("more than {REVOCATIONS_PER_COMMAND_MAX} revocations in one command")]
+    TooMany,
     /// The key id is too long or holds control characters.
     #[error("kid must be at most {KID_CHARS_MAX} printable characters")]
     BadKid,
@@ -160,7 +163,7 @@ impl AdminCommand {
                     return Err(AdminError::Empty);
                 }
                 if list.len() > REVOCATIONS_PER_COMMAND_MAX {
-                    return Err(AdminError::TooMany(list.len()));
+                    return Err(AdminError::TooMany);
                 }
                 list.iter().try_for_each(Revocation::check)
             }
@@ -254,6 +257,65 @@ pub(crate) fn check_snapshot_list(records: &[RevocationRecord]) -> Result<(), St
     Ok(())
 }
 
+/// Decoding that never holds more than a bound: a log entry is decoded on every node, so a bad
+/// one must cost bounded memory and still decode (then apply as an invalid no-op) rather than
+/// stop the cluster. Values over a bound keep exactly one extra element or character, so
+/// [`AdminCommand::check`] still refuses them; the rest is read and dropped. (The codec's byte
+/// limit bounds the input as a whole.)
+mod bounded {
+    use super::{Revocation, KID_CHARS_MAX, REASON_CHARS_MAX, REVOCATIONS_PER_COMMAND_MAX};
+    use serde::de::{Deserializer, SeqAccess, Visitor};
+    use std::fmt;
+
+    struct List;
+
+    impl<'de> Visitor<'de> for List {
+        type Value = Vec<Revocation>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list of revocations")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let keep = REVOCATIONS_PER_COMMAND_MAX + 1;
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(keep));
+            while let Some(r) = seq.next_element::<Revocation>()? {
+                if out.len() < keep {
+                    out.push(r);
+                }
+            }
+            Ok(out)
+        }
+    }
+
+    pub(super) fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Revocation>, D::Error> {
+        d.deserialize_seq(List)
+    }
+
+    struct Text(usize);
+
+    impl Visitor<'_> for Text {
+        type Value = String;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.chars().take(self.0 + 1).collect())
+        }
+    }
+
+    // `deserialize_str`: bincode lends the bytes from the input instead of allocating them.
+    pub(super) fn kid<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        d.deserialize_str(Text(KID_CHARS_MAX))
+    }
+
+    pub(super) fn reason<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        d.deserialize_str(Text(REASON_CHARS_MAX))
+    }
+}
+
 /// A token id as 32 lowercase hex digits.
 pub fn token_id_hex(id: &TokenId) -> String {
     crate::record::hex(id)
@@ -309,7 +371,7 @@ mod tests {
             (AdminCommand::Revoke(Vec::new()), AdminError::Empty),
             (
                 AdminCommand::Revoke(vec![rev(1, "x"); REVOCATIONS_PER_COMMAND_MAX + 1]),
-                AdminError::TooMany(REVOCATIONS_PER_COMMAND_MAX + 1),
+                AdminError::TooMany,
             ),
             (
                 AdminCommand::Revoke(vec![rev(1, &"r".repeat(REASON_CHARS_MAX + 1))]),
@@ -362,9 +424,39 @@ mod tests {
     }
 
     #[test]
+    fn decoding_keeps_at_most_one_element_or_char_over_a_bound() {
+        use ledger::codec::{decode, encode, Kind};
+        let long = rev(1, &"r".repeat(10_000));
+        let mut list = vec![rev(2, "x"); REVOCATIONS_PER_COMMAND_MAX + 500];
+        list.push(long);
+        let cmd = Command::Admin(AdminCommand::Revoke(list));
+        let back: Command = decode(Kind::LogEntry, &encode(Kind::LogEntry, &cmd)).unwrap();
+        let Command::Admin(back) = back else {
+            panic!("not admin")
+        };
+        let AdminCommand::Revoke(kept) = &back;
+        assert_eq!(kept.len(), REVOCATIONS_PER_COMMAND_MAX + 1);
+        assert_eq!(back.check(), Err(AdminError::TooMany));
+        let one = Command::Admin(AdminCommand::Revoke(vec![rev(1, &"r".repeat(10_000))]));
+        let Command::Admin(AdminCommand::Revoke(kept)) =
+            decode(Kind::LogEntry, &encode(Kind::LogEntry, &one)).unwrap()
+        else {
+            panic!("not admin")
+        };
+        assert_eq!(kept[0].reason.len(), REASON_CHARS_MAX + 1);
+        assert_eq!(kept[0].check(), Err(AdminError::BadReason));
+        // Within bounds, decoding is exact.
+        let ok = Command::Admin(AdminCommand::Revoke(vec![rev(3, "é reason")]));
+        assert_eq!(
+            decode::<Command>(Kind::LogEntry, &encode(Kind::LogEntry, &ok)).unwrap(),
+            ok
+        );
+    }
+
+    #[test]
     fn an_empty_deny_list_keeps_the_ledger_digest() {
         let ledger = Hash([5; 32]);
-        assert_eq!(combine_digest(ledger, &[]), ledger);
+        assert_eq!(combine_digest(ledger, std::iter::empty()), ledger);
         let r = RevocationRecord {
             token_id: [1; 16],
             kid: String::new(),

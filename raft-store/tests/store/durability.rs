@@ -30,7 +30,7 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 /// Open the raw database to damage it the way a bad disk would.
-fn raw_db(dir: &Path) -> rocksdb::DB {
+pub fn raw_db(dir: &Path) -> rocksdb::DB {
     let names = [
         "log",
         "meta",

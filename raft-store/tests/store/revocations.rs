@@ -292,3 +292,32 @@ fn damaged_or_old_format_snapshots_are_refused_and_change_nothing() {
         }
     });
 }
+
+#[test]
+fn a_damaged_deny_list_record_is_a_typed_corruption_never_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r");
+    scenario(&RocksBackend::open(&path).unwrap());
+    {
+        let db = crate::durability::raw_db(&path);
+        let cf = db.cf_handle("revoked").unwrap();
+        let mut value = db.get_cf(cf, [3u8; 16]).unwrap().unwrap();
+        let last = value.len() - 1;
+        value[last] ^= 0x01;
+        db.put_cf(cf, [3u8; 16], &value).unwrap();
+        // A valid record filed under another id is corruption too.
+        let nine = db.get_cf(cf, [9u8; 16]).unwrap().unwrap();
+        db.put_cf(cf, [8u8; 16], &nine).unwrap();
+    }
+    let rocks = RocksBackend::open(&path).unwrap();
+    for id in [[3u8; 16], [8u8; 16]] {
+        let e = rocks.revocation(&id).unwrap_err();
+        assert!(e.is_corruption(), "{e}");
+    }
+    assert!(
+        rocks.revocation(&[1; 16]).unwrap().is_some(),
+        "others still read"
+    );
+    assert!(rocks.revocations(None, 100).unwrap_err().is_corruption());
+    assert!(rocks.digest().unwrap_err().is_corruption());
+}
