@@ -277,19 +277,18 @@ mod tests {
         (status, String::from_utf8(body).unwrap())
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn an_amnesia_node_revokes_lists_and_answers_is_revoked() {
+    /// Start an amnesia node on free ports (the configured addresses only have to be valid).
+    async fn start(node_id: u64) -> crate::RunningNode {
         let overrides: Vec<(String, String)> = [
-            ("node_id", "1"),
-            ("api_addr", "127.0.0.1:1"),
-            ("peer_addr", "127.0.0.1:2"),
-            ("amnesia", "true"),
+            ("node_id", node_id.to_string()),
+            ("api_addr", "127.0.0.1:1".to_string()),
+            ("peer_addr", "127.0.0.1:2".to_string()),
+            ("amnesia", "true".to_string()),
         ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
         .collect();
         let config = crate::config::load(None, Vec::new(), &overrides).unwrap();
-        // Listen on free ports; the configured addresses only have to be valid.
         let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
         let (api, peer) = (bind().await.unwrap(), bind().await.unwrap());
         let seams = crate::node::Seams {
@@ -297,9 +296,73 @@ mod tests {
             clock: Arc::new(crate::seam::SystemClock),
             storage: None,
         };
-        let running = crate::Node::start_on(config, seams, api, peer)
+        crate::Node::start_on(config, seams, api, peer)
+            .await
+            .unwrap()
+    }
+
+    fn info(r: &crate::RunningNode) -> NodeInfo {
+        NodeInfo {
+            api_addr: r.api_addr.clone(),
+            peer_addr: r.peer_addr.clone(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_follower_proxies_to_the_leader_and_applies_the_revocation() {
+        let (a, b) = (start(1).await, start(2).await);
+        let members = BTreeMap::from([(1, info(&a)), (2, info(&b))]);
+        a.node.raft.initialize(members).await.unwrap();
+        let wait = || Some(Duration::from_secs(10));
+        a.node
+            .raft
+            .wait(wait())
+            .state(ServerState::Leader, "leader")
             .await
             .unwrap();
+        b.node
+            .raft
+            .wait(wait())
+            .metrics(|m| m.current_leader == Some(1), "leader known")
+            .await
+            .unwrap();
+        let id = "0f".repeat(16);
+        let body = format!(r#"{{"token_id":"{id}","kid":"k1","reason":"via follower"}}"#);
+        let (status, text) = call(&b.api_addr, "POST", super::PATH, &body).await;
+        assert_eq!(status, 200, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["result"], "ok", "{text}");
+        let index: u64 = v["log_index"].as_str().unwrap().parse().unwrap();
+        b.node
+            .raft
+            .wait(wait())
+            .applied_index_at_least(Some(index), "applied")
+            .await
+            .unwrap();
+        assert!(b.node.is_revoked(&[0x0f; 16]).unwrap());
+        assert!(a.node.is_revoked(&[0x0f; 16]).unwrap());
+        for path in [super::PATH, "/v1/admin/revocations?consistency=stale"] {
+            let (status, text) = call(&b.api_addr, "GET", path, "").await;
+            assert_eq!(status, 200, "{text}");
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(
+                v["revocations"][0]["token_id"],
+                id.as_str(),
+                "{path}: {text}"
+            );
+            assert_eq!(v["revocations"][0]["log_index"], index.to_string().as_str());
+        }
+        assert_eq!(
+            a.node.state.digest().unwrap(),
+            b.node.state.digest().unwrap()
+        );
+        b.shutdown().await;
+        a.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_amnesia_node_revokes_lists_and_answers_is_revoked() {
+        let running = start(1).await;
         let node = running.node.clone();
         let api = running.api_addr.clone();
         let members = BTreeMap::from([(
