@@ -135,6 +135,16 @@ async fn revoke(State(node): State<Arc<Node>>, headers: HeaderMap, body: Body) -
             )
         }
     };
+    // The audit trail: the deny-list keeps who/why/when; the log says which request did it.
+    for (id, r) in ids.iter().zip(&results) {
+        tracing::info!(
+            node = node.id,
+            token_id = %token_id_hex(id),
+            result = r.as_str(),
+            log_index = %log_index,
+            "capability revoked"
+        );
+    }
     if is_list {
         let results: Vec<ItemResult> = ids
             .iter()
