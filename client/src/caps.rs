@@ -107,7 +107,7 @@ impl Client {
     /// an admin capability and, over TLS, a client certificate). Every node refuses the token
     /// once it has applied the entry.
     pub async fn revoke(&self, token_id: &str, kid: &str, reason: &str) -> Result<(), Error> {
-        self.admin(
+        self.clone_without_batcher().admin(
             "/v1/admin/revocations",
             serde_json::json!({"token_id": token_id, "kid": kid, "reason": reason}),
         )
@@ -124,7 +124,10 @@ impl Client {
         if let Some(a) = after {
             path.push_str(&format!("&after={a}"));
         }
-        let page: Option<RevocationPage> = self.get_opt(&path, crate::Consistency::Linearizable).await?;
+        let page: Option<RevocationPage> = self
+            .clone_without_batcher()
+            .get_opt(&path, crate::Consistency::Linearizable)
+            .await?;
         page.map(|p| p.revocations)
             .ok_or_else(|| Error::Protocol("the node has no revocation endpoint".into()))
     }

@@ -42,6 +42,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(crate::proofs::routes())
+        .merge(crate::revocations::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         // Bodies are read by `read_body`, which enforces `limits.body_bytes_max` with our own
@@ -174,7 +175,7 @@ fn is_auth_failure(reason: &str) -> bool {
     )
 }
 
-async fn read_body(node: &Node, body: Body) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(node: &Node, body: Body) -> Result<Bytes, ApiError> {
     let max = node.config.limits.body_bytes_max;
     axum::body::to_bytes(body, max).await.map_err(|_| {
         ApiError::new(
@@ -366,7 +367,7 @@ fn consistency(q: &ReadQuery) -> Result<Consistency, ApiError> {
 
 /// Make a linearizable read possible here, or say where it must go. `Ok(None)`: read locally.
 /// `Ok(Some(response))`: the leader's answer, proxied.
-async fn linearize(
+pub(crate) async fn linearize(
     node: &Node,
     headers: &HeaderMap,
     req_path: &str,
@@ -743,7 +744,12 @@ struct MembershipRequest {
 }
 
 /// Admin changes run on the leader; a follower proxies them there.
-async fn on_leader(node: &Node, headers: &HeaderMap, path: &str, body: Bytes) -> Option<Response> {
+pub(crate) async fn on_leader(
+    node: &Node,
+    headers: &HeaderMap,
+    path: &str,
+    body: Bytes,
+) -> Option<Response> {
     if node.is_leader() {
         return None;
     }

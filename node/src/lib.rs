@@ -13,6 +13,7 @@ pub mod node;
 pub mod peer;
 pub mod prevalidate;
 pub mod proofs;
+pub mod revocations;
 pub mod rpc;
 pub mod seam;
 pub mod seccomp;

@@ -213,9 +213,10 @@ impl Node {
         spawn_checkpointer(raft.clone(), state.clone(), checkpoints.clone());
 
         let auth = Arc::new(Auth::load(&config).context("capabilities")?);
+        let clock = seams.clock;
         let sequencer = Sequencer::start(
             raft.clone(),
-            seams.clock.clone(),
+            clock.clone(),
             state.clone(),
             Duration::from_millis(config.limits.write_timeout_ms),
             config.limits.queue_requests_max,
@@ -234,7 +235,7 @@ impl Node {
             connector: seams.connector,
             checkpoints,
             auth,
-            clock: seams.clock,
+            clock,
         });
         let (stop, stopped) = watch::channel(false);
         let servers = vec![
@@ -293,6 +294,15 @@ impl Node {
             Ok(()) => None,
             Err(fatal) => Some(format!("raft stopped: {fatal}")),
         }
+    }
+
+    /// Whether `token_id` is on the capability deny-list, as of this node's applied state (a
+    /// point lookup; write prevalidation calls it for every request's token).
+    pub fn is_revoked(&self, token_id: &[u8; 16]) -> Result<bool, ApiError> {
+        self.state
+            .revocation(token_id)
+            .map(|r| r.is_some())
+            .map_err(api::storage_error)
     }
 
     /// Sequence a prevalidated request: here if this node leads, else at the leader.

@@ -8,7 +8,7 @@ use crate::error::ApiError;
 use crate::seam::Clock;
 use ledger::{Batch, Hash, Operation, Reply};
 use openraft::error::{ClientWriteError, RaftError};
-use raft_store::{NodeId, NodeInfo, TypeConfig};
+use raft_store::{Command, NodeId, NodeInfo, Response, TypeConfig};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -160,7 +160,7 @@ async fn run(p: Pipeline, mut rx: mpsc::Receiver<Submission>) {
             timestamp: last_timestamp,
             operations: ops,
         };
-        match raft.client_write_ff(batch).await {
+        match raft.client_write_ff(Command::Ledger(batch)).await {
             Ok(pending) => {
                 tokio::spawn(async move {
                     // openraft may never resolve a responder whose entry vanished (e.g. purged
@@ -176,7 +176,13 @@ async fn run(p: Pipeline, mut rx: mpsc::Receiver<Submission>) {
                     match result {
                         Ok(Ok(resp)) => {
                             let log_index = resp.log_id.index;
-                            let outcome = resp.data;
+                            let Response::Ledger(outcome) = resp.data else {
+                                let err = ApiError::internal("a ledger entry got an admin reply");
+                                for reply in replies {
+                                    let _ = reply.send(Err(err.clone()));
+                                }
+                                return;
+                            };
                             let mut outs = outcome.replies.into_iter();
                             for reply in replies {
                                 let answer = match outs.next() {

@@ -121,7 +121,7 @@ fn transfer_batch(rng: &mut Rng, b: u64, events: usize, accounts: u128) -> Batch
 fn entry(index: u64, batch: Batch) -> Entry<TypeConfig> {
     Entry {
         log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
-        payload: EntryPayload::Normal(batch),
+        payload: EntryPayload::Normal(raft_store::Command::Ledger(batch)),
     }
 }
 

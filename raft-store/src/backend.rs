@@ -6,6 +6,7 @@
 //! [`StateMachine`]: crate::StateMachine
 
 use crate::error::StoreError;
+use crate::revocation::{AdminCommand, AdminOutcome, RevocationRecord, TokenId};
 use crate::snapshot::SnapshotData;
 use crate::types::{LogId, NodeId, NodeInfo, StoredMembership};
 use ledger::merkle::Hash;
@@ -75,6 +76,34 @@ pub trait StateBackend: Send + Sync + 'static {
         applied: &AppliedState,
         sync: bool,
     ) -> Result<(), StoreError>;
+    /// Decide what an admin command does against the current deny-list, at `log_index` (nothing
+    /// is written): the outcome and the new records. An invalid command is
+    /// [`AdminOutcome::Invalid`] with no records.
+    fn apply_admin(
+        &self,
+        cmd: &AdminCommand,
+        log_index: u64,
+    ) -> Result<(AdminOutcome, Vec<RevocationRecord>), StoreError> {
+        crate::revocation::plan(cmd, log_index, |id| self.revocation(id))
+    }
+    /// Atomically write `records` (new deny-list entries) together with `applied`; synced if
+    /// `sync`. The admin counterpart of [`StateBackend::commit`].
+    fn commit_admin(
+        &self,
+        records: &[RevocationRecord],
+        applied: &AppliedState,
+        sync: bool,
+    ) -> Result<(), StoreError>;
+    /// The deny-list record of `token_id`, if it was revoked (a point lookup: called on every
+    /// write request).
+    fn revocation(&self, token_id: &TokenId) -> Result<Option<RevocationRecord>, StoreError>;
+    /// Up to `limit` deny-list records with token ids after `after` (from the start if `None`),
+    /// in token id order.
+    fn revocations(
+        &self,
+        after: Option<TokenId>,
+        limit: usize,
+    ) -> Result<Vec<RevocationRecord>, StoreError>;
     /// Write a snapshot of a consistent view of the state, keep it as the current snapshot, and
     /// return its metadata and data (positioned at the start).
     fn build_snapshot(&self) -> Result<(SnapshotMeta, SnapshotData), StoreError>;
@@ -86,7 +115,8 @@ pub trait StateBackend: Send + Sync + 'static {
         -> Result<(), StoreError>;
     /// The current snapshot, if any, positioned at the start.
     fn current_snapshot(&self) -> Result<Option<(SnapshotMeta, SnapshotData)>, StoreError>;
-    /// Digest of the entire ledger state (see `ledger::digest`).
+    /// Digest of the entire replicated state: `ledger::digest` combined with the deny-list (see
+    /// [`crate::revocation::combine_digest`]).
     fn digest(&self) -> Result<Hash, StoreError>;
     /// Look up an account (for queries; apply reads through `ledger::StateRead`).
     fn lookup_account(&self, id: u128) -> Result<Option<AccountRecord>, StoreError>;

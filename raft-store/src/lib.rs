@@ -6,6 +6,8 @@
 //! - [`RocksBackend`] implements both on one RocksDB database (column families for the log, the
 //!   Raft metadata, and each ledger table), with checksummed records, synced appends and votes,
 //!   and one atomic write per applied entry.
+//! - [`revocation`] holds the entry payload ([`Command`]: a ledger batch or an admin command) and
+//!   the capability deny-list that admin commands maintain (replicated, not in the Merkle tree).
 //! - [`MemoryLog`] and [`MemoryStateBackend`] implement them in memory for amnesia mode and the
 //!   simulation; they never create a file.
 //!
@@ -24,6 +26,7 @@ pub mod error;
 pub mod log_store;
 pub mod memory;
 pub mod record;
+pub mod revocation;
 pub mod rocks;
 pub mod runtime;
 pub mod snapshot;
@@ -34,6 +37,10 @@ pub use backend::{AppliedState, LogBackend, SnapshotMeta, StateBackend};
 pub use error::StoreError;
 pub use log_store::LogStore;
 pub use memory::{MemoryLog, MemoryStateBackend};
+pub use revocation::{
+    AdminCommand, AdminOutcome, Command, Response, Revocation, RevocationRecord, RevokeResult,
+    TokenId,
+};
 pub use rocks::RocksBackend;
 pub use snapshot::{SnapshotData, SnapshotItem};
 pub use state_machine::StateMachine;

@@ -1,9 +1,10 @@
 //! The in-memory backend: amnesia mode (a single node with no files) and the simulation. It
 //! implements the same interfaces as RocksDB and stores the same sealed records, so the log
-//! and state behave identically; it never touches the filesystem.
+//! and state behave identically (the deny-list included); it never touches the filesystem.
 
 use crate::backend::{self, AppliedState, LogBackend, SnapshotMeta, SnapshotSource, StateBackend};
 use crate::error::StoreError;
+use crate::revocation::{self, RevocationRecord, TokenId};
 use crate::snapshot::{SnapshotData, SnapshotItem, SnapshotReader, SnapshotWriter};
 use ledger::canonical::LeafData;
 use ledger::merkle::{Frontier, Hash};
@@ -101,6 +102,9 @@ impl LogBackend for MemoryLog {
 pub struct MemoryStateBackend {
     state: RwLock<MemoryState>,
     applied: RwLock<AppliedState>,
+    /// The capability deny-list, by token id. Written only while holding the state write lock
+    /// (like `applied`), so a reader holding the state read lock sees a consistent view.
+    revoked: RwLock<BTreeMap<TokenId, RevocationRecord>>,
     snapshot: Mutex<Option<(SnapshotMeta, Vec<u8>)>>,
     snapshots_built: AtomicU64,
 }
@@ -118,6 +122,14 @@ impl MemoryStateBackend {
 
     fn state_mut(&self) -> RwLockWriteGuard<'_, MemoryState> {
         self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn revoked(&self) -> RwLockReadGuard<'_, BTreeMap<TokenId, RevocationRecord>> {
+        self.revoked.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn revoked_mut(&self) -> RwLockWriteGuard<'_, BTreeMap<TokenId, RevocationRecord>> {
+        self.revoked.write().unwrap_or_else(|p| p.into_inner())
     }
 
     fn export(&self) -> Result<(AppliedState, Vec<u8>), StoreError> {
@@ -154,6 +166,9 @@ impl MemoryStateBackend {
                     reason: "leaf preimage missing".into(),
                 })?;
             w.push(&SnapshotItem::Leaf(index, data.as_bytes().to_vec()))?;
+        }
+        for r in self.revoked().values() {
+            w.push(&SnapshotItem::Revocation(r.clone()))?;
         }
         Ok((applied, w.finish()?))
     }
@@ -195,6 +210,44 @@ impl StateBackend for MemoryStateBackend {
         Ok(())
     }
 
+    fn commit_admin(
+        &self,
+        records: &[RevocationRecord],
+        applied: &AppliedState,
+        _sync: bool,
+    ) -> Result<(), StoreError> {
+        let _state = self.state_mut();
+        let mut current = self.applied.write().unwrap_or_else(|p| p.into_inner());
+        let mut revoked = self.revoked_mut();
+        for r in records {
+            revoked.entry(r.token_id).or_insert_with(|| r.clone());
+        }
+        *current = applied.clone();
+        Ok(())
+    }
+
+    fn revocation(&self, token_id: &TokenId) -> Result<Option<RevocationRecord>, StoreError> {
+        Ok(self.revoked().get(token_id).cloned())
+    }
+
+    fn revocations(
+        &self,
+        after: Option<TokenId>,
+        limit: usize,
+    ) -> Result<Vec<RevocationRecord>, StoreError> {
+        use std::ops::Bound;
+        let lower = match after {
+            Some(a) => Bound::Excluded(a),
+            None => Bound::Unbounded,
+        };
+        Ok(self
+            .revoked()
+            .range((lower, Bound::Unbounded))
+            .take(limit)
+            .map(|(_, r)| r.clone())
+            .collect())
+    }
+
     fn build_snapshot(&self) -> Result<(SnapshotMeta, SnapshotData), StoreError> {
         let (applied, bytes) = self.export()?;
         let n = self.snapshots_built.fetch_add(1, Ordering::Relaxed);
@@ -227,14 +280,18 @@ impl StateBackend for MemoryStateBackend {
                 b
             }
         };
-        let (changes, applied_state) = read_snapshot(meta, &bytes[..])?;
+        let (changes, applied_state, list) = read_snapshot(meta, &bytes[..])?;
         // Build the new state aside, then swap: the old state stays whole until the swap.
         let mut fresh = MemoryState::new();
         fresh.commit(changes);
+        let list: BTreeMap<TokenId, RevocationRecord> =
+            list.into_iter().map(|r| (r.token_id, r)).collect();
         let mut state = self.state_mut();
         let mut applied = self.applied.write().unwrap_or_else(|p| p.into_inner());
+        let mut revoked = self.revoked_mut();
         *state = fresh;
         *applied = applied_state;
+        *revoked = list;
         *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some((meta.clone(), bytes));
         Ok(())
     }
@@ -249,7 +306,11 @@ impl StateBackend for MemoryStateBackend {
     }
 
     fn digest(&self) -> Result<Hash, StoreError> {
-        Ok(self.state().digest()?)
+        let state = self.state();
+        Ok(revocation::combine_digest(
+            state.digest()?,
+            self.revoked().values(),
+        ))
     }
 
     fn lookup_account(&self, id: u128) -> Result<Option<ledger::AccountRecord>, StoreError> {
@@ -293,12 +354,12 @@ impl StateBackend for MemoryStateBackend {
     }
 }
 
-/// Read and check a whole snapshot stream into the `Changes` both backends commit, and the
-/// applied state it carries. Nothing is written.
+/// Read and check a whole snapshot stream into the `Changes` both backends commit, the
+/// applied state it carries and its deny-list (in token id order). Nothing is written.
 pub(crate) fn read_snapshot(
     meta: &SnapshotMeta,
     input: impl std::io::Read,
-) -> Result<(Changes, AppliedState), StoreError> {
+) -> Result<(Changes, AppliedState, Vec<RevocationRecord>), StoreError> {
     let (header, mut reader) = SnapshotReader::new(input)?;
     let SnapshotItem::Header {
         last_log_id,
@@ -313,16 +374,27 @@ pub(crate) fn read_snapshot(
         meta: ledger_meta,
         ..Changes::default()
     };
+    let mut revoked = Vec::new();
     while let Some(item) = reader.next_item()? {
-        collect(&mut changes, item)?;
+        match item {
+            SnapshotItem::Revocation(r) => revoked.push(r),
+            item if revoked.is_empty() => collect(&mut changes, item)?,
+            _ => {
+                return Err(StoreError::Snapshot(
+                    "ledger item after the deny-list".into(),
+                ))
+            }
+        }
     }
     check_leaves(&mut changes)?;
+    revocation::check_snapshot_list(&revoked)?;
     Ok((
         changes,
         AppliedState {
             last_applied: last_log_id,
             membership,
         },
+        revoked,
     ))
 }
 
@@ -357,7 +429,7 @@ fn collect(changes: &mut Changes, item: SnapshotItem) -> Result<(), StoreError> 
             changes.leaves.push(data.hash());
             changes.leaf_data.push(data);
         }
-        SnapshotItem::Header { .. } | SnapshotItem::End { .. } => {
+        SnapshotItem::Header { .. } | SnapshotItem::End { .. } | SnapshotItem::Revocation(_) => {
             return Err(StoreError::Snapshot("unexpected marker".into()))
         }
     }

@@ -1,6 +1,7 @@
 //! The RocksDB backend: one database under `<data_dir>/db` with a column family per table
 //! (`leaves` holds each leaf's preimage, `nodes` every perfect-subtree root keyed level‖index
-//! big-endian, so proofs read O(log n) records), and
+//! big-endian, so proofs read O(log n) records, `revoked` the capability deny-list keyed by
+//! token id), and
 //! snapshot files under `<data_dir>/snapshots`. Log appends, votes, truncation and purges are
 //! written with `sync = true` (the WAL is fsynced before the call returns); each applied entry is
 //! one atomic `WriteBatch`, the last of every apply call synced.
@@ -11,6 +12,7 @@ use crate::backend::{
 use crate::error::StoreError;
 use crate::memory::read_snapshot;
 use crate::record::{open, seal};
+use crate::revocation::{self, RevocationRecord, TokenId};
 use crate::snapshot::{SnapshotData, SnapshotItem, SnapshotWriter};
 use ledger::codec::Kind;
 use ledger::merkle::{leaf_hash, Hash};
@@ -39,7 +41,9 @@ const CF_EXPIRY: &str = "expiry";
 const CF_HISTORY: &str = "history";
 const CF_LEAVES: &str = "leaves";
 const CF_NODES: &str = "nodes";
-const ALL_CFS: [&str; 10] = [
+/// The capability deny-list: token id → [`RevocationRecord`] (not part of the Merkle tree).
+const CF_REVOKED: &str = "revoked";
+const ALL_CFS: [&str; 11] = [
     CF_LOG,
     CF_META,
     CF_STATE,
@@ -50,9 +54,10 @@ const ALL_CFS: [&str; 10] = [
     CF_HISTORY,
     CF_LEAVES,
     CF_NODES,
+    CF_REVOKED,
 ];
-/// The column families that hold ledger state (replaced whole by a snapshot install).
-const LEDGER_CFS: [&str; 7] = [
+/// The column families that hold replicated state (replaced whole by a snapshot install).
+const LEDGER_CFS: [&str; 8] = [
     CF_ACCOUNTS,
     CF_TRANSFERS,
     CF_STATUSES,
@@ -60,16 +65,18 @@ const LEDGER_CFS: [&str; 7] = [
     CF_HISTORY,
     CF_LEAVES,
     CF_NODES,
+    CF_REVOKED,
 ];
 /// The column families a snapshot carries, in stream order. `nodes` is derived: the receiver
 /// rebuilds it from the leaves.
-const SNAPSHOT_CFS: [&str; 6] = [
+const SNAPSHOT_CFS: [&str; 7] = [
     CF_ACCOUNTS,
     CF_TRANSFERS,
     CF_STATUSES,
     CF_EXPIRY,
     CF_HISTORY,
     CF_LEAVES,
+    CF_REVOKED,
 ];
 const KEY_APPLIED: &[u8] = b"applied";
 const KEY_LEDGER: &[u8] = b"ledger";
@@ -153,6 +160,19 @@ fn parse_history(key: &[u8]) -> Result<HistoryKey, StoreError> {
         account_id: u128::from_be_bytes(id),
         timestamp: u64::from_be_bytes(ts),
     })
+}
+
+/// Decode a deny-list record and check it is filed under its own token id.
+fn open_revocation(key: &[u8], value: &[u8]) -> Result<RevocationRecord, StoreError> {
+    let r: RevocationRecord = open(Kind::StateRecord, CF_REVOKED, key, value)?;
+    if key != r.token_id {
+        return Err(StoreError::Corruption {
+            cf: CF_REVOKED,
+            key: crate::record::hex(key),
+            reason: "record filed under another token id".into(),
+        });
+    }
+    Ok(r)
 }
 
 /// Create `dir` with mode 0700, or check that an existing one is not readable by others.
@@ -324,6 +344,7 @@ impl RocksBackend {
                     open(Kind::StateRecord, cf, key, value)?,
                 )
             }
+            CF_REVOKED => SnapshotItem::Revocation(open_revocation(key, value)?),
             _ => {
                 return Err(StoreError::Corruption {
                     cf,
@@ -635,6 +656,55 @@ impl StateBackend for RocksBackend {
         self.write(batch, sync)
     }
 
+    fn commit_admin(
+        &self,
+        records: &[RevocationRecord],
+        applied: &AppliedState,
+        sync: bool,
+    ) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        let cf = self.cf(CF_REVOKED)?;
+        for r in records {
+            batch.put_cf(cf, r.token_id, seal(Kind::StateRecord, r));
+        }
+        batch.put_cf(
+            self.cf(CF_STATE)?,
+            KEY_APPLIED,
+            seal(Kind::StateRecord, applied),
+        );
+        self.write(batch, sync)
+    }
+
+    fn revocation(&self, token_id: &TokenId) -> Result<Option<RevocationRecord>, StoreError> {
+        match self.db.get_pinned_cf(self.cf(CF_REVOKED)?, token_id)? {
+            None => Ok(None),
+            Some(bytes) => open_revocation(token_id, &bytes).map(Some),
+        }
+    }
+
+    fn revocations(
+        &self,
+        after: Option<TokenId>,
+        limit: usize,
+    ) -> Result<Vec<RevocationRecord>, StoreError> {
+        let mode = match &after {
+            Some(a) => IteratorMode::From(a, rocksdb::Direction::Forward),
+            None => IteratorMode::Start,
+        };
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_REVOKED)?, mode) {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, value) = item?;
+            if after.is_some_and(|a| key.as_ref() == a) {
+                continue;
+            }
+            out.push(open_revocation(&key, &value)?);
+        }
+        Ok(out)
+    }
+
     fn build_snapshot(&self) -> Result<(SnapshotMeta, SnapshotData), StoreError> {
         let n = self.snapshots_built.fetch_add(1, Ordering::Relaxed);
         let tmp_name = format!("build-{n}.tmp");
@@ -670,7 +740,7 @@ impl StateBackend for RocksBackend {
         data: SnapshotSource,
     ) -> Result<(), StoreError> {
         // Read and check everything before touching the state.
-        let (mut changes, applied) = match &data {
+        let (mut changes, applied, revoked) = match &data {
             SnapshotSource::Memory(bytes) => read_snapshot(meta, &bytes[..])?,
             SnapshotSource::File(f) => read_snapshot(meta, BufReader::new(f))?,
         };
@@ -709,6 +779,10 @@ impl StateBackend for RocksBackend {
             batch.delete_range_cf(self.cf(cf)?, &[][..], &KEY_END[..]);
         }
         self.stage(&mut batch, &changes)?;
+        let cf = self.cf(CF_REVOKED)?;
+        for r in &revoked {
+            batch.put_cf(cf, r.token_id, seal(Kind::StateRecord, r));
+        }
         batch.put_cf(
             self.cf(CF_STATE)?,
             KEY_APPLIED,
@@ -756,7 +830,12 @@ impl StateBackend for RocksBackend {
                 }
             }
         }
-        Ok(digest.finish())
+        let mut revoked = Vec::new();
+        for item in snap.iterator_cf(self.cf(CF_REVOKED)?, IteratorMode::Start) {
+            let (key, value) = item?;
+            revoked.push(open_revocation(&key, &value)?);
+        }
+        Ok(revocation::combine_digest(digest.finish(), &revoked))
     }
 
     fn lookup_account(&self, id: u128) -> Result<Option<AccountRecord>, StoreError> {

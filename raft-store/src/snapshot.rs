@@ -10,6 +10,7 @@
 
 use crate::error::StoreError;
 use crate::record::{open, seal};
+use crate::revocation::RevocationRecord;
 use crate::types::{LogId, StoredMembership};
 use ledger::codec::Kind;
 use ledger::{AccountRecord, ExpiryKey, HistoryKey, LedgerMeta, TransferRecord, TransferStatus};
@@ -19,8 +20,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 
-const MAGIC: &[u8; 8] = b"RLSNAP02";
-/// The previous format (leaf hashes without preimages): refused with a clear message.
+const MAGIC: &[u8; 8] = b"RLSNAP03";
+/// The previous format (no revocation deny-list): refused with a clear message.
+const MAGIC_V2: &[u8; 8] = b"RLSNAP02";
+/// The first format (leaf hashes without preimages): refused with a clear message.
 const MAGIC_V1: &[u8; 8] = b"RLSNAP01";
 /// Largest single frame accepted when reading a snapshot (bytes).
 pub const FRAME_BYTES_MAX: u32 = 1 << 20;
@@ -50,6 +53,9 @@ pub enum SnapshotItem {
     /// A Merkle leaf: its index and preimage (`ledger::canonical::decode_leaf`). The receiver
     /// hashes the preimages, rebuilds the tree's interior nodes and checks the root.
     Leaf(u64, Vec<u8>),
+    /// A capability revocation (deny-list record), in token id order after the leaves. Not part
+    /// of the Merkle tree; covered by the state digest.
+    Revocation(RevocationRecord),
     /// Always last: how many items came before it (header included).
     End {
         /// Item count, header included.
@@ -112,6 +118,13 @@ impl<R: Read> SnapshotReader<R> {
         if &magic == MAGIC_V1 {
             return Err(StoreError::Snapshot(
                 "snapshot format RLSNAP01 (no leaf preimages) is no longer read".into(),
+            ));
+        }
+        if &magic == MAGIC_V2 {
+            return Err(StoreError::Snapshot(
+                "snapshot format RLSNAP02 (no revocation deny-list) is no longer read; \
+                 this build reads RLSNAP03"
+                    .into(),
             ));
         }
         if &magic != MAGIC {

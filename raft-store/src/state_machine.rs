@@ -1,9 +1,11 @@
-//! openraft's `RaftStateMachine` over a [`StateBackend`]: each entry's ledger changes, the new
+//! openraft's `RaftStateMachine` over a [`StateBackend`]: each entry's ledger changes (or, for an
+//! admin command, its new deny-list records), the new
 //! `last_applied` and the membership are committed in one atomic write; the last write of each
 //! `apply` call is synced, so once openraft learns an index is applied, it stays applied.
 
 use crate::backend::{run, AppliedState, SnapshotSource, StateBackend};
 use crate::error::StoreError;
+use crate::revocation::{Command, Response};
 use crate::snapshot::SnapshotData;
 use crate::types::{LedgerConfig, StorageError, StoredMembership};
 use ledger::Outcome;
@@ -43,7 +45,10 @@ impl<C: LedgerConfig, B: StateBackend + ?Sized> StateMachine<C, B> {
 
     /// Apply entries in order; blocking. Public so that tests and the crash harness can drive
     /// the state machine without a Raft instance.
-    pub fn apply_blocking(backend: &B, entries: Vec<C::Entry>) -> Result<Vec<Outcome>, StoreError> {
+    pub fn apply_blocking(
+        backend: &B,
+        entries: Vec<C::Entry>,
+    ) -> Result<Vec<Response>, StoreError> {
         let mut applied = backend.applied()?;
         let mut replies = Vec::with_capacity(entries.len());
         let count = entries.len();
@@ -59,10 +64,15 @@ impl<C: LedgerConfig, B: StateBackend + ?Sized> StateMachine<C, B> {
             }
             applied.last_applied = Some(entry.log_id);
             match entry.payload {
-                EntryPayload::Normal(batch) => {
+                EntryPayload::Normal(Command::Ledger(batch)) => {
                     let (outcome, changes) = backend.apply(&batch)?;
                     backend.commit(Some(changes), &applied, sync)?;
-                    replies.push(outcome);
+                    replies.push(Response::Ledger(outcome));
+                }
+                EntryPayload::Normal(Command::Admin(cmd)) => {
+                    let (outcome, records) = backend.apply_admin(&cmd, entry.log_id.index)?;
+                    backend.commit_admin(&records, &applied, sync)?;
+                    replies.push(Response::Admin(outcome));
                 }
                 EntryPayload::Membership(m) => {
                     applied.membership = StoredMembership::new(Some(entry.log_id), m);
@@ -80,15 +90,15 @@ impl<C: LedgerConfig, B: StateBackend + ?Sized> StateMachine<C, B> {
 }
 
 /// The reply to an entry that carries no ledger events: the current tree and timestamp.
-fn idle_outcome<B: StateBackend + ?Sized>(backend: &B) -> Result<Outcome, StoreError> {
+fn idle_outcome<B: StateBackend + ?Sized>(backend: &B) -> Result<Response, StoreError> {
     let meta = backend.ledger_meta()?;
-    Ok(Outcome {
+    Ok(Response::Ledger(Outcome {
         replies: Vec::new(),
         expired: 0,
         tree_size: meta.tree.size,
         root: meta.root,
         last_timestamp: meta.last_timestamp,
-    })
+    }))
 }
 
 fn sm_err(e: StoreError, verb: ErrorVerb) -> StorageError {
@@ -128,7 +138,7 @@ impl<C: LedgerConfig, B: StateBackend + ?Sized> RaftStateMachine<C> for StateMac
         Ok((last_applied, membership))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Outcome>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
     where
         I: IntoIterator<Item = C::Entry> + OptionalSend,
         I::IntoIter: OptionalSend,

@@ -1,8 +1,8 @@
 //! The openraft type configuration for ron-ledger, and the node description stored in
 //! membership.
 
+use crate::revocation::{Command, Response};
 use crate::snapshot::SnapshotData;
-use ledger::{Batch, Outcome};
 use serde::{Deserialize, Serialize};
 
 /// A cluster member as recorded in the replicated membership config.
@@ -24,13 +24,14 @@ impl std::fmt::Display for NodeInfo {
 /// Node ids are small integers chosen by the operator.
 pub type NodeId = u64;
 
-/// What every ron-ledger Raft type configuration fixes: the ledger's log payload and response,
+/// What every ron-ledger Raft type configuration fixes: the log payload ([`Command`]: a ledger
+/// batch or an admin command) and response ([`Response`]),
 /// node ids and descriptions, entries and snapshot data. Only the async runtime may vary, so that
 /// the simulation can substitute a deterministic one.
 pub trait LedgerConfig:
     openraft::RaftTypeConfig<
-    D = Batch,
-    R = Outcome,
+    D = Command,
+    R = Response,
     NodeId = NodeId,
     Node = NodeInfo,
     Entry = openraft::Entry<Self>,
@@ -41,8 +42,8 @@ pub trait LedgerConfig:
 
 impl<C> LedgerConfig for C where
     C: openraft::RaftTypeConfig<
-        D = Batch,
-        R = Outcome,
+        D = Command,
+        R = Response,
         NodeId = NodeId,
         Node = NodeInfo,
         Entry = openraft::Entry<C>,
@@ -54,8 +55,8 @@ impl<C> LedgerConfig for C where
 openraft::declare_raft_types!(
     /// The type configuration: tokio, with a seedable generator for election timeouts.
     pub TypeConfig:
-        D = Batch,
-        R = Outcome,
+        D = Command,
+        R = Response,
         NodeId = NodeId,
         Node = NodeInfo,
         Entry = openraft::Entry<TypeConfig>,

@@ -2,7 +2,7 @@
 
 use ledger::{Account, Batch, Operation, Transfer, TransferFlags};
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, Membership};
-use raft_store::{NodeInfo, TypeConfig};
+use raft_store::{Command, NodeInfo, TypeConfig};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub const ACCOUNTS: u128 = 50;
@@ -138,7 +138,11 @@ fn plain(id: u128, debit: u128, credit: u128, amount: u128) -> Transfer {
 pub fn workload_entry(seed: u64, index: u64, events: usize) -> Entry<TypeConfig> {
     match index {
         1 => membership_entry(1),
-        2 => entry(1, 2, EntryPayload::Normal(genesis())),
-        _ => entry(1, index, EntryPayload::Normal(batch(seed, index, events))),
+        2 => entry(1, 2, EntryPayload::Normal(Command::Ledger(genesis()))),
+        _ => entry(
+            1,
+            index,
+            EntryPayload::Normal(Command::Ledger(batch(seed, index, events))),
+        ),
     }
 }

@@ -1,12 +1,13 @@
 //! raft-store's tests, in one binary so RocksDB is linked once: openraft's storage suite,
 //! durability rules, corruption, snapshots across backends, determinism memory vs RocksDB, the
-//! SIGKILL crash test and the no-files check for the memory backend.
+//! SIGKILL crash test, the no-files check for the memory backend, and the revocation deny-list.
 
 mod common;
 mod crash;
 mod durability;
 mod nofiles;
 mod proofs;
+mod revocations;
 mod snapshots;
 mod suite;
 
