@@ -85,7 +85,7 @@ async fn read_body(node: &Node, body: Body) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, max).await.map_err(|_| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
+            "too_large",
             format!("request bodies are limited to {max} bytes"),
         )
     })

@@ -6,6 +6,7 @@ pub mod checkpoints;
 pub mod config;
 pub mod dev;
 pub mod error;
+pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod peer;
@@ -14,6 +15,8 @@ pub mod proofs;
 pub mod rpc;
 pub mod seam;
 pub mod sequencer;
+pub mod serve;
+pub mod tls;
 
 pub use config::Config;
 pub use node::{Node, RunningNode};

@@ -63,6 +63,30 @@ enum Command {
         /// Number of nodes.
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=5))]
         nodes: u64,
+        /// Serve cleartext HTTP without TLS (the default is TLS 1.3 + mTLS from a dev PKI in
+        /// <data-dir>/pki).
+        #[arg(long)]
+        insecure_plaintext: bool,
+    },
+    /// Create a development PKI: a CA, one certificate per node and a client/admin identity.
+    ///
+    /// Example: ron-ledger certs --out ./pki --nodes 3 --hosts 127.0.0.1,localhost --days 90
+    Certs {
+        /// Directory to write into (created 0700; files are written 0600).
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of node certificates.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
+        nodes: u64,
+        /// Host names and IPs the certificates are valid for (comma-separated).
+        #[arg(long, default_value = "127.0.0.1,localhost", value_delimiter = ',')]
+        hosts: Vec<String>,
+        /// Validity in days.
+        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        days: u32,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -91,7 +115,19 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Command::Certs {
+        out,
+        nodes,
+        hosts,
+        days,
+        force,
+    } = &cli.command
+    {
+        let nodes = usize::try_from(*nodes).unwrap_or(usize::MAX);
+        return certs(out, nodes, hosts, *days, *force);
+    }
     match cli.command {
+        Command::Certs { .. } => ExitCode::SUCCESS,
         Command::Start {
             config,
             node_id,
@@ -143,6 +179,7 @@ fn main() -> ExitCode {
             data_dir,
             base_port,
             nodes,
+            insecure_plaintext,
         } => {
             let _ = tracing_subscriber::fmt()
                 .with_env_filter(
@@ -155,6 +192,7 @@ fn main() -> ExitCode {
                 data_dir,
                 base_port,
                 nodes,
+                tls: !insecure_plaintext,
             })) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -162,6 +200,41 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+    }
+}
+
+fn certs(
+    out: &std::path::Path,
+    nodes: usize,
+    hosts: &[String],
+    days: u32,
+    force: bool,
+) -> ExitCode {
+    if force {
+        for name in node::tls::dev_pki_files(nodes) {
+            let path = out.join(name);
+            if let Err(e) = std::fs::remove_file(&path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    eprintln!("ron-ledger certs: cannot remove {}: {e}", path.display());
+                    return ExitCode::from(1);
+                }
+            }
+        }
+    }
+    match node::tls::generate_dev_pki(out, nodes, hosts, days) {
+        Ok(pki) => {
+            println!("wrote a development PKI to {}:", pki.dir.display());
+            for name in node::tls::dev_pki_files(nodes) {
+                println!("  {name}");
+            }
+            println!("node N: [tls] enabled = true, cert_file = node-N.pem, key_file = node-N.key, ca_file = ca.pem");
+            println!("keep ca.key offline; it can mint identities for the whole cluster");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ron-ledger certs: {e}");
+            ExitCode::from(1)
         }
     }
 }

@@ -226,6 +226,7 @@ fn node_config(id: u64, cluster: &str) -> Config {
         },
         log: LogSection::default(),
         checkpoint: Default::default(),
+        tls: Default::default(),
     }
 }
 
