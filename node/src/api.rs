@@ -24,7 +24,7 @@ use std::sync::Arc;
 /// Content type of the compact binary request body (`ledger::codec`, kind `Operation`).
 pub const BINARY_CONTENT_TYPE: &str = "application/x-ron-ledger";
 /// Set on requests a node proxies to the leader, so a proxied request is never proxied again.
-const FORWARDED_HEADER: &str = "x-ron-forwarded";
+pub const FORWARDED_HEADER: &str = "x-ron-forwarded";
 
 /// Routes of the client API.
 pub fn router(node: Arc<Node>) -> Router {

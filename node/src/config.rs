@@ -334,6 +334,12 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
             return bad(key, "must be 1 to 3600000");
         }
     }
+    if l.request_timeout_ms <= l.write_timeout_ms {
+        return bad(
+            "limits.request_timeout_ms",
+            "must exceed limits.write_timeout_ms (a write answers 504 first)",
+        );
+    }
     if l.rate_per_peer_per_sec == 0 {
         return bad("limits.rate_per_peer_per_sec", "must be > 0");
     }

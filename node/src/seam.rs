@@ -86,6 +86,7 @@ pub struct HttpConnector {
 impl HttpConnector {
     /// A connector whose connections are attempted for at most `connect_timeout`.
     pub fn new(connect_timeout: Duration) -> Result<Self, reqwest::Error> {
+        crate::tls::install_crypto_provider();
         Ok(Self {
             client: reqwest::Client::builder()
                 .http2_prior_knowledge()

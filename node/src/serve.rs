@@ -324,13 +324,17 @@ async fn request_timeout(State(limit): State<Duration>, req: Request, next: Next
     }
 }
 
-/// 429 `busy` with Retry-After when the sender's IP is over its token bucket.
+/// 429 `busy` with Retry-After when the sender's IP is over its token bucket. A request that a
+/// node relays for its own clients (the forwarding header over a connection with a CA-verified
+/// certificate) is not charged to the relaying node's address: its client was charged there.
 async fn rate_limit(State(rate): State<Arc<RateLimiter>>, req: Request, next: Next) -> Response {
-    let host = req
-        .extensions()
-        .get::<PeerIdentity>()
-        .map(|p| p.host().to_string())
-        .unwrap_or_default();
+    let identity = req.extensions().get::<PeerIdentity>();
+    let relayed = identity.is_some_and(|p| p.client_cert.is_some())
+        && req.headers().contains_key(crate::api::FORWARDED_HEADER);
+    if relayed {
+        return next.run(req).await;
+    }
+    let host = identity.map(|p| p.host().to_string()).unwrap_or_default();
     match rate.take(&host, Instant::now()) {
         Ok(()) => next.run(req).await,
         Err(retry_after_secs) => {

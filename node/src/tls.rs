@@ -73,14 +73,14 @@ pub enum TlsError {
         path: PathBuf,
     },
     /// The file exists but cannot be read.
-    #[error("{what} {path}: cannot read: {source}")]
+    #[error("{what} {path}: cannot read: {error}")]
     Unreadable {
         /// Which file.
         what: &'static str,
         /// The path.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file holds no PEM item of the expected kind.
     #[error("{what} {path}: no PEM {kind} found")]
@@ -160,11 +160,21 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Make ring the process-wide rustls provider unless one is installed already. `reqwest` (built
+/// with `rustls-no-provider`) consults it for clients without a preconfigured TLS setup, and
+/// panics when there is none; every place that builds a `reqwest::Client` calls this first.
+pub fn install_crypto_provider() {
+    if CryptoProvider::get_default().is_none() {
+        // Losing a race to another installer is fine: a provider is installed either way.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
 const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
 
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
+    std::fs::read(path).map_err(|error| {
+        if error.kind() == std::io::ErrorKind::NotFound {
             TlsError::Missing {
                 what,
                 path: path.to_path_buf(),
@@ -173,7 +183,7 @@ fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
             TlsError::Unreadable {
                 what,
                 path: path.to_path_buf(),
-                source,
+                error,
             }
         }
     })
@@ -205,10 +215,10 @@ pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(path)
-            .map_err(|source| TlsError::Unreadable {
+            .map_err(|error| TlsError::Unreadable {
                 what: "key file",
                 path: path.to_path_buf(),
-                source,
+                error,
             })?
             .permissions()
             .mode()
