@@ -424,6 +424,15 @@ mod tests {
     }
 
     #[test]
+    fn the_sample_config_loads() {
+        let file =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/node.sample.toml");
+        let c = load(Some(&file), vec![], &[]).unwrap();
+        assert_eq!(c.limits, LimitsSection::default());
+        assert_eq!(c.tls, crate::tls::TlsSection::default());
+    }
+
+    #[test]
     fn file_then_env_then_flags() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("n.toml");
