@@ -167,20 +167,25 @@ impl Connection {
             };
             return self.http(io, identity).await;
         };
-        let stream =
-            match tokio::time::timeout(self.options.handshake_timeout, acceptor.accept(io)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => {
-                    crate::metrics::tls_handshake_failure();
-                    tracing::debug!(peer = %self.addr, error = %e, "tls handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    crate::metrics::tls_handshake_failure();
-                    tracing::debug!(peer = %self.addr, "tls handshake timed out");
-                    return;
-                }
-            };
+        // Until HTTP is being served nothing is in flight: stopping ends the connection at once.
+        let mut stopped = self.stopped.clone();
+        let handshake = tokio::select! {
+            r = tokio::time::timeout(self.options.handshake_timeout, acceptor.accept(io)) => r,
+            _ = stopped.wait_for(|s| *s) => return,
+        };
+        let stream = match handshake {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                crate::metrics::tls_handshake_failure();
+                tracing::debug!(peer = %self.addr, error = %e, "tls handshake failed");
+                return;
+            }
+            Err(_) => {
+                crate::metrics::tls_handshake_failure();
+                tracing::debug!(peer = %self.addr, "tls handshake timed out");
+                return;
+            }
+        };
         let client_cert = stream
             .get_ref()
             .1
@@ -213,7 +218,12 @@ impl Connection {
             }
             Ok::<bool, std::io::Error>(head == PREFACE)
         };
-        let h2 = match tokio::time::timeout(self.options.header_read_timeout, sniff).await {
+        let mut stopped = self.stopped.clone();
+        let sniffed = tokio::select! {
+            r = tokio::time::timeout(self.options.header_read_timeout, sniff) => r,
+            _ = stopped.wait_for(|s| *s) => return,
+        };
+        let h2 = match sniffed {
             Ok(Ok(h2)) => h2,
             _ => return,
         };
@@ -227,7 +237,6 @@ impl Connection {
             req
         });
         let service = TowerToHyperService::new(service);
-        let mut stopped = self.stopped;
         if h2 {
             let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
             builder.timer(TokioTimer::new());
