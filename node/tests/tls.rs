@@ -459,6 +459,38 @@ async fn connections_beyond_the_cap_are_closed_at_once() {
     // Connections that never sent a request do not hold up shutdown.
     let t = Instant::now();
     n.shutdown().await;
-    assert!(t.elapsed() < Duration::from_millis(1_500), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(1_500),
+        "{:?}",
+        t.elapsed()
+    );
     drop(held);
+}
+
+#[tokio::test]
+async fn a_request_slower_than_the_deadline_gets_408_timeout() {
+    let n = Node::start(config(
+        None,
+        &[("write_timeout_ms", "100"), ("request_timeout_ms", "300")],
+    ))
+    .await
+    .unwrap();
+    let mut s = TcpStream::connect(&n.api_addr).await.unwrap();
+    // Headers complete, body promised but never finished.
+    s.write_all(
+        b"POST /v1/accounts HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n[",
+    )
+    .await
+    .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let t = Instant::now();
+    let read = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf))
+        .await
+        .expect("no answer")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..read]);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("\"timeout\""), "{text}");
+    assert!(t.elapsed() < Duration::from_secs(2));
+    n.shutdown().await;
 }
