@@ -867,3 +867,40 @@ async fn batcher(client: Unbatched, mut rx: mpsc::Receiver<Pending>) {
         });
     }
 }
+
+#[cfg(test)]
+mod seed_scheme_tests {
+    use super::*;
+
+    struct Never;
+    impl Transport for Never {
+        fn send(
+            &self,
+            _: HttpRequest,
+        ) -> transport::BoxFuture<'_, Result<transport::HttpReply, String>> {
+            Box::pin(async { Err("no network in this test".to_string()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn seed_schemes_must_match_the_tls_setting() {
+        let tls = ClientTls {
+            ca_pem: Vec::new(),
+            client_cert_pem: None,
+            client_key_pem: None,
+        };
+        let mut c = ClientConfig::new(["https://127.0.0.1:7001"]);
+        assert!(matches!(
+            Client::with_transport(c.clone(), Arc::new(Never)),
+            Err(Error::Invalid(_))
+        ));
+        c.tls = Some(tls.clone());
+        assert!(Client::with_transport(c, Arc::new(Never)).is_ok());
+        let mut c = ClientConfig::new(["http://127.0.0.1:7001"]);
+        c.tls = Some(tls);
+        assert!(matches!(
+            Client::with_transport(c, Arc::new(Never)),
+            Err(Error::Invalid(_))
+        ));
+    }
+}

@@ -197,3 +197,33 @@ impl Transport for ReqwestTransport {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_settings_are_checked_before_any_request() {
+        let none = ClientTls {
+            ca_pem: b"not pem".to_vec(),
+            client_cert_pem: None,
+            client_key_pem: None,
+        };
+        assert!(none.rustls_config().unwrap_err().contains("CA"));
+        let missing =
+            ClientTls::from_files(std::path::Path::new("/nonexistent/ca.pem"), None).unwrap_err();
+        assert!(missing.contains("/nonexistent/ca.pem"), "{missing}");
+        let debug = format!(
+            "{:?}",
+            ClientTls {
+                ca_pem: vec![],
+                client_cert_pem: Some(vec![1]),
+                client_key_pem: Some(zeroize::Zeroizing::new(b"SECRET".to_vec())),
+            }
+        );
+        assert!(
+            !debug.contains("SECRET") && debug.contains("redacted"),
+            "{debug}"
+        );
+    }
+}
