@@ -6,6 +6,7 @@
 use node::config::Config;
 use node::tls::{self, DevPki};
 use node::{Node, RunningNode};
+use rustls_pki_types::pem::PemObject;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -493,4 +494,76 @@ async fn a_request_slower_than_the_deadline_gets_408_timeout() {
     assert!(text.contains("\"timeout\""), "{text}");
     assert!(t.elapsed() < Duration::from_secs(2));
     n.shutdown().await;
+}
+
+#[tokio::test]
+async fn client_auth_required_refuses_clients_without_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let mut section = pki.section(1).unwrap();
+    section.client_auth = tls::ClientAuth::Required;
+    let n = Node::start(config(Some(section), &[])).await.unwrap();
+    let ca = std::fs::read(&pki.ca_cert).unwrap();
+    assert!(!tls_exchange(&n.api_addr, tls::client_config(&ca, None).unwrap()).await);
+    let (cert, key) = pem_identity(&pki.client.0, &pki.client.1);
+    let admin = tls::client_config(&ca, Some((&cert, &key))).unwrap();
+    assert!(tls_exchange(&n.api_addr, admin).await);
+    let r = https(&pki, true)
+        .get(format!("https://{}/v1/status", n.api_addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    n.shutdown().await;
+}
+
+#[tokio::test]
+async fn handlers_see_the_peer_address_and_the_verified_client_certificate() {
+    use axum::Extension;
+    use node::serve::{PeerIdentity, ServeOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let material = tls::load(&pki.section(1).unwrap()).unwrap();
+    let app = axum::Router::new().route(
+        "/who",
+        axum::routing::get(|Extension(p): Extension<PeerIdentity>| async move {
+            format!(
+                "{} {}",
+                p.host(),
+                p.client_cert.as_deref().unwrap_or("none")
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let options = ServeOptions::from_limits(
+        &node::config::LimitsSection::default(),
+        Some(material.api_server.clone()),
+        true,
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let server = node::serve::spawn(listener, app, options, stopped);
+    let who = |identity| {
+        let client = https(&pki, identity);
+        async move {
+            client
+                .get(format!("https://{addr}/who"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let anonymous = who(false).await;
+    assert_eq!(anonymous, "127.0.0.1 none");
+    let named = who(true).await;
+    let cert = rustls_pki_types::CertificateDer::from_pem_file(&pki.client.0).unwrap();
+    assert_eq!(named, format!("127.0.0.1 {}", tls::fingerprint(&cert)));
+    let _ = stop.send(true);
+    tokio::time::timeout(Duration::from_secs(3), server)
+        .await
+        .expect("serve loop stops")
+        .unwrap();
 }
