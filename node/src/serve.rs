@@ -14,6 +14,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -57,6 +58,9 @@ pub struct ServeOptions {
     pub request_timeout: Duration,
     /// Per-IP token bucket (client API only).
     pub rate: Option<Arc<RateLimiter>>,
+    /// An HTTP/2 connection with no new request for this long is closed gracefully (GOAWAY;
+    /// requests in flight finish). HTTP/1 idle connections end at `header_read_timeout`.
+    pub http2_idle: Duration,
 }
 
 impl ServeOptions {
@@ -79,9 +83,14 @@ impl ServeOptions {
                     RATE_PEERS_MAX,
                 ))
             }),
+            http2_idle: Duration::from_millis(HTTP2_IDLE_MS),
         }
     }
 }
+
+/// An HTTP/2 connection without a new request for this long is closed gracefully, so idle
+/// connections cannot hold connection slots forever (peers send heartbeats every few hundred ms).
+pub const HTTP2_IDLE_MS: u64 = 60_000;
 
 /// Distinct peer IPs tracked by one rate limiter (bounds its memory).
 pub const RATE_PEERS_MAX: usize = 65_536;
@@ -232,7 +241,12 @@ impl Connection {
             read: 0,
             inner: io,
         });
+        // Milliseconds after `opened` at which the latest request arrived (HTTP/2 idle check).
+        let opened = Instant::now();
+        let last_request_ms = Arc::new(AtomicU64::new(0));
+        let seen = last_request_ms.clone();
         let service = tower::ServiceExt::map_request(self.app, move |mut req: Request<_>| {
+            seen.store(millis_since(opened), Ordering::Relaxed);
             req.extensions_mut().insert(identity.clone());
             req
         });
@@ -242,11 +256,25 @@ impl Connection {
             builder.timer(TokioTimer::new());
             let conn = builder.serve_connection(io, service);
             tokio::pin!(conn);
+            let limit = self.options.http2_idle;
+            let idle = async {
+                loop {
+                    let last = Duration::from_millis(last_request_ms.load(Ordering::Relaxed));
+                    let quiet = opened.elapsed().saturating_sub(last);
+                    if quiet >= limit {
+                        return;
+                    }
+                    tokio::time::sleep(limit - quiet).await;
+                }
+            };
             tokio::select! {
                 _ = conn.as_mut() => return,
                 _ = stopped.wait_for(|s| *s) => conn.as_mut().graceful_shutdown(),
+                _ = idle => conn.as_mut().graceful_shutdown(),
             }
-            let _ = conn.await;
+            // A client that never acknowledges the GOAWAY's ping would keep the connection open;
+            // requests in flight are bounded by the request deadline anyway.
+            let _ = tokio::time::timeout(self.options.request_timeout, conn).await;
         } else {
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
@@ -261,6 +289,10 @@ impl Connection {
             let _ = conn.await;
         }
     }
+}
+
+fn millis_since(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// An IO whose first bytes (read while detecting the protocol) are replayed before the rest.

@@ -567,3 +567,33 @@ async fn handlers_see_the_peer_address_and_the_verified_client_certificate() {
         .expect("serve loop stops")
         .unwrap();
 }
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed() {
+    use node::serve::ServeOptions;
+    let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut options =
+        ServeOptions::from_limits(&node::config::LimitsSection::default(), None, false);
+    options.http2_idle = Duration::from_millis(300);
+    options.request_timeout = Duration::from_millis(300);
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let _server = node::serve::spawn(listener, app, options, stopped);
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    // The HTTP/2 preface and an empty SETTINGS frame, then nothing.
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let t = Instant::now();
+    tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut buf))
+        .await
+        .expect("the idle HTTP/2 connection stayed open")
+        .unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
+}
