@@ -107,7 +107,12 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
             None => {
                 let hosts: Vec<String> = DEV_HOSTS.iter().map(|h| h.to_string()).collect();
                 crate::tls::generate_dev_pki(&dir, nodes, &hosts, 90)
-                    .with_context(|| format!("generate dev PKI in {}", dir.display()))?
+                    .with_context(|| {
+                        format!(
+                            "generate dev PKI in {} (incomplete or made for fewer nodes: remove that directory to start over)",
+                            dir.display()
+                        )
+                    })?
             }
         })
     } else {
