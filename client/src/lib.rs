@@ -47,6 +47,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+pub use transport::{install_crypto_provider, ClientTls};
 use transport::{HttpRequest, ReqwestTransport, Transport};
 
 /// Client settings.
@@ -75,6 +76,9 @@ pub struct ClientConfig {
     /// The cluster a verified checkpoint must name. `None`: the first checkpoint accepted pins
     /// the cluster id for this client.
     pub cluster_id: Option<String>,
+    /// TLS to the cluster: `None` is cleartext HTTP. With it every node is called over HTTPS
+    /// (seeds may be written `host:port` or `https://host:port`).
+    pub tls: Option<ClientTls>,
     /// The capability sent as `Authorization: Bearer …` with every request (writes and admin
     /// operations need one).
     pub capability: Option<Capability>,
@@ -119,6 +123,7 @@ impl ClientConfig {
             trusted_keys: None,
             cluster_id: None,
             capability: None,
+            tls: None,
         }
     }
 
@@ -297,8 +302,13 @@ impl Client {
     /// A client for the cluster reachable through `config.seeds`. Must be called inside a tokio
     /// runtime (it starts the auto-batcher).
     pub fn new(config: ClientConfig) -> Result<Self, Error> {
-        let http = ReqwestTransport::new(config.request_timeout)
-            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let http = match &config.tls {
+            Some(tls) => {
+                ReqwestTransport::with_tls(config.request_timeout, tls).map_err(Error::Invalid)?
+            }
+            None => ReqwestTransport::new(config.request_timeout)
+                .map_err(|e| Error::Invalid(e.to_string()))?,
+        };
         Self::with_transport(config, Arc::new(http))
     }
 
@@ -308,8 +318,26 @@ impl Client {
         config: ClientConfig,
         transport: Arc<dyn Transport>,
     ) -> Result<Self, Error> {
+        let mut config = config;
         if config.seeds.is_empty() {
             return Err(Error::Invalid("at least one seed address is needed".into()));
+        }
+        for seed in &mut config.seeds {
+            if let Some(rest) = seed.strip_prefix("https://") {
+                if config.tls.is_none() {
+                    return Err(Error::Invalid(format!(
+                        "seed {seed} is https but no TLS is configured (the cluster CA is needed)"
+                    )));
+                }
+                *seed = rest.trim_end_matches('/').to_string();
+            } else if let Some(rest) = seed.strip_prefix("http://") {
+                if config.tls.is_some() {
+                    return Err(Error::Invalid(format!(
+                        "seed {seed} is http but TLS is configured"
+                    )));
+                }
+                *seed = rest.trim_end_matches('/').to_string();
+            }
         }
         let http = transport;
         let (tx, rx) = mpsc::channel(config.batch_queue_max.max(1));
@@ -867,5 +895,42 @@ async fn batcher(client: Unbatched, mut rx: mpsc::Receiver<Pending>) {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod seed_scheme_tests {
+    use super::*;
+
+    struct Never;
+    impl Transport for Never {
+        fn send(
+            &self,
+            _: HttpRequest,
+        ) -> transport::BoxFuture<'_, Result<transport::HttpReply, String>> {
+            Box::pin(async { Err("no network in this test".to_string()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn seed_schemes_must_match_the_tls_setting() {
+        let tls = ClientTls {
+            ca_pem: Vec::new(),
+            client_cert_pem: None,
+            client_key_pem: None,
+        };
+        let mut c = ClientConfig::new(["https://127.0.0.1:7001"]);
+        assert!(matches!(
+            Client::with_transport(c.clone(), Arc::new(Never)),
+            Err(Error::Invalid(_))
+        ));
+        c.tls = Some(tls.clone());
+        assert!(Client::with_transport(c, Arc::new(Never)).is_ok());
+        let mut c = ClientConfig::new(["http://127.0.0.1:7001"]);
+        c.tls = Some(tls);
+        assert!(matches!(
+            Client::with_transport(c, Arc::new(Never)),
+            Err(Error::Invalid(_))
+        ));
     }
 }

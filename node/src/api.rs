@@ -24,7 +24,7 @@ use std::sync::Arc;
 /// Content type of the compact binary request body (`ledger::codec`, kind `Operation`).
 pub const BINARY_CONTENT_TYPE: &str = "application/x-ron-ledger";
 /// Set on requests a node proxies to the leader, so a proxied request is never proxied again.
-const FORWARDED_HEADER: &str = "x-ron-forwarded";
+pub const FORWARDED_HEADER: &str = "x-ron-forwarded";
 
 /// Routes of the client API.
 pub fn router(node: Arc<Node>) -> Router {
@@ -83,7 +83,11 @@ fn correlation_id(headers: &HeaderMap) -> String {
 /// names both, and echo the correlation id.
 async fn correlate(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let corr_id = correlation_id(req.headers());
-    let peer = crate::serve::peer_of(&req);
+    let peer = req
+        .extensions()
+        .get::<crate::serve::PeerIdentity>()
+        .map(|p| p.addr.clone())
+        .unwrap_or_default();
     let span = tracing::info_span!("request", corr_id = %corr_id, peer = %peer);
     let mut response = tracing::Instrument::instrument(next.run(req), span).await;
     if let Ok(v) = axum::http::HeaderValue::from_str(&corr_id) {
@@ -108,7 +112,11 @@ async fn guard_admin(
 }
 
 fn admin_allowed(node: &Node, req: &axum::extract::Request) -> Result<(), ApiError> {
-    if node.tls_enabled() && !crate::serve::has_client_cert(req) {
+    let client_cert = req
+        .extensions()
+        .get::<crate::serve::PeerIdentity>()
+        .is_some_and(|p| p.client_cert.is_some());
+    if node.config.tls.enabled && !client_cert {
         tracing::info!(reason = "policy_denied", "admin request without a client certificate");
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -180,7 +188,7 @@ pub(crate) async fn read_body(node: &Node, body: Body) -> Result<Bytes, ApiError
     axum::body::to_bytes(body, max).await.map_err(|_| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
+            "too_large",
             format!("request bodies are limited to {max} bytes"),
         )
     })

@@ -53,6 +53,9 @@ pub struct Config {
     /// The client API on a Unix socket, admitted by peer uid.
     #[serde(default)]
     pub uds: UdsSection,
+    /// Transport security (TLS 1.3, mutual TLS between peers).
+    #[serde(default)]
+    pub tls: crate::tls::TlsSection,
 }
 
 /// `[auth]`
@@ -177,6 +180,18 @@ pub struct LimitsSection {
     pub inflight_entries_max: usize,
     /// A write waits at most this long for its entry to be applied.
     pub write_timeout_ms: u64,
+    /// Open connections per listener; a new one beyond this is closed at once.
+    pub connections_max: usize,
+    /// A connection must complete its TLS handshake within this long.
+    pub handshake_timeout_ms: u64,
+    /// An HTTP/1 request's headers must arrive within this long (slowloris guard).
+    pub header_read_timeout_ms: u64,
+    /// A request is answered 408 `timeout` if not done within this long.
+    pub request_timeout_ms: u64,
+    /// Client API requests per second per peer IP (token bucket refill rate).
+    pub rate_per_peer_per_sec: u32,
+    /// Client API token bucket size per peer IP (the burst allowed).
+    pub rate_burst: u32,
 }
 
 impl Default for LimitsSection {
@@ -187,6 +202,12 @@ impl Default for LimitsSection {
             entry_events_max: ledger::limits::ENTRY_EVENTS_MAX,
             inflight_entries_max: 8,
             write_timeout_ms: 10_000,
+            connections_max: 1_024,
+            handshake_timeout_ms: 5_000,
+            header_read_timeout_ms: 5_000,
+            request_timeout_ms: 30_000,
+            rate_per_peer_per_sec: 2_000,
+            rate_burst: 4_000,
         }
     }
 }
@@ -361,6 +382,41 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     if l.write_timeout_ms == 0 {
         return bad("limits.write_timeout_ms", "must be > 0");
     }
+    if l.connections_max == 0 || l.connections_max > 1_000_000 {
+        return bad("limits.connections_max", "must be 1 to 1000000");
+    }
+    for (key, ms) in [
+        ("limits.handshake_timeout_ms", l.handshake_timeout_ms),
+        ("limits.header_read_timeout_ms", l.header_read_timeout_ms),
+        ("limits.request_timeout_ms", l.request_timeout_ms),
+    ] {
+        if ms == 0 || ms > 3_600_000 {
+            return bad(key, "must be 1 to 3600000");
+        }
+    }
+    if l.request_timeout_ms <= l.write_timeout_ms {
+        return bad(
+            "limits.request_timeout_ms",
+            "must exceed limits.write_timeout_ms (a write answers 504 first)",
+        );
+    }
+    if l.rate_per_peer_per_sec == 0 {
+        return bad("limits.rate_per_peer_per_sec", "must be > 0");
+    }
+    if l.rate_burst == 0 {
+        return bad("limits.rate_burst", "must be > 0");
+    }
+    if c.tls.enabled {
+        for (key, set) in [
+            ("tls.cert_file", c.tls.cert_file.is_some()),
+            ("tls.key_file", c.tls.key_file.is_some()),
+            ("tls.ca_file", c.tls.ca_file.is_some()),
+        ] {
+            if !set {
+                return bad(key, "required when tls.enabled = true");
+            }
+        }
+    }
     if c.checkpoint.interval_events == 0 {
         return bad("checkpoint.interval_events", "must be > 0");
     }
@@ -492,6 +548,15 @@ mod tests {
         assert!(c.uds.path.is_some());
         assert!(!c.uds.allowed_uids.is_empty());
         assert_eq!(c.uds.mode, 0o660);
+    }
+
+    #[test]
+    fn the_sample_config_loads() {
+        let file =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/node.sample.toml");
+        let c = load(Some(&file), vec![], &[]).unwrap();
+        assert_eq!(c.limits, LimitsSection::default());
+        assert_eq!(c.tls, crate::tls::TlsSection::default());
     }
 
     #[test]

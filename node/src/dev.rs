@@ -18,6 +18,17 @@ pub struct DevOptions {
     pub base_port: u16,
     /// Number of nodes (1, 3 or 5).
     pub nodes: u64,
+    /// Serve TLS 1.3 with mutual TLS between nodes, from a dev PKI in `<data_dir>/pki`
+    /// (generated on first run, reused after). `false` is the old cleartext behaviour.
+    pub tls: bool,
+}
+
+/// Host names the dev certificates are valid for.
+pub const DEV_HOSTS: [&str; 2] = ["127.0.0.1", "localhost"];
+
+/// Where the dev cluster keeps its PKI.
+pub fn pki_dir(opts: &DevOptions) -> PathBuf {
+    opts.data_dir.join("pki")
 }
 
 /// The configuration of dev node `id`.
@@ -38,6 +49,17 @@ pub fn node_config(opts: &DevOptions, id: u64) -> Config {
         auth: Default::default(),
         seccomp: false,
         uds: Default::default(),
+        tls: if opts.tls {
+            crate::tls::TlsSection {
+                enabled: true,
+                cert_file: Some(pki_dir(opts).join(format!("node-{id}.pem"))),
+                key_file: Some(pki_dir(opts).join(format!("node-{id}.key"))),
+                ca_file: Some(pki_dir(opts).join("ca.pem")),
+                ..Default::default()
+            }
+        } else {
+            Default::default()
+        },
         log: LogSection {
             format: "text".into(),
             level: "warn".into(),
@@ -80,6 +102,25 @@ pub async fn initialize(nodes: &[RunningNode], timeout: Duration) -> anyhow::Res
 /// Run the dev cluster until Ctrl-C.
 pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     prepare(&opts.data_dir)?;
+    let pki = if opts.tls {
+        let dir = pki_dir(&opts);
+        let nodes = usize::try_from(opts.nodes).unwrap_or(5);
+        Some(match crate::tls::existing_dev_pki(&dir, nodes) {
+            Some(pki) => pki,
+            None => {
+                let hosts: Vec<String> = DEV_HOSTS.iter().map(|h| h.to_string()).collect();
+                crate::tls::generate_dev_pki(&dir, nodes, &hosts, 90)
+                    .with_context(|| {
+                        format!(
+                            "generate dev PKI in {} (incomplete or made for fewer nodes: remove that directory to start over)",
+                            dir.display()
+                        )
+                    })?
+            }
+        })
+    } else {
+        None
+    };
     let mut nodes = Vec::new();
     for id in 1..=opts.nodes {
         let config = node_config(&opts, id);
@@ -99,25 +140,48 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         nodes.len(),
         dir.display()
     );
-    println!("  node  api                  peer");
+    let scheme = if pki.is_some() { "https" } else { "http" };
+    println!("  node  api                          peer");
     for n in &nodes {
         println!(
-            "  {:<4}  http://{:<15}  {}",
+            "  {:<4}  {scheme}://{:<20}  {}",
             n.node.id, n.api_addr, n.peer_addr
         );
     }
     println!("leader: node {leader}");
     let api = nodes[0].api_addr.clone();
+    // curl checks the certificate against the dev CA; --cert/--key present the client identity.
+    let curl = match &pki {
+        Some(p) => {
+            let d = |f: &Path| {
+                f.canonicalize()
+                    .unwrap_or(f.to_path_buf())
+                    .display()
+                    .to_string()
+            };
+            println!(
+                "TLS 1.3 on both listeners, mutual TLS between nodes; PKI in {}",
+                d(&p.dir)
+            );
+            format!(
+                "curl -s --cacert {} --cert {} --key {}",
+                d(&p.ca_cert),
+                d(&p.client.0),
+                d(&p.client.1)
+            )
+        }
+        None => "curl -s".to_string(),
+    };
     println!();
     println!("try:");
-    println!("  curl -s http://{api}/v1/status");
+    println!("  {curl} {scheme}://{api}/v1/status");
     println!(
-        "  curl -s -X POST http://{api}/v1/accounts -d '[{{\"id\":\"1\",\"ledger\":1,\"code\":1}},{{\"id\":\"2\",\"ledger\":1,\"code\":1}}]'"
+        "  {curl} -X POST {scheme}://{api}/v1/accounts -d '[{{\"id\":\"1\",\"ledger\":1,\"code\":1}},{{\"id\":\"2\",\"ledger\":1,\"code\":1}}]'"
     );
     println!(
-        "  curl -s -X POST http://{api}/v1/transfers -d '[{{\"id\":\"100\",\"debit_account_id\":\"1\",\"credit_account_id\":\"2\",\"amount\":\"25\",\"ledger\":1,\"code\":1}}]'"
+        "  {curl} -X POST {scheme}://{api}/v1/transfers -d '[{{\"id\":\"100\",\"debit_account_id\":\"1\",\"credit_account_id\":\"2\",\"amount\":\"25\",\"ledger\":1,\"code\":1}}]'"
     );
-    println!("  curl -s http://{api}/v1/accounts/2");
+    println!("  {curl} {scheme}://{api}/v1/accounts/2");
     println!("Ctrl-C stops every node.");
     shutdown_signal().await;
     println!("stopping...");

@@ -65,14 +65,10 @@ impl ApiError {
         .retry_after(1)
     }
 
-    /// 429: the sequencer queue is full.
-    pub fn queue_full() -> Self {
-        Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "queue_full",
-            "the write queue is full; retry later with the same ids",
-        )
-        .retry_after(1)
+    /// 429 `busy`: the sequencer queue is full, the sender is over its rate limit, or the
+    /// connection cap is reached. Retry after a second.
+    pub fn busy(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "busy", message).retry_after(1)
     }
 
     /// 503: the node refuses writes after a storage fault.

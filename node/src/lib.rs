@@ -18,6 +18,8 @@ pub mod rpc;
 pub mod seam;
 pub mod seccomp;
 pub mod sequencer;
+pub mod serve;
+pub mod tls;
 pub mod uds;
 
 pub use config::Config;

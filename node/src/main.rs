@@ -70,6 +70,30 @@ enum Command {
         /// Install the seccomp deny-list before starting the cluster.
         #[arg(long)]
         seccomp: bool,
+        /// Serve cleartext HTTP without TLS (the default is TLS 1.3 + mTLS from a dev PKI in
+        /// <data-dir>/pki).
+        #[arg(long)]
+        insecure_plaintext: bool,
+    },
+    /// Create a development PKI: a CA, one certificate per node and a client/admin identity.
+    ///
+    /// Example: ron-ledger certs --out ./pki --nodes 3 --hosts 127.0.0.1,localhost --days 90
+    Certs {
+        /// Directory to write into (created 0700; files are written 0600).
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of node certificates.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
+        nodes: u64,
+        /// Host names and IPs the certificates are valid for (comma-separated).
+        #[arg(long, default_value = "127.0.0.1,localhost", value_delimiter = ',')]
+        hosts: Vec<String>,
+        /// Validity in days.
+        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        days: u32,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
     },
     /// Install the seccomp filter in this process, check that exec is denied and that ordinary
     /// work still runs, print one JSON line; exit 0 only if all of that held.
@@ -126,7 +150,19 @@ fn install_seccomp() -> bool {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Certs {
+        out,
+        nodes,
+        hosts,
+        days,
+        force,
+    } = &cli.command
+    {
+        let nodes = usize::try_from(*nodes).unwrap_or(usize::MAX);
+        return certs(out, nodes, hosts, *days, *force);
+    }
     match cli.command {
+        Command::Certs { .. } => ExitCode::SUCCESS,
         Command::Start {
             config,
             node_id,
@@ -187,6 +223,7 @@ fn main() -> ExitCode {
             base_port,
             nodes,
             seccomp,
+            insecure_plaintext,
         } => {
             let _ = tracing_subscriber::fmt()
                 .with_env_filter(
@@ -205,6 +242,7 @@ fn main() -> ExitCode {
                 data_dir,
                 base_port,
                 nodes,
+                tls: !insecure_plaintext,
             })) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -227,6 +265,41 @@ fn main() -> ExitCode {
             } else {
                 ExitCode::from(1)
             }
+        }
+    }
+}
+
+fn certs(
+    out: &std::path::Path,
+    nodes: usize,
+    hosts: &[String],
+    days: u32,
+    force: bool,
+) -> ExitCode {
+    if force {
+        for name in node::tls::dev_pki_files(nodes) {
+            let path = out.join(name);
+            if let Err(e) = std::fs::remove_file(&path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    eprintln!("ron-ledger certs: cannot remove {}: {e}", path.display());
+                    return ExitCode::from(1);
+                }
+            }
+        }
+    }
+    match node::tls::generate_dev_pki(out, nodes, hosts, days) {
+        Ok(pki) => {
+            println!("wrote a development PKI to {}:", pki.dir.display());
+            for name in node::tls::dev_pki_files(nodes) {
+                println!("  {name}");
+            }
+            println!("node N: [tls] enabled = true, cert_file = node-N.pem, key_file = node-N.key, ca_file = ca.pem");
+            println!("keep ca.key offline; it can mint identities for the whole cluster");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ron-ledger certs: {e}");
+            ExitCode::from(1)
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::peer;
 use crate::rpc;
 use crate::seam::{Call, CallError, Clock, Connector, HttpConnector, SystemClock};
 use crate::sequencer::{Receipt, Sequencer};
+use crate::serve::{self, ServeOptions};
 use anyhow::Context;
 use ledger::Operation;
 use openraft::{Raft, ServerState, SnapshotPolicy};
@@ -111,7 +112,15 @@ impl RunningNode {
 impl Node {
     /// Open storage, start Raft, bind both listeners on TCP (and the client API on `uds.path`
     /// when set) and serve, with the production seams (HTTP/2 connector, system clock).
+    ///
+    /// With `[tls] enabled = true` the certificate material is loaded and checked first (start-up
+    /// fails naming the file), both TCP listeners serve TLS 1.3 and peers are called over mTLS.
     pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
+        let tls = if config.tls.enabled {
+            Some(crate::tls::load(&config.tls).context("tls")?)
+        } else {
+            None
+        };
         let api = TcpListener::bind(config.api_addr)
             .await
             .with_context(|| format!("bind api_addr {}", config.api_addr))?;
@@ -130,29 +139,57 @@ impl Node {
             ),
             None => None,
         };
-        let connector = HttpConnector::new(Duration::from_millis(config.raft.rpc_timeout_ms))
-            .context("http client")?;
+        let connect_timeout = Duration::from_millis(config.raft.rpc_timeout_ms);
+        let connector = match &tls {
+            Some(m) => HttpConnector::with_tls(connect_timeout, (*m.client).clone()),
+            None => HttpConnector::new(connect_timeout),
+        }
+        .context("http client")?;
         let seams = Seams {
             connector: Arc::new(connector),
             clock: Arc::new(SystemClock),
             storage: None,
         };
-        let mut running = Self::start_on(config, seams, api, peer).await?;
+        let mut running = Self::start_with(config, seams, api, peer, tls).await?;
         if let Some(uds) = uds {
             tracing::info!(node = running.node.id, socket = %uds.path().display(), "client api on unix socket");
             let app = api::router(running.node.clone());
             let stopped = running.stop.subscribe();
-            running.servers.push(serve(uds, app, stopped));
+            let options = ServeOptions::from_limits(&running.node.config.limits, None, true);
+            running
+                .servers
+                .push(serve::spawn(uds, app, options, stopped));
         }
         Ok(running)
     }
 
-    /// Start on the given listeners and seams (the simulation's and TLS's entry point).
+    /// Start on the given listeners and seams (the simulation's entry point). With
+    /// `[tls] enabled = true` the listeners serve TLS with the configured material (the
+    /// connector in `seams` is the caller's business).
     pub async fn start_on<L>(
         config: Config,
         seams: Seams,
         api_listener: L,
         peer_listener: L,
+    ) -> anyhow::Result<RunningNode>
+    where
+        L: axum::serve::Listener,
+        L::Addr: std::fmt::Debug + std::fmt::Display,
+    {
+        let tls = if config.tls.enabled {
+            Some(crate::tls::load(&config.tls).context("tls")?)
+        } else {
+            None
+        };
+        Self::start_with(config, seams, api_listener, peer_listener, tls).await
+    }
+
+    async fn start_with<L>(
+        config: Config,
+        seams: Seams,
+        api_listener: L,
+        peer_listener: L,
+        tls: Option<crate::tls::TlsMaterial>,
     ) -> anyhow::Result<RunningNode>
     where
         L: axum::serve::Listener,
@@ -238,9 +275,24 @@ impl Node {
             clock,
         });
         let (stop, stopped) = watch::channel(false);
+        let limits = &node.config.limits;
+        let api_options =
+            ServeOptions::from_limits(limits, tls.as_ref().map(|m| m.api_server.clone()), true);
+        let peer_options =
+            ServeOptions::from_limits(limits, tls.as_ref().map(|m| m.peer_server.clone()), false);
         let servers = vec![
-            serve(api_listener, api::router(node.clone()), stopped.clone()),
-            serve(peer_listener, peer::router(node.clone()), stopped),
+            serve::spawn(
+                api_listener,
+                api::router(node.clone()),
+                api_options,
+                stopped.clone(),
+            ),
+            serve::spawn(
+                peer_listener,
+                peer::router(node.clone()),
+                peer_options,
+                stopped,
+            ),
         ];
         tracing::info!(node = node.id, %api_addr, %peer_addr, "node started");
         Ok(RunningNode {
@@ -399,22 +451,4 @@ pub fn write_timeout() -> ApiError {
         "the write was not confirmed in time; its outcome is unknown — retrying with the same ids is safe",
     )
     .retry_after(1)
-}
-
-fn serve<L>(listener: L, app: axum::Router, mut stopped: watch::Receiver<bool>) -> JoinHandle<()>
-where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
-{
-    tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(error = %e, "server stopped");
-        }
-    })
 }

@@ -76,19 +76,39 @@ impl Clock for SystemClock {
     }
 }
 
-/// `reqwest` over cleartext HTTP/2 with prior knowledge (one multiplexed connection per peer).
+/// `reqwest` over HTTP/2 (one multiplexed connection per peer): cleartext with prior knowledge,
+/// or TLS 1.3 with mutual authentication ([`HttpConnector::with_tls`]).
 pub struct HttpConnector {
     client: reqwest::Client,
+    scheme: &'static str,
 }
 
 impl HttpConnector {
     /// A connector whose connections are attempted for at most `connect_timeout`.
     pub fn new(connect_timeout: Duration) -> Result<Self, reqwest::Error> {
+        crate::tls::install_crypto_provider();
         Ok(Self {
             client: reqwest::Client::builder()
                 .http2_prior_knowledge()
                 .connect_timeout(connect_timeout)
                 .build()?,
+            scheme: "http",
+        })
+    }
+
+    /// A connector calling `https://` with `tls` (trusting only the cluster CA and presenting
+    /// this node's certificate); the server name checked is the host part of the address.
+    pub fn with_tls(
+        connect_timeout: Duration,
+        tls: rustls::ClientConfig,
+    ) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            client: reqwest::Client::builder()
+                .http2_prior_knowledge()
+                .tls_backend_preconfigured(tls)
+                .connect_timeout(connect_timeout)
+                .build()?,
+            scheme: "https",
         })
     }
 }
@@ -96,7 +116,7 @@ impl HttpConnector {
 impl Connector for HttpConnector {
     fn call(&self, call: Call) -> BoxFuture<'_, Result<Answer, CallError>> {
         Box::pin(async move {
-            let url = format!("http://{}{}", call.addr, call.path);
+            let url = format!("{}://{}{}", self.scheme, call.addr, call.path);
             let mut req = match call.method {
                 "GET" => self.client.get(url),
                 _ => self.client.post(url),

@@ -83,7 +83,9 @@ impl Sequencer {
             Err(e) => {
                 self.depth.fetch_sub(1, Ordering::Relaxed);
                 Err(match e {
-                    mpsc::error::TrySendError::Full(_) => ApiError::queue_full(),
+                    mpsc::error::TrySendError::Full(_) => {
+                        ApiError::busy("the write queue is full; retry later with the same ids")
+                    }
                     mpsc::error::TrySendError::Closed(_) => {
                         ApiError::internal("the sequencer has stopped")
                     }

@@ -309,6 +309,7 @@ fn node_config(id: u64, cluster: &str, key_file: Option<std::path::PathBuf>) -> 
         },
         seccomp: false,
         uds: Default::default(),
+        tls: Default::default(),
     }
 }
 

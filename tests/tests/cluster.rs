@@ -421,7 +421,7 @@ async fn bad_input_is_rejected_with_a_reason_and_changes_nothing() {
         ("not an array", "/v1/accounts".into(), r#"{"id":"1"}"#.into(), 400, "invalid_json"),
         ("empty batch", "/v1/transfers".into(), "[]".into(), 400, "empty_batch"),
         ("8191 events", "/v1/transfers".into(), serde_json::to_string(&big).unwrap(), 413, "too_many_events"),
-        ("oversized body", "/v1/transfers".into(), oversized, 413, "body_too_large"),
+        ("oversized body", "/v1/transfers".into(), oversized, 413, "too_large"),
     ];
     let http = c.http.clone();
     for (name, path, body, status, reason) in cases {

@@ -7,7 +7,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use ledger::{Account, AccountFlags, CreateTransferResult, Transfer, TransferFlags};
-use ron_ledger_client::{Client, ClientConfig, Consistency, Error, EventOutcome};
+use ron_ledger_client::{Client, ClientConfig, ClientTls, Consistency, Error, EventOutcome};
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -49,6 +49,15 @@ struct Cli {
     /// one). The token can also come from the RONCTL_TOKEN environment variable.
     #[arg(long, env = "RONCTL_TOKEN_FILE", global = true)]
     token_file: Option<PathBuf>,
+    /// The cluster CA (PEM): talk HTTPS to the nodes, trusting only this CA.
+    #[arg(long, env = "RONCTL_CA", value_name = "FILE", global = true)]
+    ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS; needs --key and --ca.
+    #[arg(long, env = "RONCTL_CERT", value_name = "FILE", global = true)]
+    cert: Option<PathBuf>,
+    /// Client private key (PEM) for mutual TLS; needs --cert and --ca.
+    #[arg(long, env = "RONCTL_KEY", value_name = "FILE", global = true)]
+    key: Option<PathBuf>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -365,6 +374,19 @@ async fn run(cli: Cli) -> Result<(), Fail> {
         .map(String::from)
         .collect();
     let mut config = ClientConfig::new(seeds);
+    config.tls = match (&cli.ca, &cli.cert, &cli.key) {
+        (None, None, None) => None,
+        (Some(ca), None, None) => Some(ClientTls::from_files(ca, None).map_err(Error::Invalid)?),
+        (Some(ca), Some(cert), Some(key)) => Some(
+            ClientTls::from_files(ca, Some((cert.as_path(), key.as_path())))
+                .map_err(Error::Invalid)?,
+        ),
+        _ => {
+            return Err(Fail::Usage(
+                "--cert and --key go together, and both need --ca".into(),
+            ))
+        }
+    };
     config.retry_total = Duration::from_secs(cli.retry_for.max(1));
     config.request_timeout = config.request_timeout.min(config.retry_total);
     config.capability = match (&cli.token_file, std::env::var("RONCTL_TOKEN")) {

@@ -71,6 +71,8 @@ impl Cluster {
     /// `count` configured nodes (not started); `extra` is appended to every config file.
     pub fn new(count: u64, extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
+        // reqwest is built without a bundled rustls provider; install ring for this process.
+        ron_ledger_client::install_crypto_provider();
         let mut c = Cluster {
             dir,
             nodes: Vec::new(),

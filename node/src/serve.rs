@@ -1,0 +1,488 @@
+//! The node's own serve loop (in place of `axum::serve`), shared by both listeners, TCP or
+//! simulated: a connection cap, an optional TLS 1.3 handshake under a deadline, protocol
+//! detection under the header-read deadline, HTTP/1 or HTTP/2 via hyper, the caller's identity
+//! ([`PeerIdentity`]) on every request, a per-request deadline (408 `timeout`), a per-IP token
+//! bucket on the client API (429 `busy`), and graceful shutdown on the stop signal.
+
+use crate::error::ApiError;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+
+/// Who sent a request: inserted into every request's extensions by the serve loop.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerIdentity {
+    /// The remote address as the listener reports it (`ip:port` for TCP).
+    pub addr: String,
+    /// `sha256:<hex>` fingerprint of the client certificate, present only when the connection is
+    /// TLS and the client presented a certificate that verified against the cluster CA.
+    pub client_cert: Option<String>,
+}
+
+impl PeerIdentity {
+    /// The rate-limit key: the host part of `addr` (the IP for TCP), or all of it.
+    pub fn host(&self) -> &str {
+        match self.addr.rsplit_once(':') {
+            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+            _ => &self.addr,
+        }
+    }
+}
+
+/// How one listener serves.
+#[derive(Clone)]
+pub struct ServeOptions {
+    /// TLS on this listener, or cleartext.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Open connections allowed; a new one beyond this is closed at once.
+    pub connections_max: usize,
+    /// Deadline of the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// Deadline for a request's headers (and for the first bytes of a connection).
+    pub header_read_timeout: Duration,
+    /// Deadline for a whole request (408 after it).
+    pub request_timeout: Duration,
+    /// Per-IP token bucket (client API only).
+    pub rate: Option<Arc<RateLimiter>>,
+    /// An HTTP/2 connection with no new request for this long is closed gracefully (GOAWAY;
+    /// requests in flight finish). HTTP/1 idle connections end at `header_read_timeout`.
+    pub http2_idle: Duration,
+}
+
+impl ServeOptions {
+    /// The options of a listener, from the `[limits]` section.
+    pub fn from_limits(
+        limits: &crate::config::LimitsSection,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        rate_limited: bool,
+    ) -> Self {
+        Self {
+            tls,
+            connections_max: limits.connections_max,
+            handshake_timeout: Duration::from_millis(limits.handshake_timeout_ms),
+            header_read_timeout: Duration::from_millis(limits.header_read_timeout_ms),
+            request_timeout: Duration::from_millis(limits.request_timeout_ms),
+            rate: rate_limited.then(|| {
+                Arc::new(RateLimiter::new(
+                    limits.rate_per_peer_per_sec,
+                    limits.rate_burst,
+                    RATE_PEERS_MAX,
+                ))
+            }),
+            http2_idle: Duration::from_millis(HTTP2_IDLE_MS),
+        }
+    }
+}
+
+/// An HTTP/2 connection without a new request for this long is closed gracefully, so idle
+/// connections cannot hold connection slots forever (peers send heartbeats every few hundred ms).
+pub const HTTP2_IDLE_MS: u64 = 60_000;
+
+/// Distinct peer IPs tracked by one rate limiter (bounds its memory).
+pub const RATE_PEERS_MAX: usize = 65_536;
+
+/// Serve `app` on `listener` until `stopped` turns true; connections then finish their requests
+/// (the caller bounds how long it waits).
+pub fn spawn<L>(
+    listener: L,
+    app: Router,
+    options: ServeOptions,
+    stopped: watch::Receiver<bool>,
+) -> JoinHandle<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Display,
+{
+    tokio::spawn(run(listener, app, options, stopped))
+}
+
+async fn run<L>(
+    mut listener: L,
+    app: Router,
+    options: ServeOptions,
+    mut stopped: watch::Receiver<bool>,
+) where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Display,
+{
+    let mut app = app.layer(axum::middleware::from_fn_with_state(
+        options.request_timeout,
+        request_timeout,
+    ));
+    if let Some(rate) = options.rate.clone() {
+        app = app.layer(axum::middleware::from_fn_with_state(rate, rate_limit));
+    }
+    let acceptor = options.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    let slots = Arc::new(Semaphore::new(options.connections_max));
+    let mut connections = JoinSet::new();
+    loop {
+        let (io, addr) = tokio::select! {
+            _ = stopped.wait_for(|s| *s) => break,
+            accepted = listener.accept() => accepted,
+        };
+        while connections.try_join_next().is_some() {}
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            crate::metrics::connection_rejected();
+            drop(io);
+            continue;
+        };
+        let connection = Connection {
+            addr: addr.to_string(),
+            app: app.clone(),
+            acceptor: acceptor.clone(),
+            options: options.clone(),
+            stopped: stopped.clone(),
+        };
+        connections.spawn(async move {
+            connection.serve(io).await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+}
+
+struct Connection {
+    addr: String,
+    app: Router,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    options: ServeOptions,
+    stopped: watch::Receiver<bool>,
+}
+
+impl Connection {
+    async fn serve<I>(self, io: I)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Some(acceptor) = self.acceptor.clone() else {
+            let identity = PeerIdentity {
+                addr: self.addr.clone(),
+                client_cert: None,
+            };
+            return self.http(io, identity).await;
+        };
+        // Until HTTP is being served nothing is in flight: stopping ends the connection at once.
+        let mut stopped = self.stopped.clone();
+        let handshake = tokio::select! {
+            r = tokio::time::timeout(self.options.handshake_timeout, acceptor.accept(io)) => r,
+            _ = stopped.wait_for(|s| *s) => return,
+        };
+        let stream = match handshake {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                crate::metrics::tls_handshake_failure();
+                tracing::debug!(peer = %self.addr, error = %e, "tls handshake failed");
+                return;
+            }
+            Err(_) => {
+                crate::metrics::tls_handshake_failure();
+                tracing::debug!(peer = %self.addr, "tls handshake timed out");
+                return;
+            }
+        };
+        let client_cert = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(crate::tls::fingerprint);
+        let identity = PeerIdentity {
+            addr: self.addr.clone(),
+            client_cert,
+        };
+        self.http(stream, identity).await
+    }
+
+    /// Tell HTTP/2 (its connection preface) from HTTP/1 within the header deadline, then serve.
+    async fn http<I>(self, mut io: I, identity: PeerIdentity)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+        let mut head = Vec::with_capacity(PREFACE.len());
+        let sniff = async {
+            let mut buf = [0u8; 24];
+            while head.len() < PREFACE.len() && PREFACE.starts_with(&head) {
+                let want = PREFACE.len() - head.len();
+                let n = io.read(&mut buf[..want]).await?;
+                if n == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                head.extend_from_slice(&buf[..n]);
+            }
+            Ok::<bool, std::io::Error>(head == PREFACE)
+        };
+        let mut stopped = self.stopped.clone();
+        let sniffed = tokio::select! {
+            r = tokio::time::timeout(self.options.header_read_timeout, sniff) => r,
+            _ = stopped.wait_for(|s| *s) => return,
+        };
+        let h2 = match sniffed {
+            Ok(Ok(h2)) => h2,
+            _ => return,
+        };
+        let io = TokioIo::new(Prefixed {
+            head,
+            read: 0,
+            inner: io,
+        });
+        // Milliseconds after `opened` at which the latest request arrived (HTTP/2 idle check).
+        let opened = Instant::now();
+        let last_request_ms = Arc::new(AtomicU64::new(0));
+        let seen = last_request_ms.clone();
+        let service = tower::ServiceExt::map_request(self.app, move |mut req: Request<_>| {
+            seen.store(millis_since(opened), Ordering::Relaxed);
+            req.extensions_mut().insert(identity.clone());
+            req
+        });
+        let service = TowerToHyperService::new(service);
+        if h2 {
+            let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+            builder.timer(TokioTimer::new());
+            let conn = builder.serve_connection(io, service);
+            tokio::pin!(conn);
+            let limit = self.options.http2_idle;
+            let idle = async {
+                loop {
+                    let last = Duration::from_millis(last_request_ms.load(Ordering::Relaxed));
+                    let quiet = opened.elapsed().saturating_sub(last);
+                    if quiet >= limit {
+                        return;
+                    }
+                    tokio::time::sleep(limit - quiet).await;
+                }
+            };
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = stopped.wait_for(|s| *s) => conn.as_mut().graceful_shutdown(),
+                _ = idle => conn.as_mut().graceful_shutdown(),
+            }
+            // A client that never acknowledges the GOAWAY's ping would keep the connection open;
+            // requests in flight are bounded by the request deadline anyway.
+            let _ = tokio::time::timeout(self.options.request_timeout, conn).await;
+        } else {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(self.options.header_read_timeout);
+            let conn = builder.serve_connection(io, service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = stopped.wait_for(|s| *s) => conn.as_mut().graceful_shutdown(),
+            }
+            let _ = conn.await;
+        }
+    }
+}
+
+fn millis_since(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// An IO whose first bytes (read while detecting the protocol) are replayed before the rest.
+struct Prefixed<I> {
+    head: Vec<u8>,
+    read: usize,
+    inner: I,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Prefixed<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.read < self.head.len() {
+            let n = buf.remaining().min(self.head.len() - self.read);
+            let start = self.read;
+            buf.put_slice(&self.head[start..start + n]);
+            self.read += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Prefixed<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// 408 `timeout` when a request (including reading its body) takes longer than the deadline.
+async fn request_timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            crate::metrics::rejected("timeout");
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                format!("the request took longer than {} ms", limit.as_millis()),
+            )
+            .into_response()
+        }
+    }
+}
+
+/// 429 `busy` with Retry-After when the sender's IP is over its token bucket. A request that a
+/// node relays for its own clients (the forwarding header over a connection with a CA-verified
+/// certificate) is not charged to the relaying node's address: its client was charged there.
+async fn rate_limit(State(rate): State<Arc<RateLimiter>>, req: Request, next: Next) -> Response {
+    let identity = req.extensions().get::<PeerIdentity>();
+    let relayed = identity.is_some_and(|p| p.client_cert.is_some())
+        && req.headers().contains_key(crate::api::FORWARDED_HEADER);
+    if relayed {
+        return next.run(req).await;
+    }
+    let host = identity.map(|p| p.host().to_string()).unwrap_or_default();
+    match rate.take(&host, Instant::now()) {
+        Ok(()) => next.run(req).await,
+        Err(retry_after_secs) => {
+            crate::metrics::rejected("busy");
+            ApiError::busy("rate limit exceeded for this address; retry later")
+                .retry_after(retry_after_secs)
+                .into_response()
+        }
+    }
+}
+
+/// Token buckets per peer host, in a map bounded to `peers_max` entries.
+pub struct RateLimiter {
+    per_sec: f64,
+    burst: f64,
+    peers_max: usize,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+#[derive(Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl RateLimiter {
+    /// `per_sec` tokens per second per peer, at most `burst` saved up, `peers_max` peers tracked.
+    pub fn new(per_sec: u32, burst: u32, peers_max: usize) -> Self {
+        Self {
+            per_sec: f64::from(per_sec.max(1)),
+            burst: f64::from(burst.max(1)),
+            peers_max: peers_max.max(1),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Take one token for `peer` at `now`; `Err(seconds)` to wait when none is left.
+    pub fn take(&self, peer: &str, now: Instant) -> Result<(), u64> {
+        let mut buckets = match self.buckets.lock() {
+            Ok(b) => b,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if !buckets.contains_key(peer) && buckets.len() >= self.peers_max {
+            // Forgetting a bucket that has refilled loses nothing; if every tracked peer is
+            // active, forget an arbitrary one (it gets at most one extra burst).
+            let (per_sec, burst) = (self.per_sec, self.burst);
+            buckets.retain(|_, b| {
+                b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * per_sec < burst
+            });
+            if buckets.len() >= self.peers_max {
+                if let Some(victim) = buckets.keys().next().cloned() {
+                    buckets.remove(&victim);
+                }
+            }
+        }
+        let bucket = buckets.entry(peer.to_string()).or_insert(Bucket {
+            tokens: self.burst,
+            at: now,
+        });
+        let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * self.per_sec).min(self.burst);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            let wait = (1.0 - bucket.tokens) / self.per_sec;
+            Err((wait.ceil() as u64).max(1))
+        }
+    }
+
+    /// Peers currently tracked.
+    pub fn tracked(&self) -> usize {
+        match self.buckets.lock() {
+            Ok(b) => b.len(),
+            Err(poisoned) => poisoned.into_inner().len(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_allows_burst_then_refills_and_the_map_stays_bounded() {
+        let rate = RateLimiter::new(10, 5, 3);
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            rate.take("a", t0).unwrap();
+        }
+        assert_eq!(rate.take("a", t0), Err(1));
+        rate.take("a", t0 + Duration::from_millis(100)).unwrap();
+        for i in 0..100 {
+            let _ = rate.take(&format!("p{i}"), t0);
+            assert!(rate.tracked() <= 3);
+        }
+    }
+
+    #[test]
+    fn host_strips_the_port() {
+        let p = |a: &str| PeerIdentity {
+            addr: a.into(),
+            client_cert: None,
+        };
+        assert_eq!(p("127.0.0.1:8080").host(), "127.0.0.1");
+        assert_eq!(p("[::1]:80").host(), "[::1]");
+        assert_eq!(p("/run/x.sock").host(), "/run/x.sock");
+    }
+}
