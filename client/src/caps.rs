@@ -107,11 +107,12 @@ impl Client {
     /// an admin capability and, over TLS, a client certificate). Every node refuses the token
     /// once it has applied the entry.
     pub async fn revoke(&self, token_id: &str, kid: &str, reason: &str) -> Result<(), Error> {
-        self.clone_without_batcher().admin(
-            "/v1/admin/revocations",
-            serde_json::json!({"token_id": token_id, "kid": kid, "reason": reason}),
-        )
-        .await
+        self.clone_without_batcher()
+            .admin(
+                "/v1/admin/revocations",
+                serde_json::json!({"token_id": token_id, "kid": kid, "reason": reason}),
+            )
+            .await
     }
 
     /// The deny-list, in token-id order, starting after `after`.

@@ -647,7 +647,12 @@ impl Unbatched {
                 content_type: req.content_type,
                 body: req.body.clone(),
                 timeout: self.shared.config.request_timeout,
-                authorization: self.shared.config.capability.as_ref().map(Capability::header),
+                authorization: self
+                    .shared
+                    .config
+                    .capability
+                    .as_ref()
+                    .map(Capability::header),
             })
             .await
             .map_err(|e| (e, None))?;

@@ -117,7 +117,10 @@ fn admin_allowed(node: &Node, req: &axum::extract::Request) -> Result<(), ApiErr
         .get::<crate::serve::PeerIdentity>()
         .is_some_and(|p| p.client_cert.is_some());
     if node.config.tls.enabled && !client_cert {
-        tracing::info!(reason = "policy_denied", "admin request without a client certificate");
+        tracing::info!(
+            reason = "policy_denied",
+            "admin request without a client certificate"
+        );
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "policy_denied",
@@ -179,7 +182,12 @@ pub(crate) fn err(node: &Node, e: ApiError) -> Response {
 fn is_auth_failure(reason: &str) -> bool {
     matches!(
         reason,
-        "unauth" | "cap_invalid" | "cap_expired" | "cap_not_yet_valid" | "cap_revoked" | "policy_denied"
+        "unauth"
+            | "cap_invalid"
+            | "cap_expired"
+            | "cap_not_yet_valid"
+            | "cap_revoked"
+            | "policy_denied"
     )
 }
 

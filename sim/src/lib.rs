@@ -163,7 +163,7 @@ impl SimAuth {
         let key: [u8; 32] = rng.gen();
         let root = ledger::capability::RootKey::new("sim-k1", key).map_err(|e| e.to_string())?;
         let mut ring = ledger::capability::KeyRing::default();
-        ring.insert(root, false);
+        ring.insert(root, false).map_err(|e| e.to_string())?;
         let run = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!(
             "ron-ledger-sim-{}-{seed}-{run}",
@@ -189,7 +189,11 @@ impl SimAuth {
             vec![
                 Caveat::ExpiresAt(EPOCH_SECS + ledger::capability::DEFAULT_MAX_LIFETIME_SECS),
                 Caveat::Audience("sim".into()),
-                Caveat::Ops([Op::CreateAccounts, Op::CreateTransfers].into_iter().collect()),
+                Caveat::Ops(
+                    [Op::CreateAccounts, Op::CreateTransfers]
+                        .into_iter()
+                        .collect(),
+                ),
             ],
         )
         .map_err(|e| e.to_string())?

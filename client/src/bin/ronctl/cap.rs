@@ -151,9 +151,11 @@ pub fn parse_ttl(text: &str) -> Result<u64, Fail> {
         Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c),
         _ => (text, 's'),
     };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| Fail::Usage(format!("invalid duration {text:?} (e.g. 3600, 15m, 12h, 7d)")))?;
+    let n: u64 = num.parse().map_err(|_| {
+        Fail::Usage(format!(
+            "invalid duration {text:?} (e.g. 3600, 15m, 12h, 7d)"
+        ))
+    })?;
     let mult = match unit {
         's' => 1,
         'm' => 60,
@@ -250,7 +252,9 @@ pub fn run_offline(cmd: &CapCmd, json: bool) -> Result<Option<()>, Fail> {
             let text = read_token(token)?;
             let mut extra = caveats.caveats()?;
             if let Some(ttl) = ttl {
-                extra.push(Caveat::ExpiresAt(now_secs().saturating_add(parse_ttl(ttl)?)));
+                extra.push(Caveat::ExpiresAt(
+                    now_secs().saturating_add(parse_ttl(ttl)?),
+                ));
             }
             if extra.is_empty() {
                 return Err(Fail::Usage("attenuate needs at least one caveat".into()));
@@ -335,7 +339,10 @@ pub async fn run_online(cmd: CapCmd, client: &Client, json: bool) -> Result<(), 
                         ]
                     })
                     .collect();
-                table(&["token_id", "kid", "revoked_at", "log_index", "reason"], &rows);
+                table(
+                    &["token_id", "kid", "revoked_at", "log_index", "reason"],
+                    &rows,
+                );
             }
             Ok(())
         }
