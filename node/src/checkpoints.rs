@@ -232,6 +232,7 @@ mod tests {
                 ("api_addr".into(), "127.0.0.1:1".into()),
                 ("peer_addr".into(), "127.0.0.1:2".into()),
                 ("data_dir".into(), dir.display().to_string()),
+                ("auth.enabled".into(), "false".into()),
             ],
         )
         .unwrap();

@@ -473,7 +473,20 @@ mod tests {
             ("api_addr".into(), "127.0.0.1:7001".into()),
             ("peer_addr".into(), "127.0.0.1:7101".into()),
             ("amnesia".into(), "true".into()),
+            ("auth.key_file".into(), "/etc/ron-ledger/caps.keys".into()),
         ]
+    }
+
+    #[test]
+    fn capabilities_are_on_by_default_and_need_a_key_file() {
+        let c = load(None, vec![], &base()).unwrap();
+        assert!(c.auth.enabled && c.auth.require_kid);
+        assert_eq!(c.auth.max_lifetime_secs, 30 * 24 * 3600);
+        let e = load(None, vec![], &base()[..4]).unwrap_err().to_string();
+        assert!(e.contains("auth.key_file"), "{e}");
+        let mut o = base()[..4].to_vec();
+        o.push(("auth.enabled".into(), "false".into()));
+        assert!(!load(None, vec![], &o).unwrap().auth.enabled);
     }
 
     #[test]
@@ -505,7 +518,7 @@ mod tests {
     fn seccomp_and_uds_from_a_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("n.toml");
-        std::fs::write(&file, "node_id = 1\napi_addr = \"127.0.0.1:1\"\npeer_addr = \"127.0.0.1:2\"\namnesia = true\nseccomp = true\n[uds]\npath = \"/run/x.sock\"\nallowed_uids = [0, 1000]\nmode = 0o600\n").unwrap();
+        std::fs::write(&file, "node_id = 1\napi_addr = \"127.0.0.1:1\"\npeer_addr = \"127.0.0.1:2\"\namnesia = true\nseccomp = true\n[auth]\nkey_file = \"/k\"\n[uds]\npath = \"/run/x.sock\"\nallowed_uids = [0, 1000]\nmode = 0o600\n").unwrap();
         let c = load(Some(&file), vec![], &[]).unwrap();
         assert!(c.seccomp);
         assert_eq!(
@@ -556,14 +569,16 @@ mod tests {
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/node.sample.toml");
         let c = load(Some(&file), vec![], &[]).unwrap();
         assert_eq!(c.limits, LimitsSection::default());
-        assert_eq!(c.tls, crate::tls::TlsSection::default());
+        assert!(c.tls.enabled && c.tls.mtls_required, "the sample is the production template");
+        assert!(c.tls.cert_file.is_some() && c.tls.key_file.is_some() && c.tls.ca_file.is_some());
+        assert!(c.auth.enabled && c.auth.key_file.is_some());
     }
 
     #[test]
     fn file_then_env_then_flags() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("n.toml");
-        std::fs::write(&file, "node_id = 1\napi_addr = \"127.0.0.1:1\"\npeer_addr = \"127.0.0.1:2\"\ndata_dir = \"/tmp/x\"\n[raft]\nheartbeat_ms = 50\n").unwrap();
+        std::fs::write(&file, "node_id = 1\napi_addr = \"127.0.0.1:1\"\npeer_addr = \"127.0.0.1:2\"\ndata_dir = \"/tmp/x\"\n[auth]\nenabled = false\n[raft]\nheartbeat_ms = 50\n").unwrap();
         let env = vec![
             ("RON_LEDGER_NODE_ID".to_string(), "2".to_string()),
             (

@@ -294,6 +294,7 @@ mod tests {
             ("api_addr", "127.0.0.1:1".to_string()),
             ("peer_addr", "127.0.0.1:2".to_string()),
             ("amnesia", "true".to_string()),
+            ("auth.enabled", "false".to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

@@ -235,10 +235,34 @@ async fn a_node_under_seccomp_serves_writes_and_reads() {
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("node.log");
     let (api_port, peer_port) = (free_port(), free_port());
+    // Security stays on: writes carry a capability minted from the node's key ring.
+    let mut ring = ledger::capability::KeyRing::new();
+    ring.generate_entry("k1", [7u8; 32]).unwrap();
+    let key_file = dir.path().join("caps.keys");
+    std::fs::write(&key_file, ring.to_json().as_bytes()).unwrap();
+    std::fs::set_permissions(&key_file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = ledger::capability::Token::mint(
+        ring.get("k1").unwrap(),
+        [1u8; 16],
+        now,
+        vec![
+            ledger::capability::Caveat::ExpiresAt(now + 3600),
+            ledger::capability::Caveat::Audience("ron-ledger".into()),
+        ],
+    )
+    .unwrap()
+    .encode();
+    let bearer = format!("Bearer {token}");
     let child = Command::new(env!("CARGO_BIN_EXE_ron-ledger"))
         .args(["start", "--amnesia", "--seccomp", "--node-id", "1"])
         .args(["--api-addr", &format!("127.0.0.1:{api_port}")])
         .args(["--peer-addr", &format!("127.0.0.1:{peer_port}")])
+        .args(["--set", &format!("auth.key_file={}", key_file.display())])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
@@ -246,6 +270,7 @@ async fn a_node_under_seccomp_serves_writes_and_reads() {
     let mut child = ChildGuard(child);
     let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     let base = format!("http://127.0.0.1:{api_port}");
+    node::tls::install_crypto_provider();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -274,10 +299,12 @@ async fn a_node_under_seccomp_serves_writes_and_reads() {
     let post = |path: &'static str, body: &'static str| {
         let http = http.clone();
         let url = format!("{base}{path}");
+        let bearer = bearer.clone();
         async move {
             let r = http
                 .post(url)
                 .header("content-type", "application/json")
+                .header("authorization", bearer)
                 .body(body)
                 .send()
                 .await

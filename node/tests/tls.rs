@@ -24,6 +24,8 @@ fn config(tls: Option<tls::TlsSection>, limits: &[(&str, &str)]) -> Config {
         ("api_addr".into(), "127.0.0.1:1".into()),
         ("peer_addr".into(), "127.0.0.1:2".into()),
         ("amnesia".into(), "true".into()),
+        // These tests are about the transport; capabilities have their own (tests/auth.rs).
+        ("auth.enabled".into(), "false".into()),
     ];
     for (k, v) in limits {
         overrides.push((format!("limits.{k}"), v.to_string()));
