@@ -231,3 +231,57 @@ pub fn authorize_admin(grant: &Grant) -> Result<(), ApiError> {
         .allow_op(Op::Admin)
         .map_err(|e| cap_error_kid(e, &grant.kid))
 }
+
+/// Write `text` to a new file readable only by its owner (0600); refuses to replace a file.
+pub fn write_private_file(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("create {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("write {}", path.display()))
+}
+
+/// A key ring with one fresh random root key named `kid`, written to `path` (0600). Refuses to
+/// replace an existing file.
+pub fn create_key_file(path: &Path, kid: &str) -> anyhow::Result<()> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    rand::Rng::fill(&mut rand::rngs::OsRng, &mut key[..]);
+    let mut ring = KeyRing::new();
+    ring.generate_entry(kid, *key)
+        .map_err(|e| anyhow::anyhow!("key ring: {e}"))?;
+    write_private_file(path, &ring.to_json())
+}
+
+/// Mint a token from the newest active key of the ring in `key_file`: `ops` for `audience`,
+/// valid for `ttl_secs` from `now_secs`.
+pub fn mint_from_file(
+    key_file: &Path,
+    audience: &str,
+    ops: &[Op],
+    now_secs: u64,
+    ttl_secs: u64,
+) -> anyhow::Result<Token> {
+    use ledger::capability::Caveat;
+    let ring = load_ring(key_file)?;
+    let key = ring
+        .minting_key()
+        .ok_or_else(|| anyhow::anyhow!("{}: no active key", key_file.display()))?;
+    let id: [u8; 16] = rand::random();
+    Token::mint(
+        key,
+        id,
+        now_secs,
+        vec![
+            Caveat::ExpiresAt(now_secs.saturating_add(ttl_secs)),
+            Caveat::Audience(audience.to_string()),
+            Caveat::Ops(ops.iter().copied().collect()),
+        ],
+    )
+    .map_err(|e| anyhow::anyhow!("mint: {e}"))
+}

@@ -31,12 +31,52 @@ pub fn pki_dir(opts: &DevOptions) -> PathBuf {
     opts.data_dir.join("pki")
 }
 
+/// Where the dev cluster keeps its capability root keys (`caps.keys`) and the tokens it mints
+/// at each start (`admin.token`: every operation including admin; `writer.token`: accounts and
+/// transfers).
+pub fn auth_dir(opts: &DevOptions) -> PathBuf {
+    opts.data_dir.join("auth")
+}
+
+/// The dev cluster's id (the audience of its tokens).
+pub const DEV_CLUSTER_ID: &str = "ron-ledger-dev";
+
+/// Lifetime of the tokens `dev` mints at start (the default cap, 30 days).
+const DEV_TOKEN_TTL_SECS: u64 = ledger::capability::DEFAULT_MAX_LIFETIME_SECS;
+
+/// Create the key ring on first run, then mint fresh `admin.token` and `writer.token` files.
+fn prepare_auth(opts: &DevOptions) -> anyhow::Result<PathBuf> {
+    use ledger::capability::Op;
+    let dir = auth_dir(opts);
+    prepare(&dir)?;
+    let keys = dir.join("caps.keys");
+    if !keys.exists() {
+        crate::auth::create_key_file(&keys, "dev-1")?;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    for (name, ops) in [
+        ("admin.token", &Op::ALL[..]),
+        ("writer.token", &[Op::CreateAccounts, Op::CreateTransfers][..]),
+    ] {
+        let token = crate::auth::mint_from_file(&keys, DEV_CLUSTER_ID, ops, now, DEV_TOKEN_TTL_SECS)?;
+        let path = dir.join(name);
+        if path.exists() {
+            std::fs::remove_file(&path).with_context(|| format!("replace {}", path.display()))?;
+        }
+        crate::auth::write_private_file(&path, &format!("{}\n", token.encode()))?;
+    }
+    Ok(dir)
+}
+
 /// The configuration of dev node `id`.
 pub fn node_config(opts: &DevOptions, id: u64) -> Config {
     let api = opts.base_port + (id as u16 - 1);
     Config {
         node_id: id,
-        cluster_id: "ron-ledger-dev".into(),
+        cluster_id: DEV_CLUSTER_ID.into(),
         data_dir: Some(opts.data_dir.join(format!("node-{id}"))),
         amnesia: false,
         api_addr: ([127, 0, 0, 1], api).into(),
@@ -46,7 +86,10 @@ pub fn node_config(opts: &DevOptions, id: u64) -> Config {
         raft: RaftSection::default(),
         limits: LimitsSection::default(),
         checkpoint: Default::default(),
-        auth: Default::default(),
+        auth: crate::config::AuthSection {
+            key_file: Some(auth_dir(opts).join("caps.keys")),
+            ..Default::default()
+        },
         seccomp: false,
         uds: Default::default(),
         tls: if opts.tls {
@@ -121,6 +164,7 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     } else {
         None
     };
+    let auth = prepare_auth(&opts)?;
     let mut nodes = Vec::new();
     for id in 1..=opts.nodes {
         let config = node_config(&opts, id);
@@ -172,16 +216,38 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         }
         None => "curl -s".to_string(),
     };
+    let auth = auth.canonicalize().unwrap_or(auth);
+    println!(
+        "capabilities: root keys in {0}/caps.keys; fresh tokens {0}/admin.token (all operations) and {0}/writer.token (accounts, transfers), valid 30 days",
+        auth.display()
+    );
+    let bearer = format!(
+        "-H \"Authorization: Bearer $(cat {})\"",
+        auth.join("writer.token").display()
+    );
     println!();
     println!("try:");
     println!("  {curl} {scheme}://{api}/v1/status");
     println!(
-        "  {curl} -X POST {scheme}://{api}/v1/accounts -d '[{{\"id\":\"1\",\"ledger\":1,\"code\":1}},{{\"id\":\"2\",\"ledger\":1,\"code\":1}}]'"
+        "  {curl} {bearer} -X POST {scheme}://{api}/v1/accounts -d '[{{\"id\":\"1\",\"ledger\":1,\"code\":1}},{{\"id\":\"2\",\"ledger\":1,\"code\":1}}]'"
     );
     println!(
-        "  {curl} -X POST {scheme}://{api}/v1/transfers -d '[{{\"id\":\"100\",\"debit_account_id\":\"1\",\"credit_account_id\":\"2\",\"amount\":\"25\",\"ledger\":1,\"code\":1}}]'"
+        "  {curl} {bearer} -X POST {scheme}://{api}/v1/transfers -d '[{{\"id\":\"100\",\"debit_account_id\":\"1\",\"credit_account_id\":\"2\",\"amount\":\"25\",\"ledger\":1,\"code\":1}}]'"
     );
     println!("  {curl} {scheme}://{api}/v1/accounts/2");
+    let tls_flags = match &pki {
+        Some(p) => format!(
+            " --ca {} --cert {} --key {}",
+            p.ca_cert.canonicalize().unwrap_or(p.ca_cert.clone()).display(),
+            p.client.0.canonicalize().unwrap_or(p.client.0.clone()).display(),
+            p.client.1.canonicalize().unwrap_or(p.client.1.clone()).display()
+        ),
+        None => String::new(),
+    };
+    println!(
+        "  ronctl --seeds {scheme}://{api}{tls_flags} --token-file {} cluster status",
+        auth.join("admin.token").display()
+    );
     println!("Ctrl-C stops every node.");
     shutdown_signal().await;
     println!("stopping...");

@@ -108,7 +108,13 @@ fn init_logging(config: &Config) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     if config.log.format == "json" {
-        builder.json().with_current_span(false).init();
+        // The request span carries `corr_id` and `peer`: every line logged while serving a
+        // request names both.
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
     } else {
         builder.init();
     }
@@ -287,12 +293,26 @@ fn certs(
             }
         }
     }
-    match node::tls::generate_dev_pki(out, nodes, hosts, days) {
+    let keys = out.join("caps.keys");
+    if force {
+        if let Err(e) = std::fs::remove_file(&keys) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                eprintln!("ron-ledger certs: cannot remove {}: {e}", keys.display());
+                return ExitCode::from(1);
+            }
+        }
+    }
+    match node::tls::generate_dev_pki(out, nodes, hosts, days)
+        .map_err(anyhow::Error::from)
+        .and_then(|pki| node::auth::create_key_file(&keys, "k1").map(|()| pki))
+    {
         Ok(pki) => {
             println!("wrote a development PKI to {}:", pki.dir.display());
             for name in node::tls::dev_pki_files(nodes) {
                 println!("  {name}");
             }
+            println!("  caps.keys (capability root key, KID k1: [auth] key_file on every node)");
+            println!("mint tokens with: ronctl cap mint --keys {} --cluster-id <cluster_id> --ops admin", keys.display());
             println!("node N: [tls] enabled = true, cert_file = node-N.pem, key_file = node-N.key, ca_file = ca.pem");
             println!("keep ca.key offline; it can mint identities for the whole cluster");
             ExitCode::SUCCESS

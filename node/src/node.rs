@@ -151,6 +151,7 @@ impl Node {
             storage: None,
         };
         let mut running = Self::start_with(config, seams, api, peer, tls).await?;
+        spawn_key_reloader(running.node.auth.clone());
         if let Some(uds) = uds {
             tracing::info!(node = running.node.id, socket = %uds.path().display(), "client api on unix socket");
             let app = api::router(running.node.clone());
@@ -417,6 +418,22 @@ impl Node {
             )
         })?
     }
+}
+
+/// Re-read the capability key file on SIGHUP (key rotation without a restart). A failed reload
+/// is logged and the keys in force stay.
+fn spawn_key_reloader(auth: Arc<Auth>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; capability keys reload only at restart");
+        return;
+    };
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            if let Err(e) = auth.reload() {
+                tracing::error!(error = %e, "capability keys not reloaded; the previous keys stay in force");
+            }
+        }
+    });
 }
 
 /// Sign checkpoints as the applied state grows (see [`Checkpoints::on_applied`]); ends with Raft.
