@@ -569,7 +569,10 @@ mod tests {
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/node.sample.toml");
         let c = load(Some(&file), vec![], &[]).unwrap();
         assert_eq!(c.limits, LimitsSection::default());
-        assert!(c.tls.enabled && c.tls.mtls_required, "the sample is the production template");
+        assert!(
+            c.tls.enabled && c.tls.mtls_required,
+            "the sample is the production template"
+        );
         assert!(c.tls.cert_file.is_some() && c.tls.key_file.is_some() && c.tls.ca_file.is_some());
         assert!(c.auth.enabled && c.auth.key_file.is_some());
     }

@@ -59,9 +59,13 @@ fn prepare_auth(opts: &DevOptions) -> anyhow::Result<PathBuf> {
         .unwrap_or(0);
     for (name, ops) in [
         ("admin.token", &Op::ALL[..]),
-        ("writer.token", &[Op::CreateAccounts, Op::CreateTransfers][..]),
+        (
+            "writer.token",
+            &[Op::CreateAccounts, Op::CreateTransfers][..],
+        ),
     ] {
-        let token = crate::auth::mint_from_file(&keys, DEV_CLUSTER_ID, ops, now, DEV_TOKEN_TTL_SECS)?;
+        let token =
+            crate::auth::mint_from_file(&keys, DEV_CLUSTER_ID, ops, now, DEV_TOKEN_TTL_SECS)?;
         let path = dir.join(name);
         if path.exists() {
             std::fs::remove_file(&path).with_context(|| format!("replace {}", path.display()))?;
@@ -238,9 +242,20 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     let tls_flags = match &pki {
         Some(p) => format!(
             " --ca {} --cert {} --key {}",
-            p.ca_cert.canonicalize().unwrap_or(p.ca_cert.clone()).display(),
-            p.client.0.canonicalize().unwrap_or(p.client.0.clone()).display(),
-            p.client.1.canonicalize().unwrap_or(p.client.1.clone()).display()
+            p.ca_cert
+                .canonicalize()
+                .unwrap_or(p.ca_cert.clone())
+                .display(),
+            p.client
+                .0
+                .canonicalize()
+                .unwrap_or(p.client.0.clone())
+                .display(),
+            p.client
+                .1
+                .canonicalize()
+                .unwrap_or(p.client.1.clone())
+                .display()
         ),
         None => String::new(),
     };

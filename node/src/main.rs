@@ -312,7 +312,10 @@ fn certs(
                 println!("  {name}");
             }
             println!("  caps.keys (capability root key, KID k1: [auth] key_file on every node)");
-            println!("mint tokens with: ronctl cap mint --keys {} --cluster-id <cluster_id> --ops admin", keys.display());
+            println!(
+                "mint tokens with: ronctl cap mint --keys {} --cluster-id <cluster_id> --ops admin",
+                keys.display()
+            );
             println!("node N: [tls] enabled = true, cert_file = node-N.pem, key_file = node-N.key, ca_file = ca.pem");
             println!("keep ca.key offline; it can mint identities for the whole cluster");
             ExitCode::SUCCESS

@@ -196,6 +196,8 @@ impl Node {
         L: axum::serve::Listener,
         L::Addr: std::fmt::Debug + std::fmt::Display,
     {
+        // Capability keys first: a bad key file stops start-up before Raft runs (fail closed).
+        let auth = Arc::new(Auth::load(&config).context("capabilities")?);
         let rc = openraft::Config {
             cluster_name: config.cluster_id.clone(),
             heartbeat_interval: config.raft.heartbeat_ms,
@@ -250,7 +252,6 @@ impl Node {
         let checkpoints = Arc::new(Checkpoints::new(&config, signer));
         spawn_checkpointer(raft.clone(), state.clone(), checkpoints.clone());
 
-        let auth = Arc::new(Auth::load(&config).context("capabilities")?);
         let clock = seams.clock;
         let sequencer = Sequencer::start(
             raft.clone(),

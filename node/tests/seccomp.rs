@@ -240,8 +240,11 @@ async fn a_node_under_seccomp_serves_writes_and_reads() {
     ring.generate_entry("k1", [7u8; 32]).unwrap();
     let key_file = dir.path().join("caps.keys");
     std::fs::write(&key_file, ring.to_json().as_bytes()).unwrap();
-    std::fs::set_permissions(&key_file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .unwrap();
+    std::fs::set_permissions(
+        &key_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -34,7 +34,7 @@ fn accounts(n: u128) -> Vec<Account> {
 
 fn client_for(c: &Cluster, ids: &[u64]) -> Client {
     let seeds: Vec<String> = ids.iter().map(|id| c.node(*id).api.clone()).collect();
-    Client::new(ClientConfig::new(seeds)).expect("client")
+    Client::new(c.client_config(seeds)).expect("client")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,7 +133,7 @@ async fn dead_seed_rejections_and_membership_changes() {
     c.init(&[1, 2, 3]).await;
     // The first seed is dead.
     let dead = format!("127.0.0.1:{}", support::free_port());
-    let client = Client::new(ClientConfig::new([dead, c.node(2).api.clone()])).unwrap();
+    let client = Client::new(c.client_config([dead, c.node(2).api.clone()])).unwrap();
     let mut wallet = accounts(2);
     wallet[1].flags = AccountFlags(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS);
     assert!(client
@@ -186,8 +186,9 @@ async fn dead_seed_rejections_and_membership_changes() {
     assert_eq!(a.credits_posted, 7);
 }
 
-fn ronctl(seeds: &str, args: &[&str]) -> (i32, String, String) {
+fn ronctl(env: &[(&str, String)], seeds: &str, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(ronctl_binary())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .arg("--seeds")
         .arg(seeds)
         .args(args)
@@ -209,7 +210,9 @@ async fn ronctl_commands_output_and_exit_codes() {
     }
     c.init(&[1, 2, 3]).await;
     let seeds = format!("{},{}", c.node(1).api, c.node(3).api);
+    let env = c.ronctl_env();
     let (code, out, err) = ronctl(
+        &env,
         &seeds,
         &[
             "account", "create", "--id", "1", "--ledger", "1", "--code", "1",
@@ -218,6 +221,7 @@ async fn ronctl_commands_output_and_exit_codes() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("ok"), "{out}");
     let (code, _, _) = ronctl(
+        &env,
         &seeds,
         &[
             "account",
@@ -234,6 +238,7 @@ async fn ronctl_commands_output_and_exit_codes() {
     );
     assert_eq!(code, 0);
     let (code, out, _) = ronctl(
+        &env,
         &seeds,
         &[
             "transfer", "create", "--id", "10", "--debit", "1", "--credit", "2", "--amount", "25",
@@ -243,6 +248,7 @@ async fn ronctl_commands_output_and_exit_codes() {
     assert_eq!(code, 0, "{out}");
     // Insufficient funds: processed, but not ok → exit 1, the code printed.
     let (code, out, _) = ronctl(
+        &env,
         &seeds,
         &[
             "transfer", "create", "--id", "11", "--debit", "2", "--credit", "1", "--amount", "26",
@@ -251,14 +257,14 @@ async fn ronctl_commands_output_and_exit_codes() {
     );
     assert_eq!(code, 1);
     assert!(out.contains("exceeds_credits"), "{out}");
-    let (code, out, _) = ronctl(&seeds, &["--json", "account", "get", "2"]);
+    let (code, out, _) = ronctl(&env, &seeds, &["--json", "account", "get", "2"]);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(v["credits_posted"], "25");
-    let (code, out, _) = ronctl(&seeds, &["account", "history", "1"]);
+    let (code, out, _) = ronctl(&env, &seeds, &["account", "history", "1"]);
     assert_eq!(code, 0);
     assert!(out.lines().count() >= 2 && out.contains("25"), "{out}");
-    let (code, out, _) = ronctl(&seeds, &["cluster", "status"]);
+    let (code, out, _) = ronctl(&env, &seeds, &["cluster", "status"]);
     assert_eq!(code, 0);
     assert!(out.contains("leader") && out.lines().count() >= 4, "{out}");
     // Import: CSV with a summary by result code.
@@ -271,6 +277,7 @@ async fn ronctl_commands_output_and_exit_codes() {
     text.push_str("200,2,1,1000,1,1,\n");
     std::fs::write(&csv, text).unwrap();
     let (code, out, _) = ronctl(
+        &env,
         &seeds,
         &["--json", "transfer", "import", csv.to_str().unwrap()],
     );
@@ -279,14 +286,18 @@ async fn ronctl_commands_output_and_exit_codes() {
     assert_eq!(v["results"]["ok"], 50);
     assert_eq!(v["results"]["exceeds_credits"], 1);
     // Usage errors → 2; unknown account → 3; nobody reachable → 4.
-    assert_eq!(ronctl(&seeds, &["transfer", "create", "--id", "x"]).0, 2);
-    assert_eq!(ronctl(&seeds, &["account", "get", "999"]).0, 3);
+    assert_eq!(
+        ronctl(&env, &seeds, &["transfer", "create", "--id", "x"]).0,
+        2
+    );
+    assert_eq!(ronctl(&env, &seeds, &["account", "get", "999"]).0, 3);
     let dead = format!("127.0.0.1:{}", support::free_port());
-    let (code, _, err) = ronctl(&dead, &["--retry-for", "2", "account", "get", "1"]);
+    let (code, _, err) = ronctl(&env, &dead, &["--retry-for", "2", "account", "get", "1"]);
     assert_eq!(code, 4, "{err}");
     // bench: a small run, JSON result written.
     let out_file = dir.path().join("bench.json");
     let (code, _, err) = ronctl(
+        &env,
         &seeds,
         &[
             "bench",
@@ -338,6 +349,7 @@ async fn certs_start_with_tls_and_ronctl_and_sdk_over_https() {
         "node-1.key",
         "client.pem",
         "client.key",
+        "caps.keys",
     ] {
         assert_eq!(mode(&pki.join(f)), 0o600, "{f}");
     }
@@ -351,13 +363,29 @@ async fn certs_start_with_tls_and_ronctl_and_sdk_over_https() {
     std::fs::write(
         &config,
         format!(
-            "node_id = 1\namnesia = true\napi_addr = \"127.0.0.1:{api}\"\npeer_addr = \"127.0.0.1:{peer}\"\n\
+            "node_id = 1\ncluster_id = \"{1}\"\namnesia = true\napi_addr = \"127.0.0.1:{api}\"\npeer_addr = \"127.0.0.1:{peer}\"\n\
              [log]\nformat = \"text\"\nlevel = \"warn\"\n\
+             [auth]\nkey_file = \"{0}/caps.keys\"\n\
              [tls]\nenabled = true\ncert_file = \"{0}/node-1.pem\"\nkey_file = \"{0}/node-1.key\"\nca_file = \"{0}/ca.pem\"\n",
-            pki.display()
+            pki.display(),
+            support::CLUSTER_ID,
         ),
     )
     .unwrap();
+    // Writes need a capability: one minted from the key ring `certs` wrote.
+    let token_file = dir.path().join("writer.token");
+    support::write_private(
+        &token_file,
+        &support::mint(
+            &pki,
+            vec![ledger::capability::Caveat::Ops(
+                [ledger::capability::Op::CreateAccounts]
+                    .into_iter()
+                    .collect(),
+            )],
+        ),
+    );
+    let env = vec![("RONCTL_TOKEN_FILE", token_file.display().to_string())];
     let mut child = Command::new(support::binary())
         .args(["start", "--config"])
         .arg(&config)
@@ -387,7 +415,7 @@ async fn certs_start_with_tls_and_ronctl_and_sdk_over_https() {
     loop {
         let args = tls_args(&["--retry-for", "1", "cluster", "status"]);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let (code, out, err) = ronctl(&seeds, &args);
+        let (code, out, err) = ronctl(&env, &seeds, &args);
         if code == 0 {
             break;
         }
@@ -398,12 +426,13 @@ async fn certs_start_with_tls_and_ronctl_and_sdk_over_https() {
         "account", "create", "--id", "1", "--ledger", "1", "--code", "1",
     ]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (code, out, err) = ronctl(&seeds, &args);
+    let (code, out, err) = ronctl(&env, &seeds, &args);
     assert_eq!(code, 0, "{out}{err}");
     // Without the CA, https is refused by the client; cleartext gets no answer from the node.
-    let (code, _, err) = ronctl(&seeds, &["account", "get", "1"]);
+    let (code, _, err) = ronctl(&env, &seeds, &["account", "get", "1"]);
     assert_ne!(code, 0, "{err}");
     let (code, _, _) = ronctl(
+        &env,
         &format!("127.0.0.1:{api}"),
         &["--retry-for", "1", "account", "get", "1"],
     );

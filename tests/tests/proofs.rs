@@ -206,6 +206,7 @@ async fn receipts_verify_against_later_checkpoints_from_any_node_and_exports_ver
         .join(",");
     let ronctl = |args: &[&str]| {
         std::process::Command::new(support::ronctl_binary())
+            .envs(c.ronctl_env())
             .args(["--seeds", &seeds])
             .args(args)
             .output()
@@ -244,7 +245,8 @@ async fn receipts_verify_against_later_checkpoints_from_any_node_and_exports_ver
 
     // The SDK as an auditor: every receipt's transfer, fetched verified (checkpoints are
     // consistency-checked as they advance), from whichever node it reaches.
-    let config = ron_ledger_client::ClientConfig::new((1..=3).map(|id| c.node(id).api.clone()))
+    let config = c
+        .client_config((1..=3).map(|id| c.node(id).api.clone()))
         .with_trusted_keys(keys.clone(), Some("test".into()));
     let client = ron_ledger_client::Client::new(config).unwrap();
     for r in receipts.iter().step_by(7) {

@@ -52,8 +52,99 @@ pub struct Proc {
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub nodes: Vec<Proc>,
+    /// HTTPS client trusting only the cluster CA, presenting the client certificate and sending
+    /// the admin capability with every request.
     pub http: reqwest::Client,
     pub extra: String,
+    /// `ca.pem`, `node-N.pem/.key`, `client.pem/.key` and `caps.keys` (`ron-ledger certs`).
+    pub pki: PathBuf,
+    /// A capability for every operation, admin included (also in `token_file`, mode 0600).
+    pub token: String,
+    pub token_file: PathBuf,
+}
+
+/// Node certificates made per cluster (ids 1..=this).
+const PKI_NODES: u64 = 7;
+
+/// The cluster id every test node uses (the audience of the test tokens).
+pub const CLUSTER_ID: &str = "test";
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Mint a token from the `caps.keys` ring in `pki` with these caveats (expiry in a day and the
+/// test audience are added).
+pub fn mint(pki: &Path, caveats: Vec<ledger::capability::Caveat>) -> String {
+    use ledger::capability::{Caveat, KeyRing, Token};
+    let ring = KeyRing::from_json(&std::fs::read_to_string(pki.join("caps.keys")).unwrap())
+        .expect("key ring");
+    let now = now_secs();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let mut all = vec![
+        Caveat::ExpiresAt(now + 86_400),
+        Caveat::Audience(CLUSTER_ID.into()),
+    ];
+    all.extend(caveats);
+    Token::mint(ring.minting_key().unwrap(), nanos.to_be_bytes(), now, all)
+        .unwrap()
+        .encode()
+}
+
+/// Write `text` to a new 0600 file.
+pub fn write_private(path: &Path, text: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+/// Generate a dev PKI and capability key ring into `pki` with the real `ron-ledger certs`.
+pub fn make_pki(pki: &Path, nodes: u64) {
+    let out = Command::new(binary())
+        .args(["certs", "--out"])
+        .arg(pki)
+        .args(["--nodes", &nodes.to_string(), "--days", "2"])
+        .output()
+        .expect("run ron-ledger certs");
+    assert!(out.status.success(), "ron-ledger certs: {out:?}");
+}
+
+/// An HTTPS reqwest client for a PKI made by [`make_pki`]: only its CA trusted, its client
+/// identity presented, `token` sent as the capability (if any).
+pub fn https_client(pki: &Path, token: Option<&str>) -> reqwest::Client {
+    let tls = ron_ledger_client::ClientTls::from_files(
+        &pki.join("ca.pem"),
+        Some((&pki.join("client.pem"), &pki.join("client.key"))),
+    )
+    .unwrap()
+    .rustls_config()
+    .unwrap();
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(t) = token {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {t}").parse().unwrap(),
+        );
+    }
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .use_preconfigured_tls(tls)
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 impl Drop for Cluster {
@@ -73,19 +164,63 @@ impl Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         // reqwest is built without a bundled rustls provider; install ring for this process.
         ron_ledger_client::install_crypto_provider();
+        let pki = dir.path().join("pki");
+        make_pki(&pki, PKI_NODES);
+        let token = mint(
+            &pki,
+            vec![ledger::capability::Caveat::Ops(
+                ledger::capability::Op::ALL.into_iter().collect(),
+            )],
+        );
+        let token_file = dir.path().join("admin.token");
+        write_private(&token_file, &token);
         let mut c = Cluster {
+            http: https_client(&pki, Some(&token)),
             dir,
             nodes: Vec::new(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(15))
-                .build()
-                .unwrap(),
             extra: extra.to_string(),
+            pki,
+            token,
+            token_file,
         };
         for _ in 0..count {
             c.add_node();
         }
         c
+    }
+
+    /// SDK settings for these seeds: HTTPS with the cluster CA and client identity, and the
+    /// admin capability.
+    pub fn client_config<S: Into<String>>(
+        &self,
+        seeds: impl IntoIterator<Item = S>,
+    ) -> ron_ledger_client::ClientConfig {
+        let mut config = ron_ledger_client::ClientConfig::new(seeds);
+        config.tls = Some(
+            ron_ledger_client::ClientTls::from_files(
+                &self.pki.join("ca.pem"),
+                Some((&self.pki.join("client.pem"), &self.pki.join("client.key"))),
+            )
+            .unwrap(),
+        );
+        config.capability = Some(ron_ledger_client::Capability::new(self.token.clone()));
+        config
+    }
+
+    /// Environment for `ronctl`: CA, client identity and the admin token file.
+    pub fn ronctl_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("RONCTL_CA", self.pki.join("ca.pem").display().to_string()),
+            (
+                "RONCTL_CERT",
+                self.pki.join("client.pem").display().to_string(),
+            ),
+            (
+                "RONCTL_KEY",
+                self.pki.join("client.key").display().to_string(),
+            ),
+            ("RONCTL_TOKEN_FILE", self.token_file.display().to_string()),
+        ]
     }
 
     pub fn add_node(&mut self) -> u64 {
@@ -94,12 +229,19 @@ impl Cluster {
         let peer = format!("127.0.0.1:{}", free_port());
         let data = self.dir.path().join(format!("node-{id}"));
         let config = self.dir.path().join(format!("node-{id}.toml"));
+        assert!(
+            id <= PKI_NODES,
+            "the test PKI has certificates for {PKI_NODES} nodes"
+        );
         let text = format!(
-            "node_id = {id}\ncluster_id = \"test\"\ndata_dir = \"{}\"\napi_addr = \"{api}\"\npeer_addr = \"{peer}\"\n\
+            "node_id = {id}\ncluster_id = \"{CLUSTER_ID}\"\ndata_dir = \"{}\"\napi_addr = \"{api}\"\npeer_addr = \"{peer}\"\n\
              [raft]\nheartbeat_ms = 50\nelection_timeout_min_ms = 300\nelection_timeout_max_ms = 600\n{}\n\
+             [tls]\nenabled = true\ncert_file = \"{pki}/node-{id}.pem\"\nkey_file = \"{pki}/node-{id}.key\"\nca_file = \"{pki}/ca.pem\"\n\
+             [auth]\nkey_file = \"{pki}/caps.keys\"\n\
              [log]\nformat = \"text\"\nlevel = \"warn,openraft=error\"\n",
             data.display(),
-            self.extra
+            self.extra,
+            pki = self.pki.display(),
         );
         std::fs::write(&config, text).unwrap();
         let log = self.dir.path().join(format!("node-{id}.log"));
@@ -142,7 +284,7 @@ impl Cluster {
     }
 
     pub fn url(&self, id: u64, path: &str) -> String {
-        format!("http://{}{path}", self.node(id).api)
+        format!("https://{}{path}", self.node(id).api)
     }
 
     pub async fn get(&self, id: u64, path: &str) -> Option<(u16, Value)> {
