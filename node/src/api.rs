@@ -303,7 +303,7 @@ async fn write(node: Arc<Node>, headers: HeaderMap, body: Body, accounts: bool) 
     let split = prevalidate::split(op);
     let receipt = match &split.forward {
         None => None,
-        Some(op) => match node.submit(op.clone()).await {
+        Some(op) => match node.submit(op.clone(), grant.as_ref().map(|g| g.id)).await {
             Ok(r) => Some(r),
             Err(e) => return err(&node, e),
         },

@@ -33,6 +33,9 @@ pub struct ForwardRequest {
     pub cluster_id: String,
     /// The prevalidated request.
     pub op: Operation,
+    /// Id of the capability the receiving node accepted, so the leader refuses it too if it
+    /// has already applied its revocation (the receiving node may lag behind).
+    pub token_id: Option<[u8; 16]>,
 }
 
 /// The state shared by every handler.
@@ -321,15 +324,9 @@ impl Node {
 
     /// `cap_revoked` if the token of `grant` is on the deny-list this node has applied.
     pub fn check_not_revoked(&self, grant: &ledger::capability::Grant) -> Result<(), ApiError> {
-        if self.is_revoked(&grant.id)? {
+        self.check_token_not_revoked(&grant.id).inspect_err(|_| {
             tracing::info!(reason = "cap_revoked", kid = %grant.kid, "capability refused");
-            return Err(ApiError::new(
-                axum::http::StatusCode::UNAUTHORIZED,
-                "cap_revoked",
-                "this capability has been revoked",
-            ));
-        }
-        Ok(())
+        })
     }
 
     /// The current leader's id, if known.
@@ -360,15 +357,33 @@ impl Node {
     }
 
     /// Sequence a prevalidated request: here if this node leads, else at the leader.
-    pub async fn submit(&self, op: Operation) -> Result<Receipt, ApiError> {
+    /// `token_id` is the capability the request was accepted with (checked against the deny
+    /// list again on the leader).
+    pub async fn submit(
+        &self,
+        op: Operation,
+        token_id: Option<[u8; 16]>,
+    ) -> Result<Receipt, ApiError> {
         if let Some(reason) = self.safe_mode() {
             return Err(ApiError::safe_mode(reason));
         }
         match self.leader() {
             Some((id, _)) if id == self.id => self.submit_local(op).await,
-            Some((_, info)) => self.forward(&info, op).await,
+            Some((_, info)) => self.forward(&info, op, token_id).await,
             None => Err(ApiError::no_leader()),
         }
+    }
+
+    /// `cap_revoked` if `token_id` is on the deny-list this node has applied.
+    pub fn check_token_not_revoked(&self, token_id: &[u8; 16]) -> Result<(), ApiError> {
+        if self.is_revoked(token_id)? {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "cap_revoked",
+                "this capability has been revoked",
+            ));
+        }
+        Ok(())
     }
 
     /// Sequence on this node, which must be the leader.
@@ -385,10 +400,16 @@ impl Node {
         }
     }
 
-    async fn forward(&self, leader: &NodeInfo, op: Operation) -> Result<Receipt, ApiError> {
+    async fn forward(
+        &self,
+        leader: &NodeInfo,
+        op: Operation,
+        token_id: Option<[u8; 16]>,
+    ) -> Result<Receipt, ApiError> {
         let body = rpc::encode(&ForwardRequest {
             cluster_id: self.config.cluster_id.clone(),
             op,
+            token_id,
         })
         .map_err(ApiError::internal)?;
         let answer = self

@@ -75,6 +75,8 @@ async fn submit(State(node): State<Arc<Node>>, body: Bytes) -> Response {
         ))
     } else if let Err(e) = req.op.check_bounds() {
         Err(ApiError::bad_request("too_many_events", e.to_string()))
+    } else if let Some(Err(e)) = req.token_id.map(|id| node.check_token_not_revoked(&id)) {
+        Err(e)
     } else {
         node.submit_local(req.op).await
     };

@@ -367,6 +367,43 @@ mod tests {
             a.node.state.digest().unwrap(),
             b.node.state.digest().unwrap()
         );
+        // A write forwarded under the revoked token is refused by the leader itself, whatever
+        // the forwarding node had applied; under another token it is sequenced.
+        let forward = |token_id: [u8; 16]| {
+            let body = crate::rpc::encode(&crate::node::ForwardRequest {
+                cluster_id: a.node.config.cluster_id.clone(),
+                op: ledger::Operation::CreateAccounts(vec![ledger::Account {
+                    id: 7,
+                    ledger: 1,
+                    code: 1,
+                    ..Default::default()
+                }]),
+                token_id: Some(token_id),
+            })
+            .unwrap();
+            let connector = a.node.connector.clone();
+            let addr = a.peer_addr.clone();
+            async move {
+                let answer = connector
+                    .call(Call {
+                        method: "POST",
+                        addr,
+                        path: "/internal/submit".into(),
+                        headers: Vec::new(),
+                        body,
+                        timeout: Duration::from_secs(10),
+                    })
+                    .await
+                    .unwrap();
+                crate::rpc::decode::<Result<crate::sequencer::Receipt, crate::error::ApiError>>(
+                    &answer.body,
+                )
+                .unwrap()
+            }
+        };
+        let refused = forward([0x0f; 16]).await.unwrap_err();
+        assert_eq!(refused.reason, "cap_revoked");
+        assert!(forward([0x01; 16]).await.is_ok());
         b.shutdown().await;
         a.shutdown().await;
     }

@@ -56,6 +56,8 @@ pub struct Cluster {
     /// the admin capability with every request.
     pub http: reqwest::Client,
     pub extra: String,
+    /// Log format and level of the nodes.
+    pub log: (String, String),
     /// `ca.pem`, `node-N.pem/.key`, `client.pem/.key` and `caps.keys` (`ron-ledger certs`).
     pub pki: PathBuf,
     /// A capability for every operation, admin included (also in `token_file`, mode 0600).
@@ -161,6 +163,11 @@ impl Drop for Cluster {
 impl Cluster {
     /// `count` configured nodes (not started); `extra` is appended to every config file.
     pub fn new(count: u64, extra: &str) -> Self {
+        Self::with_log(count, extra, "text", "warn,openraft=error")
+    }
+
+    /// Like [`Cluster::new`], with the nodes' log format (`json`/`text`) and level.
+    pub fn with_log(count: u64, extra: &str, format: &str, level: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         // reqwest is built without a bundled rustls provider; install ring for this process.
         ron_ledger_client::install_crypto_provider();
@@ -179,6 +186,7 @@ impl Cluster {
             dir,
             nodes: Vec::new(),
             extra: extra.to_string(),
+            log: (format.to_string(), level.to_string()),
             pki,
             token,
             token_file,
@@ -238,9 +246,11 @@ impl Cluster {
              [raft]\nheartbeat_ms = 50\nelection_timeout_min_ms = 300\nelection_timeout_max_ms = 600\n{}\n\
              [tls]\nenabled = true\ncert_file = \"{pki}/node-{id}.pem\"\nkey_file = \"{pki}/node-{id}.key\"\nca_file = \"{pki}/ca.pem\"\n\
              [auth]\nkey_file = \"{pki}/caps.keys\"\n\
-             [log]\nformat = \"text\"\nlevel = \"warn,openraft=error\"\n",
+             [log]\nformat = \"{}\"\nlevel = \"{}\"\n",
             data.display(),
             self.extra,
+            self.log.0,
+            self.log.1,
             pki = self.pki.display(),
         );
         std::fs::write(&config, text).unwrap();
