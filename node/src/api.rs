@@ -222,7 +222,42 @@ fn codec_error(e: CodecError) -> ApiError {
             "too_many_events",
             e.to_string(),
         ),
+        CodecError::WrongKind { .. } => ApiError::bad_request("unknown_kind", e.to_string()),
+        // An operation this build does not know (wire drift: a newer client, or garbage).
+        CodecError::Malformed(m) if m.contains("expected variant index") => {
+            ApiError::bad_request("unknown_kind", format!("unknown operation kind: {m}"))
+        }
         other => ApiError::bad_request("invalid_encoding", other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_record_and_operation_kinds_are_unknown_kind() {
+        let op = Operation::CreateAccounts(vec![Account {
+            id: 1,
+            ledger: 1,
+            code: 1,
+            ..Default::default()
+        }]);
+        let good = codec::encode(codec::Kind::Operation, &op);
+        assert!(codec::decode_operation(&good).is_ok());
+        let mut other_kind = good.clone();
+        other_kind[3] = codec::Kind::RaftMeta as u8;
+        let mut other_op = good.clone();
+        other_op[4] = 9;
+        for bytes in [other_kind, other_op] {
+            let e = codec_error(codec::decode_operation(&bytes).unwrap_err());
+            assert_eq!(e.reason, "unknown_kind", "{}", e.message);
+            assert_eq!(e.status, 400);
+        }
+        let mut truncated = good;
+        truncated.truncate(8);
+        let e = codec_error(codec::decode_operation(&truncated).unwrap_err());
+        assert_eq!(e.reason, "invalid_encoding", "{}", e.message);
     }
 }
 
