@@ -106,24 +106,10 @@ impl CaveatArgs {
     fn caveats(&self) -> Result<Vec<Caveat>, Fail> {
         let mut out = Vec::new();
         if let Some(ops) = &self.ops {
-            let set = ops
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| s.parse::<Op>())
-                .collect::<Result<BTreeSet<Op>, _>>()
-                .map_err(|e| Fail::Usage(format!("--ops: {e}")))?;
-            out.push(Caveat::Ops(set));
+            out.push(Caveat::Ops(parse_set::<Op>(ops, "--ops")?));
         }
         if let Some(debit) = &self.debit {
-            let set = debit
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| s.parse::<u128>())
-                .collect::<Result<BTreeSet<u128>, _>>()
-                .map_err(|e| Fail::Usage(format!("--debit: {e}")))?;
-            out.push(Caveat::DebitAccounts(set));
+            out.push(Caveat::DebitAccounts(parse_set::<u128>(debit, "--debit")?));
         }
         if let Some(l) = self.ledger {
             out.push(Caveat::Ledger(l));
@@ -142,6 +128,20 @@ impl CaveatArgs {
         }
         Ok(out)
     }
+}
+
+/// A comma-separated set, naming `flag` in the error.
+fn parse_set<T>(text: &str, flag: &str) -> Result<BTreeSet<T>, Fail>
+where
+    T: std::str::FromStr + Ord,
+    T::Err: std::fmt::Display,
+{
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<T>())
+        .collect::<Result<BTreeSet<T>, _>>()
+        .map_err(|e| Fail::Usage(format!("{flag}: {e}")))
 }
 
 /// Seconds in a duration like `90`, `90s`, `15m`, `12h`, `7d`.
