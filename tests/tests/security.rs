@@ -264,3 +264,197 @@ async fn logs_never_carry_tokens_macs_keys_or_signatures() {
     });
     assert!(kid_logged, "a policy refusal names the token's KID");
 }
+
+/// `ronctl cap`: mint from the key ring, inspect without the MAC, attenuate offline, write with
+/// the narrowed token, revoke it as admin over mTLS, and see every node refuse it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ronctl_mints_attenuates_inspects_and_revokes() {
+    let _serial = SERIAL.lock().await;
+    let mut c = Cluster::new(3, "");
+    for id in 1..=3 {
+        c.start(id);
+    }
+    c.init(&[1, 2, 3]).await;
+    let seeds = (1..=3)
+        .map(|id| c.node(id).api.clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    let env = c.ronctl_env();
+    let ronctl = |token_file: Option<&std::path::Path>, args: &[&str]| {
+        let mut cmd = std::process::Command::new(support::ronctl_binary());
+        cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .args(["--seeds", &seeds]);
+        if let Some(t) = token_file {
+            cmd.env("RONCTL_TOKEN_FILE", t);
+        }
+        let out = cmd.args(args).output().expect("run ronctl");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let dir = c.dir.path().to_path_buf();
+    let keys = c.pki.join("caps.keys");
+    let (app, narrow) = (dir.join("app.token"), dir.join("narrow.token"));
+    let (code, out, err) = ronctl(
+        None,
+        &[
+            "cap",
+            "mint",
+            "--keys",
+            keys.to_str().unwrap(),
+            "--cluster-id",
+            "test",
+            "--ttl",
+            "1h",
+            "--ops",
+            "accounts.create,transfers.create",
+            "--debit",
+            "1",
+            "--out",
+            app.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&app).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "token files are private");
+    let (code, out, err) = ronctl(
+        None,
+        &[
+            "cap",
+            "attenuate",
+            app.to_str().unwrap(),
+            "--max-amount",
+            "10",
+            "--out",
+            narrow.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let narrow_text = std::fs::read_to_string(&narrow).unwrap().trim().to_string();
+    let (code, out, err) = ronctl(
+        None,
+        &["--json", "cap", "inspect", narrow.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let info: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(info["kid"], "k1");
+    let caveats = info["caveats"].to_string();
+    assert!(
+        caveats.contains("max_amount=10") && caveats.contains("debit=1"),
+        "{info}"
+    );
+    let mac = mac_of(&narrow_text);
+    for secret in [
+        hex(&mac),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&mac),
+    ] {
+        assert!(!out.contains(&secret), "inspect printed the MAC: {out}");
+    }
+    assert!(
+        !out.contains(narrow_text.trim_start_matches("rlcap1.")),
+        "inspect printed the token"
+    );
+
+    // The narrowed token writes within its caveats and is refused outside them (exit 3).
+    let ok = ronctl(
+        Some(&narrow),
+        &[
+            "account", "create", "--id", "1", "--ledger", "1", "--code", "1",
+        ],
+    );
+    assert_eq!(ok.0, 0, "{ok:?}");
+    let ok = ronctl(
+        Some(&narrow),
+        &[
+            "account", "create", "--id", "2", "--ledger", "1", "--code", "1",
+        ],
+    );
+    assert_eq!(ok.0, 0, "{ok:?}");
+    let t = |id: &str, amount: &str| {
+        vec![
+            "transfer".to_string(),
+            "create".into(),
+            "--id".into(),
+            id.into(),
+            "--debit".into(),
+            "1".into(),
+            "--credit".into(),
+            "2".into(),
+            "--amount".into(),
+            amount.into(),
+            "--ledger".into(),
+            "1".into(),
+            "--code".into(),
+            "1".into(),
+        ]
+    };
+    let args = t("10", "10");
+    let (code, out, err) = ronctl(
+        Some(&narrow),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert_eq!(code, 0, "within the caveats: {out}{err}");
+    let args = t("11", "11");
+    let (code, out, err) = ronctl(
+        Some(&narrow),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(err.contains("policy_denied"), "{err}");
+
+    // Revoking the parent revokes the narrowed child (same id); every node refuses it.
+    let (code, out, err) = ronctl(
+        None,
+        &[
+            "cap",
+            "revoke",
+            app.to_str().unwrap(),
+            "--reason",
+            "rotated",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = ronctl(None, &["--json", "cap", "revoked"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    let id = ledger::capability::Token::decode(&narrow_text)
+        .unwrap()
+        .id_hex();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["token_id"] == id.as_str() && r["reason"] == "rotated"),
+        "{out}"
+    );
+    support::wait_for(
+        "every node refuses the revoked token",
+        Duration::from_secs(10),
+        || async {
+            let mut all = true;
+            for node in 1..=3 {
+                let (_, answer) = post_as(
+                    &c,
+                    node,
+                    &narrow_text,
+                    "/v1/accounts",
+                    json!([{"id":"5","ledger":1,"code":1}]),
+                )
+                .await;
+                all &= answer["error"]["reason"] == "cap_revoked";
+            }
+            all
+        },
+    )
+    .await;
+    // Without an admin capability, revoking is refused.
+    let (code, _, err) = ronctl(
+        Some(&narrow),
+        &["cap", "revoke", "--id", &"00".repeat(16), "--kid", "k1"],
+    );
+    assert_eq!(code, 3, "{err}");
+}
