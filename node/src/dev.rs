@@ -102,6 +102,7 @@ pub fn node_config(opts: &DevOptions, id: u64) -> Config {
                 cert_file: Some(pki_dir(opts).join(format!("node-{id}.pem"))),
                 key_file: Some(pki_dir(opts).join(format!("node-{id}.key"))),
                 ca_file: Some(pki_dir(opts).join("ca.pem")),
+                client_ca_file: Some(pki_dir(opts).join("client-ca.pem")),
                 ..Default::default()
             }
         } else {

@@ -25,8 +25,14 @@ pub struct TlsSection {
     pub cert_file: Option<PathBuf>,
     /// This node's private key (PEM, PKCS#8/SEC1/PKCS#1); must be mode 0600 or stricter.
     pub key_file: Option<PathBuf>,
-    /// The cluster CA (PEM): the only trust anchor for peers, clients and this node's own cert.
+    /// The cluster CA (PEM): signs node certificates. The only trust anchor on the peer
+    /// listener and for servers this node calls; also trusted on the client API listener (a
+    /// follower relays admin calls to the leader with its node certificate).
     pub ca_file: Option<PathBuf>,
+    /// The CA of client certificates (operators, applications), PEM. Trusted on the client API
+    /// listener only — never on the peer listener, so a client identity cannot speak Raft or
+    /// forward writes. Unset: only node certificates verify on the API listener.
+    pub client_ca_file: Option<PathBuf>,
     /// The peer listener demands a client certificate signed by the CA (mutual TLS).
     pub mtls_required: bool,
     /// Client certificates on the client API listener: `optional` (a presented one must still be
@@ -41,6 +47,7 @@ impl Default for TlsSection {
             cert_file: None,
             key_file: None,
             ca_file: None,
+            client_ca_file: None,
             mtls_required: true,
             client_auth: ClientAuth::Optional,
         }
@@ -265,6 +272,20 @@ pub fn load(section: &TlsSection) -> Result<TlsMaterial, TlsError> {
         .as_deref()
         .ok_or(TlsError::MissingKey("ca_file"))?;
     let roots = read_roots(ca_path)?;
+    // The API listener trusts node certificates and, if configured, client certificates.
+    let api_roots = match &section.client_ca_file {
+        None => roots.clone(),
+        Some(path) => {
+            let mut both = (*roots).clone();
+            for cert in read_certs("client CA file", path)? {
+                both.add(cert).map_err(|e| TlsError::Ca {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+            }
+            Arc::new(both)
+        }
+    };
     let chain = read_certs("certificate", cert_path)?;
     let key = read_key(key_path)?;
     let provider = provider();
@@ -280,7 +301,9 @@ pub fn load(section: &TlsSection) -> Result<TlsMaterial, TlsError> {
         path: ca_path.to_path_buf(),
         reason: e,
     };
-    let server = |require: bool| -> Result<Arc<ServerConfig>, TlsError> {
+    let server = |roots: &Arc<RootCertStore>,
+                  require: bool|
+     -> Result<Arc<ServerConfig>, TlsError> {
         let builder = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone());
         let builder = if require {
             builder
@@ -297,8 +320,8 @@ pub fn load(section: &TlsSection) -> Result<TlsMaterial, TlsError> {
         config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
         Ok(Arc::new(config))
     };
-    let peer_server = server(section.mtls_required)?;
-    let api_server = server(section.client_auth == ClientAuth::Required)?;
+    let peer_server = server(&roots, section.mtls_required)?;
+    let api_server = server(&api_roots, section.client_auth == ClientAuth::Required)?;
     let mut client = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(key_err)?
@@ -382,8 +405,10 @@ pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
 pub struct DevPki {
     /// The directory.
     pub dir: PathBuf,
-    /// `ca.pem`.
+    /// `ca.pem`: the node CA.
     pub ca_cert: PathBuf,
+    /// `client-ca.pem`: the CA of client identities (trusted on client API listeners only).
+    pub client_ca: PathBuf,
     /// `node-N.pem` / `node-N.key`, N = 1..=nodes.
     pub nodes: Vec<(PathBuf, PathBuf)>,
     /// `client.pem` / `client.key`: an admin/client identity.
@@ -399,6 +424,7 @@ impl DevPki {
             cert_file: Some(cert.clone()),
             key_file: Some(key.clone()),
             ca_file: Some(self.ca_cert.clone()),
+            client_ca_file: Some(self.client_ca.clone()),
             ..TlsSection::default()
         })
     }
@@ -406,7 +432,12 @@ impl DevPki {
 
 /// The file names [`generate_dev_pki`] writes for `nodes` nodes.
 pub fn dev_pki_files(nodes: usize) -> Vec<String> {
-    let mut names = vec!["ca.pem".to_string(), "ca.key".to_string()];
+    let mut names = vec![
+        "ca.pem".to_string(),
+        "ca.key".to_string(),
+        "client-ca.pem".to_string(),
+        "client-ca.key".to_string(),
+    ];
     for n in 1..=nodes {
         names.push(format!("node-{n}.pem"));
         names.push(format!("node-{n}.key"));
@@ -429,6 +460,7 @@ fn dev_pki_paths(dir: &Path, nodes: usize) -> DevPki {
     DevPki {
         dir: dir.to_path_buf(),
         ca_cert: dir.join("ca.pem"),
+        client_ca: dir.join("client-ca.pem"),
         nodes: (1..=nodes)
             .map(|n| {
                 (
@@ -441,9 +473,11 @@ fn dev_pki_paths(dir: &Path, nodes: usize) -> DevPki {
     }
 }
 
-/// Create a development PKI in `dir` (created 0700 if missing): a CA (`ca.pem`, `ca.key`), one
-/// certificate per node (`node-N.pem`, `node-N.key`, SANs = `hosts`, usable as server and client
-/// identity) and a client/admin identity (`client.pem`, `client.key`), valid for `days` days.
+/// Create a development PKI in `dir` (created 0700 if missing): a node CA (`ca.pem`, `ca.key`),
+/// one certificate per node signed by it (`node-N.pem`, `node-N.key`, SANs = `hosts`, usable as
+/// server and client identity), a separate client CA (`client-ca.pem`, `client-ca.key`) and a
+/// client/admin identity signed by that (`client.pem`, `client.key`), valid for `days` days. The
+/// client identity is trusted on client API listeners only, never by the peer listener.
 /// Every file is written 0600. Refuses to overwrite an existing file (remove the files of
 /// [`dev_pki_files`] first to regenerate). For development and tests, not production.
 pub fn generate_dev_pki(
@@ -502,37 +536,61 @@ pub fn generate_pki_valid(
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     ca.not_before = now - time::Duration::days(1);
     ca.not_after = not_after.max(now) + time::Duration::days(365);
+    let client_ca_key = KeyPair::generate().map_err(gen)?;
+    let mut client_ca = ca.clone();
+    client_ca.distinguished_name = rcgen::DistinguishedName::new();
+    client_ca
+        .distinguished_name
+        .push(DnType::CommonName, "ron-ledger dev client CA");
     let ca_cert = ca.self_signed(&ca_key).map_err(gen)?;
+    let client_ca_cert = client_ca.self_signed(&client_ca_key).map_err(gen)?;
     let issuer = Issuer::new(ca, ca_key);
+    let client_issuer = Issuer::new(client_ca, client_ca_key);
     write_file(&pki.ca_cert, ca_cert.pem().as_bytes())?;
     write_file(
         &dir.join("ca.key"),
         zeroize::Zeroizing::new(issuer.key().serialize_pem()).as_bytes(),
     )?;
-    let leaf = |cn: String, sans: Vec<String>, out: &(PathBuf, PathBuf)| {
-        let key = KeyPair::generate().map_err(gen)?;
-        let mut params = CertificateParams::new(sans).map_err(gen)?;
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        params.use_authority_key_identifier_extension = true;
-        params.not_before = not_before;
-        params.not_after = not_after;
-        let cert = params.signed_by(&key, &issuer).map_err(gen)?;
-        write_file(&out.0, cert.pem().as_bytes())?;
-        write_file(
-            &out.1,
-            zeroize::Zeroizing::new(key.serialize_pem()).as_bytes(),
-        )
-    };
+    write_file(&pki.client_ca, client_ca_cert.pem().as_bytes())?;
+    write_file(
+        &dir.join("client-ca.key"),
+        zeroize::Zeroizing::new(client_issuer.key().serialize_pem()).as_bytes(),
+    )?;
+    let leaf =
+        |cn: String, sans: Vec<String>, issuer: &Issuer<'_, KeyPair>, out: &(PathBuf, PathBuf)| {
+            let key = KeyPair::generate().map_err(gen)?;
+            let mut params = CertificateParams::new(sans).map_err(gen)?;
+            params.distinguished_name.push(DnType::CommonName, cn);
+            params.is_ca = IsCa::ExplicitNoCa;
+            params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+            params.extended_key_usages = vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ];
+            params.use_authority_key_identifier_extension = true;
+            params.not_before = not_before;
+            params.not_after = not_after;
+            let cert = params.signed_by(&key, issuer).map_err(gen)?;
+            write_file(&out.0, cert.pem().as_bytes())?;
+            write_file(
+                &out.1,
+                zeroize::Zeroizing::new(key.serialize_pem()).as_bytes(),
+            )
+        };
     for (i, files) in pki.nodes.iter().enumerate() {
-        leaf(format!("ron-ledger node {}", i + 1), hosts.to_vec(), files)?;
+        leaf(
+            format!("ron-ledger node {}", i + 1),
+            hosts.to_vec(),
+            &issuer,
+            files,
+        )?;
     }
-    leaf("ron-ledger client".into(), hosts.to_vec(), &pki.client)?;
+    leaf(
+        "ron-ledger client".into(),
+        hosts.to_vec(),
+        &client_issuer,
+        &pki.client,
+    )?;
     Ok(pki)
 }
 

@@ -288,6 +288,19 @@ async fn peer_listener_requires_a_client_certificate_from_the_cluster_ca() {
     );
     assert!(node::metrics::tls_handshake_failure_count() >= failures + 2);
 
+    // The cluster's own client identity (signed by the client CA) is not a node: the peer
+    // listener refuses it, so it can neither speak Raft nor forward writes past capabilities.
+    let (cert, key) = pem_identity(&pki.client.0, &pki.client.1);
+    let client_identity = tls::client_config(&ca, Some((&cert, &key))).unwrap();
+    assert!(
+        !tls_exchange(&n.peer_addr, client_identity.clone()).await,
+        "a client certificate was accepted on the peer listener"
+    );
+    assert!(
+        tls_exchange(&n.api_addr, client_identity).await,
+        "the client certificate is for the client API"
+    );
+
     let (cert, key) = pem_identity(&pki.nodes[0].0, &pki.nodes[0].1);
     let member = tls::client_config(&ca, Some((&cert, &key))).unwrap();
     assert!(

@@ -347,6 +347,8 @@ async fn certs_start_with_tls_and_ronctl_and_sdk_over_https() {
         "ca.key",
         "node-1.pem",
         "node-1.key",
+        "client-ca.pem",
+        "client-ca.key",
         "client.pem",
         "client.key",
         "caps.keys",
@@ -366,7 +368,7 @@ async fn certs_start_with_tls_and_ronctl_and_sdk_over_https() {
             "node_id = 1\ncluster_id = \"{1}\"\namnesia = true\napi_addr = \"127.0.0.1:{api}\"\npeer_addr = \"127.0.0.1:{peer}\"\n\
              [log]\nformat = \"text\"\nlevel = \"warn\"\n\
              [auth]\nkey_file = \"{0}/caps.keys\"\n\
-             [tls]\nenabled = true\ncert_file = \"{0}/node-1.pem\"\nkey_file = \"{0}/node-1.key\"\nca_file = \"{0}/ca.pem\"\n",
+             [tls]\nenabled = true\ncert_file = \"{0}/node-1.pem\"\nkey_file = \"{0}/node-1.key\"\nca_file = \"{0}/ca.pem\"\nclient_ca_file = \"{0}/client-ca.pem\"\n",
             pki.display(),
             support::CLUSTER_ID,
         ),

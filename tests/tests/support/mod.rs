@@ -244,7 +244,7 @@ impl Cluster {
         let text = format!(
             "node_id = {id}\ncluster_id = \"{CLUSTER_ID}\"\ndata_dir = \"{}\"\napi_addr = \"{api}\"\npeer_addr = \"{peer}\"\n\
              [raft]\nheartbeat_ms = 50\nelection_timeout_min_ms = 300\nelection_timeout_max_ms = 600\n{}\n\
-             [tls]\nenabled = true\ncert_file = \"{pki}/node-{id}.pem\"\nkey_file = \"{pki}/node-{id}.key\"\nca_file = \"{pki}/ca.pem\"\n\
+             [tls]\nenabled = true\ncert_file = \"{pki}/node-{id}.pem\"\nkey_file = \"{pki}/node-{id}.key\"\nca_file = \"{pki}/ca.pem\"\nclient_ca_file = \"{pki}/client-ca.pem\"\n\
              [auth]\nkey_file = \"{pki}/caps.keys\"\n\
              [log]\nformat = \"{}\"\nlevel = \"{}\"\n",
             data.display(),
