@@ -233,6 +233,7 @@ mod tests {
                 ("peer_addr".into(), "127.0.0.1:2".into()),
                 ("data_dir".into(), dir.display().to_string()),
                 ("auth.enabled".into(), "false".into()),
+                ("tls.mtls_required".into(), "false".into()),
             ],
         )
         .unwrap();

@@ -432,6 +432,13 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
             "required while auth.enabled = true (`ron-ledger certs` writes one); set auth.enabled = false only for an open test node",
         );
     }
+    if c.tls.mtls_required && !c.tls.enabled {
+        return bad(
+            "tls.mtls_required",
+            "is true (the default), so tls.enabled = true with cert_file, key_file and ca_file is required; \
+             set tls.mtls_required = false to run without TLS (development and tests only)",
+        );
+    }
     if c.uds.path.is_some() && c.uds.allowed_uids.is_empty() {
         return bad(
             "uds.allowed_uids",
@@ -474,7 +481,21 @@ mod tests {
             ("peer_addr".into(), "127.0.0.1:7101".into()),
             ("amnesia".into(), "true".into()),
             ("auth.key_file".into(), "/etc/ron-ledger/caps.keys".into()),
+            ("tls.mtls_required".into(), "false".into()),
         ]
+    }
+
+    #[test]
+    fn without_tls_the_node_refuses_to_start_unless_mtls_is_waived() {
+        let mut o = base();
+        o.retain(|(k, _)| k != "tls.mtls_required");
+        let e = load(None, vec![], &o).unwrap_err().to_string();
+        assert!(e.contains("tls.mtls_required"), "{e}");
+        o.push(("tls.enabled".into(), "true".into()));
+        o.push(("tls.cert_file".into(), "/c.pem".into()));
+        o.push(("tls.key_file".into(), "/k.pem".into()));
+        o.push(("tls.ca_file".into(), "/ca.pem".into()));
+        assert!(load(None, vec![], &o).unwrap().tls.mtls_required);
     }
 
     #[test]
@@ -486,6 +507,7 @@ mod tests {
         assert!(e.contains("auth.key_file"), "{e}");
         let mut o = base()[..4].to_vec();
         o.push(("auth.enabled".into(), "false".into()));
+        o.push(("tls.mtls_required".into(), "false".into()));
         assert!(!load(None, vec![], &o).unwrap().auth.enabled);
     }
 
@@ -518,7 +540,7 @@ mod tests {
     fn seccomp_and_uds_from_a_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("n.toml");
-        std::fs::write(&file, "node_id = 1\napi_addr = \"127.0.0.1:1\"\npeer_addr = \"127.0.0.1:2\"\namnesia = true\nseccomp = true\n[auth]\nkey_file = \"/k\"\n[uds]\npath = \"/run/x.sock\"\nallowed_uids = [0, 1000]\nmode = 0o600\n").unwrap();
+        std::fs::write(&file, "node_id = 1\napi_addr = \"127.0.0.1:1\"\npeer_addr = \"127.0.0.1:2\"\namnesia = true\nseccomp = true\n[auth]\nkey_file = \"/k\"\n[tls]\nmtls_required = false\n[uds]\npath = \"/run/x.sock\"\nallowed_uids = [0, 1000]\nmode = 0o600\n").unwrap();
         let c = load(Some(&file), vec![], &[]).unwrap();
         assert!(c.seccomp);
         assert_eq!(
@@ -581,7 +603,7 @@ mod tests {
     fn file_then_env_then_flags() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("n.toml");
-        std::fs::write(&file, "node_id = 1\napi_addr = \"127.0.0.1:1\"\npeer_addr = \"127.0.0.1:2\"\ndata_dir = \"/tmp/x\"\n[auth]\nenabled = false\n[raft]\nheartbeat_ms = 50\n").unwrap();
+        std::fs::write(&file, "node_id = 1\napi_addr = \"127.0.0.1:1\"\npeer_addr = \"127.0.0.1:2\"\ndata_dir = \"/tmp/x\"\n[auth]\nenabled = false\n[tls]\nmtls_required = false\n[raft]\nheartbeat_ms = 50\n").unwrap();
         let env = vec![
             ("RON_LEDGER_NODE_ID".to_string(), "2".to_string()),
             (

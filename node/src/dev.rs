@@ -106,7 +106,11 @@ pub fn node_config(opts: &DevOptions, id: u64) -> Config {
                 ..Default::default()
             }
         } else {
-            Default::default()
+            // --insecure-plaintext: the explicit waiver a node needs to run without TLS.
+            crate::tls::TlsSection {
+                mtls_required: false,
+                ..Default::default()
+            }
         },
         log: LogSection {
             format: "text".into(),

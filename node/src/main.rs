@@ -23,7 +23,7 @@ enum Command {
     /// Run one node.
     ///
     /// Example: ron-ledger start --config /etc/ron-ledger/node1.toml
-    ///          ron-ledger start --amnesia --node-id 1 --api-addr 127.0.0.1:7001 --peer-addr 127.0.0.1:7101 --set auth.key_file=pki/caps.keys
+    ///          ron-ledger start --amnesia --node-id 1 --api-addr 127.0.0.1:7001 --peer-addr 127.0.0.1:7101 --set auth.key_file=pki/caps.keys --set tls.mtls_required=false
     Start {
         /// TOML configuration file (see deploy/node.sample.toml).
         #[arg(long)]

@@ -295,6 +295,7 @@ mod tests {
             ("peer_addr", "127.0.0.1:2".to_string()),
             ("amnesia", "true".to_string()),
             ("auth.enabled", "false".to_string()),
+            ("tls.mtls_required", "false".to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

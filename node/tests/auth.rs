@@ -72,6 +72,8 @@ fn base_overrides(key_file: &Path) -> Vec<(String, String)> {
         ("amnesia", "true".to_string()),
         ("auth.enabled", "true".to_string()),
         ("auth.key_file", key_file.display().to_string()),
+        // Replaced by the test's own [tls] section where it serves TLS.
+        ("tls.mtls_required", "false".to_string()),
         ("raft.heartbeat_ms", "50".to_string()),
         ("raft.election_timeout_min_ms", "150".to_string()),
         ("raft.election_timeout_max_ms", "300".to_string()),

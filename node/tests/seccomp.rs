@@ -266,6 +266,7 @@ async fn a_node_under_seccomp_serves_writes_and_reads() {
         .args(["--api-addr", &format!("127.0.0.1:{api_port}")])
         .args(["--peer-addr", &format!("127.0.0.1:{peer_port}")])
         .args(["--set", &format!("auth.key_file={}", key_file.display())])
+        .args(["--set", "tls.mtls_required=false"])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()

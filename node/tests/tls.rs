@@ -26,6 +26,8 @@ fn config(tls: Option<tls::TlsSection>, limits: &[(&str, &str)]) -> Config {
         ("amnesia".into(), "true".into()),
         // These tests are about the transport; capabilities have their own (tests/auth.rs).
         ("auth.enabled".into(), "false".into()),
+        // Replaced below by the test's own [tls] section.
+        ("tls.mtls_required".into(), "false".into()),
     ];
     for (k, v) in limits {
         overrides.push((format!("limits.{k}"), v.to_string()));

@@ -29,6 +29,7 @@ fn config(socket: &Path, allowed_uids: Vec<u32>) -> Config {
             ("node_id".into(), "1".into()),
             ("amnesia".into(), "true".into()),
             ("auth.enabled".into(), "false".into()),
+            ("tls.mtls_required".into(), "false".into()),
             ("api_addr".into(), format!("127.0.0.1:{}", free_port())),
             ("peer_addr".into(), format!("127.0.0.1:{}", free_port())),
         ],
@@ -113,7 +114,7 @@ fn an_empty_allow_list_is_a_config_error() {
     let file = dir.path().join("n.toml");
     std::fs::write(
         &file,
-        "node_id = 1\namnesia = true\napi_addr = \"127.0.0.1:1\"\npeer_addr = \"127.0.0.1:2\"\n[auth]\nenabled = false\n[uds]\npath = \"/tmp/x.sock\"\n",
+        "node_id = 1\namnesia = true\napi_addr = \"127.0.0.1:1\"\npeer_addr = \"127.0.0.1:2\"\n[auth]\nenabled = false\n[tls]\nmtls_required = false\n[uds]\npath = \"/tmp/x.sock\"\n",
     )
     .unwrap();
     let err = node::config::load(Some(&file), Vec::new(), &[])
