@@ -4,7 +4,14 @@
 //! the sequencer, openraft and raft-store — on turmoil's simulated network and clock, with clients
 //! using the real SDK. The run's seed decides everything random: turmoil's network, openraft's
 //! election timeouts (through [`raft_store::runtime::seed_thread_rng`]), the SDK's backoff
-//! jitter, the workload and the fault schedule. A failing seed replays exactly.
+//! jitter, the workload and the fault schedule. A failing seed replays exactly — in a fresh
+//! process, as its replay command runs it: the trace also depends on tokio's process-wide task
+//! ids (see `docs/TESTING.md`, "One run per process").
+//!
+//! With [`Scenario::tls`] every connection — client to node, node to node, forwarding and
+//! proxying — runs TLS 1.3 with mutual TLS, on a development PKI generated for the run, exactly
+//! as in production. The handshakes' randomness and the certificates' keys come from the
+//! operating system, not the seed (see `docs/TESTING.md` on what that means for replays).
 //!
 //! Checkers run during the run (cheap ones, every 20 ms of simulated time on every node) and
 //! after it, once the faults are healed and the cluster has converged. See `docs/TESTING.md`.
@@ -56,6 +63,8 @@ pub struct Scenario {
     pub faults: bool,
     /// A planted bug, if any.
     pub bug: Option<Bug>,
+    /// Every connection over TLS 1.3 with mutual TLS (a dev PKI generated for the run).
+    pub tls: bool,
 }
 
 impl Scenario {
@@ -68,25 +77,37 @@ impl Scenario {
             traffic: Duration::from_secs(12),
             faults: true,
             bug: None,
+            tls: false,
         }
+    }
+
+    /// The `sim` binary's arguments that run exactly this scenario.
+    pub fn args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--seed".to_string(),
+            self.seed.to_string(),
+            "--nodes".into(),
+            self.nodes.to_string(),
+            "--clients".into(),
+            self.clients.to_string(),
+            "--traffic-secs".into(),
+            self.traffic.as_secs().to_string(),
+        ];
+        if !self.faults {
+            args.push("--no-faults".into());
+        }
+        if self.bug == Some(Bug::AckBeforeSync) {
+            args.extend(["--plant".into(), "ack-before-sync".into()]);
+        }
+        if self.tls {
+            args.push("--tls".into());
+        }
+        args
     }
 
     /// The command that replays this run.
     pub fn replay_command(&self) -> String {
-        let mut cmd = format!(
-            "cargo run -p sim --release -- --seed {} --nodes {} --clients {} --traffic-secs {}",
-            self.seed,
-            self.nodes,
-            self.clients,
-            self.traffic.as_secs()
-        );
-        if !self.faults {
-            cmd.push_str(" --no-faults");
-        }
-        if self.bug == Some(Bug::AckBeforeSync) {
-            cmd.push_str(" --plant ack-before-sync");
-        }
-        cmd
+        format!("cargo run -p sim --release -- {}", self.args().join(" "))
     }
 }
 
@@ -141,21 +162,25 @@ pub struct Shared {
     observed: Mutex<check::Observed>,
     violations: Mutex<Vec<String>>,
     auth: Option<SimAuth>,
+    client_tls: net::SimTls,
 }
 
 /// The run's capability root key (a key file the nodes load, as in production) and the token
-/// the clients write with. Both follow from the seed.
+/// the clients write with, both following from the seed; and with TLS on, the run's dev PKI
+/// (`ron-ledger certs`' generator: a CA, a certificate per node and a client identity, every
+/// one naming the hosts `n1`..`nN`, with fresh random keys).
 pub struct SimAuth {
     dir: std::path::PathBuf,
     key_file: std::path::PathBuf,
     token: String,
+    pki: Option<node::tls::DevPki>,
 }
 
 /// Simulated time starts here (seconds since the Unix epoch).
 const EPOCH_SECS: u64 = 1_780_000_000;
 
 impl SimAuth {
-    fn new(seed: u64) -> Result<Self, String> {
+    fn new(seed: u64, tls_nodes: Option<usize>) -> Result<Self, String> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         static RUN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -198,11 +223,40 @@ impl SimAuth {
         )
         .map_err(|e| e.to_string())?
         .encode();
+        let pki = match tls_nodes {
+            Some(nodes) => {
+                let hosts: Vec<String> = (1..=nodes).map(|id| format!("n{id}")).collect();
+                let pki = node::tls::generate_dev_pki(&dir.join("tls"), nodes, &hosts, 2)
+                    .map_err(|e| e.to_string())?;
+                Some(pki)
+            }
+            None => None,
+        };
         Ok(Self {
             dir,
             key_file,
             token,
+            pki,
         })
+    }
+
+    /// Node `id`'s `[tls]` section (TLS off without a PKI).
+    fn tls_section(&self, id: u64) -> node::tls::TlsSection {
+        self.pki
+            .as_ref()
+            .and_then(|p| p.section(usize::try_from(id).ok()?))
+            .unwrap_or_default()
+    }
+
+    /// How the SDK connects: with TLS on, trusting the run's CA and presenting its client
+    /// certificate.
+    fn client_tls(&self) -> Result<net::SimTls, String> {
+        let Some(pki) = &self.pki else {
+            return Ok(net::SimTls::plain());
+        };
+        let (cert, key) = &pki.client;
+        let tls = ron_ledger_client::ClientTls::from_files(&pki.ca_cert, Some((cert, key)))?;
+        Ok(net::SimTls::with(tls.rustls_config()?))
     }
 
     /// The token clients send.
@@ -221,6 +275,11 @@ impl Shared {
     /// The token clients write with.
     pub fn token(&self) -> Option<&str> {
         self.auth.as_ref().map(SimAuth::token)
+    }
+
+    /// How the clients connect (plaintext or TLS).
+    pub fn client_tls(&self) -> net::SimTls {
+        self.client_tls.clone()
     }
 
     /// The client history.
@@ -280,7 +339,12 @@ pub struct Slot {
     pub state: Arc<MemoryStateBackend>,
 }
 
-fn node_config(id: u64, cluster: &str, key_file: Option<std::path::PathBuf>) -> Config {
+fn node_config(
+    id: u64,
+    cluster: &str,
+    key_file: Option<std::path::PathBuf>,
+    tls: node::tls::TlsSection,
+) -> Config {
     Config {
         node_id: id,
         cluster_id: cluster.into(),
@@ -313,7 +377,7 @@ fn node_config(id: u64, cluster: &str, key_file: Option<std::path::PathBuf>) -> 
         },
         seccomp: false,
         uds: Default::default(),
-        tls: Default::default(),
+        tls,
     }
 }
 
@@ -326,8 +390,20 @@ async fn node_host(
 ) -> turmoil::Result {
     let api = net::SimListener(turmoil::net::TcpListener::bind(("0.0.0.0", API_PORT)).await?);
     let peer = net::SimListener(turmoil::net::TcpListener::bind(("0.0.0.0", PEER_PORT)).await?);
+    let tls = shared
+        .auth
+        .as_ref()
+        .map(|a| a.tls_section(slot.id))
+        .unwrap_or_default();
+    // Outgoing calls present the node's certificate, as production's connector does (loaded
+    // again on every boot, like the listeners' material in `start_on`).
+    let connector = if tls.enabled {
+        net::SimTls::with((*node::tls::load(&tls)?.client).clone())
+    } else {
+        net::SimTls::plain()
+    };
     let seams = Seams {
-        connector: Arc::new(net::SimConnector),
+        connector: Arc::new(net::SimConnector(connector)),
         clock: Arc::new(SimClock),
         storage: Some(Backends {
             log: slot.log.clone(),
@@ -335,7 +411,8 @@ async fn node_host(
         }),
     };
     let key_file = shared.auth.as_ref().map(|a| a.key_file.clone());
-    let running = Node::start_on(node_config(slot.id, "sim", key_file), seams, api, peer)
+    let config = node_config(slot.id, "sim", key_file, tls);
+    let running = Node::start_on(config, seams, api, peer)
         .await
         .map_err(|e| e.to_string())?;
     let raft = running.node.raft.clone();
@@ -361,15 +438,24 @@ async fn node_host(
 }
 
 /// Run one scenario to the end: traffic with faults, healing, convergence, final checks.
+/// Two runs of a scenario give the same trace when each is the only run of a fresh process, as
+/// with `sim --seed N` ([`Scenario::replay_command`]); see `docs/TESTING.md`.
 pub fn run(scenario: &Scenario) -> Result<Report, Failure> {
     raft_store::runtime::seed_thread_rng(Some(scenario.seed));
-    let auth = SimAuth::new(scenario.seed).map_err(|e| Failure {
+    let setup = |e: String| Failure {
         scenario: scenario.clone(),
-        what: format!("capability key set-up: {e}"),
+        what: format!("capability key / TLS set-up: {e}"),
         faults: Vec::new(),
-    })?;
+    };
+    if scenario.tls {
+        node::tls::install_crypto_provider();
+    }
+    let auth =
+        SimAuth::new(scenario.seed, scenario.tls.then_some(scenario.nodes)).map_err(setup)?;
+    let client_tls = auth.client_tls().map_err(setup)?;
     let shared = Arc::new(Shared {
         auth: Some(auth),
+        client_tls,
         ..Shared::default()
     });
     let mut sim = turmoil::Builder::new()
@@ -475,4 +561,112 @@ pub(crate) fn rng_for(seed: u64, stream: u64) -> StdRng {
 
 pub(crate) fn pick<T: Clone>(rng: &mut StdRng, items: &[T]) -> T {
     items[rng.gen_range(0..items.len())].clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use node::seam::{Call, Connector};
+
+    /// With TLS on, a node answers only TLS, its peer listener only a CA-signed client
+    /// certificate, and the simulation's own clients (the SDK's and the node's) get through.
+    #[test]
+    fn tls_runs_speak_tls_with_client_certificates() {
+        node::tls::install_crypto_provider();
+        let auth = SimAuth::new(1, Some(1)).expect("set-up");
+        let sdk = auth.client_tls().expect("client tls");
+        let pki = auth.pki.clone().expect("pki");
+        let node_tls = net::SimTls::with(
+            (*node::tls::load(&auth.tls_section(1)).expect("load").client).clone(),
+        );
+        let anonymous = net::SimTls::with(
+            ron_ledger_client::ClientTls::from_files(&pki.ca_cert, None)
+                .and_then(|t| t.rustls_config())
+                .expect("anonymous client tls"),
+        );
+        assert!(sdk.enabled() && node_tls.enabled() && !net::SimTls::plain().enabled());
+        let shared = Arc::new(Shared {
+            auth: Some(auth),
+            client_tls: sdk.clone(),
+            ..Shared::default()
+        });
+        let mut sim = turmoil::Builder::new()
+            .rng_seed(1)
+            .simulation_duration(Duration::from_secs(60))
+            .build();
+        let slot = Arc::new(Slot {
+            id: 1,
+            name: "n1".into(),
+            log: Arc::new(SimLog::new(false)),
+            state: Arc::new(MemoryStateBackend::new()),
+        });
+        let members: BTreeMap<u64, NodeInfo> = [(
+            1,
+            NodeInfo {
+                api_addr: format!("n1:{API_PORT}"),
+                peer_addr: format!("n1:{PEER_PORT}"),
+            },
+        )]
+        .into();
+        sim.host("n1", move || {
+            node_host(slot.clone(), members.clone(), shared.clone())
+        });
+        sim.client("probe", async move {
+            let get = |tls: &net::SimTls, port: u16| {
+                let connector = net::SimConnector(tls.clone());
+                async move {
+                    connector
+                        .call(Call {
+                            method: "GET",
+                            addr: format!("n1:{port}"),
+                            path: "/v1/status".into(),
+                            headers: Vec::new(),
+                            body: Vec::new(),
+                            timeout: Duration::from_secs(2),
+                        })
+                        .await
+                        .map(|a| a.status)
+                }
+            };
+            // The node is up once the SDK's identity gets an answer.
+            let mut up = false;
+            for _ in 0..50 {
+                if get(&sdk, API_PORT).await.is_ok() {
+                    up = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let results = [
+                ("sdk identity, api", up),
+                (
+                    "node identity, peer",
+                    get(&node_tls, PEER_PORT).await.is_ok(),
+                ),
+                (
+                    "no certificate, api",
+                    get(&anonymous, API_PORT).await.is_ok(),
+                ),
+                (
+                    "no certificate, peer",
+                    get(&anonymous, PEER_PORT).await.is_err(),
+                ),
+                (
+                    "plaintext, api",
+                    get(&net::SimTls::plain(), API_PORT).await.is_err(),
+                ),
+                (
+                    "plaintext, peer",
+                    get(&net::SimTls::plain(), PEER_PORT).await.is_err(),
+                ),
+            ];
+            let wrong: Vec<&str> = results.iter().filter(|r| !r.1).map(|r| r.0).collect();
+            if wrong.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("unexpected outcome: {wrong:?}").into())
+            }
+        });
+        sim.run().expect("probe");
+    }
 }

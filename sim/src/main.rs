@@ -1,6 +1,6 @@
 //! `sim`: run simulated seeds. `--seed S` replays one run; otherwise `--runs N` random seeds (or
-//! run until `--hours H` have passed), printing each failing seed with the command that replays
-//! it.
+//! run until `--hours H` have passed), each in a fresh process of this binary, printing each
+//! failing seed with the command that replays it.
 
 use clap::Parser;
 use sim::{Bug, Scenario};
@@ -30,6 +30,9 @@ struct Args {
     /// No fault injection.
     #[arg(long)]
     no_faults: bool,
+    /// Every connection over TLS 1.3 with mutual TLS (a dev PKI generated for the run).
+    #[arg(long)]
+    tls: bool,
     /// Plant a bug: `ack-before-sync`.
     #[arg(long)]
     plant: Option<String>,
@@ -50,6 +53,7 @@ fn scenario(args: &Args, seed: u64) -> anyhow::Result<Scenario> {
         s.traffic = Duration::from_secs(t);
     }
     s.faults = !args.no_faults;
+    s.tls = args.tls;
     s.bug = match args.plant.as_deref() {
         None => None,
         Some("ack-before-sync") => Some(Bug::AckBeforeSync),
@@ -100,21 +104,37 @@ fn main() -> anyhow::Result<()> {
         entropy ^= entropy << 17;
         let s = scenario(&args, entropy)?;
         let t = Instant::now();
-        match sim::run(&s) {
-            Ok(r) => println!(
-                "ok   seed {} nodes {} acked {} applied {} terms {} faults {} ({:.1}s)",
+        // Each run in a fresh process, as its replay command runs it: a run's trace depends on
+        // the tokio task ids spawned before it in the process (docs/TESTING.md).
+        let mut child = std::process::Command::new(std::env::current_exe()?);
+        child.args(s.args());
+        if let Some(filter) = &args.log {
+            child.args(["--log", filter]);
+        }
+        let out = child.stderr(std::process::Stdio::inherit()).output()?;
+        let report = String::from_utf8_lossy(&out.stdout);
+        if out.status.success() {
+            println!(
+                "ok   seed {} nodes {} acked {} applied {} terms {} ({:.1}s)",
                 s.seed,
                 s.nodes,
-                r.acked,
-                r.applied,
-                r.terms,
-                r.faults.len() / 2,
+                field(&report, "acked"),
+                field(&report, "applied"),
+                field(&report, "terms"),
                 t.elapsed().as_secs_f64()
-            ),
-            Err(f) => {
-                failures += 1;
-                println!("FAIL {f}");
-            }
+            );
+        } else if out.status.code() == Some(1) && report.contains(" failed: ") {
+            failures += 1;
+            println!("FAIL {}", report.trim_end());
+        } else {
+            failures += 1;
+            println!(
+                "FAIL seed {}: sim exited with {}\n{}\n  replay: {}",
+                s.seed,
+                out.status,
+                report.trim_end(),
+                s.replay_command()
+            );
         }
         run += 1;
     }
@@ -123,4 +143,12 @@ fn main() -> anyhow::Result<()> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// The value of `name: value,` in a printed report.
+fn field<'a>(report: &'a str, name: &str) -> &'a str {
+    report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(": "))
+        .map_or("?", |v| v.trim_end_matches(','))
 }

@@ -202,7 +202,7 @@ pub async fn run(k: u64, seed: u64, seeds: Vec<String>, shared: Arc<Shared>, unt
     config.retry_total = Duration::from_secs(20);
     config.jitter_seed = Some(seed ^ (k + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
     config.capability = shared.token().map(ron_ledger_client::Capability::new);
-    let client = match Client::with_transport(config, Arc::new(SimTransport)) {
+    let client = match Client::with_transport(config, Arc::new(SimTransport(shared.client_tls()))) {
         Ok(c) => c,
         Err(e) => return shared.violation(format!("client {k}: {e}")),
     };
