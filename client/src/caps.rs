@@ -28,6 +28,15 @@ pub enum CapToolError {
     NoKey(String),
 }
 
+/// Remove surrounding whitespace from token text without copying it (a copy would outlive the
+/// zeroizing buffer that holds the original).
+pub fn trim_in_place(text: &mut String) {
+    let end = text.trim_end().len();
+    text.truncate(end);
+    let start = text.len() - text.trim_start().len();
+    text.drain(..start);
+}
+
 /// Read a capability root-key ring; refuses a file others can read (mode must be 0600).
 pub fn load_key_ring(path: &Path) -> Result<KeyRing, CapToolError> {
     let key_err = |reason: String| CapToolError::KeyFile {

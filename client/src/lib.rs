@@ -92,8 +92,9 @@ pub struct Capability(zeroize::Zeroizing<String>);
 impl Capability {
     /// Wrap token text (surrounding whitespace removed).
     pub fn new(token: impl Into<String>) -> Self {
-        let text: String = token.into();
-        Self(zeroize::Zeroizing::new(text.trim().to_string()))
+        let mut text = zeroize::Zeroizing::new(token.into());
+        caps::trim_in_place(&mut text);
+        Self(text)
     }
 
     /// The `Authorization` header value.

@@ -51,7 +51,7 @@ pub use caveat::{Caveat, Op, AUDIENCE_BYTES_MAX, DEBIT_ACCOUNTS_MAX};
 pub use keys::{KeyRing, RootKey, KEY_RING_KEYS_MAX, KID_BYTES_MAX, ROOT_KEY_BYTES};
 
 use caveat::CAVEAT_HEADER_BYTES;
-use keys::{check_kid, to_hex};
+use keys::check_kid;
 
 /// Start of every token's text form.
 pub const TOKEN_PREFIX: &str = "rlcap1.";
@@ -212,7 +212,6 @@ impl Token {
         issued_at: u64,
         caveats: Vec<Caveat>,
     ) -> Result<Token, CapError> {
-        check_kid(key.kid()).map_err(CapError::Malformed)?;
         let first = first_mac(key, key.kid(), &id, issued_at);
         let mac = chain(first, &caveats);
         let token = Token {
@@ -272,7 +271,7 @@ impl Token {
     /// The id as 32 lower-case hex digits: the handle to revoke this token (and every token
     /// attenuated from it).
     pub fn id_hex(&self) -> String {
-        to_hex(&self.id)
+        crate::wire::hex::encode(&self.id)
     }
 
     /// The human-readable contents; never the MAC.

@@ -400,13 +400,15 @@ pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiErro
         .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
 }
 
-enum Consistency {
+/// How a read is served: through the leader (default) or from this node's applied state.
+pub(crate) enum Consistency {
     Linearizable,
     Stale,
 }
 
-fn consistency(q: &ReadQuery) -> Result<Consistency, ApiError> {
-    match q.consistency.as_deref() {
+/// The `consistency` query parameter; 400 `invalid_query` if it is neither value.
+pub(crate) fn consistency(text: Option<&str>) -> Result<Consistency, ApiError> {
+    match text {
         None | Some("linearizable") => Ok(Consistency::Linearizable),
         Some("stale") => Ok(Consistency::Stale),
         Some(other) => Err(ApiError::bad_request(
@@ -549,7 +551,7 @@ where
         Ok(q) => q,
         Err(e) => return err(&node, e),
     };
-    let c = match consistency(&q) {
+    let c = match consistency(q.consistency.as_deref()) {
         Ok(c) => c,
         Err(e) => return err(&node, e),
     };

@@ -93,11 +93,6 @@ impl Auth {
         Ok(auth)
     }
 
-    /// Whether mutations need a capability.
-    pub fn enabled(&self) -> bool {
-        self.enabled
-    }
-
     /// The KIDs in the ring, with whether each is retired (verifies but does not mint).
     pub fn kids(&self) -> Vec<(String, bool)> {
         self.ring().kids()

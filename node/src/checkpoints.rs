@@ -13,14 +13,11 @@
 //! zeroizes its key when dropped.
 
 use crate::config::Config;
-use anyhow::{bail, Context};
 use ledger::checkpoint::{CheckpointSigner, SignedCheckpoint};
 use ledger::LedgerMeta;
 use raft_store::{StateBackend, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use zeroize::Zeroizing;
@@ -83,33 +80,13 @@ pub fn load_signer(config: &Config) -> anyhow::Result<CheckpointSigner> {
         kid: signer.kid(),
         seed: &seed_hex,
     })?);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("create key file {}", path.display()))?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("write key file {}", path.display()))?;
+    crate::auth::write_private_file(&path, &text)?;
     tracing::info!(kid = %signer.kid(), "created a checkpoint signing key");
     Ok(signer)
 }
 
 fn read_key(path: &Path) -> anyhow::Result<CheckpointSigner> {
-    let meta =
-        std::fs::metadata(path).with_context(|| format!("read key file {}", path.display()))?;
-    if meta.mode() & 0o077 != 0 {
-        bail!(
-            "key file {} has mode {:o}: it must be readable only by the node (chmod 600)",
-            path.display(),
-            meta.mode() & 0o777
-        );
-    }
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path)
-            .with_context(|| format!("read key file {}", path.display()))?,
-    );
+    let text = crate::auth::read_private_file(path, "key file")?;
     let file: KeyFile = serde_json::from_str(&text)
         .map_err(|e| anyhow::anyhow!("key file {}: not a key file ({e})", path.display()))?;
     let seed_hex = Zeroizing::new(file.seed);

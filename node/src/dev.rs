@@ -203,27 +203,27 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     }
     println!("leader: node {leader}");
     let api = nodes[0].api_addr.clone();
-    // curl checks the certificate against the dev CA; --cert/--key present the client identity.
-    let curl = match &pki {
+    // curl and ronctl check the certificate against the dev CA; --cert/--key present the client
+    // identity.
+    let d = |f: &Path| {
+        f.canonicalize()
+            .unwrap_or(f.to_path_buf())
+            .display()
+            .to_string()
+    };
+    let (curl, tls_flags) = match &pki {
         Some(p) => {
-            let d = |f: &Path| {
-                f.canonicalize()
-                    .unwrap_or(f.to_path_buf())
-                    .display()
-                    .to_string()
-            };
             println!(
                 "TLS 1.3 on both listeners, mutual TLS between nodes; PKI in {}",
                 d(&p.dir)
             );
-            format!(
-                "curl -s --cacert {} --cert {} --key {}",
-                d(&p.ca_cert),
-                d(&p.client.0),
-                d(&p.client.1)
+            let (ca, cert, key) = (d(&p.ca_cert), d(&p.client.0), d(&p.client.1));
+            (
+                format!("curl -s --cacert {ca} --cert {cert} --key {key}"),
+                format!(" --ca {ca} --cert {cert} --key {key}"),
             )
         }
-        None => "curl -s".to_string(),
+        None => ("curl -s".to_string(), String::new()),
     };
     let auth = auth.canonicalize().unwrap_or(auth);
     println!(
@@ -244,26 +244,6 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         "  {curl} {bearer} -X POST {scheme}://{api}/v1/transfers -d '[{{\"id\":\"100\",\"debit_account_id\":\"1\",\"credit_account_id\":\"2\",\"amount\":\"25\",\"ledger\":1,\"code\":1}}]'"
     );
     println!("  {curl} {scheme}://{api}/v1/accounts/2");
-    let tls_flags = match &pki {
-        Some(p) => format!(
-            " --ca {} --cert {} --key {}",
-            p.ca_cert
-                .canonicalize()
-                .unwrap_or(p.ca_cert.clone())
-                .display(),
-            p.client
-                .0
-                .canonicalize()
-                .unwrap_or(p.client.0.clone())
-                .display(),
-            p.client
-                .1
-                .canonicalize()
-                .unwrap_or(p.client.1.clone())
-                .display()
-        ),
-        None => String::new(),
-    };
     println!(
         "  ronctl --seeds {scheme}://{api}{tls_flags} --token-file {} cluster status",
         auth.join("admin.token").display()

@@ -156,19 +156,17 @@ fn install_seccomp() -> bool {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Certs {
-        out,
-        nodes,
-        hosts,
-        days,
-        force,
-    } = &cli.command
-    {
-        let nodes = usize::try_from(*nodes).unwrap_or(usize::MAX);
-        return certs(out, nodes, hosts, *days, *force);
-    }
     match cli.command {
-        Command::Certs { .. } => ExitCode::SUCCESS,
+        Command::Certs {
+            out,
+            nodes,
+            hosts,
+            days,
+            force,
+        } => {
+            let nodes = usize::try_from(nodes).unwrap_or(usize::MAX);
+            certs(&out, nodes, &hosts, days, force)
+        }
         Command::Start {
             config,
             node_id,
@@ -282,23 +280,17 @@ fn certs(
     days: u32,
     force: bool,
 ) -> ExitCode {
+    let keys = out.join("caps.keys");
     if force {
-        for name in node::tls::dev_pki_files(nodes) {
-            let path = out.join(name);
+        let files = node::tls::dev_pki_files(nodes)
+            .into_iter()
+            .map(|n| out.join(n));
+        for path in files.chain([keys.clone()]) {
             if let Err(e) = std::fs::remove_file(&path) {
                 if e.kind() != std::io::ErrorKind::NotFound {
                     eprintln!("ron-ledger certs: cannot remove {}: {e}", path.display());
                     return ExitCode::from(1);
                 }
-            }
-        }
-    }
-    let keys = out.join("caps.keys");
-    if force {
-        if let Err(e) = std::fs::remove_file(&keys) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                eprintln!("ron-ledger certs: cannot remove {}: {e}", keys.display());
-                return ExitCode::from(1);
             }
         }
     }

@@ -188,7 +188,9 @@ impl Node {
         Self::start_with(config, seams, api_listener, peer_listener, tls).await
     }
 
-    async fn start_with<L>(
+    /// Like [`Node::start_on`], with the TLS material already loaded (`None`: plaintext), for
+    /// callers that also build their connector from it.
+    pub async fn start_with<L>(
         config: Config,
         seams: Seams,
         api_listener: L,

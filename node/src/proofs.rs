@@ -120,8 +120,10 @@ async fn inclusion(
 ) -> Response {
     let r = query(q).and_then(|q| {
         let state = &node.state;
-        let current = state.ledger_meta().map_err(storage_error)?.tree.size;
-        let size = parse_u64(q.tree_size.as_deref(), "tree_size")?.unwrap_or(current);
+        let size = match parse_u64(q.tree_size.as_deref(), "tree_size")? {
+            Some(s) => s,
+            None => state.ledger_meta().map_err(storage_error)?.tree.size,
+        };
         let named = [&q.leaf, &q.transfer_id, &q.account_id]
             .iter()
             .filter(|v| v.is_some())

@@ -6,7 +6,9 @@
 //! Authentication is not done here: the admin gate (capability + mTLS) wraps every
 //! `/v1/admin/*` route.
 
-use crate::api::{err, linearize, on_leader, query, read_body, storage_error};
+use crate::api::{
+    consistency, err, linearize, on_leader, query, read_body, storage_error, Consistency,
+};
 use crate::error::ApiError;
 use crate::node::Node;
 use axum::body::Body;
@@ -76,16 +78,16 @@ fn parse_body(body: &[u8], revoked_at: u64) -> Result<(bool, Vec<Revocation>), A
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    AdminCommand::Revoke(revocations.clone())
-        .check()
-        .map_err(|e| match e {
-            AdminError::TooMany => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_many_events",
-                format!("at most {REVOCATIONS_PER_COMMAND_MAX} revocations per request"),
-            ),
-            other => invalid(other),
-        })?;
+    let command = AdminCommand::Revoke(revocations);
+    command.check().map_err(|e| match e {
+        AdminError::TooMany => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_events",
+            format!("at most {REVOCATIONS_PER_COMMAND_MAX} revocations per request"),
+        ),
+        other => invalid(other),
+    })?;
+    let AdminCommand::Revoke(revocations) = command;
     Ok((is_list, revocations))
 }
 
@@ -96,19 +98,20 @@ async fn revoke(State(node): State<Arc<Node>>, headers: HeaderMap, body: Body) -
     };
     // Validate here so a follower refuses bad input without a round trip; the leader stamps
     // the time it proposes at.
-    if let Err(e) = parse_body(&body, 0) {
-        return err(&node, e);
-    }
-    if let Some(r) = on_leader(&node, &headers, PATH, body.clone()).await {
+    let (is_list, mut revocations) = match parse_body(&body, 0) {
+        Ok(r) => r,
+        Err(e) => return err(&node, e),
+    };
+    if let Some(r) = on_leader(&node, &headers, PATH, body).await {
         return r;
     }
     if let Some(reason) = node.safe_mode() {
         return err(&node, ApiError::safe_mode(reason));
     }
-    let (is_list, revocations) = match parse_body(&body, node.clock.now_ns()) {
-        Ok(r) => r,
-        Err(e) => return err(&node, e),
-    };
+    let now = node.clock.now_ns();
+    for r in &mut revocations {
+        r.revoked_at = now;
+    }
     let ids: Vec<[u8; 16]> = revocations.iter().map(|r| r.token_id).collect();
     let wait = std::time::Duration::from_millis(node.config.limits.write_timeout_ms);
     let written = tokio::time::timeout(
@@ -231,19 +234,10 @@ async fn list_page(
             format!("limit must be 1..={REVOCATIONS_PAGE_MAX}"),
         ));
     }
-    match q.consistency.as_deref() {
-        None | Some("linearizable") => {
-            let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or(PATH);
-            if let Some(proxied) = linearize(node, headers, path).await? {
-                return Ok(proxied);
-            }
-        }
-        Some("stale") => {}
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                format!("consistency must be linearizable or stale, not {other:?}"),
-            ))
+    if let Consistency::Linearizable = consistency(q.consistency.as_deref())? {
+        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or(PATH);
+        if let Some(proxied) = linearize(node, headers, path).await? {
+            return Ok(proxied);
         }
     }
     let records = node

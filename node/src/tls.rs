@@ -392,12 +392,7 @@ pub fn client_config(
 /// A short identity of a verified client certificate: `sha256:<hex>` of its DER.
 pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, cert.as_ref());
-    let mut out = String::with_capacity(7 + 64);
-    out.push_str("sha256:");
-    for b in digest.as_ref() {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
+    format!("sha256:{}", ledger::wire::hex::encode(digest.as_ref()))
 }
 
 /// What [`generate_dev_pki`] wrote.

@@ -355,6 +355,19 @@ impl RocksBackend {
         })
     }
 
+    /// Add deny-list records to `batch` (keyed by token id).
+    fn stage_revocations(
+        &self,
+        batch: &mut WriteBatch,
+        records: &[RevocationRecord],
+    ) -> Result<(), StoreError> {
+        let cf = self.cf(CF_REVOKED)?;
+        for r in records {
+            batch.put_cf(cf, r.token_id, seal(Kind::StateRecord, r));
+        }
+        Ok(())
+    }
+
     /// Add every write of `changes` to `batch`.
     fn stage(&self, batch: &mut WriteBatch, changes: &Changes) -> Result<(), StoreError> {
         let accounts = self.cf(CF_ACCOUNTS)?;
@@ -663,10 +676,7 @@ impl StateBackend for RocksBackend {
         sync: bool,
     ) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
-        let cf = self.cf(CF_REVOKED)?;
-        for r in records {
-            batch.put_cf(cf, r.token_id, seal(Kind::StateRecord, r));
-        }
+        self.stage_revocations(&mut batch, records)?;
         batch.put_cf(
             self.cf(CF_STATE)?,
             KEY_APPLIED,
@@ -779,10 +789,7 @@ impl StateBackend for RocksBackend {
             batch.delete_range_cf(self.cf(cf)?, &[][..], &KEY_END[..]);
         }
         self.stage(&mut batch, &changes)?;
-        let cf = self.cf(CF_REVOKED)?;
-        for r in &revoked {
-            batch.put_cf(cf, r.token_id, seal(Kind::StateRecord, r));
-        }
+        self.stage_revocations(&mut batch, &revoked)?;
         batch.put_cf(
             self.cf(CF_STATE)?,
             KEY_APPLIED,

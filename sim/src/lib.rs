@@ -181,8 +181,6 @@ const EPOCH_SECS: u64 = 1_780_000_000;
 
 impl SimAuth {
     fn new(seed: u64, tls_nodes: Option<usize>) -> Result<Self, String> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         static RUN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let mut rng = StdRng::seed_from_u64(seed ^ 0x6361_7073);
         let key: [u8; 32] = rng.gen();
@@ -197,14 +195,7 @@ impl SimAuth {
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let key_file = dir.join("caps.keys");
         let _ = std::fs::remove_file(&key_file);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&key_file)
-            .map_err(|e| format!("{}: {e}", key_file.display()))?;
-        f.write_all(ring.to_json().as_bytes())
-            .map_err(|e| format!("{}: {e}", key_file.display()))?;
+        node::auth::write_private_file(&key_file, &ring.to_json()).map_err(|e| format!("{e:#}"))?;
         let key = ring.get("sim-k1").ok_or("sim key missing")?;
         use ledger::capability::{Caveat, Op, Token};
         let token = Token::mint(
@@ -395,12 +386,16 @@ async fn node_host(
         .as_ref()
         .map(|a| a.tls_section(slot.id))
         .unwrap_or_default();
-    // Outgoing calls present the node's certificate, as production's connector does (loaded
-    // again on every boot, like the listeners' material in `start_on`).
-    let connector = if tls.enabled {
-        net::SimTls::with((*node::tls::load(&tls)?.client).clone())
+    // Loaded on every boot, once for the listeners and the outgoing calls, which present the
+    // node's certificate as production's connector does.
+    let material = if tls.enabled {
+        Some(node::tls::load(&tls)?)
     } else {
-        net::SimTls::plain()
+        None
+    };
+    let connector = match &material {
+        Some(m) => net::SimTls::with((*m.client).clone()),
+        None => net::SimTls::plain(),
     };
     let seams = Seams {
         connector: Arc::new(net::SimConnector(connector)),
@@ -412,7 +407,7 @@ async fn node_host(
     };
     let key_file = shared.auth.as_ref().map(|a| a.key_file.clone());
     let config = node_config(slot.id, "sim", key_file, tls);
-    let running = Node::start_on(config, seams, api, peer)
+    let running = Node::start_with(config, seams, api, peer, material)
         .await
         .map_err(|e| e.to_string())?;
     let raft = running.node.raft.clone();

@@ -120,11 +120,6 @@ impl KeyRing {
         }
         let mut ring = KeyRing::new();
         for entry in file.keys {
-            if entry.kid.is_empty() {
-                return Err(CapError::KeyFile(
-                    "a key in the key file has an empty kid".into(),
-                ));
-            }
             let key = RootKey {
                 kid: entry.kid,
                 key: entry.key.0,
@@ -319,14 +314,4 @@ fn hex_value(digit: u8) -> Option<u8> {
 
 fn hex_digit(nibble: u8) -> char {
     char::from(b"0123456789abcdef"[usize::from(nibble & 0xf)])
-}
-
-/// Lower-case hex of `bytes` (ids and MACs in tests; never secrets).
-pub(super) fn to_hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        out.push(hex_digit(byte >> 4));
-        out.push(hex_digit(byte & 0xf));
-    }
-    out
 }

@@ -191,7 +191,8 @@ pub fn read_token(path: &Path) -> Result<Zeroizing<String>, Fail> {
             .map_err(|e| Fail::Usage(format!("read token {}: {e}", path.display())))?;
         text = Zeroizing::new(read);
     }
-    Ok(Zeroizing::new(text.trim().to_string()))
+    caps::trim_in_place(&mut text);
+    Ok(text)
 }
 
 fn emit(token: &str, out: Option<&Path>) -> Result<(), Fail> {
