@@ -80,13 +80,13 @@ pub fn load_signer(config: &Config) -> anyhow::Result<CheckpointSigner> {
         kid: signer.kid(),
         seed: &seed_hex,
     })?);
-    crate::auth::write_private_file(&path, &text)?;
+    crate::security::files::write_private_file(&path, &text)?;
     tracing::info!(kid = %signer.kid(), "created a checkpoint signing key");
     Ok(signer)
 }
 
 fn read_key(path: &Path) -> anyhow::Result<CheckpointSigner> {
-    let text = crate::auth::read_private_file(path, "key file")?;
+    let text = crate::security::files::read_private_file(path, "key file")?;
     let file: KeyFile = serde_json::from_str(&text)
         .map_err(|e| anyhow::anyhow!("key file {}: not a key file ({e})", path.display()))?;
     let seed_hex = Zeroizing::new(file.seed);

@@ -47,7 +47,7 @@ pub struct Config {
     #[serde(default)]
     pub auth: AuthSection,
     /// Install the seccomp deny-list (no exec, ptrace, module loading, raw sockets) before the
-    /// runtime starts; refuse to start if the kernel will not take it. See `node::seccomp`.
+    /// runtime starts; refuse to start if the kernel will not take it. See `node::security::seccomp`.
     #[serde(default)]
     pub seccomp: bool,
     /// The client API on a Unix socket, admitted by peer uid.
@@ -55,7 +55,7 @@ pub struct Config {
     pub uds: UdsSection,
     /// Transport security (TLS 1.3, mutual TLS between peers).
     #[serde(default)]
-    pub tls: crate::tls::TlsSection,
+    pub tls: crate::security::tls::TlsSection,
 }
 
 /// `[auth]`

@@ -3,7 +3,8 @@
 //! in the foreground until Ctrl-C.
 
 use crate::config::{Config, LimitsSection, LogSection, RaftSection};
-use crate::node::{Node, RunningNode};
+use crate::node::Node;
+use crate::start::RunningNode;
 use anyhow::Context;
 use raft_store::NodeInfo;
 use std::collections::BTreeMap;
@@ -51,7 +52,7 @@ fn prepare_auth(opts: &DevOptions) -> anyhow::Result<PathBuf> {
     prepare(&dir)?;
     let keys = dir.join("caps.keys");
     if !keys.exists() {
-        crate::auth::create_key_file(&keys, "dev-1")?;
+        crate::security::capabilities::create_key_file(&keys, "dev-1")?;
     }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -64,13 +65,18 @@ fn prepare_auth(opts: &DevOptions) -> anyhow::Result<PathBuf> {
             &[Op::CreateAccounts, Op::CreateTransfers][..],
         ),
     ] {
-        let token =
-            crate::auth::mint_from_file(&keys, DEV_CLUSTER_ID, ops, now, DEV_TOKEN_TTL_SECS)?;
+        let token = crate::security::capabilities::mint_from_file(
+            &keys,
+            DEV_CLUSTER_ID,
+            ops,
+            now,
+            DEV_TOKEN_TTL_SECS,
+        )?;
         let path = dir.join(name);
         if path.exists() {
             std::fs::remove_file(&path).with_context(|| format!("replace {}", path.display()))?;
         }
-        crate::auth::write_private_file(&path, &format!("{}\n", token.encode()))?;
+        crate::security::files::write_private_file(&path, &format!("{}\n", token.encode()))?;
     }
     Ok(dir)
 }
@@ -97,7 +103,7 @@ pub fn node_config(opts: &DevOptions, id: u64) -> Config {
         seccomp: false,
         uds: Default::default(),
         tls: if opts.tls {
-            crate::tls::TlsSection {
+            crate::security::tls::TlsSection {
                 enabled: true,
                 cert_file: Some(pki_dir(opts).join(format!("node-{id}.pem"))),
                 key_file: Some(pki_dir(opts).join(format!("node-{id}.key"))),
@@ -107,7 +113,7 @@ pub fn node_config(opts: &DevOptions, id: u64) -> Config {
             }
         } else {
             // --insecure-plaintext: the explicit waiver a node needs to run without TLS.
-            crate::tls::TlsSection {
+            crate::security::tls::TlsSection {
                 mtls_required: false,
                 ..Default::default()
             }
@@ -157,11 +163,11 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     let pki = if opts.tls {
         let dir = pki_dir(&opts);
         let nodes = usize::try_from(opts.nodes).unwrap_or(5);
-        Some(match crate::tls::existing_dev_pki(&dir, nodes) {
+        Some(match crate::security::pki::existing_dev_pki(&dir, nodes) {
             Some(pki) => pki,
             None => {
                 let hosts: Vec<String> = DEV_HOSTS.iter().map(|h| h.to_string()).collect();
-                crate::tls::generate_dev_pki(&dir, nodes, &hosts, 90)
+                crate::security::pki::generate_dev_pki(&dir, nodes, &hosts, 90)
                     .with_context(|| {
                         format!(
                             "generate dev PKI in {} (incomplete or made for fewer nodes: remove that directory to start over)",

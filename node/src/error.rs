@@ -76,6 +76,26 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "safe_mode", message)
     }
 
+    /// 504 `timeout`: a write was not confirmed in time; its outcome is unknown, and retrying
+    /// with the same ids is safe.
+    pub fn write_timeout() -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            "the write was not confirmed in time; its outcome is unknown — retrying with the same ids is safe",
+        )
+        .retry_after(1)
+    }
+
+    /// A storage failure: corruption puts the node in safe mode (503), anything else is a 500.
+    pub fn storage(e: raft_store::StoreError) -> Self {
+        if e.is_corruption() {
+            Self::safe_mode(format!("storage corruption detected: {e}"))
+        } else {
+            Self::internal(format!("storage: {e}"))
+        }
+    }
+
     /// 500.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)

@@ -1,26 +1,25 @@
 //! The ron-ledger node: ingress and prevalidation on every node, forwarding to the leader, the
 //! leader's sequencer/committer, openraft over HTTP/2, and the local dev cluster.
+//!
+//! Modules in the order a write meets them: [`serve`] (connections, TLS, limits), [`http`] (the
+//! client API), [`security`] (capabilities, TLS material, Unix socket, seccomp), [`pipeline`]
+//! (prevalidation, the sequencer), [`raft`] (peer RPCs and forwarding), then raft-store's
+//! RocksDB write. [`node`] is the state the handlers share, [`start`] wires it all up.
 
-pub mod api;
-pub mod auth;
 pub mod checkpoints;
 pub mod config;
 pub mod dev;
 pub mod error;
+pub mod http;
 pub mod metrics;
-pub mod network;
 pub mod node;
-pub mod peer;
-pub mod prevalidate;
-pub mod proofs;
-pub mod revocations;
-pub mod rpc;
+pub mod pipeline;
+pub mod raft;
 pub mod seam;
-pub mod seccomp;
-pub mod sequencer;
+pub mod security;
 pub mod serve;
-pub mod tls;
-pub mod uds;
+pub mod start;
 
 pub use config::Config;
-pub use node::{Node, RunningNode};
+pub use node::Node;
+pub use start::RunningNode;

@@ -136,11 +136,11 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
 /// Install the seccomp filter while this is still the only thread, so every thread the runtime
 /// starts inherits it. Fails closed: `false` means do not start.
 fn install_seccomp() -> bool {
-    match node::seccomp::install() {
+    match node::security::seccomp::install() {
         Ok(()) => {
             tracing::info!(
                 arch = std::env::consts::ARCH,
-                denied = ?node::seccomp::DENIED_SYSCALLS,
+                denied = ?node::security::seccomp::DENIED_SYSCALLS,
                 raw_sockets = "denied",
                 "seccomp filter installed"
             );
@@ -256,7 +256,7 @@ fn main() -> ExitCode {
             }
         }
         Command::SeccompSelftest => {
-            let report = node::seccomp::selftest();
+            let report = node::security::seccomp::selftest();
             match serde_json::to_string(&report) {
                 Ok(line) => println!("{line}"),
                 Err(e) => {
@@ -282,7 +282,7 @@ fn certs(
 ) -> ExitCode {
     let keys = out.join("caps.keys");
     if force {
-        let files = node::tls::dev_pki_files(nodes)
+        let files = node::security::pki::dev_pki_files(nodes)
             .into_iter()
             .map(|n| out.join(n));
         for path in files.chain([keys.clone()]) {
@@ -294,13 +294,13 @@ fn certs(
             }
         }
     }
-    match node::tls::generate_dev_pki(out, nodes, hosts, days)
+    match node::security::pki::generate_dev_pki(out, nodes, hosts, days)
         .map_err(anyhow::Error::from)
-        .and_then(|pki| node::auth::create_key_file(&keys, "k1").map(|()| pki))
+        .and_then(|pki| node::security::capabilities::create_key_file(&keys, "k1").map(|()| pki))
     {
         Ok(pki) => {
             println!("wrote a development PKI to {}:", pki.dir.display());
-            for name in node::tls::dev_pki_files(nodes) {
+            for name in node::security::pki::dev_pki_files(nodes) {
                 println!("  {name}");
             }
             println!("  caps.keys (capability root key, KID k1: [auth] key_file on every node)");

@@ -1,42 +1,20 @@
-//! One ron-ledger node: storage, the openraft instance, the sequencer, the two listeners (client
-//! API and peer RPC), and the plumbing between them.
+//! One ron-ledger node: the state every handler shares ([`Node`]) and what it does for them —
+//! who leads, safe mode, the deny-list, and submitting a prevalidated request to the sequencer
+//! (here when this node leads, forwarded to the leader otherwise). Start-up and the listeners
+//! are in `start`; this module never imports a handler.
 
-use crate::api;
-use crate::auth::Auth;
 use crate::checkpoints::Checkpoints;
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::network::Network;
-use crate::peer;
-use crate::rpc;
-use crate::seam::{Call, CallError, Clock, Connector, HttpConnector, SystemClock};
-use crate::sequencer::{Receipt, Sequencer};
-use crate::serve::{self, ServeOptions};
-use anyhow::Context;
+use crate::pipeline::sequencer::{Receipt, Sequencer};
+use crate::raft::rpc::{self, ForwardRequest};
+use crate::seam::{Call, CallError, Clock, Connector};
+use crate::security::capabilities::Auth;
 use ledger::Operation;
-use openraft::{Raft, ServerState, SnapshotPolicy};
-use raft_store::{
-    LogBackend, LogStore, MemoryLog, MemoryStateBackend, NodeId, NodeInfo, RocksBackend,
-    StateBackend, StateMachine, TypeConfig,
-};
-use serde::{Deserialize, Serialize};
+use openraft::{Raft, ServerState};
+use raft_store::{LogBackend, NodeId, NodeInfo, StateBackend, TypeConfig};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
-
-/// A follower's request to the leader's sequencer.
-#[derive(Serialize, Deserialize)]
-pub struct ForwardRequest {
-    /// The cluster the sender belongs to.
-    pub cluster_id: String,
-    /// The prevalidated request.
-    pub op: Operation,
-    /// Id of the capability the receiving node accepted, so the leader refuses it too if it
-    /// has already applied its revocation (the receiving node may lag behind).
-    pub token_id: Option<[u8; 16]>,
-}
 
 /// The state shared by every handler.
 pub struct Node {
@@ -62,255 +40,7 @@ pub struct Node {
     pub clock: Arc<dyn Clock>,
 }
 
-/// The replaceable edges of a node: how it reaches peers, what time it is, and (for the
-/// simulation) which storage it runs on.
-pub struct Seams {
-    /// Outgoing calls.
-    pub connector: Arc<dyn Connector>,
-    /// The sequencer's clock.
-    pub clock: Arc<dyn Clock>,
-    /// Storage to use instead of what the configuration names (RocksDB in `data_dir`, or memory
-    /// with `amnesia`). The simulation passes backends that outlive a simulated crash.
-    pub storage: Option<Backends>,
-}
-
-/// A log and a state backend, given to [`Node::start_on`] through [`Seams::storage`].
-pub struct Backends {
-    /// The Raft log.
-    pub log: Arc<dyn LogBackend>,
-    /// The ledger state.
-    pub state: Arc<dyn StateBackend>,
-}
-
-/// A started node; dropping it does not stop it, call [`RunningNode::shutdown`].
-pub struct RunningNode {
-    /// The node.
-    pub node: Arc<Node>,
-    /// The bound client API address.
-    pub api_addr: String,
-    /// The bound peer address.
-    pub peer_addr: String,
-    stop: watch::Sender<bool>,
-    servers: Vec<JoinHandle<()>>,
-}
-
-impl RunningNode {
-    /// Stop serving, then stop Raft.
-    pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        for s in self.servers {
-            // Idle HTTP/2 peer connections get GOAWAY; do not wait on a stuck one forever.
-            let abort = s.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(3), s)
-                .await
-                .is_err()
-            {
-                abort.abort();
-            }
-        }
-        let _ = self.node.raft.shutdown().await;
-    }
-}
-
 impl Node {
-    /// Open storage, start Raft, bind both listeners on TCP (and the client API on `uds.path`
-    /// when set) and serve, with the production seams (HTTP/2 connector, system clock).
-    ///
-    /// With `[tls] enabled = true` the certificate material is loaded and checked first (start-up
-    /// fails naming the file), both TCP listeners serve TLS 1.3 and peers are called over mTLS.
-    pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
-        let tls = if config.tls.enabled {
-            Some(crate::tls::load(&config.tls).context("tls")?)
-        } else {
-            None
-        };
-        let api = TcpListener::bind(config.api_addr)
-            .await
-            .with_context(|| format!("bind api_addr {}", config.api_addr))?;
-        let peer = TcpListener::bind(config.peer_addr)
-            .await
-            .with_context(|| format!("bind peer_addr {}", config.peer_addr))?;
-        // Bound before anything starts, so a bad socket path stops start-up (fail closed).
-        let uds = match &config.uds.path {
-            Some(path) => Some(
-                crate::uds::UdsListener::bind(
-                    path,
-                    config.uds.allowed_uids.clone(),
-                    config.uds.mode,
-                )
-                .context("bind uds.path")?,
-            ),
-            None => None,
-        };
-        let connect_timeout = Duration::from_millis(config.raft.rpc_timeout_ms);
-        let connector = match &tls {
-            Some(m) => HttpConnector::with_tls(connect_timeout, (*m.client).clone()),
-            None => HttpConnector::new(connect_timeout),
-        }
-        .context("http client")?;
-        let seams = Seams {
-            connector: Arc::new(connector),
-            clock: Arc::new(SystemClock),
-            storage: None,
-        };
-        let mut running = Self::start_with(config, seams, api, peer, tls).await?;
-        spawn_key_reloader(running.node.auth.clone());
-        if let Some(uds) = uds {
-            tracing::info!(node = running.node.id, socket = %uds.path().display(), "client api on unix socket");
-            let app = api::router(running.node.clone());
-            let stopped = running.stop.subscribe();
-            let options = ServeOptions::from_limits(&running.node.config.limits, None, true);
-            running
-                .servers
-                .push(serve::spawn(uds, app, options, stopped));
-        }
-        Ok(running)
-    }
-
-    /// Start on the given listeners and seams (the simulation's entry point). With
-    /// `[tls] enabled = true` the listeners serve TLS with the configured material (the
-    /// connector in `seams` is the caller's business).
-    pub async fn start_on<L>(
-        config: Config,
-        seams: Seams,
-        api_listener: L,
-        peer_listener: L,
-    ) -> anyhow::Result<RunningNode>
-    where
-        L: axum::serve::Listener,
-        L::Addr: std::fmt::Debug + std::fmt::Display,
-    {
-        let tls = if config.tls.enabled {
-            Some(crate::tls::load(&config.tls).context("tls")?)
-        } else {
-            None
-        };
-        Self::start_with(config, seams, api_listener, peer_listener, tls).await
-    }
-
-    /// Like [`Node::start_on`], with the TLS material already loaded (`None`: plaintext), for
-    /// callers that also build their connector from it.
-    pub async fn start_with<L>(
-        config: Config,
-        seams: Seams,
-        api_listener: L,
-        peer_listener: L,
-        tls: Option<crate::tls::TlsMaterial>,
-    ) -> anyhow::Result<RunningNode>
-    where
-        L: axum::serve::Listener,
-        L::Addr: std::fmt::Debug + std::fmt::Display,
-    {
-        // Capability keys first: a bad key file stops start-up before Raft runs (fail closed).
-        let auth = Arc::new(Auth::load(&config).context("capabilities")?);
-        let rc = openraft::Config {
-            cluster_name: config.cluster_id.clone(),
-            heartbeat_interval: config.raft.heartbeat_ms,
-            election_timeout_min: config.raft.election_timeout_min_ms,
-            election_timeout_max: config.raft.election_timeout_max_ms,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.raft.snapshot_every_entries),
-            max_in_snapshot_log_to_keep: config.raft.keep_entries_after_snapshot,
-            snapshot_max_chunk_size: config.raft.snapshot_chunk_bytes,
-            install_snapshot_timeout: config.raft.rpc_timeout_ms,
-            // A log entry can carry 32,760 transfers (a few MiB): keep appends bounded.
-            max_payload_entries: 8,
-            ..Default::default()
-        }
-        .validate()
-        .context("raft configuration")?;
-        let rc = Arc::new(rc);
-        let network = Network::new(
-            seams.connector.clone(),
-            Duration::from_millis(config.raft.rpc_timeout_ms),
-        );
-
-        let backends = match seams.storage {
-            Some(b) => b,
-            None if config.amnesia => Backends {
-                log: Arc::new(MemoryLog::new()),
-                state: Arc::new(MemoryStateBackend::new()),
-            },
-            None => {
-                let dir = config.data_dir.clone().context("data_dir")?;
-                let backend = Arc::new(
-                    RocksBackend::open(&dir)
-                        .with_context(|| format!("open storage in {}", dir.display()))?,
-                );
-                Backends {
-                    log: backend.clone(),
-                    state: backend,
-                }
-            }
-        };
-        let (state, log) = (backends.state, backends.log);
-        let raft = Raft::new(
-            config.node_id,
-            rc,
-            network,
-            LogStore::<TypeConfig, dyn LogBackend>::new(log.clone()),
-            StateMachine::<TypeConfig, dyn StateBackend>::new(state.clone()),
-        )
-        .await
-        .context("start raft")?;
-
-        let signer = crate::checkpoints::load_signer(&config).context("checkpoint signing key")?;
-        let checkpoints = Arc::new(Checkpoints::new(&config, signer));
-        spawn_checkpointer(raft.clone(), state.clone(), checkpoints.clone());
-
-        let clock = seams.clock;
-        let sequencer = Sequencer::start(
-            raft.clone(),
-            clock.clone(),
-            state.clone(),
-            Duration::from_millis(config.limits.write_timeout_ms),
-            config.limits.queue_requests_max,
-            config.limits.entry_events_max,
-            config.limits.inflight_entries_max,
-        );
-        let api_addr = api_listener.local_addr()?.to_string();
-        let peer_addr = peer_listener.local_addr()?.to_string();
-        let node = Arc::new(Node {
-            id: config.node_id,
-            config,
-            raft,
-            state,
-            log,
-            sequencer,
-            connector: seams.connector,
-            checkpoints,
-            auth,
-            clock,
-        });
-        let (stop, stopped) = watch::channel(false);
-        let limits = &node.config.limits;
-        let api_options =
-            ServeOptions::from_limits(limits, tls.as_ref().map(|m| m.api_server.clone()), true);
-        let peer_options =
-            ServeOptions::from_limits(limits, tls.as_ref().map(|m| m.peer_server.clone()), false);
-        let servers = vec![
-            serve::spawn(
-                api_listener,
-                api::router(node.clone()),
-                api_options,
-                stopped.clone(),
-            ),
-            serve::spawn(
-                peer_listener,
-                peer::router(node.clone()),
-                peer_options,
-                stopped,
-            ),
-        ];
-        tracing::info!(node = node.id, %api_addr, %peer_addr, "node started");
-        Ok(RunningNode {
-            node,
-            api_addr,
-            peer_addr,
-            stop,
-            servers,
-        })
-    }
-
     /// The current leader and its address, if known.
     pub fn leader(&self) -> Option<(NodeId, NodeInfo)> {
         let m = self.raft.metrics().borrow().clone();
@@ -355,7 +85,7 @@ impl Node {
         self.state
             .revocation(token_id)
             .map(|r| r.is_some())
-            .map_err(api::storage_error)
+            .map_err(ApiError::storage)
     }
 
     /// Sequence a prevalidated request: here if this node leads, else at the leader.
@@ -398,7 +128,7 @@ impl Node {
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(ApiError::internal("the sequencer dropped the request")),
-            Err(_) => Err(write_timeout()),
+            Err(_) => Err(ApiError::write_timeout()),
         }
     }
 
@@ -426,7 +156,7 @@ impl Node {
             })
             .await
             .map_err(|e| match e {
-                CallError::Timeout => write_timeout(),
+                CallError::Timeout => ApiError::write_timeout(),
                 _ => ApiError::no_leader(),
             })?;
         if answer.status != 200 {
@@ -442,54 +172,4 @@ impl Node {
             )
         })?
     }
-}
-
-/// Re-read the capability key file on SIGHUP (key rotation without a restart). A failed reload
-/// is logged and the keys in force stay.
-fn spawn_key_reloader(auth: Arc<Auth>) {
-    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP; capability keys reload only at restart");
-        return;
-    };
-    tokio::spawn(async move {
-        while hup.recv().await.is_some() {
-            if let Err(e) = auth.reload() {
-                tracing::error!(error = %e, "capability keys not reloaded; the previous keys stay in force");
-            }
-        }
-    });
-}
-
-/// Sign checkpoints as the applied state grows (see [`Checkpoints::on_applied`]); ends with Raft.
-fn spawn_checkpointer(
-    raft: Raft<TypeConfig>,
-    state: Arc<dyn StateBackend>,
-    checkpoints: Arc<Checkpoints>,
-) {
-    tokio::spawn(async move {
-        let mut metrics = raft.metrics();
-        let mut applied = None;
-        loop {
-            let now = metrics.borrow_and_update().last_applied;
-            if now != applied {
-                applied = now;
-                if let Err(e) = checkpoints.on_applied(&*state) {
-                    tracing::error!(error = %e, "checkpoint");
-                }
-            }
-            if metrics.changed().await.is_err() {
-                return;
-            }
-        }
-    });
-}
-
-/// 504: not confirmed in time; outcome unknown.
-pub fn write_timeout() -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::GATEWAY_TIMEOUT,
-        "timeout",
-        "the write was not confirmed in time; its outcome is unknown — retrying with the same ids is safe",
-    )
-    .retry_after(1)
 }

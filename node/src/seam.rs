@@ -8,6 +8,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// Set on client API requests a node relays to the leader, so a relayed request is never relayed
+/// again (and is not charged to the relaying node's rate limit).
+pub const FORWARDED_HEADER: &str = "x-ron-forwarded";
+
 /// A boxed future, as trait objects need.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -86,7 +90,7 @@ pub struct HttpConnector {
 impl HttpConnector {
     /// A connector whose connections are attempted for at most `connect_timeout`.
     pub fn new(connect_timeout: Duration) -> Result<Self, reqwest::Error> {
-        crate::tls::install_crypto_provider();
+        crate::security::tls::install_crypto_provider();
         Ok(Self {
             client: reqwest::Client::builder()
                 .http2_prior_knowledge()

@@ -200,7 +200,7 @@ impl Connection {
             .1
             .peer_certificates()
             .and_then(|chain| chain.first())
-            .map(crate::tls::fingerprint);
+            .map(crate::security::tls::fingerprint);
         let identity = PeerIdentity {
             addr: self.addr.clone(),
             client_cert,
@@ -371,7 +371,7 @@ async fn request_timeout(State(limit): State<Duration>, req: Request, next: Next
 async fn rate_limit(State(rate): State<Arc<RateLimiter>>, req: Request, next: Next) -> Response {
     let identity = req.extensions().get::<PeerIdentity>();
     let relayed = identity.is_some_and(|p| p.client_cert.is_some())
-        && req.headers().contains_key(crate::api::FORWARDED_HEADER);
+        && req.headers().contains_key(crate::seam::FORWARDED_HEADER);
     if relayed {
         return next.run(req).await;
     }

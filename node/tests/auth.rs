@@ -12,7 +12,8 @@
 
 use ledger::capability::{Caveat, KeyRing, Op, RootKey, Token};
 use node::config::Config;
-use node::tls::{self, DevPki};
+use node::security::pki::{self, DevPki};
+use node::security::tls;
 use node::{Node, RunningNode};
 use raft_store::NodeInfo;
 use serde_json::Value;
@@ -156,7 +157,7 @@ struct Harness {
 impl Harness {
     async fn start() -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let pki = tls::generate_dev_pki(
+        let pki = pki::generate_dev_pki(
             &dir.path().join("pki"),
             1,
             &["127.0.0.1".into(), "localhost".into()],

@@ -2,7 +2,7 @@
 //! classic-BPF interpreter), `deploy/seccomp.json` denies exactly the Rust list, the binary's
 //! selftest sees exec denied, and a node started with `--seccomp` serves writes and reads.
 
-use node::seccomp::{self, DENIED_SYSCALLS, RAW_SOCKET_SYSCALL};
+use node::security::seccomp::{self, DENIED_SYSCALLS, RAW_SOCKET_SYSCALL};
 use seccompiler::{sock_filter, TargetArch};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -182,7 +182,7 @@ fn deploy_profile_denies_exactly_the_rust_list() {
     let extra: Vec<_> = unconditional.difference(&rust).collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
-        "deploy/seccomp.json drifted from node::seccomp::DENIED_SYSCALLS: missing {missing:?}, extra {extra:?}"
+        "deploy/seccomp.json drifted from node::security::seccomp::DENIED_SYSCALLS: missing {missing:?}, extra {extra:?}"
     );
     let want = vec![
         serde_json::json!([{"index": 0, "value": seccomp::AF_PACKET, "valueTwo": 0, "op": "SCMP_CMP_EQ"}]),
@@ -274,7 +274,7 @@ async fn a_node_under_seccomp_serves_writes_and_reads() {
     let mut child = ChildGuard(child);
     let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     let base = format!("http://127.0.0.1:{api_port}");
-    node::tls::install_crypto_provider();
+    node::security::tls::install_crypto_provider();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()

@@ -4,7 +4,8 @@
 //! deadline and per-IP rate limit keep a well-behaved client served.
 
 use node::config::Config;
-use node::tls::{self, DevPki};
+use node::security::pki::{self, DevPki};
+use node::security::tls;
 use node::{Node, RunningNode};
 use rustls_pki_types::pem::PemObject;
 use std::net::SocketAddr;
@@ -43,7 +44,7 @@ fn config(tls: Option<tls::TlsSection>, limits: &[(&str, &str)]) -> Config {
 }
 
 fn pki(dir: &Path) -> DevPki {
-    tls::generate_dev_pki(dir, 1, &hosts(), 2).unwrap()
+    pki::generate_dev_pki(dir, 1, &hosts(), 2).unwrap()
 }
 
 async fn start_err(section: tls::TlsSection) -> String {
@@ -112,7 +113,7 @@ async fn start_refuses_bad_tls_material_naming_the_file() {
     let good = pki(&dir.path().join("good"));
     let other = pki(&dir.path().join("other"));
     let now = time::OffsetDateTime::now_utc();
-    let expired = tls::generate_pki_valid(
+    let expired = pki::generate_pki_valid(
         &dir.path().join("expired"),
         1,
         &hosts(),
@@ -120,7 +121,7 @@ async fn start_refuses_bad_tls_material_naming_the_file() {
         now - time::Duration::days(1),
     )
     .unwrap();
-    let future = tls::generate_pki_valid(
+    let future = pki::generate_pki_valid(
         &dir.path().join("future"),
         1,
         &hosts(),
@@ -334,7 +335,7 @@ fn key_of(p: &DevPki) -> Vec<u8> {
 #[tokio::test]
 async fn a_three_node_cluster_replicates_and_forwards_over_mtls() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = tls::generate_dev_pki(dir.path(), 3, &hosts(), 2).unwrap();
+    let pki = pki::generate_dev_pki(dir.path(), 3, &hosts(), 2).unwrap();
     let mut nodes = Vec::new();
     for id in 1..=3u64 {
         let mut c = config(pki.section(id as usize), &[]);

@@ -23,8 +23,8 @@ pub mod workload;
 
 use ledger::Hash;
 use node::config::{AuthSection, LimitsSection, LogSection, RaftSection};
-use node::node::{Backends, Seams};
 use node::seam::Clock;
+use node::start::{Backends, Seams};
 use node::{Config, Node};
 use openraft::ServerState;
 use raft_store::{MemoryStateBackend, NodeInfo, StateBackend};
@@ -173,7 +173,7 @@ pub struct SimAuth {
     dir: std::path::PathBuf,
     key_file: std::path::PathBuf,
     token: String,
-    pki: Option<node::tls::DevPki>,
+    pki: Option<node::security::pki::DevPki>,
 }
 
 /// Simulated time starts here (seconds since the Unix epoch).
@@ -195,7 +195,8 @@ impl SimAuth {
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let key_file = dir.join("caps.keys");
         let _ = std::fs::remove_file(&key_file);
-        node::auth::write_private_file(&key_file, &ring.to_json()).map_err(|e| format!("{e:#}"))?;
+        node::security::files::write_private_file(&key_file, &ring.to_json())
+            .map_err(|e| format!("{e:#}"))?;
         let key = ring.get("sim-k1").ok_or("sim key missing")?;
         use ledger::capability::{Caveat, Op, Token};
         let token = Token::mint(
@@ -217,7 +218,7 @@ impl SimAuth {
         let pki = match tls_nodes {
             Some(nodes) => {
                 let hosts: Vec<String> = (1..=nodes).map(|id| format!("n{id}")).collect();
-                let pki = node::tls::generate_dev_pki(&dir.join("tls"), nodes, &hosts, 2)
+                let pki = node::security::pki::generate_dev_pki(&dir.join("tls"), nodes, &hosts, 2)
                     .map_err(|e| e.to_string())?;
                 Some(pki)
             }
@@ -232,7 +233,7 @@ impl SimAuth {
     }
 
     /// Node `id`'s `[tls]` section (TLS off without a PKI).
-    fn tls_section(&self, id: u64) -> node::tls::TlsSection {
+    fn tls_section(&self, id: u64) -> node::security::tls::TlsSection {
         self.pki
             .as_ref()
             .and_then(|p| p.section(usize::try_from(id).ok()?))
@@ -334,7 +335,7 @@ fn node_config(
     id: u64,
     cluster: &str,
     key_file: Option<std::path::PathBuf>,
-    tls: node::tls::TlsSection,
+    tls: node::security::tls::TlsSection,
 ) -> Config {
     Config {
         node_id: id,
@@ -389,7 +390,7 @@ async fn node_host(
     // Loaded on every boot, once for the listeners and the outgoing calls, which present the
     // node's certificate as production's connector does.
     let material = if tls.enabled {
-        Some(node::tls::load(&tls)?)
+        Some(node::security::tls::load(&tls)?)
     } else {
         None
     };
@@ -443,7 +444,7 @@ pub fn run(scenario: &Scenario) -> Result<Report, Failure> {
         faults: Vec::new(),
     };
     if scenario.tls {
-        node::tls::install_crypto_provider();
+        node::security::tls::install_crypto_provider();
     }
     let auth =
         SimAuth::new(scenario.seed, scenario.tls.then_some(scenario.nodes)).map_err(setup)?;
@@ -567,12 +568,15 @@ mod tests {
     /// certificate, and the simulation's own clients (the SDK's and the node's) get through.
     #[test]
     fn tls_runs_speak_tls_with_client_certificates() {
-        node::tls::install_crypto_provider();
+        node::security::tls::install_crypto_provider();
         let auth = SimAuth::new(1, Some(1)).expect("set-up");
         let sdk = auth.client_tls().expect("client tls");
         let pki = auth.pki.clone().expect("pki");
         let node_tls = net::SimTls::with(
-            (*node::tls::load(&auth.tls_section(1)).expect("load").client).clone(),
+            (*node::security::tls::load(&auth.tls_section(1))
+                .expect("load")
+                .client)
+                .clone(),
         );
         let anonymous = net::SimTls::with(
             ron_ledger_client::ClientTls::from_files(&pki.ca_cert, None)

@@ -171,7 +171,7 @@ async fn run(p: Pipeline, mut rx: mpsc::Receiver<Submission>) {
                     drop(permit);
                     let Ok(result) = result else {
                         for reply in replies {
-                            let _ = reply.send(Err(crate::node::write_timeout()));
+                            let _ = reply.send(Err(ApiError::write_timeout()));
                         }
                         return;
                     };

@@ -3,7 +3,7 @@
 //! chunked by openraft (`snapshot_chunk_bytes` per call), so a large snapshot never times out.
 //! This is the transport seam: TLS and the simulation replace the client here.
 
-use crate::rpc;
+use crate::raft::rpc;
 use crate::seam::{Call, CallError, Connector};
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,

@@ -9,7 +9,7 @@
 //!
 //! ```no_run
 //! // In `main`, before any thread exists (the runtime is built afterwards and inherits it):
-//! node::seccomp::install().expect("seccomp");
+//! node::security::seccomp::install().expect("seccomp");
 //! ```
 
 use seccompiler::{

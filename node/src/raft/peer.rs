@@ -2,9 +2,9 @@
 //! forwarded writes, all bincode over HTTP/2.
 
 use crate::error::ApiError;
-use crate::node::{ForwardRequest, Node};
-use crate::rpc;
-use crate::sequencer::Receipt;
+use crate::node::Node;
+use crate::pipeline::sequencer::Receipt;
+use crate::raft::rpc::{self, ForwardRequest};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;

@@ -4,8 +4,8 @@
 //! without a TCP port and without a token that could leak.
 //!
 //! ```no_run
-//! # async fn f() -> Result<(), node::uds::UdsError> {
-//! let listener = node::uds::UdsListener::bind("/run/ron-ledger/api.sock".as_ref(), vec![0], 0o660)?;
+//! # async fn f() -> Result<(), node::security::uds::UdsError> {
+//! let listener = node::security::uds::UdsListener::bind("/run/ron-ledger/api.sock".as_ref(), vec![0], 0o660)?;
 //! // axum::serve(listener, router) ...
 //! # Ok(()) }
 //! ```

@@ -3,8 +3,9 @@
 //! export. Every node answers for what it has applied; nodes at the same index give the same
 //! proofs. Proofs are verified by the client, so these reads need no leader round trip.
 
-use crate::api::{err, parse_u128, parse_u64, query, storage_error};
 use crate::error::ApiError;
+use crate::http::decode::{parse_u128, parse_u64, query};
+use crate::http::respond::err;
 use crate::node::Node;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -53,7 +54,7 @@ fn required(text: Option<&str>, what: &str) -> Result<u64, ApiError> {
 fn proof_error(e: StoreError) -> ApiError {
     match e {
         StoreError::Proof(p) => ApiError::bad_request("invalid_range", p.to_string()),
-        other => storage_error(other),
+        other => ApiError::storage(other),
     }
 }
 
@@ -88,7 +89,7 @@ async fn latest_checkpoint(State(node): State<Arc<Node>>) -> Response {
     let r = node
         .checkpoints
         .sign_now(&*node.state)
-        .map_err(storage_error)
+        .map_err(ApiError::storage)
         .and_then(|c| c.ok_or_else(no_checkpoint))
         .map(|c| Json(c).into_response());
     respond(&node, r)
@@ -122,7 +123,7 @@ async fn inclusion(
         let state = &node.state;
         let size = match parse_u64(q.tree_size.as_deref(), "tree_size")? {
             Some(s) => s,
-            None => state.ledger_meta().map_err(storage_error)?.tree.size,
+            None => state.ledger_meta().map_err(ApiError::storage)?.tree.size,
         };
         let named = [&q.leaf, &q.transfer_id, &q.account_id]
             .iter()
@@ -140,7 +141,7 @@ async fn inclusion(
             let id = parse_u128(id, "transfer_id")?;
             state
                 .lookup_transfer(id)
-                .map_err(storage_error)?
+                .map_err(ApiError::storage)?
                 .ok_or_else(|| {
                     ApiError::new(
                         StatusCode::NOT_FOUND,
@@ -153,7 +154,7 @@ async fn inclusion(
             let id = parse_u128(q.account_id.as_deref().unwrap_or_default(), "account_id")?;
             state
                 .lookup_account(id)
-                .map_err(storage_error)?
+                .map_err(ApiError::storage)?
                 .ok_or_else(|| {
                     ApiError::new(
                         StatusCode::NOT_FOUND,
@@ -167,7 +168,7 @@ async fn inclusion(
         let root = state.root_at(size).map_err(proof_error)?;
         let leaf_data = state
             .leaf_data(index)
-            .map_err(storage_error)?
+            .map_err(ApiError::storage)?
             .ok_or_else(|| ApiError::bad_request("invalid_range", format!("no leaf {index}")))?;
         Ok(Json(InclusionAnswer {
             proof,
@@ -232,7 +233,7 @@ fn export_blocking(node: &Node, q: &ProofQuery) -> Result<Response, ApiError> {
         _ => node
             .checkpoints
             .sign_now(&*node.state)
-            .map_err(storage_error)?
+            .map_err(ApiError::storage)?
             .filter(|c| c.tree_size >= to)
             .ok_or_else(|| {
                 ApiError::bad_request("invalid_range", "to is beyond this node's applied tree")
@@ -243,7 +244,7 @@ fn export_blocking(node: &Node, q: &ProofQuery) -> Result<Response, ApiError> {
         let data = node
             .state
             .leaf_data(index)
-            .map_err(storage_error)?
+            .map_err(ApiError::storage)?
             .ok_or_else(|| ApiError::internal(format!("leaf {index} is missing")))?;
         let proof = node
             .state

@@ -9,31 +9,13 @@
 
 use crate::config::Config;
 use crate::error::ApiError;
-use anyhow::Context;
+use crate::security::files::{read_private_file, write_private_file};
 use axum::http::{header, HeaderMap, StatusCode};
 use ledger::capability::{CapError, Grant, KeyRing, Op, Token, VerifyContext, TOKEN_TEXT_MAX};
 use ledger::{Operation, Transfer};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use zeroize::Zeroizing;
-
-/// Read a secret file that must be readable by its owner only (mode 0600 or stricter), naming
-/// the file in every error. The text is wiped from memory when dropped.
-pub fn read_private_file(path: &Path, what: &str) -> anyhow::Result<Zeroizing<String>> {
-    let meta = std::fs::metadata(path)
-        .with_context(|| format!("{what} {}: cannot read it", path.display()))?;
-    if meta.mode() & 0o077 != 0 {
-        anyhow::bail!(
-            "{what} {} has mode {:o}: it must be readable only by the node (chmod 600)",
-            path.display(),
-            meta.mode() & 0o777
-        );
-    }
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{what} {}: cannot read it", path.display()))?;
-    Ok(Zeroizing::new(text))
-}
 
 /// The node's capability verifier.
 pub struct Auth {
@@ -225,21 +207,6 @@ pub fn authorize_admin(grant: &Grant) -> Result<(), ApiError> {
     grant
         .allow_op(Op::Admin)
         .map_err(|e| cap_error_kid(e, &grant.kid))
-}
-
-/// Write `text` to a new file readable only by its owner (0600); refuses to replace a file.
-pub fn write_private_file(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("create {}", path.display()))?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("write {}", path.display()))
 }
 
 /// A key ring with one fresh random root key named `kid`, written to `path` (0600). Refuses to

@@ -6,10 +6,11 @@
 //! Authentication is not done here: the admin gate (capability + mTLS) wraps every
 //! `/v1/admin/*` route.
 
-use crate::api::{
-    consistency, err, linearize, on_leader, query, read_body, storage_error, Consistency,
-};
 use crate::error::ApiError;
+use crate::http::consistency::{consistency, linearize, Consistency};
+use crate::http::decode::{query, read_body};
+use crate::http::proxy::on_leader;
+use crate::http::respond::err;
 use crate::node::Node;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
@@ -122,8 +123,8 @@ async fn revoke(State(node): State<Arc<Node>>, headers: HeaderMap, body: Body) -
     .await;
     let resp = match written {
         Ok(Ok(resp)) => resp,
-        Ok(Err(e)) => return err(&node, crate::sequencer::raft_write_error(&e)),
-        Err(_) => return err(&node, crate::node::write_timeout()),
+        Ok(Err(e)) => return err(&node, crate::pipeline::sequencer::raft_write_error(&e)),
+        Err(_) => return err(&node, ApiError::write_timeout()),
     };
     let log_index = resp.log_id.index.to_string();
     let results = match resp.data {
@@ -243,7 +244,7 @@ async fn list_page(
     let records = node
         .state
         .revocations(after, limit)
-        .map_err(storage_error)?;
+        .map_err(ApiError::storage)?;
     let next_after = if records.len() == limit {
         records.last().map(RevocationRecord::token_id_hex)
     } else {
@@ -282,7 +283,7 @@ mod tests {
     }
 
     /// Start an amnesia node on free ports (the configured addresses only have to be valid).
-    async fn start(node_id: u64) -> crate::RunningNode {
+    async fn start(node_id: u64) -> crate::start::RunningNode {
         let overrides: Vec<(String, String)> = [
             ("node_id", node_id.to_string()),
             ("api_addr", "127.0.0.1:1".to_string()),
@@ -297,7 +298,7 @@ mod tests {
         let config = crate::config::load(None, Vec::new(), &overrides).unwrap();
         let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
         let (api, peer) = (bind().await.unwrap(), bind().await.unwrap());
-        let seams = crate::node::Seams {
+        let seams = crate::start::Seams {
             connector: Arc::new(HttpConnector::new(Duration::from_secs(5)).unwrap()),
             clock: Arc::new(crate::seam::SystemClock),
             storage: None,
@@ -307,7 +308,7 @@ mod tests {
             .unwrap()
     }
 
-    fn info(r: &crate::RunningNode) -> NodeInfo {
+    fn info(r: &crate::start::RunningNode) -> NodeInfo {
         NodeInfo {
             api_addr: r.api_addr.clone(),
             peer_addr: r.peer_addr.clone(),
@@ -365,7 +366,7 @@ mod tests {
         // A write forwarded under the revoked token is refused by the leader itself, whatever
         // the forwarding node had applied; under another token it is sequenced.
         let forward = |token_id: [u8; 16]| {
-            let body = crate::rpc::encode(&crate::node::ForwardRequest {
+            let body = crate::raft::rpc::encode(&crate::raft::rpc::ForwardRequest {
                 cluster_id: a.node.config.cluster_id.clone(),
                 op: ledger::Operation::CreateAccounts(vec![ledger::Account {
                     id: 7,
@@ -390,9 +391,9 @@ mod tests {
                     })
                     .await
                     .unwrap();
-                crate::rpc::decode::<Result<crate::sequencer::Receipt, crate::error::ApiError>>(
-                    &answer.body,
-                )
+                crate::raft::rpc::decode::<
+                    Result<crate::pipeline::sequencer::Receipt, crate::error::ApiError>,
+                >(&answer.body)
                 .unwrap()
             }
         };

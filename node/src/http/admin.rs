@@ -1,0 +1,190 @@
+//! `/v1/admin/*` cluster changes: initialise, add a learner, change the voters, trigger a
+//! snapshot. They run on the leader (a follower proxies them). Authentication is not done here:
+//! the admin gate in [`super::middleware`] wraps every `/v1/admin/*` route.
+
+use crate::error::ApiError;
+use crate::http::decode::read_body;
+use crate::http::proxy::on_leader;
+use crate::http::respond::err;
+use crate::node::Node;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use openraft::error::{InitializeError, RaftError};
+use raft_store::{NodeId, NodeInfo};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// The cluster-change routes under `/v1/admin/`.
+pub fn routes() -> Router<Arc<Node>> {
+    Router::new()
+        .route("/v1/admin/init", post(admin_init))
+        .route("/v1/admin/learners", post(admin_add_learner))
+        .route("/v1/admin/membership", post(admin_membership))
+        .route("/v1/admin/snapshot", post(admin_snapshot))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct InitRequest {
+    /// The initial voters; empty = this node alone.
+    #[serde(default)]
+    members: BTreeMap<NodeId, NodeInfo>,
+}
+
+async fn admin_init(State(node): State<Arc<Node>>, body: Body) -> Response {
+    let body = match read_body(&node, body).await {
+        Ok(b) => b,
+        Err(e) => return err(&node, e),
+    };
+    let req: InitRequest = if body.is_empty() {
+        InitRequest::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => return err(&node, ApiError::bad_request("invalid_json", e.to_string())),
+        }
+    };
+    let mut members = req.members;
+    if members.is_empty() {
+        members.insert(
+            node.id,
+            NodeInfo {
+                api_addr: node.config.public_api_addr(),
+                peer_addr: node.config.public_peer_addr(),
+            },
+        );
+    }
+    match node.raft.initialize(members).await {
+        Ok(()) => Json(json!({"initialized": true})).into_response(),
+        Err(RaftError::APIError(InitializeError::NotAllowed(e))) => err(
+            &node,
+            ApiError::new(StatusCode::CONFLICT, "already_initialized", e.to_string()),
+        ),
+        Err(RaftError::APIError(e)) => err(
+            &node,
+            ApiError::bad_request("invalid_request", e.to_string()),
+        ),
+        Err(RaftError::Fatal(f)) => err(&node, ApiError::safe_mode(f.to_string())),
+    }
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct LearnerRequest {
+    node_id: NodeId,
+    api_addr: String,
+    peer_addr: String,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct MembershipRequest {
+    voters: BTreeSet<NodeId>,
+}
+
+async fn admin_add_learner(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let body = match read_body(&node, body).await {
+        Ok(b) => b,
+        Err(e) => return err(&node, e),
+    };
+    let req: LearnerRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return err(&node, ApiError::bad_request("invalid_json", e.to_string())),
+    };
+    if req.node_id == 0 {
+        return err(
+            &node,
+            ApiError::bad_request("invalid_request", "node_id must be 1 or more"),
+        );
+    }
+    if let Some(r) = on_leader(&node, &headers, "/v1/admin/learners", body).await {
+        return r;
+    }
+    let info = NodeInfo {
+        api_addr: req.api_addr,
+        peer_addr: req.peer_addr,
+    };
+    let wait = std::time::Duration::from_millis(node.config.limits.write_timeout_ms);
+    let added = match tokio::time::timeout(wait, node.raft.add_learner(req.node_id, info, true)).await {
+        Ok(r) => r,
+        Err(_) => {
+            return err(
+                &node,
+                ApiError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "timeout",
+                    "the learner was not confirmed caught up in time; it stays added and keeps catching up (see /v1/status)",
+                )
+                .retry_after(1),
+            )
+        }
+    };
+    match added {
+        Ok(resp) => Json(json!({"log_index": resp.log_id.index})).into_response(),
+        Err(e) => err(&node, membership_error(e)),
+    }
+}
+
+async fn admin_membership(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let body = match read_body(&node, body).await {
+        Ok(b) => b,
+        Err(e) => return err(&node, e),
+    };
+    let req: MembershipRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return err(&node, ApiError::bad_request("invalid_json", e.to_string())),
+    };
+    if req.voters.is_empty() {
+        return err(
+            &node,
+            ApiError::bad_request("invalid_request", "voters must not be empty"),
+        );
+    }
+    if let Some(r) = on_leader(&node, &headers, "/v1/admin/membership", body).await {
+        return r;
+    }
+    let wait = std::time::Duration::from_millis(node.config.limits.write_timeout_ms);
+    match tokio::time::timeout(wait, node.raft.change_membership(req.voters, false)).await {
+        Ok(Ok(resp)) => Json(json!({"log_index": resp.log_id.index})).into_response(),
+        Ok(Err(e)) => err(&node, membership_error(e)),
+        Err(_) => err(&node, ApiError::write_timeout()),
+    }
+}
+
+/// Membership errors: a lost leadership is retryable (`no_leader`), a stopped Raft is
+/// `safe_mode`, anything else (e.g. a change already in progress) is a 409.
+fn membership_error(
+    e: RaftError<NodeId, openraft::error::ClientWriteError<NodeId, NodeInfo>>,
+) -> ApiError {
+    use openraft::error::ClientWriteError;
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => ApiError::no_leader(),
+        RaftError::Fatal(f) => ApiError::safe_mode(f.to_string()),
+        other => ApiError::new(
+            StatusCode::CONFLICT,
+            "membership_change_failed",
+            other.to_string(),
+        ),
+    }
+}
+
+async fn admin_snapshot(State(node): State<Arc<Node>>) -> Response {
+    match node.raft.trigger().snapshot().await {
+        Ok(()) => Json(json!({"snapshot": "triggered"})).into_response(),
+        Err(f) => err(&node, ApiError::safe_mode(f.to_string())),
+    }
+}

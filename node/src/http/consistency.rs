@@ -1,0 +1,107 @@
+//! Read consistency: linearizable reads (the default) are confirmed by the leader or proxied to
+//! it; `consistency=stale` reads this node's applied state as it is.
+
+use crate::error::ApiError;
+use crate::http::decode::query;
+use crate::http::proxy::proxy_get;
+use crate::http::respond::err;
+use crate::node::Node;
+use crate::seam::FORWARDED_HEADER;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::Query;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use openraft::error::{CheckIsLeaderError, RaftError};
+use serde::Deserialize;
+use std::sync::Arc;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReadQuery {
+    /// `linearizable` (default) or `stale`.
+    pub(crate) consistency: Option<String>,
+    pub(crate) from: Option<String>,
+    pub(crate) to: Option<String>,
+    pub(crate) limit: Option<usize>,
+}
+
+/// How a read is served: through the leader (default) or from this node's applied state.
+pub(crate) enum Consistency {
+    Linearizable,
+    Stale,
+}
+
+/// The `consistency` query parameter; 400 `invalid_query` if it is neither value.
+pub(crate) fn consistency(text: Option<&str>) -> Result<Consistency, ApiError> {
+    match text {
+        None | Some("linearizable") => Ok(Consistency::Linearizable),
+        Some("stale") => Ok(Consistency::Stale),
+        Some(other) => Err(ApiError::bad_request(
+            "invalid_query",
+            format!("consistency must be linearizable or stale, not {other:?}"),
+        )),
+    }
+}
+
+/// Make a linearizable read possible here, or say where it must go. `Ok(None)`: read locally.
+/// `Ok(Some(response))`: the leader's answer, proxied.
+pub(crate) async fn linearize(
+    node: &Node,
+    headers: &HeaderMap,
+    req_path: &str,
+) -> Result<Option<Response>, ApiError> {
+    match node.raft.ensure_linearizable().await {
+        Ok(_) => Ok(None),
+        Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+            if headers.contains_key(FORWARDED_HEADER) {
+                return Err(ApiError::no_leader());
+            }
+            let Some(info) = f.leader_node else {
+                return Err(ApiError::no_leader());
+            };
+            proxy_get(node, &info, req_path).await.map(Some)
+        }
+        Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {
+            Err(ApiError::no_leader())
+        }
+        Err(RaftError::Fatal(f)) => Err(ApiError::safe_mode(format!(
+            "raft stopped ({f}); use consistency=stale to read this node's last applied state"
+        ))),
+    }
+}
+
+/// Run a read handler body with the read-consistency rules applied.
+pub(crate) async fn read<F>(
+    node: Arc<Node>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    q: Result<Query<ReadQuery>, QueryRejection>,
+    f: F,
+) -> Response
+where
+    F: FnOnce(&Node, &ReadQuery) -> Result<Response, ApiError>,
+{
+    let q = match query(q) {
+        Ok(q) => q,
+        Err(e) => return err(&node, e),
+    };
+    let c = match consistency(q.consistency.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return err(&node, e),
+    };
+    if let Consistency::Linearizable = c {
+        let path = uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default();
+        match linearize(&node, &headers, &path).await {
+            Ok(Some(proxied)) => return proxied,
+            Ok(None) => {}
+            Err(e) => return err(&node, e),
+        }
+    }
+    match f(&node, &q) {
+        Ok(r) => r,
+        Err(e) => err(&node, e),
+    }
+}

@@ -1,0 +1,146 @@
+//! Turning request bytes into typed input, with the taxonomy's reasons: bounded bodies
+//! (`too_large`), write bodies as JSON or the binary codec (`invalid_json`, `invalid_encoding`,
+//! `unknown_kind`, `too_many_events`, ...), query strings (`invalid_query`) and ids
+//! (`invalid_id`). Never reads state.
+
+use crate::error::ApiError;
+use crate::node::Node;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::Query;
+use axum::http::{header, HeaderMap, StatusCode};
+use ledger::codec::{self, CodecError};
+use ledger::Operation;
+
+/// Content type of the compact binary request body (`ledger::codec`, kind `Operation`).
+pub const BINARY_CONTENT_TYPE: &str = "application/x-ron-ledger";
+
+pub(crate) async fn read_body(node: &Node, body: Body) -> Result<Bytes, ApiError> {
+    let max = node.config.limits.body_bytes_max;
+    axum::body::to_bytes(body, max).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("request bodies are limited to {max} bytes"),
+        )
+    })
+}
+
+fn is_binary(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(BINARY_CONTENT_TYPE))
+}
+
+fn codec_error(e: CodecError) -> ApiError {
+    match e {
+        CodecError::UnsupportedVersion { .. } => {
+            ApiError::bad_request("unsupported_version", e.to_string())
+        }
+        CodecError::Bounds(ledger::BatchError::Empty) => {
+            ApiError::bad_request("empty_batch", e.to_string())
+        }
+        CodecError::Bounds(_) => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_events",
+            e.to_string(),
+        ),
+        CodecError::WrongKind { .. } => ApiError::bad_request("unknown_kind", e.to_string()),
+        // An operation this build does not know (wire drift: a newer client, or garbage).
+        CodecError::Malformed(m) if m.contains("expected variant index") => {
+            ApiError::bad_request("unknown_kind", format!("unknown operation kind: {m}"))
+        }
+        other => ApiError::bad_request("invalid_encoding", other.to_string()),
+    }
+}
+
+/// Decode a write body: a JSON array of events, or the binary encoding of an `Operation`.
+pub(crate) fn decode_events<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+    wrap: fn(Vec<T>) -> Operation,
+) -> Result<Operation, ApiError> {
+    let op = if is_binary(headers) {
+        codec::decode_operation(body).map_err(codec_error)?
+    } else {
+        let events: Vec<T> = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
+        let op = wrap(events);
+        op.check_bounds()
+            .map_err(|e| codec_error(CodecError::Bounds(e)))?;
+        op
+    };
+    let expected = wrap(Vec::new());
+    if std::mem::discriminant(&op) != std::mem::discriminant(&expected) {
+        return Err(ApiError::bad_request(
+            "wrong_operation",
+            "the binary body holds another kind of operation than this endpoint takes",
+        ));
+    }
+    Ok(op)
+}
+
+/// The query string, or 400 `invalid_query` naming what is wrong with it.
+pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+}
+
+/// A decimal u128 id; 400 `invalid_id` if malformed.
+pub(crate) fn parse_u128(text: &str, what: &str) -> Result<u128, ApiError> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::bad_request(
+            "invalid_id",
+            format!("{what} must be a decimal u128"),
+        ));
+    }
+    text.parse()
+        .map_err(|_| ApiError::bad_request("invalid_id", format!("{what} is out of range")))
+}
+
+/// An optional decimal u64 query parameter; 400 `invalid_query` if present and malformed.
+pub(crate) fn parse_u64(text: Option<&str>, what: &str) -> Result<Option<u64>, ApiError> {
+    match text {
+        None => Ok(None),
+        Some(t) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => t
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request("invalid_query", format!("{what} is out of range"))),
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_query",
+            format!("{what} must be a decimal u64"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger::Account;
+
+    #[test]
+    fn unknown_record_and_operation_kinds_are_unknown_kind() {
+        let op = Operation::CreateAccounts(vec![Account {
+            id: 1,
+            ledger: 1,
+            code: 1,
+            ..Default::default()
+        }]);
+        let good = codec::encode(codec::Kind::Operation, &op);
+        assert!(codec::decode_operation(&good).is_ok());
+        let mut other_kind = good.clone();
+        other_kind[3] = codec::Kind::RaftMeta as u8;
+        let mut other_op = good.clone();
+        other_op[4] = 9;
+        for bytes in [other_kind, other_op] {
+            let e = codec_error(codec::decode_operation(&bytes).unwrap_err());
+            assert_eq!(e.reason, "unknown_kind", "{}", e.message);
+            assert_eq!(e.status, 400);
+        }
+        let mut truncated = good;
+        truncated.truncate(8);
+        let e = codec_error(codec::decode_operation(&truncated).unwrap_err());
+        assert_eq!(e.reason, "invalid_encoding", "{}", e.message);
+    }
+}

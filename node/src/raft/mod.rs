@@ -1,0 +1,7 @@
+//! Node-to-node traffic: [`network`] is openraft's network (outgoing RPCs over the
+//! [`crate::seam::Connector`]), [`peer`] the peer listener's routes (incoming RPCs and forwarded
+//! writes), [`rpc`] the bounded bincode framing both use. Nothing here touches the client API.
+
+pub mod network;
+pub mod peer;
+pub mod rpc;
