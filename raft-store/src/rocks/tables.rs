@@ -24,7 +24,11 @@ use rocksdb::{IteratorMode, WriteBatch};
 
 impl RocksBackend {
     /// Add every write of `changes` to `batch`.
-    pub(super) fn stage(&self, batch: &mut WriteBatch, changes: &Changes) -> Result<(), StoreError> {
+    pub(super) fn stage(
+        &self,
+        batch: &mut WriteBatch,
+        changes: &Changes,
+    ) -> Result<(), StoreError> {
         let accounts = self.cf(CF_ACCOUNTS)?;
         for r in &changes.accounts {
             batch.put_cf(accounts, be128(r.account.id), seal(Kind::StateRecord, r));

@@ -9,8 +9,8 @@
 use super::db::RocksBackend;
 use super::layout::{
     parse_expiry, parse_history, parse_id, parse_index, CF_ACCOUNTS, CF_EXPIRY, CF_HISTORY,
-    CF_LEAVES, CF_REVOKED, CF_STATE, CF_STATUSES, CF_TRANSFERS, DIGEST_CFS,
-    KEY_APPLIED, KEY_LEDGER,
+    CF_LEAVES, CF_REVOKED, CF_STATE, CF_STATUSES, CF_TRANSFERS, DIGEST_CFS, KEY_APPLIED,
+    KEY_LEDGER,
 };
 use super::revoked::open_revocation;
 use crate::backend::AppliedState;
@@ -115,9 +115,10 @@ fn decode_item(cf: &'static str, key: &[u8], value: &[u8]) -> Result<SnapshotIte
             parse_history(key)?,
             open(Kind::StateRecord, cf, key, value)?,
         ),
-        CF_LEAVES => {
-            SnapshotItem::Leaf(parse_index(cf, key)?, open(Kind::StateRecord, cf, key, value)?)
-        }
+        CF_LEAVES => SnapshotItem::Leaf(
+            parse_index(cf, key)?,
+            open(Kind::StateRecord, cf, key, value)?,
+        ),
         CF_REVOKED => SnapshotItem::Revocation(open_revocation(key, value)?),
         _ => {
             return Err(StoreError::Corruption {
