@@ -25,6 +25,7 @@ pub mod backend;
 pub mod error;
 pub mod log_store;
 pub mod memory;
+mod node;
 pub mod record;
 pub mod revocation;
 pub mod rocks;
