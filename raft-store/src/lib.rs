@@ -27,6 +27,7 @@ pub mod log_store;
 pub mod memory;
 mod node;
 pub mod record;
+mod restore;
 pub mod revocation;
 pub mod rocks;
 pub mod runtime;
