@@ -8,9 +8,10 @@ use crate::limits::{EXPIRIES_PER_ENTRY_MAX, NANOS_PER_SECOND};
 use crate::merkle::Hash;
 use crate::overlay::Overlay;
 use crate::results::{CreateAccountResult, CreateTransferResult as T, EventResult};
-use crate::state::{Changes, ExpiryKey, HistoryKey, ReadError, StateRead};
+use crate::state::{Changes, ReadError, StateRead};
 use crate::types::{
-    Account, AccountFlags, AccountRecord, Transfer, TransferFlags, TransferRecord, TransferStatus,
+    Account, AccountFlags, AccountRecord, ExpiryKey, HistoryKey, Transfer, TransferFlags,
+    TransferRecord, TransferStatus,
 };
 use crate::validate;
 
