@@ -4,8 +4,9 @@
 
 use crate::canonical::{account_bytes, status_byte, transfer_bytes};
 use crate::merkle::Hash;
-use crate::state::{ExpiryKey, HistoryKey, LedgerMeta};
-use crate::types::{AccountRecord, TransferRecord, TransferStatus};
+use crate::types::{
+    AccountRecord, ExpiryKey, HistoryKey, LedgerMeta, TransferRecord, TransferStatus,
+};
 
 /// Incremental state digest. Callers feed each table in key order: accounts, transfers, statuses,
 /// expiry index, history index.

@@ -57,7 +57,8 @@ pub use export::{verify_bundle, BundleReport, ExportBundle};
 pub use merkle::{Frontier, Hash};
 pub use proof::{ConsistencyProof, InclusionProof, ProofError, TreeSource};
 pub use results::{CreateAccountResult, CreateTransferResult, EventResult};
-pub use state::{Changes, ExpiryKey, HistoryKey, LedgerMeta, MemoryState, ReadError, StateRead};
+pub use state::{Changes, MemoryState, ReadError, StateRead};
 pub use types::{
-    Account, AccountFlags, AccountRecord, Transfer, TransferFlags, TransferRecord, TransferStatus,
+    Account, AccountFlags, AccountRecord, ExpiryKey, HistoryKey, LedgerMeta, Transfer,
+    TransferFlags, TransferRecord, TransferStatus,
 };

@@ -99,7 +99,7 @@ impl Frontier {
     /// `(level, index, hash)`: the root of leaves `[index << level, (index + 1) << level)`, with
     /// `level >= 1` and `index = old_size >> level`, lowest level first. Over a whole tree this
     /// reports every interior node of every perfect subtree exactly once, which is what a store
-    /// keeps so that proofs need O(log n) reads (see [`crate::proof::TreeSource`]).
+    /// keeps so that proofs need O(log n) reads (see [`crate::TreeSource`]).
     pub fn push_recording(&mut self, leaf: Hash, out: &mut Vec<(u8, u64, Hash)>) {
         self.push_with(leaf, |level, index, hash| out.push((level, index, hash)));
     }

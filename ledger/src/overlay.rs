@@ -1,8 +1,10 @@
 //! Uncommitted writes of one entry over a [`StateRead`], with savepoints so that a failed
 //! `linked` chain can be undone. Turned into a [`Changes`] at the end of the entry.
 
-use crate::state::{Changes, ExpiryKey, HistoryKey, LedgerMeta, ReadError, StateRead};
-use crate::types::{AccountRecord, TransferRecord, TransferStatus};
+use crate::state::{Changes, ReadError, StateRead};
+use crate::types::{
+    AccountRecord, ExpiryKey, HistoryKey, LedgerMeta, TransferRecord, TransferStatus,
+};
 use std::collections::HashMap;
 
 enum Undo {

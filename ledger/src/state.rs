@@ -3,11 +3,13 @@
 //! commits a `Changes` atomically. [`MemoryState`] is the in-memory implementation.
 
 use crate::canonical::LeafData;
-use crate::merkle::{Frontier, Hash};
+use crate::merkle::Hash;
 use crate::proof::{ProofError, TreeSource};
 use crate::types::{AccountRecord, TransferRecord, TransferStatus};
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+// Stored records, owned by `types`; re-exported here, where they have always been named.
+pub use crate::types::{ExpiryKey, HistoryKey, LedgerMeta};
 
 /// A storage read failed. Apply stops and the caller must not commit anything (safe mode).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,46 +23,6 @@ pub enum ReadError {
     /// The storage engine reported an error.
     #[error("storage backend error: {0}")]
     Backend(String),
-}
-
-/// Ledger-wide state that changes with every applied entry.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LedgerMeta {
-    /// Cluster timestamp of the last event applied (nanoseconds); strictly increasing.
-    pub last_timestamp: u64,
-    /// The Merkle accumulator over every applied event.
-    pub tree: Frontier,
-    /// Root of `tree`, kept beside it so readers need not recompute it.
-    pub root: Hash,
-}
-
-impl LedgerMeta {
-    /// The state of an empty ledger.
-    pub fn empty() -> Self {
-        Self {
-            last_timestamp: 0,
-            tree: Frontier::default(),
-            root: crate::merkle::empty_root(),
-        }
-    }
-}
-
-/// Key of the expiry index: pending transfers ordered by the cluster time they expire at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct ExpiryKey {
-    /// Cluster time (ns) at which the transfer expires.
-    pub expires_at: u64,
-    /// The pending transfer.
-    pub transfer_id: u128,
-}
-
-/// Key of the per-account history index: one per transfer that touched the account.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct HistoryKey {
-    /// The account.
-    pub account_id: u128,
-    /// The transfer's timestamp (unique cluster-wide).
-    pub timestamp: u64,
 }
 
 /// What apply reads. Implementations must return exactly what was last committed.

@@ -1,6 +1,8 @@
-//! Accounts and transfers: the ledger's two kinds of record, their flags, and the records the
-//! state stores for them. Field semantics follow TigerBeetle's; see `docs/LEDGER.md`.
+//! Accounts and transfers: the ledger's two kinds of record, their flags, and every record the
+//! state stores — accounts, transfers, statuses, the expiry and history index keys, and the
+//! ledger-wide metadata. Field semantics follow TigerBeetle's; see `docs/LEDGER.md`.
 
+use crate::merkle::{empty_root, Frontier, Hash};
 use crate::wire::{self, FlagSet};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -226,4 +228,44 @@ pub enum TransferStatus {
     Expired,
     /// A posting transfer that a reversal has netted to zero.
     Reversed,
+}
+
+/// Ledger-wide state that changes with every applied entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerMeta {
+    /// Cluster timestamp of the last event applied (nanoseconds); strictly increasing.
+    pub last_timestamp: u64,
+    /// The Merkle accumulator over every applied event.
+    pub tree: Frontier,
+    /// Root of `tree`, kept beside it so readers need not recompute it.
+    pub root: Hash,
+}
+
+impl LedgerMeta {
+    /// The state of an empty ledger.
+    pub fn empty() -> Self {
+        Self {
+            last_timestamp: 0,
+            tree: Frontier::default(),
+            root: empty_root(),
+        }
+    }
+}
+
+/// Key of the expiry index: pending transfers ordered by the cluster time they expire at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ExpiryKey {
+    /// Cluster time (ns) at which the transfer expires.
+    pub expires_at: u64,
+    /// The pending transfer.
+    pub transfer_id: u128,
+}
+
+/// Key of the per-account history index: one per transfer that touched the account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct HistoryKey {
+    /// The account.
+    pub account_id: u128,
+    /// The transfer's timestamp (unique cluster-wide).
+    pub timestamp: u64,
 }

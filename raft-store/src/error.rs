@@ -1,7 +1,7 @@
 //! Typed storage errors. Corruption is its own variant: the node turns it into safe mode and never
 //! serves the record as data.
 
-use crate::types::{NodeId, StorageError};
+use crate::node::{NodeId, StorageError};
 use openraft::{AnyError, ErrorSubject, ErrorVerb, StorageIOError};
 
 /// What went wrong in the store.

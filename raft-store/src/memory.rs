@@ -4,10 +4,10 @@
 
 use crate::backend::{self, AppliedState, LogBackend, SnapshotMeta, SnapshotSource, StateBackend};
 use crate::error::StoreError;
+use crate::restore::read_snapshot;
 use crate::revocation::{self, RevocationRecord, TokenId};
-use crate::snapshot::{SnapshotData, SnapshotItem, SnapshotReader, SnapshotWriter};
-use ledger::canonical::LeafData;
-use ledger::merkle::{Frontier, Hash};
+use crate::snapshot::{SnapshotData, SnapshotItem, SnapshotWriter};
+use ledger::merkle::Hash;
 use ledger::proof;
 use ledger::{
     Batch, Changes, ConsistencyProof, InclusionProof, LedgerMeta, MemoryState, Outcome, StateRead,
@@ -352,106 +352,4 @@ impl StateBackend for MemoryStateBackend {
         backend::check_tree_size(size, state.meta()?.tree.size)?;
         Ok(proof::root_at(&*state, size)?)
     }
-}
-
-/// Read and check a whole snapshot stream into the `Changes` both backends commit, the
-/// applied state it carries and its deny-list (in token id order). Nothing is written.
-pub(crate) fn read_snapshot(
-    meta: &SnapshotMeta,
-    input: impl std::io::Read,
-) -> Result<(Changes, AppliedState, Vec<RevocationRecord>), StoreError> {
-    let (header, mut reader) = SnapshotReader::new(input)?;
-    let SnapshotItem::Header {
-        last_log_id,
-        membership,
-        ledger: ledger_meta,
-    } = header
-    else {
-        return Err(StoreError::Snapshot("missing header".into()));
-    };
-    check_header(meta, last_log_id)?;
-    let mut changes = Changes {
-        meta: ledger_meta,
-        ..Changes::default()
-    };
-    let mut revoked = Vec::new();
-    while let Some(item) = reader.next_item()? {
-        match item {
-            SnapshotItem::Revocation(r) => revoked.push(r),
-            item if revoked.is_empty() => collect(&mut changes, item)?,
-            _ => {
-                return Err(StoreError::Snapshot(
-                    "ledger item after the deny-list".into(),
-                ))
-            }
-        }
-    }
-    check_leaves(&mut changes)?;
-    revocation::check_snapshot_list(&revoked)?;
-    Ok((
-        changes,
-        AppliedState {
-            last_applied: last_log_id,
-            membership,
-        },
-        revoked,
-    ))
-}
-
-/// The snapshot must be the one openraft says it is.
-fn check_header(
-    meta: &SnapshotMeta,
-    last_log_id: Option<crate::types::LogId>,
-) -> Result<(), StoreError> {
-    if meta.last_log_id != last_log_id {
-        return Err(StoreError::Snapshot(format!(
-            "snapshot covers {last_log_id:?}, but was announced as {:?}",
-            meta.last_log_id
-        )));
-    }
-    Ok(())
-}
-
-/// Gather one snapshot item into a `Changes` (the form both backends commit).
-fn collect(changes: &mut Changes, item: SnapshotItem) -> Result<(), StoreError> {
-    match item {
-        SnapshotItem::Account(r) => changes.accounts.push(r),
-        SnapshotItem::Transfer(r) => changes.transfers.push(r),
-        SnapshotItem::Status(id, s) => changes.statuses.push((id, s)),
-        SnapshotItem::Expiry(k) => changes.expiry_put.push(k),
-        SnapshotItem::History(k, id) => changes.history.push((k, id)),
-        SnapshotItem::Leaf(i, data) => {
-            if i != changes.leaves.len() as u64 {
-                return Err(StoreError::Snapshot(format!("leaf {i} out of order")));
-            }
-            let data = LeafData::from_bytes(&data)
-                .map_err(|e| StoreError::Snapshot(format!("leaf {i}: {e}")))?;
-            changes.leaves.push(data.hash());
-            changes.leaf_data.push(data);
-        }
-        SnapshotItem::Header { .. } | SnapshotItem::End { .. } | SnapshotItem::Revocation(_) => {
-            return Err(StoreError::Snapshot("unexpected marker".into()))
-        }
-    }
-    Ok(())
-}
-
-/// The snapshot's leaves must produce the frontier and root it claims: a snapshot cannot smuggle
-/// in a state whose history does not match. Replaying the leaves also yields every interior node
-/// (`changes.nodes`), so a node that installed a snapshot answers proofs like one that applied
-/// every entry.
-fn check_leaves(changes: &mut Changes) -> Result<(), StoreError> {
-    let mut tree = Frontier::default();
-    let mut nodes = Vec::with_capacity(changes.leaves.len());
-    for leaf in &changes.leaves {
-        tree.push_recording(*leaf, &mut nodes);
-    }
-    let meta = &changes.meta;
-    if tree != meta.tree || tree.root() != meta.root {
-        return Err(StoreError::Snapshot(
-            "leaves, frontier and root do not agree".into(),
-        ));
-    }
-    changes.nodes = nodes;
-    Ok(())
 }

@@ -9,9 +9,9 @@
 //! by the receiver.
 
 use crate::error::StoreError;
+use crate::node::{LogId, StoredMembership};
 use crate::record::{open, seal};
 use crate::revocation::RevocationRecord;
-use crate::types::{LogId, StoredMembership};
 use ledger::codec::Kind;
 use ledger::{AccountRecord, ExpiryKey, HistoryKey, LedgerMeta, TransferRecord, TransferStatus};
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,138 @@
+//! [`StateBackend`] for RocksDB: the apply path — one atomic `WriteBatch` per applied entry,
+//! holding the entry's ledger changes (or new deny-list records) and the applied state, synced
+//! when the state machine asks (the last write of every apply call) — and every other
+//! state-machine call, each answered by the part of the backend that owns its tables.
+//!
+//! This module decides what goes into an entry's batch and nothing else: it never encodes a key
+//! or a record itself, and never reads or writes a snapshot file.
+
+use super::db::RocksBackend;
+use super::tree::StoredTree;
+use crate::backend::{self, AppliedState, SnapshotMeta, SnapshotSource, StateBackend};
+use crate::error::StoreError;
+use crate::revocation::{RevocationRecord, TokenId};
+use crate::snapshot::SnapshotData;
+use ledger::merkle::Hash;
+use ledger::proof;
+use ledger::{
+    AccountRecord, Batch, Changes, ConsistencyProof, InclusionProof, LedgerMeta, Outcome,
+    StateRead, TransferRecord,
+};
+use rocksdb::WriteBatch;
+
+impl StateBackend for RocksBackend {
+    fn is_blocking(&self) -> bool {
+        true
+    }
+
+    fn applied(&self) -> Result<AppliedState, StoreError> {
+        self.applied_state()
+    }
+
+    fn ledger_meta(&self) -> Result<LedgerMeta, StoreError> {
+        Ok(StateRead::meta(self)?)
+    }
+
+    fn apply(&self, batch: &Batch) -> Result<(Outcome, Changes), StoreError> {
+        Ok(ledger::apply(self, batch)?)
+    }
+
+    fn commit(
+        &self,
+        changes: Option<Changes>,
+        applied: &AppliedState,
+        sync: bool,
+    ) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        if let Some(changes) = &changes {
+            self.stage(&mut batch, changes)?;
+        }
+        self.stage_applied(&mut batch, applied)?;
+        self.write(batch, sync)
+    }
+
+    fn commit_admin(
+        &self,
+        records: &[RevocationRecord],
+        applied: &AppliedState,
+        sync: bool,
+    ) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        self.stage_revocations(&mut batch, records)?;
+        self.stage_applied(&mut batch, applied)?;
+        self.write(batch, sync)
+    }
+
+    fn revocation(&self, token_id: &TokenId) -> Result<Option<RevocationRecord>, StoreError> {
+        self.revocation_record(token_id)
+    }
+
+    fn revocations(
+        &self,
+        after: Option<TokenId>,
+        limit: usize,
+    ) -> Result<Vec<RevocationRecord>, StoreError> {
+        self.revocation_page(after, limit)
+    }
+
+    fn build_snapshot(&self) -> Result<(SnapshotMeta, SnapshotData), StoreError> {
+        self.build_snapshot_file()
+    }
+
+    fn receive_buffer(&self) -> Result<SnapshotData, StoreError> {
+        self.receive_snapshot_file()
+    }
+
+    fn install_snapshot(
+        &self,
+        meta: &SnapshotMeta,
+        data: SnapshotSource,
+    ) -> Result<(), StoreError> {
+        self.install_snapshot_file(meta, data)
+    }
+
+    fn current_snapshot(&self) -> Result<Option<(SnapshotMeta, SnapshotData)>, StoreError> {
+        self.current_snapshot_file()
+    }
+
+    fn digest(&self) -> Result<Hash, StoreError> {
+        self.view().digest()
+    }
+
+    fn lookup_account(&self, id: u128) -> Result<Option<AccountRecord>, StoreError> {
+        self.account_record(id)
+    }
+
+    fn lookup_transfer(&self, id: u128) -> Result<Option<TransferRecord>, StoreError> {
+        self.transfer_record(id)
+    }
+
+    fn account_history(
+        &self,
+        account_id: u128,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<u128>, StoreError> {
+        self.history_range(account_id, from, to, limit)
+    }
+
+    fn leaf_data(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.leaf_preimage(index)
+    }
+
+    fn inclusion_proof(&self, index: u64, size: u64) -> Result<InclusionProof, StoreError> {
+        backend::check_tree_size(size, self.ledger_meta()?.tree.size)?;
+        proof::inclusion_proof(&StoredTree(self), index, size)
+    }
+
+    fn consistency_proof(&self, old: u64, new: u64) -> Result<ConsistencyProof, StoreError> {
+        backend::check_tree_size(new, self.ledger_meta()?.tree.size)?;
+        proof::consistency_proof(&StoredTree(self), old, new)
+    }
+
+    fn root_at(&self, size: u64) -> Result<Hash, StoreError> {
+        backend::check_tree_size(size, self.ledger_meta()?.tree.size)?;
+        proof::root_at(&StoredTree(self), size)
+    }
+}

@@ -1,0 +1,35 @@
+//! The RocksDB backend: one database under `<data_dir>/db` with a column family per table
+//! (`leaves` holds each leaf's preimage, `nodes` every perfect-subtree root keyed level‖index
+//! big-endian, so proofs read O(log n) records, `revoked` the capability deny-list keyed by
+//! token id), and
+//! snapshot files under `<data_dir>/snapshots`. Log appends, votes, truncation and purges are
+//! written with `sync = true` (the WAL is fsynced before the call returns); each applied entry is
+//! one atomic `WriteBatch`, the last of every apply call synced.
+//!
+//! One part per concern, each readable alone; this file only names them:
+//!
+//! - `layout`: column family names, fixed keys and key encodings — the on-disk layout.
+//! - `db`: [`RocksBackend`] itself: opening, column family handles, checked reads, writes.
+//! - `log`: the Raft log and its metadata (`LogBackend`).
+//! - `tables`: the ledger tables and the `state` records (`ledger::StateRead`, staging
+//!   `Changes`).
+//! - `tree`: the stored Merkle tree that proofs read.
+//! - `revoked`: the capability deny-list.
+//! - `view`: a consistent read-only view of the whole state (snapshot export, the digest).
+//! - `snapshots`: snapshot files, the current-snapshot record, install.
+//! - `machine`: `StateBackend`: the atomic write per applied entry, and dispatch to the above.
+//!
+//! The parts depend on each other in that order (`layout` and `db` below everything, `machine`
+//! on top); none imports from this file.
+
+mod db;
+mod layout;
+mod log;
+mod machine;
+mod revoked;
+mod snapshots;
+mod tables;
+mod tree;
+mod view;
+
+pub use db::{prepare_private_dir, RocksBackend};

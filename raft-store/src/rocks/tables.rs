@@ -1,0 +1,187 @@
+//! The ledger tables on RocksDB — `accounts`, `transfers`, `statuses`, `expiry`, `history`,
+//! `leaves` (each leaf's preimage) and `nodes` (every perfect-subtree root) — and the two
+//! records of the `state` column family: the ledger metadata and the applied state.
+//!
+//! This module turns a `ledger::Changes` into write-batch operations, answers
+//! `ledger::StateRead` (what apply reads) and the point and range lookups queries make. It never
+//! writes a batch itself (the caller decides what else joins it and whether it is synced), and
+//! never touches the log or the deny-list.
+
+use super::db::RocksBackend;
+use super::layout::{
+    be128, expiry_key, history_key, node_key, parse_expiry, CF_ACCOUNTS, CF_EXPIRY, CF_HISTORY,
+    CF_LEAVES, CF_NODES, CF_STATE, CF_STATUSES, CF_TRANSFERS, KEY_APPLIED, KEY_LEDGER,
+};
+use crate::backend::AppliedState;
+use crate::error::StoreError;
+use crate::record::{open, seal};
+use ledger::codec::Kind;
+use ledger::{
+    AccountRecord, Changes, ExpiryKey, HistoryKey, LedgerMeta, ReadError, StateRead,
+    TransferRecord, TransferStatus,
+};
+use rocksdb::{IteratorMode, WriteBatch};
+
+impl RocksBackend {
+    /// Add every write of `changes` to `batch`.
+    pub(super) fn stage(
+        &self,
+        batch: &mut WriteBatch,
+        changes: &Changes,
+    ) -> Result<(), StoreError> {
+        let accounts = self.cf(CF_ACCOUNTS)?;
+        for r in &changes.accounts {
+            batch.put_cf(accounts, be128(r.account.id), seal(Kind::StateRecord, r));
+        }
+        let transfers = self.cf(CF_TRANSFERS)?;
+        for r in &changes.transfers {
+            batch.put_cf(transfers, be128(r.transfer.id), seal(Kind::StateRecord, r));
+        }
+        let statuses = self.cf(CF_STATUSES)?;
+        for (id, s) in &changes.statuses {
+            batch.put_cf(statuses, be128(*id), seal(Kind::StateRecord, s));
+        }
+        let expiry = self.cf(CF_EXPIRY)?;
+        for k in &changes.expiry_delete {
+            batch.delete_cf(expiry, expiry_key(k));
+        }
+        for k in &changes.expiry_put {
+            batch.put_cf(expiry, expiry_key(k), seal(Kind::StateRecord, &()));
+        }
+        let history = self.cf(CF_HISTORY)?;
+        for (k, id) in &changes.history {
+            batch.put_cf(history, history_key(k), seal(Kind::StateRecord, id));
+        }
+        // Leaves are stored as their preimages; the hash is recomputed when read.
+        let leaves = self.cf(CF_LEAVES)?;
+        debug_assert_eq!(changes.leaves.len(), changes.leaf_data.len());
+        for (i, data) in changes.leaf_data.iter().enumerate() {
+            let index = changes.first_leaf + i as u64;
+            batch.put_cf(
+                leaves,
+                index.to_be_bytes(),
+                seal(Kind::StateRecord, &data.as_bytes()),
+            );
+        }
+        let nodes = self.cf(CF_NODES)?;
+        for (level, index, hash) in &changes.nodes {
+            batch.put_cf(
+                nodes,
+                node_key(*level, *index),
+                seal(Kind::StateRecord, hash),
+            );
+        }
+        batch.put_cf(
+            self.cf(CF_STATE)?,
+            KEY_LEDGER,
+            seal(Kind::StateRecord, &changes.meta),
+        );
+        Ok(())
+    }
+
+    /// Add the applied-state record to `batch`: every write that changes the state carries it.
+    pub(super) fn stage_applied(
+        &self,
+        batch: &mut WriteBatch,
+        applied: &AppliedState,
+    ) -> Result<(), StoreError> {
+        batch.put_cf(
+            self.cf(CF_STATE)?,
+            KEY_APPLIED,
+            seal(Kind::StateRecord, applied),
+        );
+        Ok(())
+    }
+
+    /// The applied state as last committed (the default before the first commit).
+    pub(super) fn applied_state(&self) -> Result<AppliedState, StoreError> {
+        Ok(self
+            .get(CF_STATE, Kind::StateRecord, KEY_APPLIED)?
+            .unwrap_or_default())
+    }
+
+    pub(super) fn account_record(&self, id: u128) -> Result<Option<AccountRecord>, StoreError> {
+        self.get(CF_ACCOUNTS, Kind::StateRecord, &be128(id))
+    }
+
+    pub(super) fn transfer_record(&self, id: u128) -> Result<Option<TransferRecord>, StoreError> {
+        self.get(CF_TRANSFERS, Kind::StateRecord, &be128(id))
+    }
+
+    /// The preimage of leaf `index`, if applied.
+    pub(super) fn leaf_preimage(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(CF_LEAVES, Kind::StateRecord, &index.to_be_bytes())
+    }
+
+    /// Ids of transfers that touched `account_id` with timestamps in `[from, to]`, oldest
+    /// first, at most `limit`.
+    pub(super) fn history_range(
+        &self,
+        account_id: u128,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<u128>, StoreError> {
+        let lo = history_key(&HistoryKey {
+            account_id,
+            timestamp: from,
+        });
+        let hi = history_key(&HistoryKey {
+            account_id,
+            timestamp: to,
+        });
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(CF_HISTORY)?,
+            IteratorMode::From(&lo, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item?;
+            if out.len() >= limit || key.as_ref() > hi.as_slice() {
+                break;
+            }
+            out.push(open(Kind::StateRecord, CF_HISTORY, &key, &value)?);
+        }
+        Ok(out)
+    }
+}
+
+fn read_err(e: StoreError) -> ReadError {
+    e.into()
+}
+
+impl StateRead for RocksBackend {
+    fn meta(&self) -> Result<LedgerMeta, ReadError> {
+        Ok(self
+            .get(CF_STATE, Kind::StateRecord, KEY_LEDGER)
+            .map_err(read_err)?
+            .unwrap_or_else(LedgerMeta::empty))
+    }
+
+    fn account(&self, id: u128) -> Result<Option<AccountRecord>, ReadError> {
+        self.account_record(id).map_err(read_err)
+    }
+
+    fn transfer(&self, id: u128) -> Result<Option<TransferRecord>, ReadError> {
+        self.transfer_record(id).map_err(read_err)
+    }
+
+    fn status(&self, id: u128) -> Result<Option<TransferStatus>, ReadError> {
+        self.get(CF_STATUSES, Kind::StateRecord, &be128(id))
+            .map_err(read_err)
+    }
+
+    fn expiring(&self, now: u64, limit: usize) -> Result<Vec<ExpiryKey>, ReadError> {
+        let mut out = Vec::new();
+        let cf = self.cf(CF_EXPIRY).map_err(read_err)?;
+        for item in self.db.iterator_cf(cf, IteratorMode::Start) {
+            let (key, _) = item.map_err(|e| read_err(e.into()))?;
+            let k = parse_expiry(&key).map_err(read_err)?;
+            if k.expires_at > now || out.len() >= limit {
+                break;
+            }
+            out.push(k);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,131 @@
+//! A consistent read-only view of the whole replicated state: a RocksDB snapshot (not a Raft
+//! snapshot) taken once, from which the applied state, the ledger metadata and every table's
+//! records are read as [`SnapshotItem`]s, while apply carries on. Snapshot export and the state
+//! digest both read through it.
+//!
+//! This module never writes, and never reads the live database once the view is taken: every
+//! record it returns is from the same instant.
+
+use super::db::RocksBackend;
+use super::layout::{
+    parse_expiry, parse_history, parse_id, parse_index, CF_ACCOUNTS, CF_EXPIRY, CF_HISTORY,
+    CF_LEAVES, CF_REVOKED, CF_STATE, CF_STATUSES, CF_TRANSFERS, DIGEST_CFS, KEY_APPLIED,
+    KEY_LEDGER,
+};
+use super::revoked::open_revocation;
+use crate::backend::AppliedState;
+use crate::error::StoreError;
+use crate::record::{hex, open};
+use crate::revocation;
+use crate::snapshot::SnapshotItem;
+use ledger::codec::Kind;
+use ledger::digest::StateDigest;
+use ledger::merkle::Hash;
+use ledger::LedgerMeta;
+use rocksdb::{IteratorMode, Snapshot};
+
+/// The state as of one instant.
+pub(super) struct View<'a> {
+    backend: &'a RocksBackend,
+    snap: Snapshot<'a>,
+}
+
+impl RocksBackend {
+    /// Take a consistent view of the state now.
+    pub(super) fn view(&self) -> View<'_> {
+        View {
+            backend: self,
+            snap: self.db.snapshot(),
+        }
+    }
+}
+
+impl View<'_> {
+    fn state_record<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &'static [u8],
+    ) -> Result<Option<T>, StoreError> {
+        match self.snap.get_cf(self.backend.cf(CF_STATE)?, key)? {
+            Some(b) => open(Kind::StateRecord, CF_STATE, key, &b).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The applied state (the default before the first commit).
+    pub(super) fn applied(&self) -> Result<AppliedState, StoreError> {
+        Ok(self.state_record(KEY_APPLIED)?.unwrap_or_default())
+    }
+
+    /// The ledger metadata (an empty ledger's before the first commit).
+    pub(super) fn ledger_meta(&self) -> Result<LedgerMeta, StoreError> {
+        Ok(self
+            .state_record(KEY_LEDGER)?
+            .unwrap_or_else(LedgerMeta::empty))
+    }
+
+    /// Every record of the tables `cfs`, table by table in key order, as snapshot items.
+    pub(super) fn for_each_item(
+        &self,
+        cfs: &[&'static str],
+        mut f: impl FnMut(SnapshotItem) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        for &cf in cfs {
+            for item in self
+                .snap
+                .iterator_cf(self.backend.cf(cf)?, IteratorMode::Start)
+            {
+                let (key, value) = item?;
+                f(decode_item(cf, &key, &value)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Digest of the entire replicated state: `ledger::digest` over the ledger tables, combined
+    /// with the deny-list ([`revocation::combine_digest`]).
+    pub(super) fn digest(&self) -> Result<Hash, StoreError> {
+        let mut digest = StateDigest::new(&self.ledger_meta()?);
+        let mut revoked = Vec::new();
+        self.for_each_item(&DIGEST_CFS, |item| {
+            match item {
+                SnapshotItem::Account(r) => digest.account(&r),
+                SnapshotItem::Transfer(r) => digest.transfer(&r),
+                SnapshotItem::Status(id, s) => digest.status(id, s),
+                SnapshotItem::Expiry(k) => digest.expiry(&k),
+                SnapshotItem::History(k, id) => digest.history(&k, id),
+                SnapshotItem::Revocation(r) => revoked.push(r),
+                _ => {}
+            }
+            Ok(())
+        })?;
+        Ok(revocation::combine_digest(digest.finish(), &revoked))
+    }
+}
+
+/// Decode one record of a snapshot table (key and value) as a snapshot item.
+fn decode_item(cf: &'static str, key: &[u8], value: &[u8]) -> Result<SnapshotItem, StoreError> {
+    Ok(match cf {
+        CF_ACCOUNTS => SnapshotItem::Account(open(Kind::StateRecord, cf, key, value)?),
+        CF_TRANSFERS => SnapshotItem::Transfer(open(Kind::StateRecord, cf, key, value)?),
+        CF_STATUSES => {
+            SnapshotItem::Status(parse_id(cf, key)?, open(Kind::StateRecord, cf, key, value)?)
+        }
+        CF_EXPIRY => SnapshotItem::Expiry(parse_expiry(key)?),
+        CF_HISTORY => SnapshotItem::History(
+            parse_history(key)?,
+            open(Kind::StateRecord, cf, key, value)?,
+        ),
+        CF_LEAVES => SnapshotItem::Leaf(
+            parse_index(cf, key)?,
+            open(Kind::StateRecord, cf, key, value)?,
+        ),
+        CF_REVOKED => SnapshotItem::Revocation(open_revocation(key, value)?),
+        _ => {
+            return Err(StoreError::Corruption {
+                cf,
+                key: hex(key),
+                reason: "not a snapshot table".into(),
+            })
+        }
+    })
+}
