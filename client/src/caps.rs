@@ -1,13 +1,39 @@
-//! Capability tokens on the client side: minting from a root-key file (operators), attenuating a
-//! token offline (any holder), inspecting one without showing its MAC, and revoking one through
-//! the cluster's admin API. See `docs/CAPABILITIES.md`.
+//! Capability tokens on the client side: the [`Capability`] a client sends with its requests,
+//! minting from a root-key file (operators), attenuating a token offline (any holder), and
+//! inspecting one without showing its MAC. Revoking one goes through the cluster's admin API
+//! ([`Client::revoke`](crate::Client::revoke), which lists [`RevocationEntry`]s too). See
+//! `docs/CAPABILITIES.md`.
 
-use crate::{Client, Error};
 use ledger::capability::{Caveat, Inspection, KeyRing, Token};
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use zeroize::Zeroizing;
+
+/// A capability token (`rlcap1.…`). Its `Debug` never shows the token, and its memory is wiped
+/// when dropped.
+#[derive(Clone)]
+pub struct Capability(Zeroizing<String>);
+
+impl Capability {
+    /// Wrap token text (surrounding whitespace removed).
+    pub fn new(token: impl Into<String>) -> Self {
+        let mut text = Zeroizing::new(token.into());
+        trim_in_place(&mut text);
+        Self(text)
+    }
+
+    /// The `Authorization` header value.
+    pub(crate) fn header(&self) -> String {
+        format!("Bearer {}", self.0.as_str())
+    }
+}
+
+impl std::fmt::Debug for Capability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Capability(<redacted>)")
+    }
+}
 
 /// Why a capability operation failed locally.
 #[derive(Debug, thiserror::Error)]
@@ -104,41 +130,4 @@ pub struct RevocationEntry {
     pub revoked_at: String,
     /// Log index at which it was applied (decimal).
     pub log_index: String,
-}
-
-#[derive(Deserialize)]
-struct RevocationPage {
-    revocations: Vec<RevocationEntry>,
-}
-
-impl Client {
-    /// Put a token on the cluster's deny-list (an admin operation committed through Raft; needs
-    /// an admin capability and, over TLS, a client certificate). Every node refuses the token
-    /// once it has applied the entry.
-    pub async fn revoke(&self, token_id: &str, kid: &str, reason: &str) -> Result<(), Error> {
-        self.clone_without_batcher()
-            .admin(
-                "/v1/admin/revocations",
-                serde_json::json!({"token_id": token_id, "kid": kid, "reason": reason}),
-            )
-            .await
-    }
-
-    /// The deny-list, in token-id order, starting after `after`.
-    pub async fn revocations(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<RevocationEntry>, Error> {
-        let mut path = format!("/v1/admin/revocations?limit={limit}");
-        if let Some(a) = after {
-            path.push_str(&format!("&after={a}"));
-        }
-        let page: Option<RevocationPage> = self
-            .clone_without_batcher()
-            .get_opt(&path, crate::Consistency::Linearizable)
-            .await?;
-        page.map(|p| p.revocations)
-            .ok_or_else(|| Error::Protocol("the node has no revocation endpoint".into()))
-    }
 }

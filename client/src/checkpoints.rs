@@ -12,7 +12,10 @@
 //! # Ok(()) }
 //! ```
 
-use crate::{Client, Error, Req, Unbatched};
+use crate::client::Client;
+use crate::error::Error;
+use crate::retry::{Attempt, Req};
+use crate::shared::Unbatched;
 use ledger::checkpoint::{CheckpointError, SignedCheckpoint, TrustedKeys};
 use ledger::export::ExportBundle;
 use serde::de::DeserializeOwned;
@@ -82,12 +85,9 @@ impl Unbatched {
         pin: Option<String>,
     ) -> Result<(T, String), Error> {
         let req = Req {
-            post: false,
-            path: path.to_string(),
-            content_type: "",
-            body: Vec::new(),
             not_found_ok: false,
             pin,
+            ..Req::get(path)
         };
         let (body, _, addr) = self.send_at(&req).await?;
         let body = body.ok_or_else(|| Error::Protocol(format!("empty answer to {path}")))?;
@@ -120,14 +120,7 @@ impl Client {
     /// Ask the node serving the request to sign a checkpoint of its applied tree now
     /// (`POST /v1/admin/checkpoint`).
     pub async fn make_checkpoint(&self) -> Result<SignedCheckpoint, Error> {
-        let req = Req {
-            post: true,
-            path: "/v1/admin/checkpoint".into(),
-            content_type: "application/json",
-            body: b"{}".to_vec(),
-            not_found_ok: false,
-            pin: None,
-        };
+        let req = Req::post("/v1/admin/checkpoint", "application/json", b"{}".to_vec());
         let (body, _) = self.clone_without_batcher().send(&req).await?;
         let body = body.ok_or_else(|| Error::Protocol("empty checkpoint answer".into()))?;
         serde_json::from_slice(&body).map_err(|e| Error::Protocol(e.to_string()))
@@ -137,14 +130,14 @@ impl Client {
     pub async fn checkpoint_keys_of(&self, addr: &str) -> Result<CheckpointKeys, Error> {
         let u = self.clone_without_batcher();
         match u.once_get(addr, "/v1/checkpoints/keys").await {
-            crate::Attempt::Done(r) => r.and_then(|v: Option<CheckpointKeys>| {
+            Attempt::Done(r) => r.and_then(|v: Option<CheckpointKeys>| {
                 v.ok_or_else(|| Error::Rejected {
                     status: 404,
                     reason: "not_found".into(),
                     message: format!("{addr} serves no checkpoint keys"),
                 })
             }),
-            crate::Attempt::Retry(e) => Err(Error::Unavailable {
+            Attempt::Retry(e) => Err(Error::Unavailable {
                 attempts: 1,
                 last: format!("{addr}: {e}"),
             }),

@@ -1,7 +1,20 @@
-//! Capped exponential backoff with jitter. The jitter comes from a small xorshift seeded from the
-//! clock: it only spreads retries apart, it decides nothing.
+//! Safe retries. Every request the SDK makes is re-sent unchanged (same body, so the same event
+//! ids) after a transient failure — connection error, timeout, 429 (honouring `Retry-After`),
+//! 502, 503, 504 — with capped exponential backoff and jitter ([`Backoff`]), bounded in attempts
+//! and total time. One attempt's answer is final otherwise: a 2xx, a 404 where the request allows
+//! one, or any other 4xx as [`Error::Rejected`].
+//!
+//! The jitter comes from a small xorshift seeded from the clock: it only spreads retries apart, it
+//! decides nothing.
 
+use crate::caps::Capability;
+use crate::error::Error;
+use crate::shared::Unbatched;
+use crate::transport::HttpRequest;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// Backoff state for one call.
 pub struct Backoff {
@@ -36,6 +49,208 @@ impl Backoff {
         let delay = Duration::from_micros(half + self.rng % (full - half + 1));
         self.next = (self.next * 2).min(self.max);
         delay
+    }
+}
+
+/// One HTTP request, re-sent unchanged by every retry.
+pub(crate) struct Req {
+    pub(crate) post: bool,
+    pub(crate) path: String,
+    pub(crate) content_type: &'static str,
+    pub(crate) body: Vec<u8>,
+    /// A 404 answers `None` instead of being a rejection.
+    pub(crate) not_found_ok: bool,
+    /// Send every attempt to this node (reads that must see the tree a checkpoint came from).
+    pub(crate) pin: Option<String>,
+}
+
+impl Req {
+    /// A GET of `path` to whichever node serves it, a 404 answering `None`.
+    pub(crate) fn get(path: impl Into<String>) -> Self {
+        Self {
+            post: false,
+            path: path.into(),
+            content_type: "",
+            body: Vec::new(),
+            not_found_ok: true,
+            pin: None,
+        }
+    }
+
+    /// A POST of `body` (of `content_type`) to `path`; a 404 is a rejection.
+    pub(crate) fn post(path: impl Into<String>, content_type: &'static str, body: Vec<u8>) -> Self {
+        Self {
+            post: true,
+            path: path.into(),
+            content_type,
+            body,
+            not_found_ok: false,
+            pin: None,
+        }
+    }
+}
+
+/// How one attempt ended.
+pub(crate) enum Attempt<T> {
+    Done(T),
+    /// Transient failure.
+    Retry(String),
+}
+
+#[derive(Debug, Deserialize)]
+struct WireError {
+    error: WireErrorBody,
+    leader: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireErrorBody {
+    reason: String,
+    message: String,
+}
+
+#[derive(Deserialize)]
+struct LeaderHint {
+    leader: Option<u64>,
+}
+
+/// Decode a JSON answer; no body (a 404 the request allowed) is `None`.
+pub(crate) fn decode<T: DeserializeOwned>(body: Option<Vec<u8>>) -> Result<Option<T>, Error> {
+    match body {
+        None => Ok(None),
+        Some(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| Error::Protocol(e.to_string())),
+    }
+}
+
+impl Unbatched {
+    /// Send `req` until an attempt is final: retry transient failures (connection errors,
+    /// timeouts, 429/502/503/504) with backoff, bounded in attempts and total time. Returns the
+    /// body of a 2xx (`None` for a 404 when `req.not_found_ok`) and whether an earlier attempt
+    /// may already have reached the server.
+    pub(crate) async fn send(&self, req: &Req) -> Result<(Option<Vec<u8>>, bool), Error> {
+        self.send_at(req)
+            .await
+            .map(|(body, resent, _)| (body, resent))
+    }
+
+    /// [`Unbatched::send`], also naming the node whose answer was final.
+    pub(crate) async fn send_at(
+        &self,
+        req: &Req,
+    ) -> Result<(Option<Vec<u8>>, bool, String), Error> {
+        let cfg = &self.shared.config;
+        let start = Instant::now();
+        let call = self
+            .shared
+            .calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let seed = cfg
+            .jitter_seed
+            .map(|s| s ^ call.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut backoff = Backoff::new(cfg.backoff_base, cfg.backoff_max, seed);
+        let mut last = String::new();
+        for attempt in 0..cfg.retry_attempts_max {
+            let addr = self.target(req, attempt).await;
+            let (why, after) = match self.attempt(&addr, req).await {
+                Ok(done) => return done.map(|body| (body, attempt > 0, addr)),
+                Err(retry) => retry,
+            };
+            last = format!("{addr}: {why}");
+            // A busy leader (429) is still the leader; anything else may mean it moved.
+            if !why.starts_with("429") {
+                self.shared.forget_leader();
+            }
+            let pause = after.unwrap_or_else(|| backoff.next_delay());
+            if start.elapsed() + pause > cfg.retry_total {
+                return Err(Error::Unavailable {
+                    attempts: attempt + 1,
+                    last,
+                });
+            }
+            tokio::time::sleep(pause).await;
+        }
+        Err(Error::Unavailable {
+            attempts: cfg.retry_attempts_max,
+            last,
+        })
+    }
+
+    /// One attempt. `Ok(final result)` or `Err((why, retry-after))` to retry.
+    #[allow(clippy::type_complexity)]
+    async fn attempt(
+        &self,
+        addr: &str,
+        req: &Req,
+    ) -> Result<Result<Option<Vec<u8>>, Error>, (String, Option<Duration>)> {
+        let reply = self
+            .shared
+            .http
+            .send(HttpRequest {
+                post: req.post,
+                addr: addr.to_string(),
+                path: req.path.clone(),
+                content_type: req.content_type,
+                body: req.body.clone(),
+                timeout: self.shared.config.request_timeout,
+                authorization: self
+                    .shared
+                    .config
+                    .capability
+                    .as_ref()
+                    .map(Capability::header),
+            })
+            .await
+            .map_err(|e| (e, None))?;
+        let status = reply.status;
+        let retry_after = reply
+            .retry_after
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let bytes = reply.body;
+        if (200..300).contains(&status) {
+            if let Ok(w) = serde_json::from_slice::<LeaderHint>(&bytes) {
+                self.shared.note_leader(w.leader);
+            }
+            return Ok(Ok(Some(bytes)));
+        }
+        if status == 404 && req.not_found_ok {
+            return Ok(Ok(None));
+        }
+        let err: Option<WireError> = serde_json::from_slice(&bytes).ok();
+        if let Some(e) = &err {
+            self.shared.note_leader(e.leader);
+        }
+        let (reason, message) = err
+            .map(|e| (e.error.reason, e.error.message))
+            .unwrap_or_else(|| {
+                (
+                    "unknown".into(),
+                    String::from_utf8_lossy(&bytes).into_owned(),
+                )
+            });
+        match status {
+            429 | 502 | 503 | 504 => Err((format!("{status} {reason}"), retry_after)),
+            _ => Ok(Err(Error::Rejected {
+                status,
+                reason,
+                message,
+            })),
+        }
+    }
+
+    /// One GET of `path` at `addr`, no retry: the decoded answer (`None` for a 404), or why
+    /// to try elsewhere.
+    pub(crate) async fn once_get<T: DeserializeOwned>(
+        &self,
+        addr: &str,
+        path: &str,
+    ) -> Attempt<Result<Option<T>, Error>> {
+        match self.attempt(addr, &Req::get(path)).await {
+            Ok(answer) => Attempt::Done(answer.and_then(decode)),
+            Err((why, _)) => Attempt::Retry(why),
+        }
     }
 }
 

@@ -25,6 +25,11 @@
 //! The checks are pure functions ([`check_checkpoint`], [`plan_advance`], [`check_consistency`],
 //! [`check_inclusion`]); the `Client` methods fetch and apply them.
 //!
+//! [`Client::verified_transfer`]: crate::Client::verified_transfer
+//! [`Client::verified_account`]: crate::Client::verified_account
+//! [`Client::verified_leaf`]: crate::Client::verified_leaf
+//! [`Client::latest_verified_checkpoint`]: crate::Client::latest_verified_checkpoint
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), ron_ledger_client::Error> {
 //! use ron_ledger_client::{Client, ClientConfig};
@@ -38,7 +43,6 @@
 //! # Ok(()) }
 //! ```
 
-use crate::{Client, Error};
 use ledger::canonical::{decode_leaf, LeafDecodeError, LeafEvent};
 use ledger::checkpoint::{CheckpointError, SignedCheckpoint, TrustedKeys};
 use ledger::merkle::{leaf_hash, Hash};
@@ -187,7 +191,8 @@ pub enum LeafQuery {
 }
 
 impl LeafQuery {
-    fn query(self) -> String {
+    /// The query string that asks for it.
+    pub(crate) fn query(self) -> String {
         match self {
             LeafQuery::Index(i) => format!("leaf={i}"),
             LeafQuery::Transfer(id) => format!("transfer_id={id}"),
@@ -378,120 +383,6 @@ pub fn check_inclusion(
         .verify(&leaf_hash(&answer.leaf_data), &cp.root)
         .map_err(VerifyError::InclusionFailed)?;
     Ok((proof.leaf_index, event))
-}
-
-impl Client {
-    /// Fetch the latest checkpoint and accept it under the rules of this module's
-    /// documentation (signature, cluster, no replay, consistency with the last accepted one);
-    /// it becomes the checkpoint this client remembers.
-    pub async fn latest_verified_checkpoint(&self) -> Result<SignedCheckpoint, Error> {
-        Ok(self.advance_checkpoint().await?.0)
-    }
-
-    /// The newest checkpoint this client has accepted, if any (no request is made).
-    pub async fn accepted_checkpoint(&self) -> Option<SignedCheckpoint> {
-        self.shared.checkpoint.lock().await.clone()
-    }
-
-    /// Transfer `id` as applied, proven against a newly accepted checkpoint.
-    pub async fn verified_transfer(&self, id: u128) -> Result<Verified<Transfer>, Error> {
-        let v = self.verified(LeafQuery::Transfer(id)).await?;
-        let value = transfer_of(&v.value, id)?;
-        Ok(Verified {
-            value,
-            leaf_index: v.leaf_index,
-            leaf_data: v.leaf_data,
-            checkpoint: v.checkpoint,
-        })
-    }
-
-    /// Account `id` as created (the creation leaf records zero balances), proven against a
-    /// newly accepted checkpoint.
-    pub async fn verified_account(&self, id: u128) -> Result<Verified<Account>, Error> {
-        let v = self.verified(LeafQuery::Account(id)).await?;
-        let value = account_of(&v.value, id)?;
-        Ok(Verified {
-            value,
-            leaf_index: v.leaf_index,
-            leaf_data: v.leaf_data,
-            checkpoint: v.checkpoint,
-        })
-    }
-
-    /// Leaf `index` (any kind, rejected events included), proven against a newly accepted
-    /// checkpoint.
-    pub async fn verified_leaf(&self, index: u64) -> Result<Verified<LeafEvent>, Error> {
-        self.verified(LeafQuery::Index(index)).await
-    }
-
-    async fn verified(&self, query: LeafQuery) -> Result<Verified<LeafEvent>, Error> {
-        let (cp, addr) = self.advance_checkpoint().await?;
-        if let LeafQuery::Index(index) = query {
-            if index >= cp.tree_size {
-                return Err(VerifyError::BeyondCheckpoint {
-                    index,
-                    tree_size: cp.tree_size,
-                }
-                .into());
-            }
-        }
-        let path = format!(
-            "/v1/proofs/inclusion?tree_size={}&{}",
-            cp.tree_size,
-            query.query()
-        );
-        // The node that signed the checkpoint holds at least that tree.
-        let (answer, _) = self
-            .clone_without_batcher()
-            .get_json::<InclusionAnswer>(&path, Some(addr))
-            .await?;
-        let (leaf_index, value) = check_inclusion(query, &cp, &answer)?;
-        Ok(Verified {
-            value,
-            leaf_index,
-            leaf_data: answer.leaf_data,
-            checkpoint: cp,
-        })
-    }
-
-    /// Fetch, check and remember the latest checkpoint; returns it and the node that served it.
-    async fn advance_checkpoint(&self) -> Result<(SignedCheckpoint, String), Error> {
-        let config = &self.shared.config;
-        let keys = config.trusted_keys.as_ref().ok_or_else(|| {
-            Error::Invalid("verification needs trusted checkpoint keys in the config".into())
-        })?;
-        let u = self.clone_without_batcher();
-        // Held across the fetches: concurrent calls advance one at a time, so one call's
-        // older fetch never races a newer accepted checkpoint into a spurious replay.
-        let mut remembered = self.shared.checkpoint.lock().await;
-        let (offered, addr) = u
-            .get_json::<SignedCheckpoint>("/v1/checkpoints/latest", None)
-            .await?;
-        let cluster = config
-            .cluster_id
-            .as_deref()
-            .or(remembered.as_ref().map(|r| r.cluster_id.as_str()));
-        check_checkpoint(&offered, keys, cluster)?;
-        match (
-            plan_advance(remembered.as_ref(), &offered)?,
-            remembered.as_ref(),
-        ) {
-            (Advance::Same, _) => return Ok((offered, addr)),
-            (Advance::Extend { from }, Some(r)) => {
-                let path = format!(
-                    "/v1/proofs/consistency?from={from}&to={}",
-                    offered.tree_size
-                );
-                let (proof, _) = u
-                    .get_json::<ConsistencyProof>(&path, Some(addr.clone()))
-                    .await?;
-                check_consistency(r, &offered, &proof)?;
-            }
-            _ => {}
-        }
-        *remembered = Some(offered.clone());
-        Ok((offered, addr))
-    }
 }
 
 #[cfg(test)]

@@ -1,25 +1,21 @@
 //! `ronctl export`, `verify`, `keys`: export bundles and the checkpoint keys to check them
 //! with. `verify` is offline: it reads files and calls `ledger::verify_bundle`.
 
-use super::{print_json, Fail};
+use crate::common::{print_json, write_file, Fail};
 use ron_ledger_client::checkpoints::{CheckpointKeys, KeysFile};
 use ron_ledger_client::{Client, Error};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn read_file(path: &PathBuf) -> Result<String, Fail> {
     std::fs::read_to_string(path).map_err(|e| Fail::Usage(format!("{}: {e}", path.display())))
-}
-
-fn write_file(path: &PathBuf, bytes: &[u8]) -> Result<(), Fail> {
-    std::fs::write(path, bytes).map_err(|e| Fail::Usage(format!("{}: {e}", path.display())))
 }
 
 pub(crate) async fn export(
     client: &Client,
     from: u64,
     to: u64,
-    file: &PathBuf,
+    file: &Path,
     pretty: bool,
     json: bool,
 ) -> Result<(), Fail> {
@@ -108,7 +104,7 @@ pub(crate) fn verify(
 }
 
 /// `ronctl keys`: every member's keys, or exit 4 naming the members that did not answer.
-pub(crate) async fn keys(client: &Client, out: &PathBuf, json: bool) -> Result<(), Fail> {
+pub(crate) async fn keys(client: &Client, out: &Path, json: bool) -> Result<(), Fail> {
     let statuses = client.cluster_status().await;
     let members: Vec<String> = statuses
         .iter()

@@ -1,12 +1,12 @@
 //! `ronctl cap …`: mint, attenuate, inspect and revoke capability tokens.
 
-use super::{print_json, table, Fail};
+use crate::common::{print_json, read_token, table, Fail};
 use clap::Subcommand;
 use ledger::capability::{Caveat, Op};
 use ron_ledger_client::caps;
 use ron_ledger_client::Client;
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
@@ -177,22 +177,6 @@ fn now_secs() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// Token text from a file, or stdin for `-`.
-pub fn read_token(path: &Path) -> Result<Zeroizing<String>, Fail> {
-    let mut text = Zeroizing::new(String::new());
-    if path == Path::new("-") {
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|e| Fail::Usage(format!("read token from stdin: {e}")))?;
-    } else {
-        let read = std::fs::read_to_string(path)
-            .map_err(|e| Fail::Usage(format!("read token {}: {e}", path.display())))?;
-        text = Zeroizing::new(read);
-    }
-    caps::trim_in_place(&mut text);
-    Ok(text)
 }
 
 fn emit(token: &str, out: Option<&Path>) -> Result<(), Fail> {

@@ -1,0 +1,127 @@
+//! `ronctl cluster …`: every node's view, and membership changes (add a learner, promote it,
+//! remove a member).
+
+use crate::common::{no_node_answered, opt, print_json, table, Fail};
+use clap::Subcommand;
+use ron_ledger_client::Client;
+
+#[derive(Subcommand)]
+pub(crate) enum ClusterCmd {
+    /// Every node's view. Example: ronctl cluster status
+    Status,
+    /// Add a non-voting member. Example: ronctl cluster add-learner 4 127.0.0.1:7004 127.0.0.1:7104
+    AddLearner {
+        node_id: u64,
+        api_addr: String,
+        peer_addr: String,
+    },
+    /// Make a learner a voter. Example: ronctl cluster promote 4
+    Promote { node_id: u64 },
+    /// Remove a member. Example: ronctl cluster remove 4
+    Remove { node_id: u64 },
+}
+
+pub(crate) async fn run(cmd: ClusterCmd, client: &Client, json: bool) -> Result<(), Fail> {
+    match cmd {
+        ClusterCmd::Status => status(client, json).await,
+        ClusterCmd::AddLearner {
+            node_id,
+            api_addr,
+            peer_addr,
+        } => {
+            client.add_learner(node_id, &api_addr, &peer_addr).await?;
+            println!("node {node_id} added as a learner");
+            Ok(())
+        }
+        ClusterCmd::Promote { node_id } => {
+            let mut voters = current_voters(client).await?;
+            voters.push(node_id);
+            voters.sort_unstable();
+            voters.dedup();
+            client.change_membership(&voters).await?;
+            println!("voters now {voters:?}");
+            Ok(())
+        }
+        ClusterCmd::Remove { node_id } => {
+            let voters: Vec<u64> = current_voters(client)
+                .await?
+                .into_iter()
+                .filter(|v| *v != node_id)
+                .collect();
+            if voters.is_empty() {
+                return Err(Fail::Usage("cannot remove the last voter".into()));
+            }
+            client.change_membership(&voters).await?;
+            println!("voters now {voters:?}");
+            Ok(())
+        }
+    }
+}
+
+/// `ronctl cluster status`: one row per node; exit 4 when none answered.
+async fn status(client: &Client, json: bool) -> Result<(), Fail> {
+    let all = client.cluster_status().await;
+    if json {
+        let v: Vec<serde_json::Value> = all.iter().map(|(a, s)| match s {
+            Ok(s) => serde_json::json!({"addr": a, "node": s.node_id, "role": s.role, "term": s.term, "leader": s.leader,
+                "last_log_index": s.last_log_index, "committed_index": s.committed_index, "applied_index": s.applied_index, "root": s.root}),
+            Err(e) => serde_json::json!({"addr": a, "error": e.to_string()}),
+        }).collect();
+        print_json(&v);
+    } else {
+        let rows: Vec<Vec<String>> = all
+            .iter()
+            .map(|(a, s)| match s {
+                Ok(s) => vec![
+                    s.node_id.to_string(),
+                    a.clone(),
+                    s.role.clone(),
+                    s.term.to_string(),
+                    opt(s.last_log_index),
+                    opt(s.committed_index),
+                    opt(s.applied_index),
+                    s.root.clone().unwrap_or_default(),
+                ],
+                Err(e) => vec![
+                    "?".into(),
+                    a.clone(),
+                    format!("unreachable ({e})"),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                ],
+            })
+            .collect();
+        table(
+            &[
+                "node",
+                "addr",
+                "role",
+                "term",
+                "last_log",
+                "committed",
+                "applied",
+                "root",
+            ],
+            &rows,
+        );
+    }
+    if all.iter().all(|(_, s)| s.is_err()) {
+        return Err(no_node_answered(all.len() as u32));
+    }
+    Ok(())
+}
+
+/// The voters as the current leader sees them (a lagging follower's view could drop members).
+async fn current_voters(client: &Client) -> Result<Vec<u64>, Fail> {
+    for (_, s) in client.cluster_status().await {
+        if let Ok(s) = s {
+            if s.role == "leader" {
+                return Ok(s.members.iter().filter(|m| m.voter).map(|m| m.id).collect());
+            }
+        }
+    }
+    Err(no_node_answered(1))
+}

@@ -1,0 +1,162 @@
+//! `ronctl`: the ron-ledger command-line tool for people and scripts.
+//!
+//! Exit codes: 0 success; 1 the request was processed but some events were not `ok`, or a
+//! verification failed (`verify`: the bundle does not verify); 2 usage or input error (including
+//! an unreadable or malformed bundle or keys file); 3 the server rejected the request; 4 the
+//! cluster was unavailable.
+//!
+//! This file parses the command line and dispatches; each top-level command is a module
+//! (`account`, `transfer`, `cluster`, `bench`, `audit` for export/verify/keys, `cap`,
+//! `checkpoint`), and `common` holds what they share: the global options and the client they
+//! describe, the failure type and its exit code, and the output helpers.
+
+use clap::{Parser, Subcommand};
+use common::{Fail, Options};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+mod account;
+mod audit;
+mod bench;
+mod cap;
+mod checkpoint;
+mod cluster;
+mod common;
+mod transfer;
+
+#[derive(Parser)]
+#[command(
+    name = "ronctl",
+    version,
+    about = "Command-line tool for ron-ledger clusters"
+)]
+struct Cli {
+    #[command(flatten)]
+    opts: Options,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Accounts: create, look up, history.
+    #[command(subcommand)]
+    Account(account::AccountCmd),
+    /// Transfers: create, import, look up.
+    #[command(subcommand)]
+    Transfer(transfer::TransferCmd),
+    /// Cluster status and membership.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCmd),
+    /// Load generator: N transfers, C concurrent requests, over A accounts.
+    ///
+    /// Example: ronctl bench --transfers 200000 --concurrency 4 --batch 2000 --accounts 10000
+    Bench(bench::BenchArgs),
+    /// Write leaves [FROM, TO) with their proofs against a signed checkpoint to FILE (not
+    /// verified here: check it with `ronctl verify`).
+    ///
+    /// Example: ronctl export --from 0 --to 1000 bundle.json
+    Export {
+        #[arg(long)]
+        from: u64,
+        #[arg(long)]
+        to: u64,
+        file: PathBuf,
+        /// Indented JSON instead of one line.
+        #[arg(long)]
+        pretty: bool,
+    },
+    /// Check an export bundle offline: the checkpoint's signature against KEYS, every event's
+    /// inclusion proof against its root. Exit 0 verified, 1 failed, 2 unreadable input.
+    ///
+    /// Example: ronctl verify bundle.json --keys keys.json --cluster-id prod
+    Verify {
+        file: PathBuf,
+        /// Trusted keys: `{"<kid>": "<hex>"}` or the file `ronctl keys` writes.
+        #[arg(long)]
+        keys: PathBuf,
+        /// The cluster the checkpoint must name (default: the keys file's, if it names one).
+        #[arg(long)]
+        cluster_id: Option<String>,
+    },
+    /// Collect every member's checkpoint keys into one keys file.
+    ///
+    /// Example: ronctl keys --out keys.json
+    Keys {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Capabilities: mint, attenuate, inspect, revoke, list revoked.
+    #[command(subcommand)]
+    Cap(cap::CapCmd),
+    /// Show the latest signed checkpoint, or (--now) have a node sign one now.
+    ///
+    /// Example: ronctl checkpoint --now
+    Checkpoint {
+        #[arg(long)]
+        now: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ronctl: {e}");
+            return ExitCode::from(4);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(fail) => fail.exit(),
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Fail> {
+    let json = cli.opts.json;
+    if let Cmd::Verify {
+        file,
+        keys,
+        cluster_id,
+    } = &cli.command
+    {
+        // Offline: no client, no network.
+        return audit::verify(file, keys, cluster_id.as_deref(), json);
+    }
+    if let Cmd::Cap(c) = &cli.command {
+        if cap::run_offline(c, json)?.is_some() {
+            return Ok(());
+        }
+    }
+    let client = cli.opts.connect()?;
+    let c = cli.opts.consistency();
+    match cli.command {
+        Cmd::Account(cmd) => account::run(cmd, &client, c, json).await,
+        Cmd::Transfer(cmd) => transfer::run(cmd, &client, c, json).await,
+        Cmd::Cluster(cmd) => cluster::run(cmd, &client, json).await,
+        Cmd::Bench(args) => bench::run(&client, args, json).await,
+        Cmd::Export {
+            from,
+            to,
+            file,
+            pretty,
+        } => audit::export(&client, from, to, &file, pretty, json).await,
+        Cmd::Verify { .. } => Err(Fail::Usage("verify runs offline".into())),
+        Cmd::Keys { out } => audit::keys(&client, &out, json).await,
+        Cmd::Cap(c) => cap::run_online(c, &client, json).await,
+        Cmd::Checkpoint { now } => checkpoint::run(&client, now, json).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}
