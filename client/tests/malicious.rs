@@ -16,13 +16,15 @@ use ledger::checkpoint::{CheckpointSigner, SignedCheckpoint, TrustedKeys};
 use ledger::export::{build_bundle, ExportBundle};
 use ledger::merkle::{leaf_hash, Hash};
 use ledger::proof::{consistency_proof, inclusion_proof, root_at, ProofError};
-use ledger::{apply, Account, Batch, MemoryState, Operation, Transfer};
+use ledger::{apply, Batch, MemoryState, Operation};
 use ron_ledger_client::{Client, ClientConfig, Error, VerifyError};
 use serde_json::json;
 use std::collections::HashMap;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use test_support::events::{accounts, transfer};
+use test_support::process::outcome;
 
 const CLUSTER: &str = "audit-test";
 const KID: &str = "node-1";
@@ -232,37 +234,16 @@ fn bundle_of(
 /// An honest ledger: 4 accounts, transfers 100..=105, a rejected transfer 106, then 107..=112.
 fn honest_leaves() -> Vec<Vec<u8>> {
     let mut state = MemoryState::new();
-    let transfer = |id: u128, debit: u128| Transfer {
-        id,
-        debit_account_id: debit,
-        credit_account_id: 1 + (id % 4),
-        amount: 5,
-        ledger: 1,
-        code: 1,
-        ..Default::default()
-    };
+    let five = |id: u128, debit: u128| transfer(id, debit, 1 + (id % 4), 5);
     let batches = [
-        Operation::CreateAccounts(
-            (1..=4)
-                .map(|id| Account {
-                    id,
-                    ledger: 1,
-                    code: 1,
-                    ..Default::default()
-                })
-                .collect(),
-        ),
+        Operation::CreateAccounts(accounts(1..=4)),
         Operation::CreateTransfers(
             (100..=105)
-                .map(|id| transfer(id, 1 + ((id + 1) % 4)))
-                .chain([transfer(106, 99)])
+                .map(|id| five(id, 1 + ((id + 1) % 4)))
+                .chain([five(106, 99)])
                 .collect(),
         ),
-        Operation::CreateTransfers(
-            (107..=112)
-                .map(|id| transfer(id, 1 + ((id + 1) % 4)))
-                .collect(),
-        ),
+        Operation::CreateTransfers((107..=112).map(|id| five(id, 1 + ((id + 1) % 4))).collect()),
     ];
     for (i, op) in batches.into_iter().enumerate() {
         let batch = Batch {
@@ -572,11 +553,7 @@ async fn ronctl(args: Vec<String>) -> (i32, String, String) {
             .args(&args)
             .output()
             .expect("run ronctl");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        outcome(out)
     })
     .await
     .expect("join")

@@ -18,32 +18,19 @@ use node::{Node, RunningNode};
 use raft_store::NodeInfo;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+use test_support::clock::now_secs;
+use test_support::events::{account_json, raw_body, transfer_json};
+use test_support::files::write_mode;
+use test_support::https::Alpn;
+use test_support::tokens::{ring, unique_id};
 
 const K1: [u8; 32] = [0x11; 32];
 const K2: [u8; 32] = [0x22; 32];
 /// A key that is in no ring: tokens minted with it under kid "k1" are forgeries.
 const FORGER: [u8; 32] = [0x99; 32];
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// A fresh token id (the revocation handle), unique in this process.
-fn next_id() -> [u8; 16] {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let mut id = [0u8; 16];
-    id[..8].copy_from_slice(&0x7465_7374_6175_7468u64.to_be_bytes());
-    id[8..].copy_from_slice(&n.to_be_bytes());
-    id
-}
 
 /// A fresh event (account or transfer) id for one case, unique in this process.
 fn next_event_id() -> u128 {
@@ -51,18 +38,9 @@ fn next_event_id() -> u128 {
     u128::from(NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-fn ring(keys: &[(&str, [u8; 32])]) -> KeyRing {
-    let mut ring = KeyRing::new();
-    for (kid, key) in keys {
-        ring.generate_entry(*kid, *key).unwrap();
-    }
-    ring
-}
-
 /// Write `ring` as the key file at `path` with permission bits `mode`.
 fn write_key_file(path: &Path, ring: &KeyRing, mode: u32) {
-    std::fs::write(path, ring.to_json().as_bytes()).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    write_mode(path, &ring.to_json(), mode);
 }
 
 fn base_overrides(key_file: &Path) -> Vec<(String, String)> {
@@ -95,33 +73,16 @@ fn config(key_file: &Path, tls: Option<tls::TlsSection>) -> Config {
     c
 }
 
+/// [`test_support::https::client`] for `pki`'s CA, with its client identity or without one.
 fn https(pki: &DevPki, identity: bool) -> reqwest::Client {
-    tls::install_crypto_provider();
-    let ca = std::fs::read(&pki.ca_cert).unwrap();
-    let (cert, key) = (
-        std::fs::read(&pki.client.0).unwrap(),
-        std::fs::read(&pki.client.1).unwrap(),
-    );
-    let config = tls::client_config(&ca, identity.then_some((&cert[..], &key[..]))).unwrap();
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(config)
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap()
-}
-
-fn transfer(id: u128, debit: u128, credit: u128, amount: u128, ledger: u32) -> String {
-    format!(
-        r#"{{"id":"{id}","debit_account_id":"{debit}","credit_account_id":"{credit}","amount":"{amount}","ledger":{ledger},"code":1}}"#
+    let (cert, key) = &pki.client;
+    test_support::https::client(
+        &pki.ca_cert,
+        identity.then_some((cert.as_path(), key.as_path())),
+        None,
+        Duration::from_secs(5),
+        Alpn::H2Http1,
     )
-}
-
-fn transfers(items: &[String]) -> String {
-    format!("[{}]", items.join(","))
-}
-
-fn account(id: u128, ledger: u32) -> String {
-    format!(r#"[{{"id":"{id}","ledger":{ledger},"code":1}}]"#)
 }
 
 fn bearer(t: &Token) -> String {
@@ -203,13 +164,7 @@ impl Harness {
 
     /// A token from `key` issued now, valid for an hour, for this cluster, plus `caveats`.
     fn mint_with(&self, key: &RootKey, caveats: Vec<Caveat>) -> Token {
-        let t = now();
-        let mut all = vec![
-            Caveat::ExpiresAt(t + 3_600),
-            Caveat::Audience(self.cluster.clone()),
-        ];
-        all.extend(caveats);
-        Token::mint(key, next_id(), t, all).unwrap()
+        test_support::tokens::mint(key, unique_id(), now_secs(), 3_600, &self.cluster, caveats)
     }
 
     fn mint(&self, caveats: Vec<Caveat>) -> Token {
@@ -293,7 +248,7 @@ impl Harness {
             &format!("{case} (follow-up good write)"),
             "/v1/transfers",
             &full,
-            &transfers(&[transfer(id, 1, 2, 1, 1)]),
+            &raw_body([transfer_json(id, 1, 2, 1)]),
         )
         .await;
         assert!(
@@ -364,7 +319,7 @@ impl Harness {
         reason: &str,
     ) {
         let id = next_event_id();
-        let body = transfers(&[transfer(id, 1, 2, 1, 1)]);
+        let body = raw_body([transfer_json(id, 1, 2, 1)]);
         self.refused(
             case,
             false,
@@ -425,7 +380,7 @@ async fn capabilities_guard_every_write_and_admin_call() {
         false,
         "/v1/accounts",
         None,
-        &account(id, 1),
+        &raw_body([account_json(id, 1)]),
         401,
         "unauth",
         Unwritten::Account(id),
@@ -471,12 +426,17 @@ async fn capabilities_guard_every_write_and_admin_call() {
     .await;
 
     // ---- validity window.
-    let t = now();
-    let expired =
-        Token::mint(&h.k1, next_id(), t - 7_200, vec![Caveat::ExpiresAt(t - 60)]).unwrap();
+    let t = now_secs();
+    let expired = Token::mint(
+        &h.k1,
+        unique_id(),
+        t - 7_200,
+        vec![Caveat::ExpiresAt(t - 60)],
+    )
+    .unwrap();
     h.refused_transfer("expired", Some(&bearer(&expired)), 401, "cap_expired")
         .await;
-    let early = h.mint(vec![Caveat::NotBefore(now() + 3_000)]);
+    let early = h.mint(vec![Caveat::NotBefore(now_secs() + 3_000)]);
     h.refused_transfer(
         "not yet valid",
         Some(&bearer(&early)),
@@ -486,7 +446,7 @@ async fn capabilities_guard_every_write_and_admin_call() {
     .await;
     // Attenuating with a later expiry cannot revive an expired token (the minimum applies).
     let revived = expired
-        .attenuate(vec![Caveat::ExpiresAt(now() + 3_600)])
+        .attenuate(vec![Caveat::ExpiresAt(now_secs() + 3_600)])
         .unwrap();
     h.refused_transfer(
         "expired, attenuated with a later ExpiresAt",
@@ -498,7 +458,7 @@ async fn capabilities_guard_every_write_and_admin_call() {
     // A holder can shorten the expiry offline.
     let shortened = h
         .full()
-        .attenuate(vec![Caveat::ExpiresAt(now() - 1)])
+        .attenuate(vec![Caveat::ExpiresAt(now_secs() - 1)])
         .unwrap();
     h.refused_transfer(
         "full token attenuated to an expiry in the past",
@@ -507,10 +467,10 @@ async fn capabilities_guard_every_write_and_admin_call() {
         "cap_expired",
     )
     .await;
-    let t = now();
+    let t = now_secs();
     let future = Token::mint(
         &h.k1,
-        next_id(),
+        unique_id(),
         t + 3_600,
         vec![Caveat::ExpiresAt(t + 7_200)],
     )
@@ -525,10 +485,10 @@ async fn capabilities_guard_every_write_and_admin_call() {
     let other = h.mint(vec![Caveat::Audience("other-cluster".into())]);
     h.refused_transfer("wrong audience", Some(&bearer(&other)), 401, "cap_invalid")
         .await;
-    let t = now();
+    let t = now_secs();
     let long = Token::mint(
         &h.k1,
-        next_id(),
+        unique_id(),
         t,
         vec![Caveat::ExpiresAt(t + 31 * 24 * 3600)],
     )
@@ -558,7 +518,7 @@ async fn capabilities_guard_every_write_and_admin_call() {
         "accounts.create token on /v1/accounts",
         "/v1/accounts",
         &accounts_only,
-        &account(id, 1),
+        &raw_body([account_json(id, 1)]),
     )
     .await;
 
@@ -570,7 +530,7 @@ async fn capabilities_guard_every_write_and_admin_call() {
         false,
         "/v1/transfers",
         Some(&debit1),
-        &transfers(&[transfer(id, 2, 1, 1, 1)]),
+        &raw_body([transfer_json(id, 2, 1, 1)]),
         403,
         "policy_denied",
         Unwritten::Transfers(vec![id]),
@@ -582,7 +542,7 @@ async fn capabilities_guard_every_write_and_admin_call() {
         false,
         "/v1/transfers",
         Some(&debit1),
-        &transfers(&[transfer(a, 1, 2, 5, 1), transfer(b, 2, 1, 5, 1)]),
+        &raw_body([transfer_json(a, 1, 2, 5), transfer_json(b, 2, 1, 5)]),
         403,
         "policy_denied",
         Unwritten::Transfers(vec![a, b]),
@@ -593,7 +553,7 @@ async fn capabilities_guard_every_write_and_admin_call() {
         "DebitAccounts{1} debiting 1",
         "/v1/transfers",
         &debit1,
-        &transfers(&[transfer(id, 1, 2, 5, 1)]),
+        &raw_body([transfer_json(id, 1, 2, 5)]),
     )
     .await;
 
@@ -605,7 +565,7 @@ async fn capabilities_guard_every_write_and_admin_call() {
         false,
         "/v1/accounts",
         Some(&ledger2),
-        &account(id, 1),
+        &raw_body([account_json(id, 1)]),
         403,
         "policy_denied",
         Unwritten::Account(id),
@@ -616,7 +576,7 @@ async fn capabilities_guard_every_write_and_admin_call() {
         "Ledger(2) token, ledger-2 account",
         "/v1/accounts",
         &ledger2,
-        &account(id, 2),
+        &raw_body([account_json(id, 2)]),
     )
     .await;
 
@@ -641,7 +601,7 @@ async fn capabilities_guard_every_write_and_admin_call() {
         false,
         "/v1/transfers",
         Some(&max100),
-        &transfers(&[transfer(id, 1, 2, 101, 1)]),
+        &raw_body([transfer_json(id, 1, 2, 101)]),
         403,
         "policy_denied",
         Unwritten::Transfers(vec![id]),
@@ -652,7 +612,7 @@ async fn capabilities_guard_every_write_and_admin_call() {
         "amount at the cap (MaxAmount(100), 100)",
         "/v1/transfers",
         &max100,
-        &transfers(&[transfer(id, 1, 2, 100, 1)]),
+        &raw_body([transfer_json(id, 1, 2, 100)]),
     )
     .await;
 
@@ -663,7 +623,7 @@ async fn capabilities_guard_every_write_and_admin_call() {
         false,
         "/v1/transfers",
         Some(&max100),
-        &transfers(&[transfer(id, 1, 2, 0, 1)]),
+        &raw_body([transfer_json(id, 1, 2, 0)]),
         403,
         "policy_denied",
         Unwritten::Transfers(vec![id]),
@@ -678,7 +638,7 @@ async fn capabilities_guard_every_write_and_admin_call() {
         "attenuated MaxAmount(10), amount 10",
         "/v1/transfers",
         &narrowed,
-        &transfers(&[transfer(id, 1, 2, 10, 1)]),
+        &raw_body([transfer_json(id, 1, 2, 10)]),
     )
     .await;
     let id = next_event_id();
@@ -687,7 +647,7 @@ async fn capabilities_guard_every_write_and_admin_call() {
         false,
         "/v1/transfers",
         Some(&narrowed),
-        &transfers(&[transfer(id, 1, 2, 11, 1)]),
+        &raw_body([transfer_json(id, 1, 2, 11)]),
         403,
         "policy_denied",
         Unwritten::Transfers(vec![id]),
@@ -700,7 +660,7 @@ async fn capabilities_guard_every_write_and_admin_call() {
             .attenuate(vec![Caveat::Ops(BTreeSet::from([Op::Admin]))])
             .unwrap(),
     );
-    let victim = next_id();
+    let victim = unique_id();
     h.refused(
         "attenuation cannot widen: Ops{transfers.create} + Ops{admin} on admin",
         true,
@@ -727,7 +687,7 @@ async fn capabilities_guard_every_write_and_admin_call() {
             ]))])
             .unwrap(),
     );
-    let victim = next_id();
+    let victim = unique_id();
     h.refused(
         "attenuation cannot widen: Ops{transfers.create} + Ops{transfers.create,admin} on admin",
         true,
@@ -744,7 +704,7 @@ async fn capabilities_guard_every_write_and_admin_call() {
         "Ops{transfers.create} + Ops{transfers.create,admin} still transfers",
         "/v1/transfers",
         &widened_both,
-        &transfers(&[transfer(id, 1, 2, 1, 1)]),
+        &raw_body([transfer_json(id, 1, 2, 1)]),
     )
     .await;
 
@@ -785,7 +745,7 @@ async fn capabilities_guard_every_write_and_admin_call() {
         "token T before revocation",
         "/v1/transfers",
         &tb,
-        &transfers(&[transfer(id, 1, 2, 1, 1)]),
+        &raw_body([transfer_json(id, 1, 2, 1)]),
     )
     .await;
     let (status, v) = h
@@ -825,7 +785,7 @@ async fn capabilities_guard_every_write_and_admin_call() {
     );
 
     // ---- the admin gate.
-    let victim = next_id();
+    let victim = unique_id();
     let body = Harness::revoke_body(&ledger::wire::hex::encode(&victim));
     h.refused(
         "admin: revocations with admin token, no client cert",
@@ -925,7 +885,7 @@ async fn capabilities_guard_every_write_and_admin_call() {
         )
         .await;
     assert_eq!(status, 200, "revoke a second admin token: {v}");
-    let victim = next_id();
+    let victim = unique_id();
     h.refused(
         "admin: revoked admin token with client cert",
         true,
@@ -946,7 +906,7 @@ async fn capabilities_guard_every_write_and_admin_call() {
         "k2 token before rotation",
         "/v1/transfers",
         &from_k2,
-        &transfers(&[transfer(id, 1, 2, 1, 1)]),
+        &raw_body([transfer_json(id, 1, 2, 1)]),
     )
     .await;
     write_key_file(&h.key_file, &ring(&[("k1", K1)]), 0o600);
@@ -968,7 +928,7 @@ async fn capabilities_guard_every_write_and_admin_call() {
         "k1 token after k2 was removed",
         "/v1/transfers",
         &from_k1,
-        &transfers(&[transfer(id, 1, 2, 1, 1)]),
+        &raw_body([transfer_json(id, 1, 2, 1)]),
     )
     .await;
     // A loose file (0644), even one that would bring k2 back, is refused; the old ring stays.
@@ -991,13 +951,12 @@ async fn capabilities_guard_every_write_and_admin_call() {
         "k1 token after a failed (0644) reload",
         "/v1/transfers",
         &from_k1,
-        &transfers(&[transfer(id, 1, 2, 1, 1)]),
+        &raw_body([transfer_json(id, 1, 2, 1)]),
     )
     .await;
 
     // Malformed JSON (mode 0600) is refused on reload too; the old ring stays.
-    std::fs::write(&h.key_file, "{\"keys\": [").unwrap();
-    std::fs::set_permissions(&h.key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    write_mode(&h.key_file, "{\"keys\": [", 0o600);
     let e = format!("{:#}", h.running.node.auth.reload().unwrap_err());
     assert!(
         e.contains(&h.key_file.display().to_string()) && e.contains("malformed"),
@@ -1009,7 +968,7 @@ async fn capabilities_guard_every_write_and_admin_call() {
         "k1 token after a failed (malformed) reload",
         "/v1/transfers",
         &from_k1,
-        &transfers(&[transfer(id, 1, 2, 1, 1)]),
+        &raw_body([transfer_json(id, 1, 2, 1)]),
     )
     .await;
 
@@ -1042,8 +1001,7 @@ async fn start_fails_closed_naming_a_bad_key_file() {
     let loose = dir.path().join("loose.keys");
     write_key_file(&loose, &ring(&[("k1", K1)]), 0o644);
     let garbage = dir.path().join("garbage.keys");
-    std::fs::write(&garbage, "{\"keys\": [ not json").unwrap();
-    std::fs::set_permissions(&garbage, std::fs::Permissions::from_mode(0o600)).unwrap();
+    write_mode(&garbage, "{\"keys\": [ not json", 0o600);
     for (case, path, what) in [
         ("missing key file", &missing, "cannot read"),
         ("key file mode 0644", &loose, "644"),

@@ -8,6 +8,8 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use test_support::ports::free_port;
+use test_support::{clock, files, tokens};
 
 const RET_ALLOW: u32 = 0x7fff_0000;
 const RET_EPERM: u32 = 0x0005_0000 | 1;
@@ -222,43 +224,23 @@ impl Drop for ChildGuard {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_under_seccomp_serves_writes_and_reads() {
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("node.log");
     let (api_port, peer_port) = (free_port(), free_port());
     // Security stays on: writes carry a capability minted from the node's key ring.
-    let mut ring = ledger::capability::KeyRing::new();
-    ring.generate_entry("k1", [7u8; 32]).unwrap();
+    let ring = tokens::ring(&[("k1", [7u8; 32])]);
     let key_file = dir.path().join("caps.keys");
-    std::fs::write(&key_file, ring.to_json().as_bytes()).unwrap();
-    std::fs::set_permissions(
-        &key_file,
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let token = ledger::capability::Token::mint(
+    files::write_private(&key_file, &ring.to_json());
+    let token = tokens::mint(
         ring.get("k1").unwrap(),
         [1u8; 16],
-        now,
-        vec![
-            ledger::capability::Caveat::ExpiresAt(now + 3600),
-            ledger::capability::Caveat::Audience("ron-ledger".into()),
-        ],
+        clock::now_secs(),
+        3600,
+        "ron-ledger",
+        vec![],
     )
-    .unwrap()
     .encode();
     let bearer = format!("Bearer {token}");
     let child = Command::new(env!("CARGO_BIN_EXE_ron-ledger"))

@@ -12,6 +12,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use test_support::https::Alpn;
+use test_support::ports::free_addr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -57,18 +59,16 @@ async fn start_err(section: tls::TlsSection) -> String {
     }
 }
 
+/// [`test_support::https::client`] for `pki`'s CA, with its client identity or without one.
 fn https(pki: &DevPki, identity: bool) -> reqwest::Client {
-    let ca = std::fs::read(&pki.ca_cert).unwrap();
-    let (cert, key) = (
-        std::fs::read(&pki.client.0).unwrap(),
-        std::fs::read(&pki.client.1).unwrap(),
-    );
-    let config = tls::client_config(&ca, identity.then_some((&cert[..], &key[..]))).unwrap();
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(config)
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap()
+    let (cert, key) = &pki.client;
+    test_support::https::client(
+        &pki.ca_cert,
+        identity.then_some((cert.as_path(), key.as_path())),
+        None,
+        Duration::from_secs(5),
+        Alpn::H2Http1,
+    )
 }
 
 /// Open a TLS connection with `config` and ask for `/`; true when an HTTP answer came back.
@@ -93,14 +93,6 @@ async fn tls_exchange(addr: &str, config: rustls::ClientConfig) -> bool {
     let mut buf = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf)).await;
     matches!(read, Ok(Ok(_)) | Ok(Err(_))) && buf.starts_with(b"HTTP/1.1")
-}
-
-/// A loopback address with a port that was free a moment ago (peers must know it up front).
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
 }
 
 fn pem_identity(cert: &Path, key: &Path) -> (Vec<u8>, Vec<u8>) {

@@ -6,19 +6,12 @@ use node::Node;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
+use test_support::ports::free_port;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 fn my_uid() -> u32 {
     std::fs::metadata("/proc/self").unwrap().uid()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn config(socket: &Path, allowed_uids: Vec<u32>) -> Config {

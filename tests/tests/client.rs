@@ -1,36 +1,14 @@
 //! The SDK and `ronctl` against real 3-node clusters (real `ron-ledger` processes).
 
-#[path = "support/mod.rs"]
-mod support;
-
-use ledger::{Account, AccountFlags, CreateTransferResult as T, Transfer};
+use ledger::{AccountFlags, CreateTransferResult as T};
 use ron_ledger_client::{Client, ClientConfig, Consistency, Error};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{ronctl_binary, Cluster, SERIAL};
-
-fn transfer(id: u128, debit: u128, credit: u128, amount: u128) -> Transfer {
-    Transfer {
-        id,
-        debit_account_id: debit,
-        credit_account_id: credit,
-        amount,
-        ledger: 1,
-        code: 1,
-        ..Default::default()
-    }
-}
-
-fn accounts(n: u128) -> Vec<Account> {
-    (1..=n)
-        .map(|id| Account {
-            id,
-            ledger: 1,
-            code: 1,
-            ..Default::default()
-        })
-        .collect()
-}
+use test_support::cluster::{self, ronctl_binary, Cluster, SERIAL};
+use test_support::events::{accounts, transfer};
+use test_support::ports::free_port;
+use test_support::process::outcome;
+use test_support::wait::poll;
 
 fn client_for(c: &Cluster, ids: &[u64]) -> Client {
     let seeds: Vec<String> = ids.iter().map(|id| c.node(*id).api.clone()).collect();
@@ -46,7 +24,7 @@ async fn sdk_survives_leader_kill_and_commits_every_transfer_once() {
     }
     c.init(&[1, 2, 3]).await;
     let client = client_for(&c, &[1, 2, 3]);
-    let r = client.create_accounts(accounts(6)).await.unwrap();
+    let r = client.create_accounts(accounts(1..=6)).await.unwrap();
     assert!(r.iter().all(|x| x.result.is_success()));
     let leader = c.leader(&[1, 2, 3]).await;
     assert_eq!(
@@ -75,17 +53,21 @@ async fn sdk_survives_leader_kill_and_commits_every_transfer_once() {
         }));
     }
     // Kill the leader while the streams run.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client
-        .lookup_transfer(1_010, Consistency::Linearizable)
-        .await
-        .ok()
-        .flatten()
-        .is_none()
-    {
-        assert!(Instant::now() < deadline, "no progress");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    poll(
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        || async {
+            let found = client
+                .lookup_transfer(1_010, Consistency::Linearizable)
+                .await;
+            if matches!(found, Ok(Some(_))) {
+                Ok(())
+            } else {
+                Err("no progress")
+            }
+        },
+    )
+    .await;
     c.kill(leader);
     let mut expected = [0u128; 7];
     let mut credited = [0u128; 7];
@@ -132,9 +114,9 @@ async fn dead_seed_rejections_and_membership_changes() {
     }
     c.init(&[1, 2, 3]).await;
     // The first seed is dead.
-    let dead = format!("127.0.0.1:{}", support::free_port());
+    let dead = format!("127.0.0.1:{}", free_port());
     let client = Client::new(c.client_config([dead, c.node(2).api.clone()])).unwrap();
-    let mut wallet = accounts(2);
+    let mut wallet = accounts(1..=2);
     wallet[1].flags = AccountFlags(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS);
     assert!(client
         .create_accounts(wallet)
@@ -194,11 +176,7 @@ fn ronctl(env: &[(&str, String)], seeds: &str, args: &[&str]) -> (i32, String, S
         .args(args)
         .output()
         .expect("run ronctl");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    outcome(out)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -291,7 +269,7 @@ async fn ronctl_commands_output_and_exit_codes() {
         2
     );
     assert_eq!(ronctl(&env, &seeds, &["account", "get", "999"]).0, 3);
-    let dead = format!("127.0.0.1:{}", support::free_port());
+    let dead = format!("127.0.0.1:{}", free_port());
     let (code, _, err) = ronctl(&env, &dead, &["--retry-for", "2", "account", "get", "1"]);
     assert_eq!(code, 4, "{err}");
     // bench: a small run, JSON result written.
@@ -330,7 +308,7 @@ async fn certs_start_with_tls_and_ronctl_and_sdk_over_https() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pki = dir.path().join("pki");
     let certs = |extra: &[&str]| {
-        Command::new(support::binary())
+        Command::new(cluster::binary())
             .args(["certs", "--out"])
             .arg(&pki)
             .args(["--nodes", "1", "--days", "2"])
@@ -360,7 +338,7 @@ async fn certs_start_with_tls_and_ronctl_and_sdk_over_https() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("ca.pem"));
     assert!(certs(&["--force"]).status.success());
 
-    let (api, peer) = (support::free_port(), support::free_port());
+    let (api, peer) = (free_port(), free_port());
     let config = dir.path().join("node.toml");
     std::fs::write(
         &config,
@@ -370,15 +348,15 @@ async fn certs_start_with_tls_and_ronctl_and_sdk_over_https() {
              [auth]\nkey_file = \"{0}/caps.keys\"\n\
              [tls]\nenabled = true\ncert_file = \"{0}/node-1.pem\"\nkey_file = \"{0}/node-1.key\"\nca_file = \"{0}/ca.pem\"\nclient_ca_file = \"{0}/client-ca.pem\"\n",
             pki.display(),
-            support::CLUSTER_ID,
+            cluster::CLUSTER_ID,
         ),
     )
     .unwrap();
     // Writes need a capability: one minted from the key ring `certs` wrote.
     let token_file = dir.path().join("writer.token");
-    support::write_private(
+    test_support::files::write_private(
         &token_file,
-        &support::mint(
+        &cluster::mint(
             &pki,
             vec![ledger::capability::Caveat::Ops(
                 [ledger::capability::Op::CreateAccounts]
@@ -388,7 +366,7 @@ async fn certs_start_with_tls_and_ronctl_and_sdk_over_https() {
         ),
     );
     let env = vec![("RONCTL_TOKEN_FILE", token_file.display().to_string())];
-    let mut child = Command::new(support::binary())
+    let mut child = Command::new(cluster::binary())
         .args(["start", "--config"])
         .arg(&config)
         .stdout(std::process::Stdio::null())
@@ -413,17 +391,21 @@ async fn certs_start_with_tls_and_ronctl_and_sdk_over_https() {
         v.extend(args.iter().map(|s| s.to_string()));
         v
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let args = tls_args(&["--retry-for", "1", "cluster", "status"]);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let (code, out, err) = ronctl(&env, &seeds, &args);
-        if code == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{out}{err}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    poll(
+        Duration::from_secs(20),
+        Duration::from_millis(200),
+        || async {
+            let args = tls_args(&["--retry-for", "1", "cluster", "status"]);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let (code, out, err) = ronctl(&env, &seeds, &args);
+            if code == 0 {
+                Ok(())
+            } else {
+                Err(format!("{out}{err}"))
+            }
+        },
+    )
+    .await;
     let args = tls_args(&[
         "account", "create", "--id", "1", "--ledger", "1", "--code", "1",
     ]);

@@ -3,28 +3,14 @@
 //! sleeps in place of a condition. The tests run one at a time (they share the machine's ports
 //! and cores).
 
-#[path = "support/mod.rs"]
-mod support;
-
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use support::{wait_for, Cluster, SERIAL};
-
-fn accounts_json(ids: impl IntoIterator<Item = u128>) -> Value {
-    Value::Array(
-        ids.into_iter()
-            .map(|id| json!({"id": id.to_string(), "ledger": 1, "code": 1}))
-            .collect(),
-    )
-}
-
-fn transfer_json(id: u128, debit: u128, credit: u128, amount: u128) -> Value {
-    json!({"id": id.to_string(), "debit_account_id": debit.to_string(), "credit_account_id": credit.to_string(),
-           "amount": amount.to_string(), "ledger": 1, "code": 1})
-}
+use std::time::Duration;
+use test_support::cluster::{Cluster, SERIAL};
+use test_support::events::{accounts_json, transfer_json};
+use test_support::wait::{poll, wait_for};
 
 fn n(v: &Value) -> u128 {
     v.as_str()
@@ -140,28 +126,28 @@ async fn leader_sigkill_under_load_loses_no_acknowledged_transfer() {
                 let debit = 1 + (id % ACCOUNTS);
                 let credit = 1 + ((id + 3) % ACCOUNTS);
                 let body = json!([transfer_json(id, debit, credit, 1)]);
-                let start = Instant::now();
                 let mut attempt = w as usize;
-                loop {
+                poll(Duration::from_secs(60), Duration::from_millis(30), || {
                     let url = &urls[attempt % urls.len()];
                     attempt += 1;
-                    if let Ok(r) = http.post(url).json(&body).send().await {
-                        if r.status().as_u16() == 200 {
-                            let v: Value = r.json().await.unwrap();
-                            let result = v["results"][0]["result"].as_str().unwrap().to_string();
-                            assert!(
-                                result == "ok" || result == "exists",
-                                "transfer {id}: {result}"
-                            );
-                            break;
+                    let (http, body) = (&http, &body);
+                    async move {
+                        if let Ok(r) = http.post(url).json(body).send().await {
+                            if r.status().as_u16() == 200 {
+                                let v: Value = r.json().await.unwrap();
+                                let result =
+                                    v["results"][0]["result"].as_str().unwrap().to_string();
+                                assert!(
+                                    result == "ok" || result == "exists",
+                                    "transfer {id}: {result}"
+                                );
+                                return Ok(());
+                            }
                         }
+                        Err(format!("transfer {id} never acknowledged"))
                     }
-                    assert!(
-                        start.elapsed() < Duration::from_secs(60),
-                        "transfer {id} never acknowledged"
-                    );
-                    tokio::time::sleep(Duration::from_millis(30)).await;
-                }
+                })
+                .await;
                 acked.fetch_add(1, Ordering::Relaxed);
                 moves.push((debit, credit));
             }
@@ -270,21 +256,21 @@ async fn membership_grows_to_five_and_shrinks_to_three_under_writes() {
         let http = c.http.clone();
         let addrs: Vec<String> = urls.iter().map(|i| c.url(*i, "/v1/transfers")).collect();
         async move {
-            let start = Instant::now();
             let mut k = 0;
-            loop {
-                if let Ok(r) = http.post(&addrs[k % addrs.len()]).json(&body).send().await {
-                    if r.status().as_u16() == 200 {
-                        return;
-                    }
-                }
+            poll(Duration::from_secs(60), Duration::from_millis(30), || {
+                let url = &addrs[k % addrs.len()];
                 k += 1;
-                assert!(
-                    start.elapsed() < Duration::from_secs(60),
-                    "write {id} not acknowledged"
-                );
-                tokio::time::sleep(Duration::from_millis(30)).await;
-            }
+                let (http, body) = (&http, &body);
+                async move {
+                    if let Ok(r) = http.post(url).json(body).send().await {
+                        if r.status().as_u16() == 200 {
+                            return Ok(());
+                        }
+                    }
+                    Err(format!("write {id} not acknowledged"))
+                }
+            })
+            .await
         }
     };
     for _ in 0..5 {

@@ -4,9 +4,6 @@
 //! node signs the same tree, and an exported range verifies offline — with `ledger`'s verifier
 //! and with `ronctl verify`.
 
-#[path = "support/mod.rs"]
-mod support;
-
 use ledger::canonical::{decode_leaf, LeafData, LeafEvent};
 use ledger::checkpoint::{SignedCheckpoint, TrustedKeys};
 use ledger::export::{verify_bundle, ExportBundle};
@@ -14,7 +11,9 @@ use ledger::proof::{ConsistencyProof, InclusionProof};
 use ledger::Hash;
 use serde_json::{json, Value};
 use std::time::Duration;
-use support::{Cluster, SERIAL};
+use test_support::cluster::{ronctl_binary, Cluster, SERIAL};
+use test_support::events::{accounts_json, transfer_json};
+use test_support::wait::poll;
 
 struct Receipt {
     id: u128,
@@ -30,42 +29,38 @@ fn dec(v: &Value) -> u64 {
 async fn transfers(c: &Cluster, ids: &[u64], first: u128, count: u128) -> Vec<Receipt> {
     let body = Value::Array(
         (first..first + count)
-            .map(|id| {
-                json!({"id": id.to_string(), "debit_account_id": (1 + id % 3).to_string(),
-                       "credit_account_id": "4", "amount": (id % 97 + 1).to_string(), "ledger": 1, "code": 1})
-            })
+            .map(|id| transfer_json(id, 1 + id % 3, 4, id % 97 + 1))
             .collect(),
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let mut attempt = 0;
-    loop {
+    poll(Duration::from_secs(60), Duration::from_millis(100), || {
         let node = ids[attempt % ids.len()];
         attempt += 1;
-        if let Some((200, v)) = c.post(node, "/v1/transfers", body.clone()).await {
-            let tree_size = dec(&v["tree_size"]);
-            let root = Hash::from_hex(v["root"].as_str().unwrap()).unwrap();
-            return v["results"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    assert!(r["result"] == "ok" || r["result"] == "exists", "{r}");
-                    Receipt {
-                        id: first + i as u128,
-                        leaf: dec(&r["leaf"]),
-                        tree_size,
-                        root,
-                    }
-                })
-                .collect();
+        let body = &body;
+        async move {
+            if let Some((200, v)) = c.post(node, "/v1/transfers", body.clone()).await {
+                let tree_size = dec(&v["tree_size"]);
+                let root = Hash::from_hex(v["root"].as_str().unwrap()).unwrap();
+                return Ok(v["results"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        assert!(r["result"] == "ok" || r["result"] == "exists", "{r}");
+                        Receipt {
+                            id: first + i as u128,
+                            leaf: dec(&r["leaf"]),
+                            tree_size,
+                            root,
+                        }
+                    })
+                    .collect());
+            }
+            Err("write not acknowledged")
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "write not acknowledged"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,11 +71,7 @@ async fn receipts_verify_against_later_checkpoints_from_any_node_and_exports_ver
         c.start(id);
     }
     c.init(&[1, 2, 3]).await;
-    let accounts = Value::Array(
-        (1..=4)
-            .map(|id: u32| json!({"id": id.to_string(), "ledger": 1, "code": 1}))
-            .collect(),
-    );
+    let accounts = accounts_json(1..=4);
     c.write_until_acked(
         "/v1/accounts",
         &accounts,
@@ -205,7 +196,7 @@ async fn receipts_verify_against_later_checkpoints_from_any_node_and_exports_ver
         .collect::<Vec<_>>()
         .join(",");
     let ronctl = |args: &[&str]| {
-        std::process::Command::new(support::ronctl_binary())
+        std::process::Command::new(ronctl_binary())
             .envs(c.ronctl_env())
             .args(["--seeds", &seeds])
             .args(args)

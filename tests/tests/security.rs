@@ -5,13 +5,15 @@
 //! signatures — none may appear, while the lines that must be there carry `corr_id`, `peer`,
 //! `reason` and `kid`.
 
-mod support;
-
 use base64::Engine;
 use ledger::capability::{Caveat, Op};
 use serde_json::{json, Value};
 use std::time::Duration;
-use support::{Cluster, SERIAL};
+use test_support::cluster::{self, Cluster, SERIAL};
+use test_support::events::{accounts_json, transfer_body};
+use test_support::process::outcome;
+use test_support::wait::wait_for;
+use test_support::{clock, tokens};
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -52,12 +54,6 @@ async fn post_as(c: &Cluster, id: u64, token: &str, path: &str, body: Value) -> 
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-fn transfer(id: u128, debit: u128, credit: u128, amount: u128) -> Value {
-    json!([{"id": id.to_string(), "debit_account_id": debit.to_string(),
-            "credit_account_id": credit.to_string(), "amount": amount.to_string(),
-            "ledger": 1, "code": 1}])
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_never_carry_tokens_macs_keys_or_signatures() {
     let _serial = SERIAL.lock().await;
@@ -72,33 +68,28 @@ async fn logs_never_carry_tokens_macs_keys_or_signatures() {
     }
     c.init(&[1, 2, 3]).await;
 
-    let writer = support::mint(
+    let writer = cluster::mint(
         &c.pki,
         vec![Caveat::Ops(
             [Op::CreateAccounts, Op::CreateTransfers].into(),
         )],
     );
-    let narrow = support::mint(
+    let narrow = cluster::mint(
         &c.pki,
         vec![Caveat::DebitAccounts([1].into()), Caveat::MaxAmount(10)],
     );
     let expired = {
         // Expired one second after it was issued, an hour ago.
-        let now = support::now_secs();
-        let ring = ledger::capability::KeyRing::from_json(
-            &std::fs::read_to_string(c.pki.join("caps.keys")).unwrap(),
-        )
-        .unwrap();
-        ledger::capability::Token::mint(
+        let now = clock::now_secs();
+        let ring = tokens::read_ring(&c.pki.join("caps.keys"));
+        tokens::mint(
             ring.minting_key().unwrap(),
             [9; 16],
             now - 3600,
-            vec![
-                Caveat::ExpiresAt(now - 3599),
-                Caveat::Audience("test".into()),
-            ],
+            1,
+            "test",
+            vec![],
         )
-        .unwrap()
         .encode()
     };
     let mut forged = writer.clone();
@@ -113,7 +104,7 @@ async fn logs_never_carry_tokens_macs_keys_or_signatures() {
     ];
 
     // Workload: accepted writes through every node, refusals of every kind, a revocation.
-    let accounts = json!([{"id":"1","ledger":1,"code":1},{"id":"2","ledger":1,"code":1}]);
+    let accounts = accounts_json(1..=2);
     assert_eq!(
         post_as(&c, 2, &writer, "/v1/accounts", accounts).await.0,
         200
@@ -125,22 +116,28 @@ async fn logs_never_carry_tokens_macs_keys_or_signatures() {
             node,
             &writer,
             "/v1/transfers",
-            transfer(100 + i, 1, 2, 5),
+            transfer_body(100 + i, 1, 2, 5),
         )
         .await;
         assert_eq!(status, 200, "{body}");
     }
     assert_eq!(
-        post_as(&c, 1, &narrow, "/v1/transfers", transfer(200, 1, 2, 10))
-            .await
-            .0,
+        post_as(
+            &c,
+            1,
+            &narrow,
+            "/v1/transfers",
+            transfer_body(200, 1, 2, 10)
+        )
+        .await
+        .0,
         200
     );
     let refusals = [
-        (&narrow, transfer(201, 2, 1, 1), "policy_denied"),
-        (&narrow, transfer(202, 1, 2, 11), "policy_denied"),
-        (&expired, transfer(203, 1, 2, 1), "cap_expired"),
-        (&forged, transfer(204, 1, 2, 1), "cap_invalid"),
+        (&narrow, transfer_body(201, 2, 1, 1), "policy_denied"),
+        (&narrow, transfer_body(202, 1, 2, 11), "policy_denied"),
+        (&expired, transfer_body(203, 1, 2, 1), "cap_expired"),
+        (&forged, transfer_body(204, 1, 2, 1), "cap_invalid"),
     ];
     for (token, body, reason) in refusals {
         for node in 1..=3 {
@@ -161,14 +158,20 @@ async fn logs_never_carry_tokens_macs_keys_or_signatures() {
         .await
         .unwrap();
     assert_eq!(status, 200, "{body}");
-    support::wait_for(
+    wait_for(
         "every node denies the revoked token",
         Duration::from_secs(10),
         || async {
             let mut all = true;
             for node in 1..=3 {
-                let (_, answer) =
-                    post_as(&c, node, &narrow, "/v1/transfers", transfer(205, 1, 2, 1)).await;
+                let (_, answer) = post_as(
+                    &c,
+                    node,
+                    &narrow,
+                    "/v1/transfers",
+                    transfer_body(205, 1, 2, 1),
+                )
+                .await;
                 all &= answer["error"]["reason"] == "cap_revoked";
             }
             all
@@ -281,18 +284,13 @@ async fn ronctl_mints_attenuates_inspects_and_revokes() {
         .join(",");
     let env = c.ronctl_env();
     let ronctl = |token_file: Option<&std::path::Path>, args: &[&str]| {
-        let mut cmd = std::process::Command::new(support::ronctl_binary());
+        let mut cmd = std::process::Command::new(cluster::ronctl_binary());
         cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .args(["--seeds", &seeds]);
         if let Some(t) = token_file {
             cmd.env("RONCTL_TOKEN_FILE", t);
         }
-        let out = cmd.args(args).output().expect("run ronctl");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        outcome(cmd.args(args).output().expect("run ronctl"))
     };
     let dir = c.dir.path().to_path_buf();
     let keys = c.pki.join("caps.keys");
@@ -431,7 +429,7 @@ async fn ronctl_mints_attenuates_inspects_and_revokes() {
             .any(|r| r["token_id"] == id.as_str() && r["reason"] == "rotated"),
         "{out}"
     );
-    support::wait_for(
+    wait_for(
         "every node refuses the revoked token",
         Duration::from_secs(10),
         || async {

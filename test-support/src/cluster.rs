@@ -1,14 +1,20 @@
-//! Shared harness of the multi-process tests: a cluster of real `ron-ledger` processes.
-#![allow(dead_code)]
+//! The multi-process harness: a cluster of real `ron-ledger` processes on loopback, started
+//! from config files with TLS, mutual TLS and capabilities on, killed with SIGKILL, restarted.
+//! The binaries are the ones next to the test executable (`cargo build --workspace --bins`).
 
+use crate::https::Alpn;
+use crate::wait::{poll, wait_for};
+use crate::{clock, files, https, ports, tokens};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+/// Held by every multi-process test: they share the machine's ports and cores.
 pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The `ron-ledger` binary next to the test executable.
 pub fn binary() -> PathBuf {
     sibling("ron-ledger")
 }
@@ -34,13 +40,7 @@ fn sibling(name: &str) -> PathBuf {
     bin
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
+/// One configured node: its addresses, config file, log file and (while running) its process.
 pub struct Proc {
     pub api: String,
     pub peer: String,
@@ -49,6 +49,8 @@ pub struct Proc {
     pub child: Option<Child>,
 }
 
+/// Nodes 1..=N of one test cluster in a temporary directory, with their PKI and admin token.
+/// Dropping it kills every node still running.
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub nodes: Vec<Proc>,
@@ -71,46 +73,19 @@ const PKI_NODES: u64 = 7;
 /// The cluster id every test node uses (the audience of the test tokens).
 pub const CLUSTER_ID: &str = "test";
 
-/// Seconds since the Unix epoch.
-pub fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// Mint a token from the `caps.keys` ring in `pki` with these caveats (expiry in a day and the
-/// test audience are added).
+/// A token from the `caps.keys` ring in `pki` with these caveats: [`tokens::mint`] with a fresh
+/// id, issued now, expiring in a day, for the test audience ([`CLUSTER_ID`]).
 pub fn mint(pki: &Path, caveats: Vec<ledger::capability::Caveat>) -> String {
-    use ledger::capability::{Caveat, KeyRing, Token};
-    let ring = KeyRing::from_json(&std::fs::read_to_string(pki.join("caps.keys")).unwrap())
-        .expect("key ring");
-    let now = now_secs();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let mut all = vec![
-        Caveat::ExpiresAt(now + 86_400),
-        Caveat::Audience(CLUSTER_ID.into()),
-    ];
-    all.extend(caveats);
-    Token::mint(ring.minting_key().unwrap(), nanos.to_be_bytes(), now, all)
-        .unwrap()
-        .encode()
-}
-
-/// Write `text` to a new 0600 file.
-pub fn write_private(path: &Path, text: &str) {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
+    let ring = tokens::read_ring(&pki.join("caps.keys"));
+    tokens::mint(
+        ring.minting_key().unwrap(),
+        tokens::unique_id(),
+        clock::now_secs(),
+        86_400,
+        CLUSTER_ID,
+        caveats,
+    )
+    .encode()
 }
 
 /// Generate a dev PKI and capability key ring into `pki` with the real `ron-ledger certs`.
@@ -127,26 +102,13 @@ pub fn make_pki(pki: &Path, nodes: u64) {
 /// An HTTPS reqwest client for a PKI made by [`make_pki`]: only its CA trusted, its client
 /// identity presented, `token` sent as the capability (if any).
 pub fn https_client(pki: &Path, token: Option<&str>) -> reqwest::Client {
-    let tls = ron_ledger_client::ClientTls::from_files(
+    https::client(
         &pki.join("ca.pem"),
         Some((&pki.join("client.pem"), &pki.join("client.key"))),
+        token,
+        Duration::from_secs(15),
+        Alpn::None,
     )
-    .unwrap()
-    .rustls_config()
-    .unwrap();
-    let mut headers = reqwest::header::HeaderMap::new();
-    if let Some(t) = token {
-        headers.insert(
-            reqwest::header::AUTHORIZATION,
-            format!("Bearer {t}").parse().unwrap(),
-        );
-    }
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(15))
-        .use_preconfigured_tls(tls)
-        .default_headers(headers)
-        .build()
-        .unwrap()
 }
 
 impl Drop for Cluster {
@@ -180,7 +142,7 @@ impl Cluster {
             )],
         );
         let token_file = dir.path().join("admin.token");
-        write_private(&token_file, &token);
+        files::write_private(&token_file, &token);
         let mut c = Cluster {
             http: https_client(&pki, Some(&token)),
             dir,
@@ -233,8 +195,8 @@ impl Cluster {
 
     pub fn add_node(&mut self) -> u64 {
         let id = self.nodes.len() as u64 + 1;
-        let api = format!("127.0.0.1:{}", free_port());
-        let peer = format!("127.0.0.1:{}", free_port());
+        let api = format!("127.0.0.1:{}", ports::free_port());
+        let peer = format!("127.0.0.1:{}", ports::free_port());
         let data = self.dir.path().join(format!("node-{id}"));
         let config = self.dir.path().join(format!("node-{id}.toml"));
         assert!(
@@ -343,51 +305,51 @@ impl Cluster {
 
     /// The leader every listed node agrees on.
     pub async fn leader(&self, ids: &[u64]) -> u64 {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let mut leaders = BTreeSet::new();
-            for id in ids {
-                leaders.insert(self.status(*id).await.and_then(|s| s["leader"].as_u64()));
-            }
-            if leaders.len() == 1 {
-                if let Some(Some(l)) = leaders.into_iter().next() {
-                    if ids.contains(&l) {
-                        return l;
+        poll(
+            Duration::from_secs(30),
+            Duration::from_millis(50),
+            || async {
+                let mut leaders = BTreeSet::new();
+                for id in ids {
+                    leaders.insert(self.status(*id).await.and_then(|s| s["leader"].as_u64()));
+                }
+                if leaders.len() == 1 {
+                    if let Some(Some(l)) = leaders.into_iter().next() {
+                        if ids.contains(&l) {
+                            return Ok(l);
+                        }
                     }
                 }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for a leader all nodes agree on"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+                Err("timed out waiting for a leader all nodes agree on")
+            },
+        )
+        .await
     }
 
     /// Wait until the listed nodes have the same applied index and root; return them.
     pub async fn converged(&self, ids: &[u64]) -> (u64, String) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let mut seen = BTreeSet::new();
-            for id in ids {
-                seen.insert(self.status(*id).await.map(|s| {
-                    (
-                        s["applied_index"].as_u64().unwrap_or(0),
-                        s["root"].as_str().unwrap_or("").to_string(),
-                    )
-                }));
-            }
-            if seen.len() == 1 {
-                if let Some(Some(found)) = seen.into_iter().next() {
-                    return found;
+        poll(
+            Duration::from_secs(60),
+            Duration::from_millis(50),
+            || async {
+                let mut seen = BTreeSet::new();
+                for id in ids {
+                    seen.insert(self.status(*id).await.map(|s| {
+                        (
+                            s["applied_index"].as_u64().unwrap_or(0),
+                            s["root"].as_str().unwrap_or("").to_string(),
+                        )
+                    }));
                 }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for nodes to converge"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+                if seen.len() == 1 {
+                    if let Some(Some(found)) = seen.into_iter().next() {
+                        return Ok(found);
+                    }
+                }
+                Err("timed out waiting for nodes to converge")
+            },
+        )
+        .await
     }
 
     /// Send a write until it is acknowledged (retrying the same ids on any node), as a client
@@ -399,36 +361,22 @@ impl Cluster {
         ids: &[u64],
         deadline: Duration,
     ) -> Vec<String> {
-        let start = Instant::now();
         let mut attempt = 0usize;
-        loop {
+        poll(deadline, Duration::from_millis(50), || {
             let id = ids[attempt % ids.len()];
             attempt += 1;
-            if let Some((200, v)) = self.post(id, path, body.clone()).await {
-                return v["results"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|r| r["result"].as_str().unwrap().to_string())
-                    .collect();
+            async move {
+                if let Some((200, v)) = self.post(id, path, body.clone()).await {
+                    return Ok(v["results"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|r| r["result"].as_str().unwrap().to_string())
+                        .collect());
+                }
+                Err(format!("write not acknowledged within {deadline:?}"))
             }
-            assert!(
-                start.elapsed() < deadline,
-                "write not acknowledged within {deadline:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while !cond().await {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        })
+        .await
     }
 }
