@@ -1,4 +1,4 @@
-//! HTTPS reqwest clients for a dev PKI (`ron-ledger certs` or `node::tls::generate_dev_pki`):
+//! HTTPS reqwest clients for a dev PKI (`ron-ledger certs` or `node::security::pki::generate_dev_pki`):
 //! TLS 1.3 with the ring provider, only the given CA trusted, optionally a client identity
 //! (mutual TLS) and a capability sent with every request.
 
