@@ -198,20 +198,18 @@ impl SimAuth {
         node::security::files::write_private_file(&key_file, &ring.to_json())
             .map_err(|e| format!("{e:#}"))?;
         let key = ring.get("sim-k1").ok_or("sim key missing")?;
-        use ledger::capability::{Caveat, Op, Token};
-        let token = Token::mint(
+        use ledger::capability::{Caveat, Op};
+        let token = test_support::tokens::try_mint(
             key,
             rng.gen(),
             EPOCH_SECS,
-            vec![
-                Caveat::ExpiresAt(EPOCH_SECS + ledger::capability::DEFAULT_MAX_LIFETIME_SECS),
-                Caveat::Audience("sim".into()),
-                Caveat::Ops(
-                    [Op::CreateAccounts, Op::CreateTransfers]
-                        .into_iter()
-                        .collect(),
-                ),
-            ],
+            ledger::capability::DEFAULT_MAX_LIFETIME_SECS,
+            "sim",
+            vec![Caveat::Ops(
+                [Op::CreateAccounts, Op::CreateTransfers]
+                    .into_iter()
+                    .collect(),
+            )],
         )
         .map_err(|e| e.to_string())?
         .encode();

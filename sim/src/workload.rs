@@ -12,6 +12,7 @@ use ron_ledger_client::{Client, ClientConfig, Consistency, Error};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
+use test_support::events::account;
 
 /// Accounts of ledger 1 and ledger 2.
 pub const LEDGER1: [u128; 8] = [1, 2, 3, 4, 5, 6, 7, 8];
@@ -40,12 +41,7 @@ fn accounts() -> Vec<Account> {
         .iter()
         .map(|id| (*id, 1))
         .chain(LEDGER2.iter().map(|id| (*id, 2)))
-        .map(|(id, ledger)| Account {
-            id,
-            ledger,
-            code: 1,
-            ..Default::default()
-        })
+        .map(|(id, ledger)| account(id, ledger))
         .collect()
 }
 
