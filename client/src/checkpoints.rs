@@ -25,12 +25,15 @@ use std::collections::BTreeMap;
 /// Most checkpoints one `GET /v1/checkpoints` asks for.
 pub const CHECKPOINTS_LIMIT_MAX: usize = 1_000;
 
-/// One node's `GET /v1/checkpoints/keys`; also the keys-file form `ronctl keys` writes.
+/// One node's `GET /v1/checkpoints/keys`; also the keys-file form `ronctl keys` writes. Read
+/// strictly: an unknown field or a KID named twice is an error.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CheckpointKeys {
     /// The cluster the keys sign for.
     pub cluster_id: String,
     /// `kid` → 64 lower-case hex digits of the Ed25519 public key.
+    #[serde(deserialize_with = "ledger::wire::unique_keys")]
     pub keys: BTreeMap<String, String>,
 }
 
@@ -45,9 +48,17 @@ pub struct KeysFile {
 }
 
 impl KeysFile {
-    /// Parse either accepted shape. Keys are checked as [`TrustedKeys::insert`] does.
+    /// Parse either accepted shape. Keys are checked as [`TrustedKeys::insert`] does; a KID
+    /// named twice, or a field the shape does not have, is refused.
     pub fn parse(text: &str) -> Result<Self, CheckpointError> {
-        if let Ok(answer) = serde_json::from_str::<CheckpointKeys>(text) {
+        let answer = serde_json::from_str::<CheckpointKeys>(text);
+        if let Err(e) = &answer {
+            // A file that is not the flat shape either is reported as the shape it names.
+            if text.contains("\"cluster_id\"") && TrustedKeys::from_json(text).is_err() {
+                return Err(CheckpointError::MalformedKeySet(e.to_string()));
+            }
+        }
+        if let Ok(answer) = answer {
             let mut keys = TrustedKeys::new();
             if answer.keys.len() > ledger::checkpoint::TRUSTED_KEYS_MAX {
                 return Err(CheckpointError::MalformedKeySet(format!(
@@ -179,5 +190,27 @@ mod tests {
         assert!(answer.keys.get("n1").is_some());
         assert!(KeysFile::parse(r#"{"n1": "zz"}"#).is_err());
         assert!(KeysFile::parse(r#"{"cluster_id": "c", "keys": {"n1": "zz"}}"#).is_err());
+    }
+
+    #[test]
+    fn a_kid_named_twice_or_an_unknown_field_is_refused() {
+        let a = CheckpointSigner::new("n1", &[3u8; 32])
+            .unwrap()
+            .public_key_hex();
+        let b = CheckpointSigner::new("n1", &[4u8; 32])
+            .unwrap()
+            .public_key_hex();
+        for text in [
+            format!(r#"{{"n1": "{a}", "n1": "{b}"}}"#),
+            format!(r#"{{"cluster_id": "c", "keys": {{"n1": "{a}", "n1": "{b}"}}}}"#),
+            format!(r#"{{"cluster_id": "c", "keys": {{"n1": "{a}"}}, "extra": 1}}"#),
+            format!(r#"{{"cluster_id": "c", "keyz": {{"n1": "{a}"}}}}"#),
+        ] {
+            let e = KeysFile::parse(&text).expect_err(&text).to_string();
+            assert!(
+                e.contains("duplicate") || e.contains("unknown field"),
+                "{text}: {e}"
+            );
+        }
     }
 }

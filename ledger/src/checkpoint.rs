@@ -258,9 +258,12 @@ impl TrustedKeys {
         Self::default()
     }
 
-    /// Parse `{"<kid>": "<64 hex public key>", ...}`.
+    /// Parse `{"<kid>": "<64 hex public key>", ...}`. A KID named twice is refused, not read
+    /// last-wins.
     pub fn from_json(text: &str) -> Result<Self, CheckpointError> {
-        let map: BTreeMap<String, String> = serde_json::from_str(text)
+        let mut de = serde_json::Deserializer::from_str(text);
+        let map: BTreeMap<String, String> = wire::unique_keys(&mut de)
+            .and_then(|map| de.end().map(|()| map))
             .map_err(|e| CheckpointError::MalformedKeySet(e.to_string()))?;
         if map.len() > TRUSTED_KEYS_MAX {
             return Err(CheckpointError::MalformedKeySet(format!(

@@ -7,6 +7,50 @@ use serde::{Deserialize, Deserializer, Serializer};
 use std::fmt::Display;
 use std::str::FromStr;
 
+/// Whether `text` is the one decimal form of an integer the wire accepts: ASCII digits only (no
+/// sign, no space), and no leading zero unless the number is `0` itself — so every value has
+/// exactly one text, and every parser (bodies, bundles, keys files, path and query parameters)
+/// reads the same text the same way. (`FromStr` for integers would also take `+7` and `007`.)
+pub fn is_canonical_decimal(text: &str) -> bool {
+    match text.as_bytes() {
+        [] => false,
+        [b'0'] => true,
+        [b'0', ..] => false,
+        digits => digits.iter().all(u8::is_ascii_digit),
+    }
+}
+
+/// `#[serde(deserialize_with = "wire::unique_keys")]`: a JSON object read into a map, refusing
+/// a key that appears twice. (serde's maps keep the last value silently, so one file could name
+/// different keys to different readers; trust anchors must mean one thing.)
+pub fn unique_keys<'de, D, V>(d: D) -> Result<std::collections::BTreeMap<String, V>, D::Error>
+where
+    D: Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    use serde::de::{MapAccess, Visitor};
+    struct Unique<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> Visitor<'de> for Unique<V> {
+        type Value = std::collections::BTreeMap<String, V>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object whose keys are all different")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = std::collections::BTreeMap::new();
+            while let Some((key, value)) = map.next_entry::<String, V>()? {
+                if out.contains_key(&key) {
+                    return Err(A::Error::custom(format!("duplicate key {key:?}")));
+                }
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Unique(std::marker::PhantomData))
+}
+
 /// `#[serde(with = "wire::dec")]`: integers as decimal strings in JSON, native in binary.
 pub mod dec {
     use super::*;
@@ -39,9 +83,10 @@ pub mod dec {
     }
 
     fn parse_decimal<T: FromStr>(text: &str) -> Result<T, String> {
-        // FromStr for integers accepts a leading '+'; the wire form does not.
-        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("expected a decimal string of digits, got {text:?}"));
+        if !super::is_canonical_decimal(text) {
+            return Err(format!(
+                "expected a decimal string of digits without leading zeros, got {text:?}"
+            ));
         }
         text.parse::<T>()
             .map_err(|_| format!("decimal string out of range: {text:?}"))

@@ -280,22 +280,60 @@ pub fn load(
         }
         None => toml::Table::new(),
     };
-    let mut env: Vec<(String, String)> = env
+    // (dotted key, value, the variable's own name)
+    let mut env: Vec<(String, String, String)> = env
         .into_iter()
         .filter_map(|(k, v)| {
             k.strip_prefix(ENV_PREFIX)
-                .map(|k| (k.to_lowercase().replace("__", "."), v))
+                .map(|key| (key.to_lowercase().replace("__", "."), v, k.clone()))
         })
         .collect();
     env.sort();
-    for (key, value) in env.iter().chain(overrides.iter()) {
+    for (key, value, _) in &env {
         set(&mut table, key, value)?;
     }
-    let config: Config = toml::Value::Table(table)
-        .try_into()
-        .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
+    for (key, value) in overrides {
+        set(&mut table, key, value)?;
+    }
+    let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
+        .map_err(|e| invalid(e, &env, overrides))?;
     validate(&config)?;
     Ok(config)
+}
+
+/// A configuration that does not deserialize, described by the dotted key it failed at and
+/// where that key was set: an environment variable is named as the operator wrote it
+/// (`RON_LEDGER_BIN`), not only by the key it maps to (`bin`).
+fn invalid(
+    e: serde_path_to_error::Error<toml::de::Error>,
+    env: &[(String, String, String)],
+    overrides: &[(String, String)],
+) -> ConfigError {
+    let mut key = e.path().to_string();
+    let message = e.into_inner().message().to_string();
+    // An unknown field is reported at its section; the key is that section plus the field.
+    if let Some(field) = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(field, _)| field)
+    {
+        if key.rsplit('.').next() != Some(field) {
+            key = if key == "." || key.is_empty() {
+                field.to_string()
+            } else {
+                format!("{key}.{field}")
+            };
+        }
+    }
+    // Overrides are applied last: if one set the key, it is the value in force.
+    let origin = if overrides.iter().any(|(k, _)| *k == key) {
+        format!("the command-line setting `{key}`")
+    } else if let Some((_, _, var)) = env.iter().find(|(k, _, _)| *k == key) {
+        format!("environment variable {var} (config key `{key}`)")
+    } else {
+        format!("config key `{key}`")
+    };
+    ConfigError::Invalid(format!("{origin}: {message}"))
 }
 
 /// Set a dotted key to a scalar parsed as TOML (integer, float, boolean) or else a string.
@@ -636,6 +674,28 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("nope"), "{e}");
+        assert!(
+            e.contains("environment variable RON_LEDGER_LIMITS__NOPE"),
+            "the variable is named: {e}"
+        );
+        let e = load(None, vec![("RON_LEDGER_BIN".into(), "x".into())], &base())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("environment variable RON_LEDGER_BIN") && e.contains("`bin`"),
+            "{e}"
+        );
+        let e = load(
+            None,
+            vec![("RON_LEDGER_RAFT__HEARTBEAT_MS".into(), "soon".into())],
+            &base(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("RON_LEDGER_RAFT__HEARTBEAT_MS") && e.contains("raft.heartbeat_ms"),
+            "a bad value names the variable and the key: {e}"
+        );
         let mut o = base();
         o.push(("api_addr".into(), "not-an-address".into()));
         assert!(load(None, vec![], &o).is_err());

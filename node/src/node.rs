@@ -90,18 +90,20 @@ impl Node {
 
     /// Sequence a prevalidated request: here if this node leads, else at the leader.
     /// `token_id` is the capability the request was accepted with (checked against the deny
-    /// list again on the leader).
+    /// list again on the leader); `corr_id` the request's correlation id, carried to the leader
+    /// with a forwarded write.
     pub async fn submit(
         &self,
         op: Operation,
         token_id: Option<[u8; 16]>,
+        corr_id: &str,
     ) -> Result<Receipt, ApiError> {
         if let Some(reason) = self.safe_mode() {
             return Err(ApiError::safe_mode(reason));
         }
         match self.leader() {
             Some((id, _)) if id == self.id => self.submit_local(op).await,
-            Some((_, info)) => self.forward(&info, op, token_id).await,
+            Some((_, info)) => self.forward(&info, op, token_id, corr_id).await,
             None => Err(ApiError::no_leader()),
         }
     }
@@ -137,11 +139,13 @@ impl Node {
         leader: &NodeInfo,
         op: Operation,
         token_id: Option<[u8; 16]>,
+        corr_id: &str,
     ) -> Result<Receipt, ApiError> {
         let body = rpc::encode(&ForwardRequest {
             cluster_id: self.config.cluster_id.clone(),
             op,
             token_id,
+            corr_id: corr_id.to_string(),
         })
         .map_err(ApiError::internal)?;
         let answer = self

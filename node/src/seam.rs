@@ -9,8 +9,20 @@ use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Set on client API requests a node relays to the leader, so a relayed request is never relayed
-/// again (and is not charged to the relaying node's rate limit).
+/// again (and is not charged to the relaying node's rate limit). On a TLS listener it counts only
+/// over a connection with a node's certificate; from anyone else it is dropped on arrival.
 pub const FORWARDED_HEADER: &str = "x-ron-forwarded";
+
+/// Whether `id` may be used as a request's correlation id (`corr_id` in logs): 1 to 64 ASCII
+/// letters, digits, `-`, `_` or `.`. Anything else is replaced by a fresh id on the client API
+/// and dropped from a forwarded write.
+pub fn well_formed_corr_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
 
 /// A boxed future, as trait objects need.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

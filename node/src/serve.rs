@@ -31,6 +31,10 @@ pub struct PeerIdentity {
     /// `sha256:<hex>` fingerprint of the client certificate, present only when the connection is
     /// TLS and the client presented a certificate that verified against the cluster CA.
     pub client_cert: Option<String>,
+    /// The client certificate is a node's: it verifies against the cluster CA itself, not only
+    /// against the client CA the API also trusts. Only such a connection may relay requests
+    /// (`x-ron-forwarded`); the header is removed from any other TLS connection's requests.
+    pub node_cert: bool,
 }
 
 impl PeerIdentity {
@@ -58,6 +62,9 @@ pub struct ServeOptions {
     pub request_timeout: Duration,
     /// Per-IP token bucket (client API only).
     pub rate: Option<Arc<RateLimiter>>,
+    /// Recognises node certificates among the client certificates a TLS listener accepts
+    /// ([`PeerIdentity::node_cert`]); `None` where no client certificate is a node's.
+    pub node_certs: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
     /// An HTTP/2 connection with no new request for this long is closed gracefully (GOAWAY;
     /// requests in flight finish). HTTP/1 idle connections end at `header_read_timeout`.
     pub http2_idle: Duration,
@@ -84,6 +91,7 @@ impl ServeOptions {
                 ))
             }),
             http2_idle: Duration::from_millis(HTTP2_IDLE_MS),
+            node_certs: None,
         }
     }
 }
@@ -173,6 +181,7 @@ impl Connection {
             let identity = PeerIdentity {
                 addr: self.addr.clone(),
                 client_cert: None,
+                node_cert: false,
             };
             return self.http(io, identity).await;
         };
@@ -195,15 +204,20 @@ impl Connection {
                 return;
             }
         };
-        let client_cert = stream
-            .get_ref()
-            .1
-            .peer_certificates()
+        let chain = stream.get_ref().1.peer_certificates();
+        let client_cert = chain
             .and_then(|chain| chain.first())
             .map(crate::security::tls::fingerprint);
+        let node_cert = match (chain, &self.options.node_certs) {
+            (Some([leaf, intermediates @ ..]), Some(nodes)) => nodes
+                .verify_client_cert(leaf, intermediates, rustls::pki_types::UnixTime::now())
+                .is_ok(),
+            _ => false,
+        };
         let identity = PeerIdentity {
             addr: self.addr.clone(),
             client_cert,
+            node_cert,
         };
         self.http(stream, identity).await
     }
@@ -245,8 +259,19 @@ impl Connection {
         let opened = Instant::now();
         let last_request_ms = Arc::new(AtomicU64::new(0));
         let seen = last_request_ms.clone();
+        // On TLS, only a node's certificate may mark a request as relayed; from anyone else the
+        // header is dropped before any layer sees it (cleartext cannot tell who is a node).
+        let strip_relay = self.acceptor.is_some() && !identity.node_cert;
         let service = tower::ServiceExt::map_request(self.app, move |mut req: Request<_>| {
             seen.store(millis_since(opened), Ordering::Relaxed);
+            if strip_relay
+                && req
+                    .headers_mut()
+                    .remove(crate::seam::FORWARDED_HEADER)
+                    .is_some()
+            {
+                tracing::debug!(peer = %identity.addr, "dropped x-ron-forwarded from a non-node connection");
+            }
             req.extensions_mut().insert(identity.clone());
             req
         });
@@ -366,11 +391,12 @@ async fn request_timeout(State(limit): State<Duration>, req: Request, next: Next
 }
 
 /// 429 `busy` with Retry-After when the sender's IP is over its token bucket. A request that a
-/// node relays for its own clients (the forwarding header over a connection with a CA-verified
-/// certificate) is not charged to the relaying node's address: its client was charged there.
+/// node relays for its own clients (the forwarding header over a connection whose certificate
+/// is a node's, [`PeerIdentity::node_cert`]) is not charged to the relaying node's address: its
+/// client was charged there. A client certificate with the header is charged like any client.
 async fn rate_limit(State(rate): State<Arc<RateLimiter>>, req: Request, next: Next) -> Response {
     let identity = req.extensions().get::<PeerIdentity>();
-    let relayed = identity.is_some_and(|p| p.client_cert.is_some())
+    let relayed = identity.is_some_and(|p| p.node_cert)
         && req.headers().contains_key(crate::seam::FORWARDED_HEADER);
     if relayed {
         return next.run(req).await;
@@ -480,6 +506,7 @@ mod tests {
         let p = |a: &str| PeerIdentity {
             addr: a.into(),
             client_cert: None,
+            node_cert: false,
         };
         assert_eq!(p("127.0.0.1:8080").host(), "127.0.0.1");
         assert_eq!(p("[::1]:80").host(), "[::1]");

@@ -244,8 +244,9 @@ impl Node {
         });
         let (stop, stopped) = watch::channel(false);
         let limits = &node.config.limits;
-        let api_options =
+        let mut api_options =
             ServeOptions::from_limits(limits, tls.as_ref().map(|m| m.api_server.clone()), true);
+        api_options.node_certs = tls.as_ref().map(|m| m.node_certs.clone());
         let peer_options =
             ServeOptions::from_limits(limits, tls.as_ref().map(|m| m.peer_server.clone()), false);
         let servers = vec![

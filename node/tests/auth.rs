@@ -1033,3 +1033,121 @@ async fn start_fails_closed_naming_a_bad_key_file() {
     println!("no auth.key_file: {e}");
     assert!(e.contains("auth.key_file"), "no auth.key_file: {e}");
 }
+
+/// A request carries exactly one credential: several `Authorization` headers (the first valid,
+/// the next one not), or several tokens in one header, are refused as a whole with 401
+/// `cap_ambiguous`, counted, and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ambiguous_credentials_are_refused_whole() {
+    let h = Harness::start().await;
+    let full = bearer(&h.full());
+    let setup = r#"[{"id":"1","ledger":1,"code":1},{"id":"2","ledger":1,"code":1}]"#;
+    h.ok_write("set-up accounts", "/v1/accounts", &full, setup)
+        .await;
+    let other = h.full().encode();
+    let cases: [(&str, Vec<String>); 4] = [
+        (
+            "a valid token, then a forged one",
+            vec![full.clone(), "Bearer rlcap1.AAAA".into()],
+        ),
+        (
+            "two valid tokens in two headers",
+            vec![full.clone(), bearer(&h.full())],
+        ),
+        (
+            "two tokens in one header (comma)",
+            vec![format!("{full}, {other}")],
+        ),
+        (
+            "two tokens in one header (space)",
+            vec![format!("{full} {other}")],
+        ),
+    ];
+    for (case, values) in cases {
+        let rejected = node::metrics::rejected_count("cap_ambiguous");
+        let failures = node::metrics::auth_failure_count();
+        let size = h.tree_size().await;
+        let id = next_event_id();
+        let mut req = h
+            .anon
+            .post(format!("{}/v1/transfers", h.base))
+            .header("content-type", "application/json")
+            .body(raw_body([transfer_json(id, 1, 2, 1)]));
+        for v in &values {
+            req = req.header("authorization", v);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(status, 401, "{case}: {v}");
+        assert_eq!(v["error"]["reason"], "cap_ambiguous", "{case}: {v}");
+        assert!(
+            node::metrics::rejected_count("cap_ambiguous") > rejected,
+            "{case}: not counted"
+        );
+        assert!(node::metrics::auth_failure_count() > failures, "{case}");
+        assert_eq!(h.tree_size().await, size, "{case}: the tree grew");
+        assert!(!h.exists("transfers", id).await, "{case}: written");
+    }
+    h.healthy("after ambiguous credentials").await;
+}
+
+/// Writes and admin calls take no query string: `POST /v1/transfers?dry_run=true` is refused
+/// with 400 `invalid_query` before anything is sequenced, not committed with the parameter
+/// ignored. An unknown path with a query is still `no_route`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_string_on_a_write_is_refused_before_sequencing() {
+    let h = Harness::start().await;
+    let full = bearer(&h.full());
+    let admin = bearer(&h.admin());
+    let setup = r#"[{"id":"1","ledger":1,"code":1},{"id":"2","ledger":1,"code":1}]"#;
+    h.ok_write("set-up accounts", "/v1/accounts", &full, setup)
+        .await;
+    for query in ["dry_run=true", "a=1&a=2", "consistency=stale"] {
+        let rejected = node::metrics::rejected_count("invalid_query");
+        let size = h.tree_size().await;
+        let id = next_event_id();
+        let (status, v) = h
+            .post(
+                &format!("/v1/transfers?{query}"),
+                Some(&full),
+                &raw_body([transfer_json(id, 1, 2, 1)]),
+            )
+            .await;
+        assert_eq!(status, 400, "?{query}: {v}");
+        assert_eq!(v["error"]["reason"], "invalid_query", "?{query}: {v}");
+        assert!(node::metrics::rejected_count("invalid_query") > rejected);
+        assert_eq!(h.tree_size().await, size, "?{query}: the tree grew");
+        assert!(!h.exists("transfers", id).await, "?{query}: committed");
+    }
+    let id = next_event_id();
+    let (status, v) = h
+        .post(
+            "/v1/accounts?dry_run=1",
+            Some(&full),
+            &raw_body([account_json(id, 1)]),
+        )
+        .await;
+    assert_eq!(
+        (status, v["error"]["reason"].clone()),
+        (400, "invalid_query".into()),
+        "{v}"
+    );
+    assert!(!h.exists("accounts", id).await);
+    for path in [
+        "/v1/admin/snapshot?now=1",
+        "/v1/admin/checkpoint?x=1",
+        "/v1/admin/revocations?dry_run=true",
+    ] {
+        let (status, v) = h.send(true, "POST", path, Some(&admin), Some("{}")).await;
+        assert_eq!(status, 400, "{path}: {v}");
+        assert_eq!(v["error"]["reason"], "invalid_query", "{path}: {v}");
+    }
+    let (status, v) = h.post("/v1/nothing-here?x=1", Some(&full), "[]").await;
+    assert_eq!(
+        (status, v["error"]["reason"].clone()),
+        (404, "no_route".into()),
+        "{v}"
+    );
+    h.healthy("after refused queries").await;
+}

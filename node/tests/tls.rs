@@ -434,6 +434,74 @@ async fn slowloris_and_a_flood_leave_a_well_behaved_client_served() {
     n.shutdown().await;
 }
 
+/// Send up to `max` `GET /v1/status` with `x-ron-forwarded`; how many were answered before the
+/// first 429 (`max` when none was).
+async fn relayed_until_busy(client: &reqwest::Client, url: &str, max: usize) -> usize {
+    for sent in 0..max {
+        let r = client
+            .get(url)
+            .header("x-ron-forwarded", "2")
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            return sent;
+        }
+        assert_eq!(r.status(), 200);
+    }
+    max
+}
+
+#[tokio::test]
+async fn only_a_node_certificate_makes_a_request_relayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let mut section = pki.section(1).unwrap();
+    section.client_auth = tls::ClientAuth::Optional;
+    let n = Node::start(config(
+        Some(section),
+        &[("rate_per_peer_per_sec", "1"), ("rate_burst", "20")],
+    ))
+    .await
+    .unwrap();
+    let url = format!("https://{}/v1/status", n.api_addr);
+    // A client certificate (issued by the client CA) with the forwarding header is charged like
+    // any client: the header is dropped on arrival.
+    let client = https(&pki, true);
+    let sent = relayed_until_busy(&client, &url, 200).await;
+    assert!(
+        sent <= 21,
+        "a client certificate with x-ron-forwarded escaped the rate limit ({sent} answered)"
+    );
+    // A node's certificate (issued by the cluster CA) relays for its own clients, which were
+    // charged where they connected: not charged here.
+    let (cert, key) = &pki.nodes[0];
+    let node_client = test_support::https::client(
+        &pki.ca_cert,
+        Some((cert.as_path(), key.as_path())),
+        None,
+        Duration::from_secs(5),
+        Alpn::H2Http1,
+    );
+    assert_eq!(relayed_until_busy(&node_client, &url, 100).await, 100);
+    // Without the header the node's address is charged like anyone's (the bucket refills at one
+    // token a second, so a few requests drain it again).
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(
+            node_client
+                .get(&url)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    n.shutdown().await;
+}
+
 #[tokio::test]
 async fn connections_beyond_the_cap_are_closed_at_once() {
     let n = Node::start(config(

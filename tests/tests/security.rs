@@ -178,6 +178,27 @@ async fn logs_never_carry_tokens_macs_keys_or_signatures() {
         },
     )
     .await;
+    // A write sent to a follower is forwarded to the leader under the client's correlation id:
+    // the leader's lines for it name the same `corr_id`.
+    let leader = c.leader(&[1, 2, 3]).await;
+    let follower = if leader == 1 { 2 } else { 1 };
+    let forwarded_corr_id = "fwd-corr-7f3a";
+    let r = c
+        .http
+        .post(c.url(follower, "/v1/transfers"))
+        .header("authorization", format!("Bearer {writer}"))
+        .header("x-request-id", forwarded_corr_id)
+        .json(&transfer_body(300, 1, 2, 1))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(
+        r.headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+        Some(forwarded_corr_id)
+    );
     // Signed checkpoints: their signatures are secrets-adjacent material that must stay out of logs.
     let (status, cp) = c.post(1, "/v1/admin/checkpoint", json!({})).await.unwrap();
     assert_eq!(status, 200, "{cp}");
@@ -258,6 +279,21 @@ async fn logs_never_carry_tokens_macs_keys_or_signatures() {
     assert!(
         with_fields >= 6,
         "refusals must be logged with reason, corr_id and peer ({with_fields} such lines)"
+    );
+    let leader_log = std::fs::read_to_string(&c.node(leader).log).unwrap();
+    let forwarded_lines = leader_log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| {
+            v["span"]["corr_id"] == forwarded_corr_id
+                && v["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("forwarded write"))
+        })
+        .count();
+    assert!(
+        forwarded_lines >= 1,
+        "the leader (node {leader}) logged the write forwarded by node {follower} without its corr_id"
     );
     let kid_logged = (1..=3).any(|id| {
         std::fs::read_to_string(&c.node(id).log)

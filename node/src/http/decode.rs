@@ -89,10 +89,10 @@ pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiErro
 
 /// A decimal u128 id; 400 `invalid_id` if malformed.
 pub(crate) fn parse_u128(text: &str, what: &str) -> Result<u128, ApiError> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+    if !ledger::wire::is_canonical_decimal(text) {
         return Err(ApiError::bad_request(
             "invalid_id",
-            format!("{what} must be a decimal u128"),
+            format!("{what} must be a decimal u128 (digits, no leading zeros)"),
         ));
     }
     text.parse()
@@ -103,13 +103,13 @@ pub(crate) fn parse_u128(text: &str, what: &str) -> Result<u128, ApiError> {
 pub(crate) fn parse_u64(text: Option<&str>, what: &str) -> Result<Option<u64>, ApiError> {
     match text {
         None => Ok(None),
-        Some(t) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => t
+        Some(t) if ledger::wire::is_canonical_decimal(t) => t
             .parse()
             .map(Some)
             .map_err(|_| ApiError::bad_request("invalid_query", format!("{what} is out of range"))),
         Some(_) => Err(ApiError::bad_request(
             "invalid_query",
-            format!("{what} must be a decimal u64"),
+            format!("{what} must be a decimal u64 (digits, no leading zeros)"),
         )),
     }
 }

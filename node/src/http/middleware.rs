@@ -1,6 +1,6 @@
 //! Layers every client API request passes through: the correlation id and its log span, the
-//! admin gate (admin capability + mTLS client certificate on `/v1/admin/*`), and the
-//! `X-Ron-Leader` header on every answer.
+//! admin gate (admin capability + mTLS client certificate on `/v1/admin/*`), the refusal of
+//! query strings on writes, and the `X-Ron-Leader` header on every answer.
 
 use crate::error::ApiError;
 use crate::http::respond::err;
@@ -8,7 +8,7 @@ use crate::node::Node;
 use crate::security::capabilities;
 use crate::serve::PeerIdentity;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use std::sync::Arc;
 
@@ -20,23 +20,23 @@ fn correlation_id(headers: &HeaderMap) -> String {
     headers
         .get(CORRELATION_HEADER)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            !v.is_empty()
-                && v.len() <= 64
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        })
+        .filter(|v| crate::seam::well_formed_corr_id(v))
         .map(str::to_string)
         .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()))
 }
 
 /// Run the request inside a span carrying `corr_id` and `peer`, so every log line it causes
-/// names both, and echo the correlation id.
+/// names both, and echo the correlation id. The request's own header is set to the id in use
+/// (see [`request_corr_id`]), so a handler that passes the request on (a forwarded write) names
+/// the same id.
 pub(crate) async fn correlate(
-    req: axum::extract::Request,
+    mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let corr_id = correlation_id(req.headers());
+    if let Ok(v) = axum::http::HeaderValue::from_str(&corr_id) {
+        req.headers_mut().insert(CORRELATION_HEADER, v);
+    }
     let peer = req
         .extensions()
         .get::<PeerIdentity>()
@@ -48,6 +48,14 @@ pub(crate) async fn correlate(
         response.headers_mut().insert(CORRELATION_HEADER, v);
     }
     response
+}
+
+/// The correlation id [`correlate`] settled on for this request (empty outside the router).
+pub(crate) fn request_corr_id(headers: &HeaderMap) -> &str {
+    headers
+        .get(CORRELATION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
 }
 
 /// Admin endpoints need an admin capability and, on a TLS node, a verified client
@@ -86,6 +94,33 @@ fn admin_allowed(node: &Node, req: &axum::extract::Request) -> Result<(), ApiErr
         node.check_not_revoked(&grant)?;
     }
     Ok(())
+}
+
+/// No write or admin route takes a query string: `POST /v1/transfers?dry_run=true` is refused
+/// with 400 `invalid_query` before the body is read or anything is sequenced, instead of being
+/// committed with the parameter silently ignored. Layered on the routes only, so an unknown path
+/// still answers `no_route`.
+pub(crate) async fn refuse_write_query(
+    State(node): State<Arc<Node>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if req.method() == Method::POST {
+        if let Some(query) = req.uri().query().filter(|q| !q.is_empty()) {
+            let shown: String = query.chars().take(64).collect();
+            return err(
+                &node,
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!(
+                        "POST {} takes no query parameters (got `{shown}`)",
+                        req.uri().path()
+                    ),
+                ),
+            );
+        }
+    }
+    next.run(req).await
 }
 
 /// Every answer names the current leader in `X-Ron-Leader`, so a client can go there directly

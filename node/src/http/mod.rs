@@ -2,7 +2,8 @@
 //! and the helpers they share. This module only assembles the router; handlers depend on
 //! [`Node`], never the other way round (the router is built where the listeners start).
 //!
-//! What a request meets, in order: [`middleware`] (correlation id, admin gate, leader header),
+//! What a request meets, in order: [`middleware`] (correlation id, admin gate, leader header,
+//! no query string on a write),
 //! then its resource's handler, which uses [`decode`] for bodies and query strings,
 //! [`consistency`] for reads, [`proxy`] to reach the leader and [`respond`] to answer.
 //! A handler must never write ledger state itself: writes go through [`Node::submit`] (the
@@ -43,6 +44,10 @@ pub fn router(node: Arc<Node>) -> Router {
         .merge(admin::routes())
         .merge(proofs::routes())
         .merge(revocations::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            middleware::refuse_write_query,
+        ))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         // Bodies are read by `decode::read_body`, which enforces `limits.body_bytes_max` with our

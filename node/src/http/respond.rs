@@ -34,6 +34,7 @@ fn is_auth_failure(reason: &str) -> bool {
         reason,
         "unauth"
             | "cap_invalid"
+            | "cap_ambiguous"
             | "cap_expired"
             | "cap_not_yet_valid"
             | "cap_revoked"

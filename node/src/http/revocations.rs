@@ -375,6 +375,7 @@ mod tests {
                     ..Default::default()
                 }]),
                 token_id: Some(token_id),
+                corr_id: "revocation-test".into(),
             })
             .unwrap();
             let connector = a.node.connector.clone();

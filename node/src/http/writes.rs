@@ -4,6 +4,7 @@
 //! merged per-event answer with the receipt. Shared by the accounts and transfers routes.
 
 use crate::http::decode::{decode_events, read_body};
+use crate::http::middleware::request_corr_id;
 use crate::http::respond::err;
 use crate::node::Node;
 use crate::pipeline::prevalidate::{self, Merged};
@@ -73,7 +74,14 @@ pub(crate) async fn write(
     let split = prevalidate::split(op);
     let receipt = match &split.forward {
         None => None,
-        Some(op) => match node.submit(op.clone(), grant.as_ref().map(|g| g.id)).await {
+        Some(op) => match node
+            .submit(
+                op.clone(),
+                grant.as_ref().map(|g| g.id),
+                request_corr_id(&headers),
+            )
+            .await
+        {
             Ok(r) => Some(r),
             Err(e) => return err(&node, e),
         },

@@ -5,6 +5,7 @@ use crate::error::ApiError;
 use crate::node::Node;
 use crate::pipeline::sequencer::Receipt;
 use crate::raft::rpc::{self, ForwardRequest};
+use crate::serve::PeerIdentity;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
@@ -62,11 +63,29 @@ async fn snapshot(State(node): State<Arc<Node>>, body: Bytes) -> Response {
     reply(&node.raft.install_snapshot(req).await)
 }
 
-async fn submit(State(node): State<Arc<Node>>, body: Bytes) -> Response {
+/// A follower's forwarded write, sequenced here under the client's correlation id: every line
+/// logged for it names the same `corr_id` as the receiving node's lines.
+async fn submit(
+    State(node): State<Arc<Node>>,
+    identity: Option<axum::Extension<PeerIdentity>>,
+    body: Bytes,
+) -> Response {
     let req: ForwardRequest = match rpc::decode(&body) {
         Ok(r) => r,
         Err(e) => return bad(e),
     };
+    let corr_id = if crate::seam::well_formed_corr_id(&req.corr_id) {
+        req.corr_id.clone()
+    } else {
+        String::new()
+    };
+    let peer = identity.map(|i| i.0.addr).unwrap_or_default();
+    let span = tracing::info_span!("request", corr_id = %corr_id, peer = %peer);
+    tracing::Instrument::instrument(forwarded(node, req), span).await
+}
+
+async fn forwarded(node: Arc<Node>, req: ForwardRequest) -> Response {
+    let events = req.op.len();
     let result: Result<Receipt, ApiError> = if req.cluster_id != node.config.cluster_id {
         Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -80,5 +99,15 @@ async fn submit(State(node): State<Arc<Node>>, body: Bytes) -> Response {
     } else {
         node.submit_local(req.op).await
     };
+    match &result {
+        Ok(receipt) => {
+            tracing::debug!(
+                events,
+                log_index = receipt.log_index,
+                "forwarded write committed"
+            )
+        }
+        Err(e) => tracing::info!(events, reason = %e.reason, "forwarded write refused"),
+    }
     reply(&result)
 }

@@ -126,10 +126,28 @@ impl Auth {
     }
 }
 
-/// The token text of `Authorization: Bearer <token>`; `unauth` when absent, `cap_invalid` when
-/// oversized or not a bearer credential.
+/// 401 `cap_ambiguous`: a request must carry exactly one credential. Judging only the first of
+/// several (say a valid token followed by a revoked one) would let the request mean different
+/// things to different readers, so the whole request is refused.
+fn ambiguous(what: &str) -> ApiError {
+    tracing::info!(reason = "cap_ambiguous", "{what}");
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "cap_ambiguous",
+        format!("{what}: send exactly one `Authorization: Bearer <token>` header"),
+    )
+}
+
+/// The token text of `Authorization: Bearer <token>`; `unauth` when absent, `cap_ambiguous` when
+/// several headers or several tokens are sent, `cap_invalid` when oversized or not a bearer
+/// credential.
 fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
+    let mut all = headers.get_all(header::AUTHORIZATION).iter();
+    let first = all.next();
+    if all.next().is_some() {
+        return Err(ambiguous("several Authorization headers"));
+    }
+    let Some(value) = first else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauth",
@@ -147,7 +165,14 @@ fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
         )
     })?;
     match text.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(token.trim()),
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+            let token = token.trim();
+            // Token text is base64url: a space or comma inside it means more than one credential.
+            if token.bytes().any(|b| b == b',' || b.is_ascii_whitespace()) {
+                return Err(ambiguous("several tokens in one Authorization header"));
+            }
+            Ok(token)
+        }
         _ => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauth",

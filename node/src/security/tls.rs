@@ -6,6 +6,7 @@
 //! configuration (no process-wide default, no aws-lc-rs).
 
 use rustls::crypto::CryptoProvider;
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
@@ -154,6 +155,10 @@ pub struct TlsMaterial {
     /// Outgoing calls to peers and to the leader's API: trusts only the CA, presents this node's
     /// certificate.
     pub client: Arc<ClientConfig>,
+    /// Tells a node's certificate (issued by the cluster CA, `ca_file`) from a client's (issued
+    /// by `client_ca_file`) on the client API, where both are accepted: only a node may mark a
+    /// request as relayed (`x-ron-forwarded`).
+    pub node_certs: Arc<dyn ClientCertVerifier>,
 }
 
 impl std::fmt::Debug for TlsMaterial {
@@ -321,10 +326,14 @@ pub fn load(section: &TlsSection) -> Result<TlsMaterial, TlsError> {
         .with_client_auth_cert(chain, key)
         .map_err(key_err)?;
     client.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    let node_certs = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+        .build()
+        .map_err(|e| ca_err(e.to_string()))?;
     Ok(TlsMaterial {
         peer_server,
         api_server,
         client: Arc::new(client),
+        node_certs,
     })
 }
 
