@@ -108,8 +108,13 @@ pub struct Checkpoints {
     cluster_id: String,
     interval: u64,
     retention: usize,
-    /// Newest first.
+    /// Newest first: interval and admin checkpoints, up to `retention`.
     made: Mutex<VecDeque<SignedCheckpoint>>,
+    /// The newest checkpoint a read caused (replaced by the next one; never retained).
+    on_read: Mutex<Option<SignedCheckpoint>>,
+    /// When a read last caused a signature; held while a read waits for its turn to sign.
+    read_signed_at: tokio::sync::Mutex<Option<tokio::time::Instant>>,
+    read_sign_interval: std::time::Duration,
 }
 
 impl Checkpoints {
@@ -121,6 +126,11 @@ impl Checkpoints {
             interval: config.checkpoint.interval_events,
             retention: config.checkpoint.retention,
             made: Mutex::new(VecDeque::new()),
+            on_read: Mutex::new(None),
+            read_signed_at: tokio::sync::Mutex::new(None),
+            read_sign_interval: std::time::Duration::from_millis(
+                config.checkpoint.read_sign_interval_ms,
+            ),
         }
     }
 
@@ -138,14 +148,76 @@ impl Checkpoints {
         self.made.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The newest checkpoint.
-    pub fn latest(&self) -> Option<SignedCheckpoint> {
-        self.made().front().cloned()
+    fn on_read(&self) -> std::sync::MutexGuard<'_, Option<SignedCheckpoint>> {
+        self.on_read.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Up to `limit` checkpoints, newest first.
+    /// The checkpoint a read caused, if it is newer than every retained one.
+    fn newer_on_read(&self, retained: Option<&SignedCheckpoint>) -> Option<SignedCheckpoint> {
+        let on_read = self.on_read().clone()?;
+        match retained {
+            Some(r) if r.tree_size >= on_read.tree_size => None,
+            _ => Some(on_read),
+        }
+    }
+
+    /// The newest checkpoint.
+    pub fn latest(&self) -> Option<SignedCheckpoint> {
+        let retained = self.made().front().cloned();
+        self.newer_on_read(retained.as_ref()).or(retained)
+    }
+
+    /// Up to `limit` checkpoints, newest first: the retained ones, led by the one a read
+    /// caused when it is newer.
     pub fn list(&self, limit: usize) -> Vec<SignedCheckpoint> {
-        self.made().iter().take(limit).cloned().collect()
+        let made = self.made();
+        let mut out: Vec<SignedCheckpoint> = self.newer_on_read(made.front()).into_iter().collect();
+        out.extend(made.iter().cloned());
+        out.truncate(limit);
+        out
+    }
+
+    /// For an unauthenticated read: the newest checkpoint if it covers the applied tree, else
+    /// a new signature of the applied tree — at most one per `read_sign_interval_ms`; a read
+    /// inside the window waits out its rest (reads queue, and one signature serves them all).
+    /// `None` while the tree is empty.
+    pub async fn sign_for_read(
+        &self,
+        state: &dyn StateBackend,
+    ) -> Result<Option<SignedCheckpoint>, StoreError> {
+        let covers = |size: u64| self.latest().filter(|c| c.tree_size >= size);
+        let size = state.ledger_meta()?.tree.size;
+        if size == 0 {
+            return Ok(None);
+        }
+        if let Some(c) = covers(size) {
+            return Ok(Some(c));
+        }
+        let mut signed_at = self.read_signed_at.lock().await;
+        if let Some(at) = *signed_at {
+            let wait = self.read_sign_interval.saturating_sub(at.elapsed());
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        // Another read may have signed while this one waited; cover what is applied now.
+        let meta = state.ledger_meta()?;
+        if let Some(c) = covers(meta.tree.size) {
+            return Ok(Some(c));
+        }
+        let signed = self
+            .signer
+            .sign(
+                &self.cluster_id,
+                meta.tree.size,
+                meta.root,
+                meta.last_timestamp,
+            )
+            .map_err(|e| StoreError::Task(format!("sign checkpoint: {e}")))?;
+        tracing::debug!(tree_size = meta.tree.size, kid = %self.signer.kid(), "signed checkpoint for a read");
+        *self.on_read() = Some(signed.clone());
+        *signed_at = Some(tokio::time::Instant::now());
+        Ok(Some(signed))
     }
 
     /// Sign the applied tree now (or return the newest checkpoint if it already covers it).
@@ -181,7 +253,8 @@ impl Checkpoints {
         let mut made = self.made();
         if let Some(latest) = made.front() {
             if !due(latest.tree_size, size) {
-                return Ok(Some(latest.clone()));
+                let latest = latest.clone();
+                return Ok(Some(self.newer_on_read(Some(&latest)).unwrap_or(latest)));
             }
         }
         let signed = self
@@ -299,5 +372,77 @@ mod tests {
             keys.insert(kid, &public).unwrap();
         }
         list[0].verify(&keys).unwrap();
+    }
+
+    /// Reads may cause signing, bounded: one signature per `read_sign_interval_ms` (a read in
+    /// the window waits, then is covered), kept apart from the retained checkpoints.
+    #[tokio::test]
+    async fn reads_sign_at_most_once_per_interval_and_never_evict_retained_checkpoints() {
+        use ledger::{Account, Batch, Operation};
+        use raft_store::StateBackend as _;
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(dir.path());
+        c.checkpoint.interval_events = 1_000;
+        c.checkpoint.retention = 2;
+        c.checkpoint.read_sign_interval_ms = 300;
+        let cps = Checkpoints::new(&c, load_signer(&c).unwrap());
+        let state = raft_store::MemoryStateBackend::new();
+        assert!(
+            cps.sign_for_read(&state).await.unwrap().is_none(),
+            "empty tree"
+        );
+        let mut next = 1u128;
+        let mut grow = |round: u64| {
+            next += 1;
+            let batch = Batch {
+                timestamp: 1_000 + round,
+                operations: vec![Operation::CreateAccounts(vec![Account {
+                    id: next,
+                    ledger: 1,
+                    code: 1,
+                    ..Default::default()
+                }])],
+            };
+            let (_, changes) = state.apply(&batch).unwrap();
+            state
+                .commit(Some(changes), &raft_store::AppliedState::default(), true)
+                .unwrap();
+        };
+        grow(0);
+        cps.on_applied(&state).unwrap();
+        assert_eq!(
+            cps.list(10).len(),
+            1,
+            "the first applied event is signed (retained)"
+        );
+        grow(1);
+        let first = cps.sign_for_read(&state).await.unwrap().unwrap();
+        assert_eq!(first.tree_size, 2, "a read covers what is applied");
+        // Nothing new: the same checkpoint, no new signature, no wait.
+        let again = cps.sign_for_read(&state).await.unwrap().unwrap();
+        assert_eq!(again, first);
+        // The tree grew inside the window: the read waits out the window, then is covered.
+        grow(2);
+        let t = tokio::time::Instant::now();
+        let second = cps.sign_for_read(&state).await.unwrap().unwrap();
+        assert_eq!(second.tree_size, 3);
+        assert!(
+            t.elapsed() >= std::time::Duration::from_millis(250),
+            "signed again after {:?}, inside the 300 ms window",
+            t.elapsed()
+        );
+        assert_eq!(cps.latest(), Some(second.clone()));
+        // Read-caused checkpoints lead the list but are not retained: one slot, replaced.
+        let list = cps.list(10);
+        assert_eq!(list.len(), 2, "{list:?}");
+        assert_eq!(list[0], second);
+        assert_eq!(
+            list[1].tree_size, 1,
+            "the retained interval checkpoint stays"
+        );
+        // An admin checkpoint at the same size is retained and supersedes the read's.
+        let admin = cps.sign_now(&state).unwrap().unwrap();
+        assert_eq!(admin.tree_size, 3);
+        assert_eq!(cps.list(10).len(), 2);
     }
 }

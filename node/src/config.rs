@@ -114,8 +114,15 @@ impl Default for UdsSection {
 pub struct CheckpointSection {
     /// Sign a checkpoint whenever the tree has grown past another multiple of this many events.
     pub interval_events: u64,
-    /// Checkpoints kept (newest first); older ones are dropped.
+    /// Checkpoints kept (newest first); older ones are dropped. Counts those signed at an
+    /// interval boundary or by `POST /v1/admin/checkpoint`, not those a read caused.
     pub retention: usize,
+    /// Unauthenticated reads (`GET /v1/checkpoints/latest`, `GET /v1/export`) may sign the
+    /// applied tree when it grew past the newest checkpoint, but at most once per this many
+    /// milliseconds: a read inside the window waits out its rest, then gets a checkpoint that
+    /// covers everything applied by then. The checkpoint a read caused is kept only until the
+    /// next one replaces it, so reads never push retained checkpoints out.
+    pub read_sign_interval_ms: u64,
     /// The signing key file (JSON `{"kid", "seed"}`, mode 0600). Default: `checkpoint.key` in
     /// `data_dir`, created on first start. In amnesia mode without a file, a key is generated
     /// in memory for this run only.
@@ -127,6 +134,7 @@ impl Default for CheckpointSection {
         Self {
             interval_events: 10_000,
             retention: 1_000,
+            read_sign_interval_ms: 100,
             key_file: None,
         }
     }
@@ -457,6 +465,9 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     }
     if c.checkpoint.interval_events == 0 {
         return bad("checkpoint.interval_events", "must be > 0");
+    }
+    if c.checkpoint.read_sign_interval_ms > 60_000 {
+        return bad("checkpoint.read_sign_interval_ms", "must be at most 60000");
     }
     if c.checkpoint.retention == 0 || c.checkpoint.retention > 1_000_000 {
         return bad("checkpoint.retention", "must be 1 to 1000000");

@@ -6,6 +6,46 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+/// Every `error.reason` the HTTP API can answer with (also every `rejected_total{reason}` label
+/// of a request refusal). `docs/openapi.yaml`'s `ErrorReason` enum and the reason table of
+/// `docs/API.md` are checked against this list, and this list against the code, by the tests
+/// below.
+pub const REASONS: &[&str] = &[
+    "account_not_found",
+    "already_initialized",
+    "bad_gateway",
+    "busy",
+    "cap_ambiguous",
+    "cap_expired",
+    "cap_invalid",
+    "cap_not_yet_valid",
+    "cap_revoked",
+    "empty_batch",
+    "internal",
+    "invalid_encoding",
+    "invalid_id",
+    "invalid_json",
+    "invalid_query",
+    "invalid_range",
+    "invalid_request",
+    "membership_change_failed",
+    "method_not_allowed",
+    "no_checkpoint",
+    "no_leader",
+    "no_route",
+    "policy_denied",
+    "safe_mode",
+    "timeout",
+    "too_large",
+    "too_many_events",
+    "transfer_not_found",
+    "unauth",
+    "unknown_kind",
+    "unsupported_version",
+    "wrong_cluster",
+    "wrong_operation",
+];
+
 /// An API error.
 #[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
 #[error("{reason}: {message}")]
@@ -124,5 +164,99 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.into_response_with_leader(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::REASONS;
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    fn sources(dir: &Path, out: &mut String) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push_str(&std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+
+    /// The string literals that follow `marker` (skipping whitespace and, for `skip_args`, that
+    /// many comma-separated arguments first).
+    fn literals_after(text: &str, marker: &str, skip_args: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        for (at, _) in text.match_indices(marker) {
+            let mut rest = &text[at + marker.len()..];
+            for _ in 0..skip_args {
+                match rest.find(',') {
+                    Some(i) => rest = &rest[i + 1..],
+                    None => break,
+                }
+            }
+            let rest = rest.trim_start();
+            if let Some(body) = rest.strip_prefix('"') {
+                let word = body.find('"').map(|end| &body[..end]);
+                // Reason codes are snake_case words (this also skips the scan's own source).
+                if let Some(w) = word.filter(|w| {
+                    !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                }) {
+                    out.push(w.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    fn root() -> &'static Path {
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+    }
+
+    #[test]
+    fn every_reason_the_code_answers_with_is_listed() {
+        let mut code = String::new();
+        sources(&root().join("node/src"), &mut code);
+        let mut used: BTreeSet<String> = BTreeSet::new();
+        used.extend(literals_after(&code, "ApiError::new(", 1));
+        used.extend(literals_after(&code, "ApiError::bad_request(", 0));
+        used.extend(literals_after(&code, "metrics::rejected(", 0));
+        // Capability errors are mapped by `CapError::reason`.
+        let cap = std::fs::read_to_string(root().join("ledger/src/capability.rs")).unwrap();
+        let body = &cap[cap.find("pub fn reason(").expect("CapError::reason")..];
+        let body = &body[..body.find("\n    }\n").unwrap()];
+        used.extend(literals_after(body, "=> ", 0));
+        assert!(used.len() > 20, "the scan found too little: {used:?}");
+        let listed: BTreeSet<String> = REASONS.iter().map(|r| r.to_string()).collect();
+        let unlisted: Vec<_> = used.difference(&listed).collect();
+        assert!(
+            unlisted.is_empty(),
+            "reasons missing from REASONS: {unlisted:?}"
+        );
+    }
+
+    #[test]
+    fn the_openapi_enum_and_the_api_doc_match_the_list() {
+        let yaml = std::fs::read_to_string(root().join("docs/openapi.yaml")).unwrap();
+        let start = yaml.find("    ErrorReason:").expect("ErrorReason schema");
+        let block = &yaml[start..];
+        let block = &block[..block.find("\n\n").unwrap_or(block.len())];
+        let documented: BTreeSet<&str> = block
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("- "))
+            .collect();
+        let listed: BTreeSet<&str> = REASONS.iter().copied().collect();
+        assert_eq!(
+            documented, listed,
+            "docs/openapi.yaml ErrorReason differs from node::error::REASONS"
+        );
+        let api = std::fs::read_to_string(root().join("docs/API.md")).unwrap();
+        for reason in REASONS {
+            assert!(
+                api.contains(&format!("`{reason}`")),
+                "docs/API.md does not document `{reason}`"
+            );
+        }
     }
 }

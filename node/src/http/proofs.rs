@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use ledger::checkpoint::SignedCheckpoint;
 use ledger::export::{ExportBundle, ExportedEvent, BUNDLE_EVENTS_MAX, BUNDLE_FORMAT};
 use ledger::proof::{ConsistencyProof, InclusionProof};
 use ledger::Hash;
@@ -27,7 +28,7 @@ pub fn routes() -> Router<Arc<Node>> {
         .route("/v1/checkpoints", get(list_checkpoints))
         .route("/v1/checkpoints/latest", get(latest_checkpoint))
         .route("/v1/checkpoints/keys", get(keys))
-        .route("/v1/admin/checkpoint", post(latest_checkpoint))
+        .route("/v1/admin/checkpoint", post(admin_checkpoint))
         .route("/v1/proofs/inclusion", get(inclusion))
         .route("/v1/proofs/consistency", get(consistency))
         .route("/v1/export", get(export))
@@ -82,10 +83,24 @@ async fn list_checkpoints(
     respond(&node, r)
 }
 
-/// The newest checkpoint, signing the applied tree first if it grew since (one Ed25519
-/// signature), so a client can always prove what this node has applied. Serves both
-/// `GET /v1/checkpoints/latest` and `POST /v1/admin/checkpoint`.
+/// `GET /v1/checkpoints/latest` (no credential): the newest checkpoint, signing the applied
+/// tree first if it grew since, so a client can always prove what this node has applied — at
+/// most one such signature per `checkpoint.read_sign_interval_ms`, and never retained in place
+/// of an interval checkpoint (see [`crate::checkpoints::Checkpoints::sign_for_read`]).
 async fn latest_checkpoint(State(node): State<Arc<Node>>) -> Response {
+    let r = node
+        .checkpoints
+        .sign_for_read(&*node.state)
+        .await
+        .map_err(ApiError::storage)
+        .and_then(|c| c.ok_or_else(no_checkpoint))
+        .map(|c| Json(c).into_response());
+    respond(&node, r)
+}
+
+/// `POST /v1/admin/checkpoint` (admin): sign the applied tree now, retained like an interval
+/// checkpoint.
+async fn admin_checkpoint(State(node): State<Arc<Node>>) -> Response {
     let r = node
         .checkpoints
         .sign_now(&*node.state)
@@ -204,15 +219,24 @@ async fn export(
         Ok(q) => q,
         Err(e) => return err(&node, e),
     };
+    // The bundle's checkpoint: signed for this read if needed, under the same bound.
+    let checkpoint = match node.checkpoints.sign_for_read(&*node.state).await {
+        Ok(c) => c,
+        Err(e) => return err(&node, ApiError::storage(e)),
+    };
     let worker = node.clone();
     // Up to 65,536 proofs: off the async threads.
-    let r = tokio::task::spawn_blocking(move || export_blocking(&worker, &q))
+    let r = tokio::task::spawn_blocking(move || export_blocking(&worker, &q, checkpoint))
         .await
         .unwrap_or_else(|e| Err(ApiError::internal(format!("export task: {e}"))));
     respond(&node, r)
 }
 
-fn export_blocking(node: &Node, q: &ProofQuery) -> Result<Response, ApiError> {
+fn export_blocking(
+    node: &Node,
+    q: &ProofQuery,
+    checkpoint: Option<SignedCheckpoint>,
+) -> Result<Response, ApiError> {
     let from = required(q.from.as_deref(), "from")?;
     let to = required(q.to.as_deref(), "to")?;
     if from >= to {
@@ -228,17 +252,9 @@ fn export_blocking(node: &Node, q: &ProofQuery) -> Result<Response, ApiError> {
             format!("at most {BUNDLE_EVENTS_MAX} events per export"),
         ));
     }
-    let checkpoint = match node.checkpoints.latest() {
-        Some(c) if c.tree_size >= to => c,
-        _ => node
-            .checkpoints
-            .sign_now(&*node.state)
-            .map_err(ApiError::storage)?
-            .filter(|c| c.tree_size >= to)
-            .ok_or_else(|| {
-                ApiError::bad_request("invalid_range", "to is beyond this node's applied tree")
-            })?,
-    };
+    let checkpoint = checkpoint.filter(|c| c.tree_size >= to).ok_or_else(|| {
+        ApiError::bad_request("invalid_range", "to is beyond this node's applied tree")
+    })?;
     let mut events = Vec::with_capacity((to - from) as usize);
     for index in from..to {
         let data = node
