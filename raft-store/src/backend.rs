@@ -67,6 +67,9 @@ pub trait StateBackend: Send + Sync + 'static {
     fn applied(&self) -> Result<AppliedState, StoreError>;
     /// The ledger metadata (timestamp, tree, root) as of the last applied entry.
     fn ledger_meta(&self) -> Result<LedgerMeta, StoreError>;
+    /// What has been applied and the ledger metadata it produced, read at one instant (never the
+    /// applied index of one entry with the tree of a later one).
+    fn applied_with_meta(&self) -> Result<(AppliedState, LedgerMeta), StoreError>;
     /// Run `ledger::apply` for one batch against the current state (nothing is written).
     fn apply(&self, batch: &Batch) -> Result<(Outcome, Changes), StoreError>;
     /// Atomically write `changes` (if any) together with `applied`; synced if `sync`.

@@ -191,6 +191,18 @@ impl StateBackend for MemoryStateBackend {
         Ok(self.state().meta()?)
     }
 
+    fn applied_with_meta(&self) -> Result<(AppliedState, LedgerMeta), StoreError> {
+        // `commit` holds the state lock while it replaces the applied state: holding the state
+        // lock (same order: state, then applied) reads both from one commit.
+        let state = self.state();
+        let applied = self
+            .applied
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        Ok((applied, state.meta()?))
+    }
+
     fn apply(&self, batch: &Batch) -> Result<(Outcome, Changes), StoreError> {
         Ok(ledger::apply(&*self.state(), batch)?)
     }

@@ -79,7 +79,15 @@ async fn status(State(node): State<Arc<Node>>) -> Response {
         })
         .collect();
     let committed = committed_index(&node);
-    let meta = node.state.ledger_meta().ok();
+    // The applied index, tree size and root from one read of the state machine, so operators
+    // can compare roots across nodes by index (openraft's metrics lag the state's commits).
+    let view = node.state.applied_with_meta().ok();
+    let applied_index = view
+        .as_ref()
+        .map_or(m.last_applied.map(|l| l.index), |(a, _)| {
+            a.last_applied.map(|l| l.index)
+        });
+    let meta = view.map(|(_, meta)| meta);
     let role = format!("{:?}", m.state).to_lowercase();
     Json(json!({
         "node_id": node.id,
@@ -89,7 +97,7 @@ async fn status(State(node): State<Arc<Node>>) -> Response {
         "leader": m.current_leader,
         "last_log_index": m.last_log_index,
         "committed_index": committed,
-        "applied_index": m.last_applied.map(|l| l.index),
+        "applied_index": applied_index,
         "snapshot_index": m.snapshot.map(|l| l.index),
         "purged_index": m.purged.map(|l| l.index),
         "tree_size": meta.as_ref().map(|x| x.tree.size.to_string()),

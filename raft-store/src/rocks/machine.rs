@@ -33,6 +33,13 @@ impl StateBackend for RocksBackend {
         Ok(StateRead::meta(self)?)
     }
 
+    fn applied_with_meta(&self) -> Result<(AppliedState, LedgerMeta), StoreError> {
+        // Both records are written by one batch per commit; one RocksDB snapshot reads them
+        // from the same commit.
+        let view = self.view();
+        Ok((view.applied()?, view.ledger_meta()?))
+    }
+
     fn apply(&self, batch: &Batch) -> Result<(Outcome, Changes), StoreError> {
         Ok(ledger::apply(self, batch)?)
     }
