@@ -5,15 +5,15 @@ use crate::client::Client;
 use crate::error::Error;
 use crate::retry::{decode, Req};
 use crate::shared::Unbatched;
-use ledger::{Account, Transfer};
+use ledger::{Account, TransferRead};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 /// A page of an account's transfers.
 #[derive(Clone, Debug, Deserialize)]
 pub struct HistoryPage {
-    /// Transfers, oldest first.
-    pub transfers: Vec<Transfer>,
+    /// Transfers, oldest first, each with where it stands.
+    pub transfers: Vec<TransferRead>,
     /// Pass as `from` for the next page; `None` when this was the last.
     pub next_from: Option<String>,
 }
@@ -54,12 +54,13 @@ impl Client {
             .await
     }
 
-    /// Look up a transfer.
+    /// Look up a transfer: its fields and where it stands (`pending`, `posted`, `voided`,
+    /// `expired` or `reversed`).
     pub async fn lookup_transfer(
         &self,
         id: u128,
         c: Consistency,
-    ) -> Result<Option<Transfer>, Error> {
+    ) -> Result<Option<TransferRead>, Error> {
         self.clone_without_batcher()
             .get_opt(&format!("/v1/transfers/{id}"), c)
             .await

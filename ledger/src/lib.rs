@@ -60,5 +60,5 @@ pub use results::{CreateAccountResult, CreateTransferResult, EventResult};
 pub use state::{Changes, MemoryState, ReadError, StateRead};
 pub use types::{
     Account, AccountFlags, AccountRecord, ExpiryKey, HistoryKey, LedgerMeta, Transfer,
-    TransferFlags, TransferRecord, TransferStatus,
+    TransferFlags, TransferRead, TransferRecord, TransferState, TransferStatus,
 };

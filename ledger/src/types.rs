@@ -230,6 +230,50 @@ pub enum TransferStatus {
     Reversed,
 }
 
+/// Where a transfer stands, as reads report it (`state` beside the transfer's fields). A hold
+/// (a `pending` transfer) is `pending` until it is `posted`, `voided` or `expired`; a posting
+/// transfer that a reversal netted to zero is `reversed`; a post or void event is itself
+/// `posted` or `voided`; every other transfer is `posted`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferState {
+    /// A hold whose amount is still reserved.
+    Pending,
+    /// Moved the amount (or, for a hold, was captured).
+    Posted,
+    /// A hold released, or the event that released it.
+    Voided,
+    /// A hold released by cluster time.
+    Expired,
+    /// Netted to zero by a reversal.
+    Reversed,
+}
+
+impl TransferState {
+    /// The state of the applied `transfer`, given the lifecycle status kept for it (if any).
+    pub fn of(transfer: &Transfer, status: Option<TransferStatus>) -> Self {
+        match status {
+            Some(TransferStatus::Pending) => Self::Pending,
+            Some(TransferStatus::Posted) => Self::Posted,
+            Some(TransferStatus::Voided) => Self::Voided,
+            Some(TransferStatus::Expired) => Self::Expired,
+            Some(TransferStatus::Reversed) => Self::Reversed,
+            None if transfer.flags.has(TransferFlags::VOID_PENDING_TRANSFER) => Self::Voided,
+            None => Self::Posted,
+        }
+    }
+}
+
+/// A transfer as reads answer it: its fields, and where it stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferRead {
+    /// The applied transfer.
+    #[serde(flatten)]
+    pub transfer: Transfer,
+    /// Where it stands now.
+    pub state: TransferState,
+}
+
 /// Ledger-wide state that changes with every applied entry.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerMeta {

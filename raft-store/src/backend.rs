@@ -125,6 +125,9 @@ pub trait StateBackend: Send + Sync + 'static {
     fn lookup_account(&self, id: u128) -> Result<Option<AccountRecord>, StoreError>;
     /// Look up a transfer.
     fn lookup_transfer(&self, id: u128) -> Result<Option<TransferRecord>, StoreError>;
+    /// A transfer with where it stands (pending, posted, voided, expired, reversed), both from
+    /// one read.
+    fn lookup_transfer_read(&self, id: u128) -> Result<Option<ledger::TransferRead>, StoreError>;
     /// Ids of transfers that touched `account_id` with timestamps in `[from, to]`, oldest
     /// first, at most `limit`.
     fn account_history(

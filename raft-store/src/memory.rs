@@ -333,6 +333,18 @@ impl StateBackend for MemoryStateBackend {
         Ok(self.state().transfer(id)?)
     }
 
+    fn lookup_transfer_read(&self, id: u128) -> Result<Option<ledger::TransferRead>, StoreError> {
+        let state = self.state();
+        let Some(record) = state.transfer(id)? else {
+            return Ok(None);
+        };
+        let status = state.status(id)?;
+        Ok(Some(ledger::TransferRead {
+            state: ledger::TransferState::of(&record.transfer, status),
+            transfer: record.transfer,
+        }))
+    }
+
     fn account_history(
         &self,
         account_id: u128,

@@ -88,13 +88,15 @@ async fn account_transfers(
         for tid in ids {
             let t = node
                 .state
-                .lookup_transfer(tid)
+                .lookup_transfer_read(tid)
                 .map_err(ApiError::storage)?
                 .ok_or_else(|| ApiError::safe_mode("history index names a missing transfer"))?;
-            transfers.push(t.transfer);
+            transfers.push(t);
         }
         let next = if more {
-            transfers.last().map(|t| (t.timestamp + 1).to_string())
+            transfers
+                .last()
+                .map(|t| (t.transfer.timestamp + 1).to_string())
         } else {
             None
         };

@@ -1,4 +1,4 @@
-//! `/v1/transfers`: create transfers (a write) and look one up.
+//! `/v1/transfers`: create transfers (a write) and look one up (its fields and its `state`).
 
 use crate::error::ApiError;
 use crate::http::consistency::{read, ReadQuery};
@@ -39,8 +39,11 @@ async fn get_transfer(
 ) -> Response {
     read(node, headers, uri, q, |node, _| {
         let id = parse_u128(&id, "transfer id")?;
-        let transfer = node.state.lookup_transfer(id).map_err(ApiError::storage)?;
-        found(transfer.map(|r| r.transfer), "transfer_not_found", || {
+        let transfer = node
+            .state
+            .lookup_transfer_read(id)
+            .map_err(ApiError::storage)?;
+        found(transfer, "transfer_not_found", || {
             format!("no transfer {id}")
         })
     })

@@ -114,6 +114,10 @@ impl StateBackend for RocksBackend {
         self.transfer_record(id)
     }
 
+    fn lookup_transfer_read(&self, id: u128) -> Result<Option<ledger::TransferRead>, StoreError> {
+        self.view().transfer_read(id)
+    }
+
     fn account_history(
         &self,
         account_id: u128,

@@ -8,7 +8,7 @@
 
 use super::db::RocksBackend;
 use super::layout::{
-    parse_expiry, parse_history, parse_id, parse_index, CF_ACCOUNTS, CF_EXPIRY, CF_HISTORY,
+    be128, parse_expiry, parse_history, parse_id, parse_index, CF_ACCOUNTS, CF_EXPIRY, CF_HISTORY,
     CF_LEAVES, CF_REVOKED, CF_STATE, CF_STATUSES, CF_TRANSFERS, DIGEST_CFS, KEY_APPLIED,
     KEY_LEDGER,
 };
@@ -21,7 +21,7 @@ use crate::snapshot::SnapshotItem;
 use ledger::codec::Kind;
 use ledger::digest::StateDigest;
 use ledger::merkle::Hash;
-use ledger::LedgerMeta;
+use ledger::{LedgerMeta, TransferRead, TransferRecord, TransferState, TransferStatus};
 use rocksdb::{IteratorMode, Snapshot};
 
 /// The state as of one instant.
@@ -49,6 +49,30 @@ impl View<'_> {
             Some(b) => open(Kind::StateRecord, CF_STATE, key, &b).map(Some),
             None => Ok(None),
         }
+    }
+
+    fn record<T: serde::de::DeserializeOwned>(
+        &self,
+        cf: &'static str,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        match self.snap.get_cf(self.backend.cf(cf)?, key)? {
+            Some(b) => open(Kind::StateRecord, cf, key, &b).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A transfer and where it stands, both as of this view.
+    pub(super) fn transfer_read(&self, id: u128) -> Result<Option<TransferRead>, StoreError> {
+        let key = be128(id);
+        let Some(record) = self.record::<TransferRecord>(CF_TRANSFERS, &key)? else {
+            return Ok(None);
+        };
+        let status: Option<TransferStatus> = self.record(CF_STATUSES, &key)?;
+        Ok(Some(TransferRead {
+            state: TransferState::of(&record.transfer, status),
+            transfer: record.transfer,
+        }))
     }
 
     /// The applied state (the default before the first commit).

@@ -3,7 +3,7 @@
 //! ends with, and the output helpers (JSON, aligned tables, progress on stderr).
 
 use clap::Args;
-use ledger::Transfer;
+use ledger::TransferRead;
 use ron_ledger_client::{
     Capability, Client, ClientConfig, ClientTls, Consistency, Error, EventOutcome,
 };
@@ -230,11 +230,19 @@ pub(crate) fn opt(v: Option<u64>) -> String {
 }
 
 /// The columns of [`transfer_row`].
-pub(crate) const TRANSFER_HEADERS: [&str; 6] =
-    ["timestamp", "id", "debit", "credit", "amount", "flags"];
+pub(crate) const TRANSFER_HEADERS: [&str; 7] = [
+    "timestamp",
+    "id",
+    "debit",
+    "credit",
+    "amount",
+    "flags",
+    "state",
+];
 
 /// A transfer as a table row.
-pub(crate) fn transfer_row(t: &Transfer) -> Vec<String> {
+pub(crate) fn transfer_row(read: &TransferRead) -> Vec<String> {
+    let t = &read.transfer;
     vec![
         t.timestamp.to_string(),
         t.id.to_string(),
@@ -242,6 +250,10 @@ pub(crate) fn transfer_row(t: &Transfer) -> Vec<String> {
         t.credit_account_id.to_string(),
         t.amount.to_string(),
         serde_json::to_string(&t.flags).unwrap_or_default(),
+        serde_json::to_value(read.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
     ]
 }
 

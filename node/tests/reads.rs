@@ -1,0 +1,287 @@
+//! What reads answer, in process on one RocksDB node: `/v1/status` is one consistent snapshot
+//! under concurrent writes, and transfer reads say where each transfer stands.
+
+use node::{Node, RunningNode};
+use raft_store::NodeInfo;
+use serde_json::json;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use test_support::events::{account_json, raw_body};
+
+async fn start(dir: &std::path::Path) -> RunningNode {
+    let overrides: Vec<(String, String)> = [
+        ("node_id", "1"),
+        ("api_addr", "127.0.0.1:1"),
+        ("peer_addr", "127.0.0.1:2"),
+        ("auth.enabled", "false"),
+        ("tls.mtls_required", "false"),
+        ("raft.heartbeat_ms", "50"),
+        ("raft.election_timeout_min_ms", "150"),
+        ("raft.election_timeout_max_ms", "300"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .chain([("data_dir".to_string(), dir.display().to_string())])
+    .collect();
+    let mut c = node::config::load(None, vec![], &overrides).unwrap();
+    c.api_addr = "127.0.0.1:0".parse().unwrap();
+    c.peer_addr = "127.0.0.1:0".parse().unwrap();
+    c.log.level = "warn".into();
+    let running = Node::start(c).await.expect("node starts");
+    let members = BTreeMap::from([(
+        1,
+        NodeInfo {
+            api_addr: running.api_addr.clone(),
+            peer_addr: running.peer_addr.clone(),
+        },
+    )]);
+    running.node.raft.initialize(members).await.unwrap();
+    running
+        .node
+        .raft
+        .wait(Some(Duration::from_secs(10)))
+        .state(openraft::ServerState::Leader, "leader")
+        .await
+        .unwrap();
+    running
+}
+
+/// A private (0700) data directory under `dir`.
+fn data_dir(dir: &std::path::Path) -> std::path::PathBuf {
+    let data = dir.join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    data
+}
+
+/// `/v1/status` pairs its `applied_index` with the `tree_size` and `root` that entry produced
+/// (the receipts of the writes say which tree size each log index produced).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_pairs_the_applied_index_with_its_own_tree_under_concurrent_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(&data_dir(dir.path())).await;
+    let base = format!("http://{}", running.api_addr);
+    let http = reqwest::Client::new();
+
+    // Writers: 4 tasks, each creating 120 accounts one request at a time; every receipt says
+    // which tree size its log index produced.
+    let mut writers = Vec::new();
+    for w in 0..4u128 {
+        let (http, base) = (http.clone(), base.clone());
+        writers.push(tokio::spawn(async move {
+            let mut receipts = Vec::new();
+            for i in 0..120u128 {
+                let id = 1 + w * 1_000 + i;
+                let r = http
+                    .post(format!("{base}/v1/accounts"))
+                    .header("content-type", "application/json")
+                    .body(raw_body([account_json(id, 1)]))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+                let v: Value = r.json().await.unwrap();
+                assert_eq!(v["results"][0]["result"], "ok", "{v}");
+                let index: u64 = v["log_index"].as_str().unwrap().parse().unwrap();
+                let size: u64 = v["tree_size"].as_str().unwrap().parse().unwrap();
+                receipts.push((index, size));
+            }
+            receipts
+        }));
+    }
+    // The reader samples /v1/status until every writer is done.
+    let mut samples = Vec::new();
+    while writers.iter().any(|w| !w.is_finished()) {
+        let v: Value = http
+            .get(format!("{base}/v1/status"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        samples.push(v);
+    }
+    let mut produced: BTreeMap<u64, u64> = BTreeMap::new();
+    for w in writers {
+        for (index, size) in w.await.unwrap() {
+            let before = produced.insert(index, size);
+            assert!(before.is_none_or(|b| b == size), "index {index}: two sizes");
+        }
+    }
+    assert!(samples.len() >= 20, "too few samples ({})", samples.len());
+    let mut checked = 0;
+    for s in &samples {
+        let Some(applied) = s["applied_index"].as_u64() else {
+            continue;
+        };
+        let size: u64 = s["tree_size"].as_str().unwrap_or("0").parse().unwrap();
+        // Only the writes add leaves: the tree at `applied` is the one the newest write entry
+        // at or before it produced (none yet: the empty tree).
+        let expected = produced
+            .range(..=applied)
+            .next_back()
+            .map_or(0, |(_, size)| *size);
+        assert_eq!(
+            size, expected,
+            "status paired applied_index {applied} with tree_size {size}: {s}"
+        );
+        let root = s["root"].as_str().unwrap();
+        if size == 0 {
+            continue;
+        }
+        assert_eq!(
+            root,
+            running.node.state.root_at(size).unwrap().to_hex(),
+            "status root is not the root at its tree size"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} samples had an applied index");
+    running.shutdown().await;
+}
+
+fn transfer(id: u128, flags: &[&str], pending_id: u128, amount: u128, timeout: u32) -> Value {
+    json!({"id": id.to_string(), "debit_account_id": "1", "credit_account_id": "2",
+           "amount": amount.to_string(), "pending_id": pending_id.to_string(),
+           "ledger": 1, "code": 1, "flags": flags, "timeout": timeout})
+}
+
+async fn write(http: &reqwest::Client, base: &str, path: &str, events: Vec<Value>) {
+    let r = http
+        .post(format!("{base}{path}"))
+        .header("content-type", "application/json")
+        .body(raw_body(events))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    for e in v["results"].as_array().unwrap() {
+        assert_eq!(e["result"], "ok", "{v}");
+    }
+}
+
+async fn state_of(http: &reqwest::Client, base: &str, id: u128) -> String {
+    let v: Value = http
+        .get(format!("{base}/v1/transfers/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["id"], id.to_string(), "{v}");
+    v["state"].as_str().unwrap_or("(none)").to_string()
+}
+
+/// Transfer reads (one transfer, and an account's history) carry `state`: a hold is `pending`
+/// until posted, voided or expired; a reversed transfer is `reversed`; post and void events are
+/// `posted` and `voided`; a plain transfer is `posted`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfer_reads_say_where_each_transfer_stands() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(&data_dir(dir.path())).await;
+    let base = format!("http://{}", running.api_addr);
+    let http = reqwest::Client::new();
+    let (h, b) = (&http, base.as_str());
+    write(
+        h,
+        b,
+        "/v1/accounts",
+        vec![account_json(1, 1), account_json(2, 1)],
+    )
+    .await;
+    write(
+        h,
+        b,
+        "/v1/transfers",
+        vec![
+            transfer(10, &[], 0, 5, 0),
+            transfer(11, &["pending"], 0, 5, 0),
+            transfer(12, &["pending"], 0, 5, 0),
+            transfer(13, &["pending"], 0, 5, 0),
+            transfer(14, &["pending"], 0, 5, 1),
+            transfer(15, &[], 0, 5, 0),
+        ],
+    )
+    .await;
+    for id in [11, 12, 13, 14] {
+        assert_eq!(state_of(h, b, id).await, "pending", "hold {id}");
+    }
+    assert_eq!(state_of(h, b, 10).await, "posted");
+    write(
+        h,
+        b,
+        "/v1/transfers",
+        vec![
+            transfer(20, &["post_pending_transfer"], 11, 0, 0),
+            transfer(21, &["void_pending_transfer"], 12, 0, 0),
+            // Money goes back: the reversal debits the original's credit account.
+            json!({"id": "22", "debit_account_id": "2", "credit_account_id": "1", "amount": "0",
+                   "pending_id": "15", "ledger": 1, "code": 1, "flags": ["reversal"]}),
+        ],
+    )
+    .await;
+    for (id, state) in [
+        (11, "posted"),
+        (12, "voided"),
+        (13, "pending"),
+        (15, "reversed"),
+        (20, "posted"),
+        (21, "voided"),
+        (22, "posted"),
+    ] {
+        assert_eq!(state_of(h, b, id).await, state, "transfer {id}");
+    }
+    // Hold 14 expires one second of cluster time after it was made, at the first entry applied
+    // after that: keep writing until it has.
+    let mut next = 100u128;
+    loop {
+        next += 1;
+        write(h, b, "/v1/transfers", vec![transfer(next, &[], 0, 1, 0)]).await;
+        if state_of(h, b, 14).await == "expired" {
+            break;
+        }
+        assert!(next < 100 + 400, "hold 14 never expired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        state_of(h, b, 13).await,
+        "pending",
+        "a hold without timeout stays pending"
+    );
+    // The account's history carries the same states.
+    let page: Value = http
+        .get(format!("{base}/v1/accounts/1/transfers?limit=1000"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let states: BTreeMap<String, String> = page["transfers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["id"].as_str().unwrap().to_string(),
+                t["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (id, state) in [
+        ("11", "posted"),
+        ("12", "voided"),
+        ("14", "expired"),
+        ("15", "reversed"),
+    ] {
+        assert_eq!(
+            states.get(id).map(String::as_str),
+            Some(state),
+            "history {id}: {page}"
+        );
+    }
+    running.shutdown().await;
+}
