@@ -26,8 +26,8 @@ fi
 # A fixed target dir outside the checkout, so a warm machine reuses earlier builds.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ron-ledger-target}"
 
-# The multi-process tests (tests/) run the real `ron-ledger` and `ronctl` executables: build them
-# first, so the tests never run a stale binary.
-cargo build --workspace --bins
+# The multi-process tests (tests/) run the real `ron-ledger` and `ronctl` executables and the
+# SDK's example programs: build them first, so the tests never run a stale binary.
+cargo build --workspace --bins --examples
 cargo test --workspace --all-targets "$@"
 cargo test --workspace --doc

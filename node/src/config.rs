@@ -43,6 +43,9 @@ pub struct Config {
     /// Signed checkpoints of the Merkle tree.
     #[serde(default)]
     pub checkpoint: CheckpointSection,
+    /// `[readiness]`: when `/readyz` says not ready.
+    #[serde(default)]
+    pub readiness: ReadinessSection,
     /// Capabilities (macaroon-style tokens) required for writes and admin operations.
     #[serde(default)]
     pub auth: AuthSection,
@@ -104,6 +107,28 @@ impl Default for UdsSection {
             path: None,
             allowed_uids: Vec::new(),
             mode: 0o660,
+        }
+    }
+}
+
+/// `[readiness]`: the thresholds of `/readyz` (a node is also not ready without a known leader
+/// or in safe mode).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReadinessSection {
+    /// Not ready (`queue_high_water`) while the sequencer queue holds at least this percentage
+    /// of `limits.queue_requests_max` requests. 1 to 100.
+    pub queue_high_water_percent: u8,
+    /// Not ready (`apply_lagging`) while the committed index is more than this many entries
+    /// ahead of the applied one.
+    pub apply_lag_max: u64,
+}
+
+impl Default for ReadinessSection {
+    fn default() -> Self {
+        Self {
+            queue_high_water_percent: 80,
+            apply_lag_max: 1_000,
         }
     }
 }
@@ -465,6 +490,9 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     }
     if c.checkpoint.interval_events == 0 {
         return bad("checkpoint.interval_events", "must be > 0");
+    }
+    if !(1..=100).contains(&c.readiness.queue_high_water_percent) {
+        return bad("readiness.queue_high_water_percent", "must be 1 to 100");
     }
     if c.checkpoint.read_sign_interval_ms > 60_000 {
         return bad("checkpoint.read_sign_interval_ms", "must be at most 60000");

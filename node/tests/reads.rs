@@ -10,6 +10,12 @@ use std::time::Duration;
 use test_support::events::{account_json, raw_body};
 
 async fn start(dir: &std::path::Path) -> RunningNode {
+    let running = start_uninitialized(dir).await;
+    initialize(&running).await;
+    running
+}
+
+async fn start_uninitialized(dir: &std::path::Path) -> RunningNode {
     let overrides: Vec<(String, String)> = [
         ("node_id", "1"),
         ("api_addr", "127.0.0.1:1"),
@@ -28,7 +34,10 @@ async fn start(dir: &std::path::Path) -> RunningNode {
     c.api_addr = "127.0.0.1:0".parse().unwrap();
     c.peer_addr = "127.0.0.1:0".parse().unwrap();
     c.log.level = "warn".into();
-    let running = Node::start(c).await.expect("node starts");
+    Node::start(c).await.expect("node starts")
+}
+
+async fn initialize(running: &RunningNode) {
     let members = BTreeMap::from([(
         1,
         NodeInfo {
@@ -44,7 +53,6 @@ async fn start(dir: &std::path::Path) -> RunningNode {
         .state(openraft::ServerState::Leader, "leader")
         .await
         .unwrap();
-    running
 }
 
 /// A private (0700) data directory under `dir`.
@@ -283,5 +291,31 @@ async fn transfer_reads_say_where_each_transfer_stands() {
             "history {id}: {page}"
         );
     }
+    running.shutdown().await;
+}
+
+/// `/readyz` is 503 with `no_leader` until the node has a leader, then 200; `/healthz` is alive
+/// throughout. (Every reason and threshold: the unit tests of `http::health`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_names_why_a_node_is_not_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start_uninitialized(&data_dir(dir.path())).await;
+    let base = format!("http://{}", running.api_addr);
+    let http = reqwest::Client::new();
+    let get = |path: &'static str| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let r = http.get(format!("{base}{path}")).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, v) = get("/readyz").await;
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(v["reasons"], json!(["no_leader"]), "{v}");
+    assert_eq!(get("/healthz").await.0, 200);
+    initialize(&running).await;
+    let (status, v) = get("/readyz").await;
+    assert_eq!((status, v["ready"].clone()), (200, json!(true)), "{v}");
     running.shutdown().await;
 }

@@ -360,6 +360,7 @@ fn node_config(
         },
         log: LogSection::default(),
         checkpoint: Default::default(),
+        readiness: Default::default(),
         auth: AuthSection {
             enabled: key_file.is_some(),
             key_file,

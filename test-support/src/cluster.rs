@@ -24,6 +24,12 @@ pub fn ronctl_binary() -> PathBuf {
     sibling("ronctl")
 }
 
+/// The example program `name` in `target/debug/examples/` (`cargo build --workspace --examples`,
+/// which `scripts/test.sh` runs before the tests).
+pub fn example_binary(name: &str) -> PathBuf {
+    sibling(&format!("examples/{name}"))
+}
+
 fn sibling(name: &str) -> PathBuf {
     // target/debug/deps/cluster-<hash> → target/debug/ron-ledger
     let exe = std::env::current_exe().expect("current exe");
@@ -34,7 +40,7 @@ fn sibling(name: &str) -> PathBuf {
         .expect("target dir");
     assert!(
         bin.exists(),
-        "{} not found: build it first (cargo build -p node -p client), or run the workspace tests",
+        "{} not found: build it first (cargo build --workspace --bins --examples), or run scripts/test.sh",
         bin.display()
     );
     bin

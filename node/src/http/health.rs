@@ -2,6 +2,7 @@
 //! safe mode, queue below high water, apply keeping up), `/v1/status` (this node's view of the
 //! cluster) and `/metrics` (Prometheus text).
 
+use crate::config::ReadinessSection;
 use crate::node::Node;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -27,24 +28,47 @@ async fn healthz() -> Response {
     (StatusCode::OK, Json(json!({"status": "alive"}))).into_response()
 }
 
-async fn readyz(State(node): State<Arc<Node>>) -> Response {
-    let m = node.raft.metrics().borrow().clone();
-    let mut reasons: Vec<&str> = Vec::new();
-    if m.current_leader.is_none() {
+/// What `/readyz` judges, observed at one moment.
+#[derive(Clone, Copy, Debug)]
+struct Observed {
+    leader_known: bool,
+    safe_mode: bool,
+    queue_depth: u64,
+    queue_max: u64,
+    committed: u64,
+    applied: u64,
+}
+
+/// Why a node is not ready (empty: ready), by the `[readiness]` thresholds.
+fn not_ready(o: Observed, r: &ReadinessSection) -> Vec<&'static str> {
+    let mut reasons = Vec::new();
+    if !o.leader_known {
         reasons.push("no_leader");
     }
-    if node.safe_mode().is_some() {
+    if o.safe_mode {
         reasons.push("safe_mode");
     }
-    let high_water = (node.config.limits.queue_requests_max as u64) * 8 / 10;
-    if node.sequencer.depth() >= high_water {
+    let high_water = (o.queue_max * u64::from(r.queue_high_water_percent)).div_ceil(100);
+    if o.queue_depth >= high_water.max(1) {
         reasons.push("queue_high_water");
     }
-    let applied = m.last_applied.map_or(0, |l| l.index);
-    let committed = committed_index(&node).unwrap_or(0);
-    if committed.saturating_sub(applied) > 1_000 {
+    if o.committed.saturating_sub(o.applied) > r.apply_lag_max {
         reasons.push("apply_lagging");
     }
+    reasons
+}
+
+async fn readyz(State(node): State<Arc<Node>>) -> Response {
+    let m = node.raft.metrics().borrow().clone();
+    let observed = Observed {
+        leader_known: m.current_leader.is_some(),
+        safe_mode: node.safe_mode().is_some(),
+        queue_depth: node.sequencer.depth(),
+        queue_max: node.config.limits.queue_requests_max as u64,
+        committed: committed_index(&node).unwrap_or(0),
+        applied: m.last_applied.map_or(0, |l| l.index),
+    };
+    let reasons = not_ready(observed, &node.config.readiness);
     if reasons.is_empty() {
         (StatusCode::OK, Json(json!({"ready": true}))).into_response()
     } else {
@@ -133,4 +157,80 @@ pub(crate) async fn metrics(State(node): State<Arc<Node>>) -> Response {
         crate::metrics::render(applied, node.sequencer.depth()),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn healthy() -> Observed {
+        Observed {
+            leader_known: true,
+            safe_mode: false,
+            queue_depth: 0,
+            queue_max: 1_000,
+            committed: 50,
+            applied: 50,
+        }
+    }
+
+    #[test]
+    fn each_not_ready_reason_follows_its_threshold() {
+        let r = ReadinessSection::default();
+        assert!(not_ready(healthy(), &r).is_empty());
+        let no_leader = Observed {
+            leader_known: false,
+            ..healthy()
+        };
+        assert_eq!(not_ready(no_leader, &r), ["no_leader"]);
+        let safe = Observed {
+            safe_mode: true,
+            ..healthy()
+        };
+        assert_eq!(not_ready(safe, &r), ["safe_mode"]);
+        // 80 % of 1,000: 799 queued is ready, 800 is not.
+        let queued = |queue_depth| Observed {
+            queue_depth,
+            ..healthy()
+        };
+        assert!(not_ready(queued(799), &r).is_empty());
+        assert_eq!(not_ready(queued(800), &r), ["queue_high_water"]);
+        let strict = ReadinessSection {
+            queue_high_water_percent: 10,
+            apply_lag_max: 5,
+        };
+        assert_eq!(not_ready(queued(100), &strict), ["queue_high_water"]);
+        assert!(not_ready(queued(99), &strict).is_empty());
+        // Apply lag: more than `apply_lag_max` entries committed but not applied.
+        let lagging = |applied| Observed {
+            committed: 1_100,
+            applied,
+            ..healthy()
+        };
+        assert!(
+            not_ready(lagging(100), &r).is_empty(),
+            "exactly 1,000 behind"
+        );
+        assert_eq!(not_ready(lagging(99), &r), ["apply_lagging"]);
+        assert_eq!(not_ready(lagging(1_094), &strict), ["apply_lagging"]);
+        assert!(not_ready(lagging(1_095), &strict).is_empty());
+        // Several at once, in a fixed order.
+        let all = Observed {
+            leader_known: false,
+            safe_mode: true,
+            queue_depth: 1_000,
+            queue_max: 1_000,
+            committed: 5_000,
+            applied: 0,
+        };
+        assert_eq!(
+            not_ready(all, &r),
+            [
+                "no_leader",
+                "safe_mode",
+                "queue_high_water",
+                "apply_lagging"
+            ]
+        );
+    }
 }
