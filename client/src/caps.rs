@@ -82,6 +82,10 @@ pub fn load_key_ring(path: &Path) -> Result<KeyRing, CapToolError> {
 
 /// Mint a token with `kid` (or the ring's newest active key), valid from `now_secs` for
 /// `ttl_secs`, for `audience` (the cluster id), with `caveats` added.
+///
+/// With `holder`, the token's id names that holder (`ledger::capability::holder_token_id`):
+/// dual control for reversals needs tokens of two different holders.
+#[allow(clippy::too_many_arguments)]
 pub fn mint(
     ring: &KeyRing,
     kid: Option<&str>,
@@ -89,6 +93,7 @@ pub fn mint(
     now_secs: u64,
     ttl_secs: u64,
     caveats: Vec<Caveat>,
+    holder: Option<&str>,
 ) -> Result<Token, CapToolError> {
     let key = match kid {
         Some(k) => ring
@@ -103,7 +108,10 @@ pub fn mint(
         Caveat::Audience(audience.to_string()),
     ];
     all.extend(caveats);
-    let id: [u8; 16] = rand::random();
+    let id: [u8; 16] = match holder {
+        Some(h) => ledger::capability::holder_token_id(h, rand::random()),
+        None => rand::random(),
+    };
     Ok(Token::mint(key, id, now_secs, all)?)
 }
 

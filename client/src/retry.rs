@@ -62,6 +62,8 @@ pub(crate) struct Req {
     pub(crate) not_found_ok: bool,
     /// Send every attempt to this node (reads that must see the tree a checkpoint came from).
     pub(crate) pin: Option<String>,
+    /// A reversal's second approval (`X-Ron-Approval` header value), sent with every attempt.
+    pub(crate) approval: Option<String>,
 }
 
 impl Req {
@@ -74,6 +76,7 @@ impl Req {
             body: Vec::new(),
             not_found_ok: true,
             pin: None,
+            approval: None,
         }
     }
 
@@ -86,6 +89,7 @@ impl Req {
             body,
             not_found_ok: false,
             pin: None,
+            approval: None,
         }
     }
 }
@@ -200,6 +204,7 @@ impl Unbatched {
                     .capability
                     .as_ref()
                     .map(Capability::header),
+                approval: req.approval.clone(),
             })
             .await
             .map_err(|e| (e, None))?;

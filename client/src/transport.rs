@@ -24,6 +24,8 @@ pub struct HttpRequest {
     pub timeout: Duration,
     /// `Authorization` header value (the capability), if any. Never logged.
     pub authorization: Option<String>,
+    /// `X-Ron-Approval` header value (a reversal's second capability), if any. Never logged.
+    pub approval: Option<String>,
 }
 
 /// One answer.
@@ -181,6 +183,9 @@ impl Transport for ReqwestTransport {
             };
             if let Some(a) = req.authorization {
                 builder = builder.header("authorization", a);
+            }
+            if let Some(a) = req.approval {
+                builder = builder.header("x-ron-approval", a);
             }
             let resp = builder
                 .timeout(req.timeout)

@@ -551,13 +551,39 @@ pub struct Grant {
     max_amount: Option<u128>,
 }
 
+/// Bytes of a token id that name its holder ([`holder_token_id`]).
+pub const HOLDER_TAG_BYTES: usize = 8;
+
+/// A token id that names `holder`: the first [`HOLDER_TAG_BYTES`] bytes are BLAKE3 of the name
+/// (domain-separated), the rest `random`. The id is fixed when the token is minted and kept by
+/// every attenuation, so a holder can neither make a second id nor take another holder's;
+/// dual control compares these tags ([`Grant::holder_tag`]).
+pub fn holder_token_id(holder: &str, random: [u8; ID_BYTES - HOLDER_TAG_BYTES]) -> [u8; ID_BYTES] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"ron-ledger capability holder v1\0");
+    hasher.update(holder.as_bytes());
+    let tag = hasher.finalize();
+    let mut id = [0u8; ID_BYTES];
+    id[..HOLDER_TAG_BYTES].copy_from_slice(&tag.as_bytes()[..HOLDER_TAG_BYTES]);
+    id[HOLDER_TAG_BYTES..].copy_from_slice(&random);
+    id
+}
+
 impl Grant {
-    /// Whether the token allows `op`. `Admin` needs an explicit `Ops` caveat naming it; the
-    /// other ops are allowed when the token has no `Ops` caveat.
+    /// The holder the token's id names ([`holder_token_id`]): two tokens of one holder have the
+    /// same tag. (A token minted without a holder has a random tag of its own.)
+    pub fn holder_tag(&self) -> [u8; HOLDER_TAG_BYTES] {
+        let mut tag = [0u8; HOLDER_TAG_BYTES];
+        tag.copy_from_slice(&self.id[..HOLDER_TAG_BYTES]);
+        tag
+    }
+
+    /// Whether the token allows `op`. `Admin` and `Reverse` need an explicit `Ops` caveat
+    /// naming them; the other ops are allowed when the token has no `Ops` caveat.
     pub fn allow_op(&self, op: Op) -> Result<(), CapError> {
         let allowed = match &self.ops {
             Some(ops) => ops.contains(&op),
-            None => op != Op::Admin,
+            None => !op.explicit_only(),
         };
         if allowed {
             Ok(())

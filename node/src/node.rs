@@ -16,6 +16,16 @@ use raft_store::{LogBackend, NodeId, NodeInfo, StateBackend, TypeConfig};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The capabilities a write was accepted with on the node that received it (token ids only),
+/// passed to the leader with a forwarded write. All `None` when capabilities are off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Accepted {
+    /// The request's capability (`Authorization`).
+    pub token_id: Option<[u8; 16]>,
+    /// A reversal's second approval (`X-Ron-Approval`).
+    pub approval_id: Option<[u8; 16]>,
+}
+
 /// The state shared by every handler.
 pub struct Node {
     /// This node's id.
@@ -89,13 +99,13 @@ impl Node {
     }
 
     /// Sequence a prevalidated request: here if this node leads, else at the leader.
-    /// `token_id` is the capability the request was accepted with (checked against the deny
-    /// list again on the leader); `corr_id` the request's correlation id, carried to the leader
-    /// with a forwarded write.
+    /// `accepted` names the capabilities the request was accepted with (checked against the
+    /// deny-list again on the leader, and for a reversal, dual control again); `corr_id` the
+    /// request's correlation id, carried to the leader with a forwarded write.
     pub async fn submit(
         &self,
         op: Operation,
-        token_id: Option<[u8; 16]>,
+        accepted: Accepted,
         corr_id: &str,
     ) -> Result<Receipt, ApiError> {
         if let Some(reason) = self.safe_mode() {
@@ -103,9 +113,25 @@ impl Node {
         }
         match self.leader() {
             Some((id, _)) if id == self.id => self.submit_local(op).await,
-            Some((_, info)) => self.forward(&info, op, token_id, corr_id).await,
+            Some((_, info)) => self.forward(&info, op, accepted, corr_id).await,
             None => Err(ApiError::no_leader()),
         }
+    }
+
+    /// What a forwarded write must carry for the leader to check it again: the ids of the
+    /// capabilities it was accepted with. A reversal accepted under dual control is checked again
+    /// on the leader: two tokens, of two holders, neither revoked.
+    pub fn check_forwarded(&self, op: &Operation, accepted: Accepted) -> Result<(), ApiError> {
+        if let Some(id) = accepted.token_id {
+            self.check_token_not_revoked(&id)?;
+        }
+        if self.auth.enabled() && crate::security::capabilities::has_reversal(op) {
+            crate::security::capabilities::dual_control(accepted.token_id, accepted.approval_id)?;
+        }
+        if let Some(id) = accepted.approval_id {
+            self.check_token_not_revoked(&id)?;
+        }
+        Ok(())
     }
 
     /// `cap_revoked` if `token_id` is on the deny-list this node has applied.
@@ -138,13 +164,14 @@ impl Node {
         &self,
         leader: &NodeInfo,
         op: Operation,
-        token_id: Option<[u8; 16]>,
+        accepted: Accepted,
         corr_id: &str,
     ) -> Result<Receipt, ApiError> {
         let body = rpc::encode(&ForwardRequest {
             cluster_id: self.config.cluster_id.clone(),
             op,
-            token_id,
+            token_id: accepted.token_id,
+            approval_token_id: accepted.approval_id,
             corr_id: corr_id.to_string(),
         })
         .map_err(ApiError::internal)?;

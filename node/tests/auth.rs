@@ -1151,3 +1151,139 @@ async fn a_query_string_on_a_write_is_refused_before_sequencing() {
     );
     h.healthy("after refused queries").await;
 }
+
+/// Reversals are governance under dual control: the request's capability and a second one in
+/// `X-Ron-Approval` must both allow `transfers.reverse` and be two tokens of two holders (the
+/// holder is named by the token id, `holder_token_id`). Every refusal is `policy_denied`,
+/// counted, and writes nothing; two holders reverse once, netting the original to zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reversals_need_two_governance_capabilities_of_two_holders() {
+    use ledger::capability::holder_token_id;
+    let h = Harness::start().await;
+    let full = bearer(&h.full());
+    let setup = r#"[{"id":"1","ledger":1,"code":1},{"id":"2","ledger":1,"code":1}]"#;
+    h.ok_write("set-up accounts", "/v1/accounts", &full, setup)
+        .await;
+    h.ok_write(
+        "the original",
+        "/v1/transfers",
+        &full,
+        &raw_body([transfer_json(500, 1, 2, 10)]),
+    )
+    .await;
+    let holder = |name: &str, ops: &[Op]| {
+        let id = holder_token_id(name, rand_tail());
+        test_support::tokens::mint(
+            &h.k1,
+            id,
+            now_secs(),
+            3_600,
+            &h.cluster,
+            vec![Caveat::Ops(ops.iter().copied().collect())],
+        )
+    };
+    let governance = [Op::CreateTransfers, Op::Reverse];
+    let alice = holder("alice", &governance);
+    let alice_again = holder("alice", &governance);
+    let bob = holder("bob", &[Op::Reverse]);
+    let writer = h.mint(vec![Caveat::Ops(BTreeSet::from([
+        Op::CreateAccounts,
+        Op::CreateTransfers,
+    ]))]);
+    let reversal = |id: u128| {
+        format!(
+            r#"[{{"id":"{id}","debit_account_id":"2","credit_account_id":"1","amount":"0","pending_id":"500","ledger":1,"code":1,"flags":["reversal"]}}]"#
+        )
+    };
+    let send = |token: &Token, approval: Option<&Token>, id: u128| {
+        let mut req = h
+            .anon
+            .post(format!("{}/v1/transfers", h.base))
+            .header("content-type", "application/json")
+            .header("authorization", bearer(token))
+            .body(reversal(id));
+        if let Some(a) = approval {
+            req = req.header("x-ron-approval", bearer(a));
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    let cases: [(&str, &Token, Option<&Token>); 6] = [
+        ("a writer token", &writer, None),
+        (
+            "a writer token with a governance approval",
+            &writer,
+            Some(&bob),
+        ),
+        ("a full token without an Ops caveat", &h.full(), Some(&bob)),
+        ("one governance token alone", &alice, None),
+        ("the same token twice", &alice, Some(&alice)),
+        ("two tokens of the same holder", &alice, Some(&alice_again)),
+    ];
+    for (case, token, approval) in cases {
+        let rejected = node::metrics::rejected_count("policy_denied");
+        let size = h.tree_size().await;
+        let (status, v) = send(token, approval, 600).await;
+        assert_eq!(status, 403, "{case}: {v}");
+        assert_eq!(v["error"]["reason"], "policy_denied", "{case}: {v}");
+        assert!(
+            node::metrics::rejected_count("policy_denied") > rejected,
+            "{case}: not counted"
+        );
+        assert_eq!(h.tree_size().await, size, "{case}: the tree grew");
+        assert!(!h.exists("transfers", 600).await, "{case}: written");
+    }
+    // Several approvals are ambiguous.
+    let (status, v) = {
+        let r = h
+            .anon
+            .post(format!("{}/v1/transfers", h.base))
+            .header("content-type", "application/json")
+            .header("authorization", bearer(&alice))
+            .header("x-ron-approval", bearer(&bob))
+            .header("x-ron-approval", bearer(&alice_again))
+            .body(reversal(600))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    assert_eq!(
+        (status, v["error"]["reason"].clone()),
+        (401, "cap_ambiguous".into()),
+        "{v}"
+    );
+    // Two holders: the reversal is committed, a Merkle leaf like every event, and nets the
+    // original to zero on both accounts.
+    let (status, v) = send(&alice, Some(&bob), 600).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["results"][0]["result"], "ok", "{v}");
+    assert!(v["results"][0]["leaf"].is_string(), "{v}");
+    for id in [1, 2] {
+        let (_, a) = h
+            .send(false, "GET", &format!("/v1/accounts/{id}"), None, None)
+            .await;
+        assert_eq!(a["debits_posted"], "10", "account {id}: {a}");
+        assert_eq!(a["credits_posted"], "10", "account {id}: {a}");
+    }
+    let (_, original) = h.send(false, "GET", "/v1/transfers/500", None, None).await;
+    assert_eq!(original["state"], "reversed", "{original}");
+    // Once: a second reversal of the same transfer changes nothing.
+    let (status, v) = send(&alice, Some(&bob), 601).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["results"][0]["result"], "reversal_original_already_reversed",
+        "{v}"
+    );
+    assert!(!h.exists("transfers", 601).await);
+}
+
+fn rand_tail() -> [u8; 8] {
+    let id = unique_id();
+    let mut tail = [0u8; 8];
+    tail.copy_from_slice(&id[8..]);
+    tail
+}

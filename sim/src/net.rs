@@ -177,6 +177,9 @@ impl Transport for SimTransport {
             if let Some(a) = req.authorization {
                 headers.push(("authorization", a));
             }
+            if let Some(a) = req.approval {
+                headers.push(("x-ron-approval", a));
+            }
             let method = if req.post { "POST" } else { "GET" };
             let call = Request {
                 addr: &req.addr,

@@ -40,11 +40,26 @@ pub enum Op {
     /// Every `/v1/admin/*` endpoint. Only granted by an explicit [`Caveat::Ops`] naming it.
     #[serde(rename = "admin")]
     Admin,
+    /// Governance: approve a reversal (`reversal` transfer). Only granted by an explicit
+    /// [`Caveat::Ops`] naming it, and a reversal needs two such tokens of different holders
+    /// (dual control; see `docs/CAPABILITIES.md`).
+    #[serde(rename = "transfers.reverse")]
+    Reverse,
 }
 
 impl Op {
     /// Every operation, in byte order.
-    pub const ALL: [Op; 3] = [Op::CreateAccounts, Op::CreateTransfers, Op::Admin];
+    pub const ALL: [Op; 4] = [
+        Op::CreateAccounts,
+        Op::CreateTransfers,
+        Op::Admin,
+        Op::Reverse,
+    ];
+
+    /// Whether a token without an `Ops` caveat lacks this op: it must be named explicitly.
+    pub fn explicit_only(self) -> bool {
+        matches!(self, Op::Admin | Op::Reverse)
+    }
 
     /// The name used on the command line, in JSON and in error messages.
     pub fn name(self) -> &'static str {
@@ -52,6 +67,7 @@ impl Op {
             Op::CreateAccounts => "accounts.create",
             Op::CreateTransfers => "transfers.create",
             Op::Admin => "admin",
+            Op::Reverse => "transfers.reverse",
         }
     }
 
@@ -60,6 +76,7 @@ impl Op {
             Op::CreateAccounts => 1,
             Op::CreateTransfers => 2,
             Op::Admin => 3,
+            Op::Reverse => 4,
         }
     }
 
@@ -83,7 +100,7 @@ impl FromStr for Op {
             .find(|op| op.name() == text)
             .ok_or_else(|| {
                 CapError::Malformed(format!(
-                    "unknown op {:?} (expected accounts.create, transfers.create or admin)",
+                    "unknown op {:?} (expected accounts.create, transfers.create, transfers.reverse or admin)",
                     truncated(text)
                 ))
             })

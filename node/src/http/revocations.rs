@@ -375,6 +375,7 @@ mod tests {
                     ..Default::default()
                 }]),
                 token_id: Some(token_id),
+                approval_token_id: None,
                 corr_id: "revocation-test".into(),
             })
             .unwrap();

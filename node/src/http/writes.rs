@@ -1,18 +1,21 @@
 //! Ingress of a write on whichever node receives it: the capability (before the body is read),
-//! the bounded body, decoding, authorization of every event, the deny-list, prevalidation
+//! the bounded body, decoding, authorization of every event, the deny-list, dual control for
+//! reversals (a second governance capability in `X-Ron-Approval`), prevalidation
 //! (events that fail statically are answered here), [`Node::submit`] for the rest, and the
 //! merged per-event answer with the receipt. Shared by the accounts and transfers routes.
 
+use crate::error::ApiError;
 use crate::http::decode::{decode_events, read_body};
 use crate::http::middleware::request_corr_id;
 use crate::http::respond::err;
-use crate::node::Node;
+use crate::node::{Accepted, Node};
 use crate::pipeline::prevalidate::{self, Merged};
 use crate::security::capabilities;
 use axum::body::Body;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use ledger::capability::Grant;
 use ledger::{Account, Operation, Transfer};
 use raft_store::NodeId;
 use serde::Serialize;
@@ -36,6 +39,18 @@ struct EventJson {
     result: &'static str,
     timestamp: Option<String>,
     leaf: Option<String>,
+}
+
+/// The second approval of a reversal: verified like the request's capability, not revoked, and
+/// together with `grant` two governance tokens of two holders. Returns the approval's token id.
+fn approve_reversal(node: &Node, headers: &HeaderMap, grant: &Grant) -> Result<[u8; 16], ApiError> {
+    let approval = node
+        .auth
+        .verify_approval(headers, node.now_secs())?
+        .ok_or_else(|| ApiError::internal("capabilities are on but no approval was verified"))?;
+    node.check_not_revoked(&approval)?;
+    capabilities::authorize_reversal(grant, &approval)?;
+    Ok(approval.id)
 }
 
 pub(crate) async fn write(
@@ -63,6 +78,7 @@ pub(crate) async fn write(
         Ok(op) => op,
         Err(e) => return err(&node, e),
     };
+    let mut approval = None;
     if let Some(grant) = &grant {
         if let Err(e) = capabilities::authorize_operation(grant, &op) {
             return err(&node, e);
@@ -70,16 +86,23 @@ pub(crate) async fn write(
         if let Err(e) = node.check_not_revoked(grant) {
             return err(&node, e);
         }
+        // Reversals are governance: two capabilities of two holders (dual control).
+        if capabilities::has_reversal(&op) {
+            match approve_reversal(&node, &headers, grant) {
+                Ok(a) => approval = Some(a),
+                Err(e) => return err(&node, e),
+            }
+        }
     }
     let split = prevalidate::split(op);
+    let accepted = Accepted {
+        token_id: grant.as_ref().map(|g| g.id),
+        approval_id: approval,
+    };
     let receipt = match &split.forward {
         None => None,
         Some(op) => match node
-            .submit(
-                op.clone(),
-                grant.as_ref().map(|g| g.id),
-                request_corr_id(&headers),
-            )
+            .submit(op.clone(), accepted, request_corr_id(&headers))
             .await
         {
             Ok(r) => Some(r),

@@ -2,7 +2,7 @@
 //! forwarded writes, all bincode over HTTP/2.
 
 use crate::error::ApiError;
-use crate::node::Node;
+use crate::node::{Accepted, Node};
 use crate::pipeline::sequencer::Receipt;
 use crate::raft::rpc::{self, ForwardRequest};
 use crate::serve::PeerIdentity;
@@ -94,7 +94,13 @@ async fn forwarded(node: Arc<Node>, req: ForwardRequest) -> Response {
         ))
     } else if let Err(e) = req.op.check_bounds() {
         Err(ApiError::bad_request("too_many_events", e.to_string()))
-    } else if let Some(Err(e)) = req.token_id.map(|id| node.check_token_not_revoked(&id)) {
+    } else if let Err(e) = node.check_forwarded(
+        &req.op,
+        Accepted {
+            token_id: req.token_id,
+            approval_id: req.approval_token_id,
+        },
+    ) {
         Err(e)
     } else {
         node.submit_local(req.op).await

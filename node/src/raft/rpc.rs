@@ -36,6 +36,8 @@ pub struct ForwardRequest {
     /// Id of the capability the receiving node accepted, so the leader refuses it too if it
     /// has already applied its revocation (the receiving node may lag behind).
     pub token_id: Option<[u8; 16]>,
+    /// Id of a reversal's second approval (dual control), checked again by the leader.
+    pub approval_token_id: Option<[u8; 16]>,
     /// The client request's correlation id (`x-request-id`), so the leader's log lines for the
     /// write name the same `corr_id` as the receiving node's.
     pub corr_id: String,

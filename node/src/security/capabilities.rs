@@ -105,13 +105,37 @@ impl Auth {
         Ok(())
     }
 
+    /// Whether capabilities are checked at all (`[auth] enabled`).
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// Verify the request's bearer token at `now_secs`. `Ok(None)` when capabilities are
     /// disabled. The revocation list is checked by the caller (it lives in the ledger state).
     pub fn verify(&self, headers: &HeaderMap, now_secs: u64) -> Result<Option<Grant>, ApiError> {
+        self.verify_in(headers, header::AUTHORIZATION.as_str(), now_secs)
+    }
+
+    /// Verify the second approval of a reversal (`X-Ron-Approval: Bearer <token>`), like
+    /// [`Auth::verify`]. `Ok(None)` when capabilities are disabled.
+    pub fn verify_approval(
+        &self,
+        headers: &HeaderMap,
+        now_secs: u64,
+    ) -> Result<Option<Grant>, ApiError> {
+        self.verify_in(headers, APPROVAL_HEADER, now_secs)
+    }
+
+    fn verify_in(
+        &self,
+        headers: &HeaderMap,
+        name: &str,
+        now_secs: u64,
+    ) -> Result<Option<Grant>, ApiError> {
         if !self.enabled {
             return Ok(None);
         }
-        let token = bearer(headers)?;
+        let token = bearer(headers, name)?;
         let token = Token::decode(token).map_err(cap_error)?;
         let ctx = VerifyContext {
             now_secs,
@@ -141,13 +165,21 @@ fn ambiguous(what: &str) -> ApiError {
 /// The token text of `Authorization: Bearer <token>`; `unauth` when absent, `cap_ambiguous` when
 /// several headers or several tokens are sent, `cap_invalid` when oversized or not a bearer
 /// credential.
-fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
-    let mut all = headers.get_all(header::AUTHORIZATION).iter();
+fn bearer<'h>(headers: &'h HeaderMap, name: &str) -> Result<&'h str, ApiError> {
+    let mut all = headers.get_all(name).iter();
     let first = all.next();
     if all.next().is_some() {
-        return Err(ambiguous("several Authorization headers"));
+        return Err(ambiguous(&format!("several {name} headers")));
     }
     let Some(value) = first else {
+        if name == APPROVAL_HEADER {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "policy_denied",
+                "a reversal needs dual control: send a second governance capability of another \
+                 holder as `X-Ron-Approval: Bearer <token>`",
+            ));
+        }
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauth",
@@ -225,6 +257,60 @@ pub fn authorize_operation(grant: &Grant, op: &Operation) -> Result<(), ApiError
 fn authorize_transfer(grant: &Grant, t: &Transfer) -> Result<(), CapError> {
     let amount = if t.amount == 0 { u128::MAX } else { t.amount };
     grant.allow_transfer(t.debit_account_id, t.ledger, amount)
+}
+
+/// The header carrying a reversal's second approval (dual control).
+pub const APPROVAL_HEADER: &str = "x-ron-approval";
+
+/// Whether `op` holds a reversal (a governance action under dual control).
+pub fn has_reversal(op: &Operation) -> bool {
+    match op {
+        Operation::CreateAccounts(_) => false,
+        Operation::CreateTransfers(transfers) => {
+            transfers.iter().any(Transfer::requires_governance)
+        }
+    }
+}
+
+fn denied(message: impl Into<String>) -> ApiError {
+    let e = ApiError::new(StatusCode::FORBIDDEN, "policy_denied", message);
+    tracing::info!(reason = "policy_denied", "{}", e.message);
+    e
+}
+
+/// Dual control for a reversal: the request's capability and the approval both allow
+/// `transfers.reverse`, and they are two tokens (different ids) of two holders (different
+/// holder tags in their ids, `ledger::capability::holder_token_id`).
+pub fn authorize_reversal(grant: &Grant, approval: &Grant) -> Result<(), ApiError> {
+    grant
+        .allow_op(Op::Reverse)
+        .map_err(|e| cap_error_kid(e, &grant.kid))?;
+    approval
+        .allow_op(Op::Reverse)
+        .map_err(|e| cap_error_kid(e, &approval.kid))?;
+    dual_control(Some(grant.id), Some(approval.id))
+}
+
+/// The part of dual control the ids alone decide, so the leader can check a forwarded reversal
+/// again: two tokens, of two holders.
+pub fn dual_control(token: Option<[u8; 16]>, approval: Option<[u8; 16]>) -> Result<(), ApiError> {
+    let (Some(token), Some(approval)) = (token, approval) else {
+        return Err(denied(
+            "a reversal needs two governance capabilities (Authorization and X-Ron-Approval)",
+        ));
+    };
+    if token == approval {
+        return Err(denied(
+            "dual control: the approval is the same token as the request's",
+        ));
+    }
+    let tag = ledger::capability::HOLDER_TAG_BYTES;
+    if token[..tag] == approval[..tag] {
+        return Err(denied(
+            "dual control: both tokens belong to the same holder; a second holder must approve",
+        ));
+    }
+    Ok(())
 }
 
 /// Whether `grant` allows an admin operation.

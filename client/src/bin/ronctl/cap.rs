@@ -32,6 +32,11 @@ pub enum CapCmd {
         ttl: String,
         #[command(flatten)]
         caveats: CaveatArgs,
+        /// The person or system the token is for: its id then names this holder, and dual
+        /// control (reversals need `transfers.reverse` tokens of two holders) tells holders apart
+        /// by it. Attenuation keeps it.
+        #[arg(long)]
+        holder: Option<String>,
         /// Write the token to this file (created 0600) instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -212,6 +217,7 @@ pub fn run_offline(cmd: &CapCmd, json: bool) -> Result<Option<()>, Fail> {
             cluster_id,
             ttl,
             caveats,
+            holder,
             out,
         } => {
             let ring = caps::load_key_ring(keys).map_err(tool)?;
@@ -222,6 +228,7 @@ pub fn run_offline(cmd: &CapCmd, json: bool) -> Result<Option<()>, Fail> {
                 now_secs(),
                 parse_ttl(ttl)?,
                 caveats.caveats()?,
+                holder.as_deref(),
             )
             .map_err(tool)?;
             eprintln!("minted token {} with KID {}", token.id_hex(), token.kid);

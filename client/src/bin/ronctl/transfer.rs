@@ -1,7 +1,8 @@
-//! `ronctl transfer …`: create one transfer, look one up, import many from CSV or JSON lines.
+//! `ronctl transfer …`: create one transfer, look one up, reverse one under dual control, import
+//! many from CSV or JSON lines.
 
 use crate::common::{
-    not_found, parse_flags, print_json, progress, report, table, transfer_row, Fail,
+    not_found, parse_flags, print_json, progress, read_token, report, table, transfer_row, Fail,
     TRANSFER_HEADERS,
 };
 use clap::Subcommand;
@@ -36,8 +37,25 @@ pub(crate) enum TransferCmd {
         #[arg(long, default_value_t = 0)]
         timeout: u32,
     },
-    /// Look up a transfer. Example: ronctl transfer get 100
+    /// Look up a transfer (its fields and state). Example: ronctl transfer get 100
     Get { id: u128 },
+    /// Reverse a posted transfer (governance, dual control): the same amount back between the
+    /// same accounts, at most once. --token-file and --approval-token-file must be two
+    /// `transfers.reverse` capabilities of two different holders (`ronctl cap mint --holder`).
+    ///
+    /// Example: ronctl --token-file alice.token transfer reverse --id 900 --original 100 --approval-token-file bob.token
+    Reverse {
+        /// Id of the reversal event (a new transfer id).
+        #[arg(long)]
+        id: u128,
+        /// The posted transfer to reverse.
+        #[arg(long)]
+        original: u128,
+        /// The second approval: a file holding another holder's `transfers.reverse` token
+        /// (or - for stdin).
+        #[arg(long)]
+        approval_token_file: PathBuf,
+    },
     /// Import transfers from CSV (header row of field names; flags separated by '|') or JSON
     /// lines (one transfer per line, the API's JSON form).
     /// Example: ronctl transfer import payouts.csv
@@ -100,6 +118,22 @@ pub(crate) async fn run(
             }
             None => Err(not_found("transfer", id)),
         },
+        TransferCmd::Reverse {
+            id,
+            original,
+            approval_token_file,
+        } => {
+            let approval =
+                ron_ledger_client::Capability::new(read_token(&approval_token_file)?.as_str());
+            let t = Transfer {
+                id,
+                pending_id: original,
+                flags: TransferFlags(TransferFlags::REVERSAL),
+                ..Default::default()
+            };
+            let r = client.reverse_transfers(vec![t], &approval).await?;
+            report(json, &r, |x| x.result.is_success())
+        }
         TransferCmd::Import {
             file,
             format,
