@@ -614,7 +614,7 @@ fn the_decoder_accepts_one_encoding_per_value() {
         ("amount 15 bytes", raw(b"k1", 1, &[(7, &[0; 15])])),
         ("empty ops", raw(b"k1", 1, &[(4, &[])])),
         ("op byte 0", raw(b"k1", 1, &[(4, &[0])])),
-        ("op byte 4", raw(b"k1", 1, &[(4, &[4])])),
+        ("op byte 5", raw(b"k1", 1, &[(4, &[5])])),
         ("ops descending", raw(b"k1", 1, &[(4, &[2, 1])])),
         ("ops repeated", raw(b"k1", 1, &[(4, &[2, 2])])),
         ("empty debit", raw(b"k1", 1, &[(5, &[])])),
