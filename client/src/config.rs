@@ -34,6 +34,10 @@ pub struct ClientConfig {
     /// The cluster a verified checkpoint must name. `None`: the first checkpoint accepted pins
     /// the cluster id for this client.
     pub cluster_id: Option<String>,
+    /// A state file remembering the last checkpoint this client accepted, per cluster, across
+    /// restarts ([`crate::trust_store`]): every later checkpoint must be proven consistent with
+    /// it. `None`: remembered in memory only, for the life of the client.
+    pub checkpoint_state: Option<std::path::PathBuf>,
     /// TLS to the cluster: `None` is cleartext HTTP. With it every node is called over HTTPS
     /// (seeds may be written `host:port` or `https://host:port`).
     pub tls: Option<ClientTls>,
@@ -56,6 +60,7 @@ impl ClientConfig {
             jitter_seed: None,
             trusted_keys: None,
             cluster_id: None,
+            checkpoint_state: None,
             capability: None,
             tls: None,
         }

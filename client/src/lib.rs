@@ -50,6 +50,7 @@ mod reads;
 pub mod retry;
 mod shared;
 pub mod transport;
+pub mod trust_store;
 mod verified;
 pub mod verify;
 mod writes;

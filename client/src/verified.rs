@@ -5,6 +5,7 @@
 
 use crate::client::Client;
 use crate::error::Error;
+use crate::trust_store::CheckpointStore;
 use crate::verify::{
     account_of, check_checkpoint, check_consistency, check_inclusion, plan_advance, transfer_of,
     Advance, InclusionAnswer, LeafQuery, Verified, VerifyError,
@@ -106,6 +107,20 @@ impl Client {
             .as_deref()
             .or(remembered.as_ref().map(|r| r.cluster_id.as_str()));
         check_checkpoint(&offered, keys, cluster)?;
+        // A fresh client with a state file starts from the checkpoint it accepted before it
+        // restarted (checked again: the file is not trusted blindly).
+        let store = config.checkpoint_state.as_ref().map(CheckpointStore::new);
+        if let (None, Some(store)) = (remembered.as_ref(), &store) {
+            let cluster = config.cluster_id.as_deref().unwrap_or(&offered.cluster_id);
+            if let Some(stored) = store.load(cluster)? {
+                check_checkpoint(&stored, keys, Some(cluster)).map_err(|e| {
+                    Error::Invalid(format!(
+                        "the checkpoint remembered in the state file does not verify: {e}"
+                    ))
+                })?;
+                *remembered = Some(stored);
+            }
+        }
         match (
             plan_advance(remembered.as_ref(), &offered)?,
             remembered.as_ref(),
@@ -122,6 +137,9 @@ impl Client {
                 check_consistency(r, &offered, &proof)?;
             }
             _ => {}
+        }
+        if let Some(store) = &store {
+            store.save(&offered)?;
         }
         *remembered = Some(offered.clone());
         Ok((offered, addr))

@@ -313,13 +313,17 @@ async fn serve(size: u64) -> Shared {
     shared
 }
 
-fn client_for(fake: &Shared) -> Client {
+fn config_for(fake: &Shared) -> ClientConfig {
     let addr = fake.lock().unwrap().addr.clone();
     let mut config =
         ClientConfig::new([addr]).with_trusted_keys(trusted(), Some(CLUSTER.to_string()));
     config.retry_total = Duration::from_secs(3);
     config.request_timeout = Duration::from_secs(3);
-    Client::new(config).expect("client")
+    config
+}
+
+fn client_for(fake: &Shared) -> Client {
+    Client::new(config_for(fake)).expect("client")
 }
 
 fn set(fake: &Shared, tamper: Tamper) {
@@ -631,6 +635,32 @@ async fn ronctl_exports_collects_keys_and_verifies() {
         "{out}"
     );
 
+    // `checkpoint --keys --state`: verified, remembered, and a later fork refused.
+    let verified = |state: &str| {
+        online(&[
+            "checkpoint",
+            "--keys",
+            &path("keys.json"),
+            "--state",
+            &path(state),
+        ])
+    };
+    let (code, out, err) = ronctl(verified("state.json")).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(std::fs::read_to_string(path("state.json"))
+        .unwrap()
+        .contains(CLUSTER));
+    fake.lock().unwrap().leaves = forked_leaves();
+    let (code, out, err) = ronctl(verified("state.json")).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("fork"), "{err}");
+    let (code, out, err) = ronctl(verified("fresh-state.json")).await;
+    assert_eq!(
+        code, 0,
+        "without a remembered checkpoint the fork is not seen: {out}{err}"
+    );
+    fake.lock().unwrap().leaves = honest_leaves();
+
     let (code, out, err) = ronctl(online(&["--json", "checkpoint"])).await;
     assert_eq!(code, 0, "{out}{err}");
     let cp: SignedCheckpoint = serde_json::from_str(&out).expect("checkpoint json");
@@ -751,4 +781,87 @@ async fn ronctl_verify_names_the_first_failing_item() {
     ]))
     .await;
     assert_eq!(code, 2, "{err}");
+}
+
+/// With a state file the client remembers the checkpoint it accepted across restarts: a new
+/// client against a server that rewrote history while it was down refuses it (where a client
+/// without the file would trust it on first sight); against an honest server that grew it
+/// continues; an older checkpoint is a replay.
+#[tokio::test]
+async fn a_restarted_client_remembers_what_it_verified() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("checkpoints.json");
+    let fake = serve(8).await;
+    let restarted = || {
+        let mut config = config_for(&fake);
+        config.checkpoint_state = Some(state.clone());
+        Client::new(config).expect("client")
+    };
+    let first = restarted()
+        .latest_verified_checkpoint()
+        .await
+        .expect("first");
+    assert_eq!(first.tree_size, 8);
+    let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    // While the client is down the server rewrites history (same size, other leaves).
+    fake.lock().unwrap().leaves = forked_leaves();
+    let e = verification(restarted().latest_verified_checkpoint().await);
+    assert!(
+        matches!(
+            e,
+            VerifyError::Fork {
+                remembered: 8,
+                offered: 8,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    // ... and grows it: the consistency proof from the remembered checkpoint fails.
+    fake.lock().unwrap().size = 12;
+    let e = verification(restarted().verified_transfer(100).await);
+    assert!(
+        matches!(
+            e,
+            VerifyError::Fork {
+                remembered: 8,
+                offered: 12,
+                proof: Some(_),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    // Without the state file the forked server would have been believed.
+    assert!(client_for(&fake).latest_verified_checkpoint().await.is_ok());
+
+    // The honest server grew: a restarted client proves 8 -> 12 and remembers 12.
+    fake.lock().unwrap().leaves = honest_leaves();
+    let grown = restarted()
+        .latest_verified_checkpoint()
+        .await
+        .expect("the honest growth is accepted");
+    assert_eq!(grown.tree_size, 12);
+    restarted()
+        .verified_transfer(100)
+        .await
+        .expect("a verified read after a restart");
+    // An older checkpoint offered to a restarted client is a replay.
+    fake.lock().unwrap().size = 8;
+    assert_eq!(
+        verification(restarted().latest_verified_checkpoint().await),
+        VerifyError::StaleCheckpoint {
+            remembered: 12,
+            offered: 8
+        }
+    );
+    // A state file others can read is refused, not ignored.
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o644)).unwrap();
+    match restarted().latest_verified_checkpoint().await {
+        Err(Error::Invalid(m)) => assert!(m.contains("chmod 600"), "{m}"),
+        other => panic!("a loose state file was used: {other:?}"),
+    }
 }

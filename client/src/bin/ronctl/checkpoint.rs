@@ -1,7 +1,11 @@
-//! `ronctl checkpoint`: show the latest signed checkpoint, or (`--now`) have a node sign one.
+//! `ronctl checkpoint`: show the latest signed checkpoint, or (`--now`) have a node sign one;
+//! with `--keys`, verified first (and with `--state`, against the last one accepted before).
 
-use crate::common::{print_json, table, Fail};
+use crate::common::{print_json, table, Fail, Options};
+use ledger::checkpoint::SignedCheckpoint;
+use ron_ledger_client::checkpoints::KeysFile;
 use ron_ledger_client::Client;
+use std::path::Path;
 
 pub(crate) async fn run(client: &Client, now: bool, json: bool) -> Result<(), Fail> {
     let cp = if now {
@@ -9,6 +13,35 @@ pub(crate) async fn run(client: &Client, now: bool, json: bool) -> Result<(), Fa
     } else {
         client.latest_checkpoint().await?
     };
+    show(&cp, json);
+    Ok(())
+}
+
+/// The latest checkpoint, accepted only if a key in `keys` signed it and (with `state`) it
+/// extends the checkpoint remembered there; the state file then remembers it.
+pub(crate) async fn verified(
+    opts: &Options,
+    now: bool,
+    keys: &Path,
+    state: Option<&Path>,
+    json: bool,
+) -> Result<(), Fail> {
+    let text = std::fs::read_to_string(keys)
+        .map_err(|e| Fail::Usage(format!("read keys {}: {e}", keys.display())))?;
+    let keys =
+        KeysFile::parse(&text).map_err(|e| Fail::Usage(format!("keys {}: {e}", keys.display())))?;
+    let mut config = opts.config()?.with_trusted_keys(keys.keys, keys.cluster_id);
+    config.checkpoint_state = state.map(Path::to_path_buf);
+    let client = Client::new(config)?;
+    if now {
+        client.make_checkpoint().await?;
+    }
+    let cp = client.latest_verified_checkpoint().await?;
+    show(&cp, json);
+    Ok(())
+}
+
+fn show(cp: &SignedCheckpoint, json: bool) {
     if json {
         print_json(&cp);
     } else {
@@ -23,5 +56,4 @@ pub(crate) async fn run(client: &Client, now: bool, json: bool) -> Result<(), Fa
             ]],
         );
     }
-    Ok(())
 }

@@ -51,6 +51,11 @@ pub(crate) struct Options {
 impl Options {
     /// The client these options describe.
     pub(crate) fn connect(&self) -> Result<Client, Fail> {
+        Ok(Client::new(self.config()?)?)
+    }
+
+    /// The SDK settings these options describe.
+    pub(crate) fn config(&self) -> Result<ClientConfig, Fail> {
         let seeds: Vec<String> = self
             .seeds
             .split(',')
@@ -81,7 +86,7 @@ impl Options {
             (None, Ok(token)) if !token.trim().is_empty() => Some(Capability::new(token)),
             _ => None,
         };
-        Ok(Client::new(config)?)
+        Ok(config)
     }
 
     /// The read consistency asked for.

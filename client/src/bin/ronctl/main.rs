@@ -89,12 +89,26 @@ enum Cmd {
     /// Capabilities: mint, attenuate, inspect, revoke, list revoked.
     #[command(subcommand)]
     Cap(cap::CapCmd),
-    /// Show the latest signed checkpoint, or (--now) have a node sign one now.
+    /// Show the latest signed checkpoint, or (--now) have a node sign one now. With --keys,
+    /// verify it first: signed by a trusted key and, with --state, consistent with the last
+    /// checkpoint accepted before (a fork or a replay exits 1, naming it).
     ///
-    /// Example: ronctl checkpoint --now
+    /// Example: ronctl checkpoint --keys keys.json --state ~/.local/state/ronctl/checkpoints.json
     Checkpoint {
         #[arg(long)]
         now: bool,
+        /// Trusted checkpoint keys (`ronctl keys` output): verify before showing.
+        #[arg(long, value_name = "FILE")]
+        keys: Option<PathBuf>,
+        /// With --keys: the state file remembering the last accepted checkpoint per cluster
+        /// (created 0600; every later checkpoint must extend it).
+        #[arg(
+            long,
+            value_name = "FILE",
+            env = "RONCTL_CHECKPOINT_STATE",
+            requires = "keys"
+        )]
+        state: Option<PathBuf>,
     },
 }
 
@@ -132,6 +146,14 @@ async fn run(cli: Cli) -> Result<(), Fail> {
             return Ok(());
         }
     }
+    if let Cmd::Checkpoint {
+        now,
+        keys: Some(keys),
+        state,
+    } = &cli.command
+    {
+        return checkpoint::verified(&cli.opts, *now, keys, state.as_deref(), json).await;
+    }
     let client = cli.opts.connect()?;
     let c = cli.opts.consistency();
     match cli.command {
@@ -148,7 +170,7 @@ async fn run(cli: Cli) -> Result<(), Fail> {
         Cmd::Verify { .. } => Err(Fail::Usage("verify runs offline".into())),
         Cmd::Keys { out } => audit::keys(&client, &out, json).await,
         Cmd::Cap(c) => cap::run_online(c, &client, json).await,
-        Cmd::Checkpoint { now } => checkpoint::run(&client, now, json).await,
+        Cmd::Checkpoint { now, .. } => checkpoint::run(&client, now, json).await,
     }
 }
 
