@@ -320,7 +320,8 @@ impl Reader<'_> {
     }
 }
 
-/// Stable one-byte code of a status.
+/// Stable one-byte code of a status (a `Failed` status is followed by its result code, see
+/// [`status_bytes`]).
 pub fn status_byte(s: TransferStatus) -> u8 {
     match s {
         TransferStatus::Pending => 1,
@@ -328,7 +329,17 @@ pub fn status_byte(s: TransferStatus) -> u8 {
         TransferStatus::Voided => 3,
         TransferStatus::Expired => 4,
         TransferStatus::Reversed => 5,
+        TransferStatus::Failed(_) => 6,
     }
+}
+
+/// Stable bytes of a status: its byte, and for `Failed` the result code (u16, little endian).
+pub fn status_bytes(s: TransferStatus) -> Vec<u8> {
+    let mut out = vec![status_byte(s)];
+    if let TransferStatus::Failed(result) = s {
+        out.extend_from_slice(&result.code().to_le_bytes());
+    }
+    out
 }
 
 struct Writer<'a> {

@@ -2,7 +2,7 @@
 //! applied the same log agree on it; the simulation and the tests compare it across nodes and
 //! across backends (memory vs RocksDB).
 
-use crate::canonical::{account_bytes, status_byte, transfer_bytes};
+use crate::canonical::{account_bytes, status_bytes, transfer_bytes};
 use crate::merkle::Hash;
 use crate::types::{
     AccountRecord, ExpiryKey, HistoryKey, LedgerMeta, TransferRecord, TransferStatus,
@@ -52,7 +52,7 @@ impl StateDigest {
     pub fn status(&mut self, id: u128, s: TransferStatus) {
         self.hasher.update(b"S");
         self.hasher.update(&id.to_le_bytes());
-        self.hasher.update(&[status_byte(s)]);
+        self.hasher.update(&status_bytes(s));
     }
 
     /// Add an expiry index entry.

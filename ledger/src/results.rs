@@ -135,6 +135,56 @@ result_codes! {
         ReversalHasDifferentAccounts => "reversal_has_different_accounts",
         ReversalHasDifferentAmount => "reversal_has_different_amount",
         ReversalHasDifferentLedger => "reversal_has_different_ledger",
+        IdAlreadyFailed => "id_already_failed",
+    }
+}
+
+impl CreateTransferResult {
+    /// Whether a transfer that failed with this result keeps its id failed
+    /// (`id_already_failed` for every later event with the id): the result depended on the
+    /// state — accounts, balances and limits, closed accounts, the pending or original transfer,
+    /// cluster time — so a retry could otherwise see a different outcome. Results decided from
+    /// the event alone (validation), `exists*`, `linked_event_chain_open` and
+    /// `id_already_failed` itself are not recorded; `linked_event_failed` is recorded when the
+    /// event that broke its chain failed with a recorded result.
+    pub const fn keeps_id_failed(self) -> bool {
+        use CreateTransferResult as T;
+        matches!(
+            self,
+            T::DebitAccountNotFound
+                | T::CreditAccountNotFound
+                | T::AccountsMustHaveTheSameLedger
+                | T::TransferMustHaveTheSameLedgerAsAccounts
+                | T::PendingTransferNotFound
+                | T::PendingTransferNotPending
+                | T::PendingTransferHasDifferentDebitAccountId
+                | T::PendingTransferHasDifferentCreditAccountId
+                | T::PendingTransferHasDifferentLedger
+                | T::PendingTransferHasDifferentCode
+                | T::ExceedsPendingTransferAmount
+                | T::PendingTransferHasDifferentAmount
+                | T::PendingTransferAlreadyPosted
+                | T::PendingTransferAlreadyVoided
+                | T::PendingTransferExpired
+                | T::OverflowsDebitsPending
+                | T::OverflowsCreditsPending
+                | T::OverflowsDebitsPosted
+                | T::OverflowsCreditsPosted
+                | T::OverflowsDebits
+                | T::OverflowsCredits
+                | T::OverflowsTimeout
+                | T::ExceedsCredits
+                | T::ExceedsDebits
+                | T::DebitAccountAlreadyClosed
+                | T::CreditAccountAlreadyClosed
+                | T::ReversalOriginalNotFound
+                | T::ReversalOriginalNotPosted
+                | T::ReversalOriginalAlreadyReversed
+                | T::ReversalOfReversal
+                | T::ReversalHasDifferentAccounts
+                | T::ReversalHasDifferentAmount
+                | T::ReversalHasDifferentLedger
+        )
     }
 }
 

@@ -215,7 +215,9 @@ impl TransferRecord {
     }
 }
 
-/// Lifecycle state kept for pending transfers and for reversed transfers.
+/// Lifecycle state kept for pending transfers and for reversed transfers, and the first result
+/// of a transfer id that failed for a reason that depends on state (`Failed`): such an id stays
+/// failed (`id_already_failed`), so a retry can never see a second, different outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TransferStatus {
     /// Pending: amount reserved.
@@ -228,6 +230,8 @@ pub enum TransferStatus {
     Expired,
     /// A posting transfer that a reversal has netted to zero.
     Reversed,
+    /// No transfer has this id: its first event failed with this (state-dependent) result.
+    Failed(crate::results::CreateTransferResult),
 }
 
 /// Where a transfer stands, as reads report it (`state` beside the transfer's fields). A hold
@@ -258,6 +262,8 @@ impl TransferState {
             Some(TransferStatus::Voided) => Self::Voided,
             Some(TransferStatus::Expired) => Self::Expired,
             Some(TransferStatus::Reversed) => Self::Reversed,
+            // Never kept beside an applied transfer (a failed id has no transfer).
+            Some(TransferStatus::Failed(_)) => Self::Posted,
             None if transfer.flags.has(TransferFlags::VOID_PENDING_TRANSFER) => Self::Voided,
             None => Self::Posted,
         }

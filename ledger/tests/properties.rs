@@ -215,6 +215,64 @@ proptest! {
         prop_assert_eq!(state.transfers(), transfers);
     }
 
+    /// One id, one outcome: once an id's first event succeeded, no later event with the id is
+    /// applied again (`exists*` or a validation refusal); once it failed on the state, every
+    /// later event with the id fails too and nothing is ever stored under it.
+    #[test]
+    fn the_first_outcome_of_an_id_is_the_only_one_a_retry_can_see(history in history()) {
+        let mut state = funded();
+        let mut now = 10u64;
+        // id -> whether its first event (not refused by validation) was applied (`true`) or
+        // failed on the state and was recorded (`false`).
+        let mut first: std::collections::BTreeMap<u128, bool> = std::collections::BTreeMap::new();
+        let validation = |t: &Transfer| ledger::validate::transfer(t).is_err();
+        for (step, requests) in &history {
+            now += step * 1_000_000;
+            let (outcome, changes) = apply(&state, &batch(now, requests)).unwrap();
+            state.commit(changes);
+            for (request, codes) in requests.iter().zip(transfer_results(&outcome.replies)) {
+                for (t, code) in request.iter().zip(codes) {
+                    if validation(t) {
+                        continue;
+                    }
+                    match first.get(&t.id) {
+                        None if code == T::Ok => {
+                            first.insert(t.id, true);
+                        }
+                        None => {
+                            let recorded = matches!(
+                                state.status(t.id).unwrap(),
+                                Some(ledger::TransferStatus::Failed(_))
+                            );
+                            prop_assert_eq!(
+                                recorded,
+                                code.keeps_id_failed() || (code == T::LinkedEventFailed && recorded)
+                                    || code == T::IdAlreadyFailed,
+                                "id {} failed {:?}", t.id, code
+                            );
+                            if recorded {
+                                first.insert(t.id, false);
+                            }
+                        }
+                        Some(true) => prop_assert!(
+                            code != T::Ok && code != T::IdAlreadyFailed,
+                            "id {} applied, later {:?}", t.id, code
+                        ),
+                        Some(false) => prop_assert!(
+                            !code.is_success(),
+                            "id {} failed on the state, later {:?}", t.id, code
+                        ),
+                    }
+                }
+            }
+        }
+        for (id, applied) in &first {
+            if !applied {
+                prop_assert!(state.transfer(*id).unwrap().is_none(), "failed id {} stored", id);
+            }
+        }
+    }
+
     #[test]
     fn linked_chains_are_atomic(history in history()) {
         let mut state = funded();

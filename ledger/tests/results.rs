@@ -575,7 +575,12 @@ fn every_transfer_result_code_has_a_case() {
             T::ReversalHasDifferentLedger,
         ),
     ];
-    let mut covered: Vec<T> = vec![T::LinkedEventFailed, T::LinkedEventChainOpen]; // chain tests below
+    // Chain tests and `a_failed_id_stays_failed` below.
+    let mut covered: Vec<T> = vec![
+        T::LinkedEventFailed,
+        T::LinkedEventChainOpen,
+        T::IdAlreadyFailed,
+    ];
     for (name, timestamp, transfer, expected) in cases {
         let mut state = setup();
         let before = state.digest().unwrap();
@@ -1107,4 +1112,83 @@ fn proposals_near_the_end_of_time_never_saturate() {
     assert!(a[0].timestamp < a[1].timestamp, "still strictly increasing");
     // (The expiry sweep of the setup's pending transfer takes the first slot.)
     assert!(a[1].timestamp <= ledger::apply::TIMESTAMP_PROPOSAL_MAX + 10);
+}
+
+/// An id whose first event failed on the state stays failed: a later event with the id, even
+/// one that would now succeed, answers `id_already_failed` and changes nothing but its leaf;
+/// static failures (validation) do not reserve the id; a chain broken by a state-dependent
+/// failure keeps every id in it failed; an `exists` in a broken chain keeps its transfer.
+#[test]
+fn a_failed_id_stays_failed() {
+    let mut state = setup();
+    // Account 2 (debits must not exceed credits) holds 1000: 1001 fails on its balance.
+    let first = transfers(&mut state, 10, vec![tr(300, 2, 1, 1001)]);
+    assert_eq!(codes(&first), [T::ExceedsCredits]);
+    assert_eq!(
+        state.status(300).unwrap(),
+        Some(TransferStatus::Failed(T::ExceedsCredits))
+    );
+    // The same id for an amount that fits, later, and within one request: still failed.
+    let before = state.accounts();
+    let retry = transfers(&mut state, 20, vec![tr(300, 2, 1, 1), tr(300, 2, 1, 1)]);
+    assert_eq!(codes(&retry), [T::IdAlreadyFailed, T::IdAlreadyFailed]);
+    assert_eq!(state.accounts(), before, "a failed id moved money");
+    assert!(state.transfer(300).unwrap().is_none());
+    // Failing and retrying inside one request.
+    let same_request = transfers(&mut state, 30, vec![tr(301, 2, 1, 5000), tr(301, 2, 1, 1)]);
+    assert_eq!(
+        codes(&same_request),
+        [T::ExceedsCredits, T::IdAlreadyFailed]
+    );
+    // A static failure does not reserve the id.
+    let zero = transfers(&mut state, 40, vec![tr(302, 2, 1, 0)]);
+    assert_eq!(codes(&zero), [T::AmountMustNotBeZero]);
+    assert_eq!(state.status(302).unwrap(), None);
+    assert_eq!(
+        codes(&transfers(&mut state, 50, vec![tr(302, 2, 1, 1)])),
+        [T::Ok]
+    );
+    // A chain broken by a balance keeps all its ids failed.
+    let linked = |t: Transfer| with_flags(t, TF::LINKED);
+    let chain = transfers(
+        &mut state,
+        60,
+        vec![linked(tr(310, 1, 2, 1)), tr(311, 2, 1, 1_000_000)],
+    );
+    assert_eq!(codes(&chain), [T::LinkedEventFailed, T::ExceedsCredits]);
+    for id in [310, 311] {
+        assert!(matches!(
+            state.status(id).unwrap(),
+            Some(TransferStatus::Failed(_))
+        ));
+    }
+    assert_eq!(
+        codes(&transfers(&mut state, 70, vec![tr(310, 1, 2, 1)])),
+        [T::IdAlreadyFailed]
+    );
+    // ... but an `exists` in such a chain keeps its transfer, and gets no failure record.
+    let pair = transfers(
+        &mut state,
+        80,
+        vec![linked(tr(330, 1, 2, 1)), tr(331, 1, 2, 1)],
+    );
+    assert_eq!(codes(&pair), [T::Ok, T::Ok]);
+    let broken = transfers(
+        &mut state,
+        90,
+        vec![linked(tr(330, 1, 2, 1)), tr(332, 2, 1, 1_000_000)],
+    );
+    assert_eq!(codes(&broken), [T::LinkedEventFailed, T::ExceedsCredits]);
+    assert!(state.transfer(330).unwrap().is_some());
+    assert_eq!(state.status(330).unwrap(), None);
+    assert!(matches!(
+        state.status(332).unwrap(),
+        Some(TransferStatus::Failed(T::ExceedsCredits))
+    ));
+    // A recorded failure is state: in the digest.
+    let mut other = setup();
+    transfers(&mut other, 10, vec![tr(300, 2, 1, 1)]);
+    let mut failed = setup();
+    transfers(&mut failed, 10, vec![tr(300, 2, 1, 1001)]);
+    assert_ne!(other.digest().unwrap(), failed.digest().unwrap());
 }

@@ -22,6 +22,8 @@ impl<S: StateRead> Engine<'_, S> {
             exists: A::Exists,
             linked_failed: A::LinkedEventFailed,
             chain_open: A::LinkedEventChainOpen,
+            // Account results are decided by the event and whether the id exists.
+            keeps_id_failed: |_| false,
         };
         self.run_chains(
             events,
@@ -29,6 +31,7 @@ impl<S: StateRead> Engine<'_, S> {
             codes,
             |engine, a, slot| engine.create_account(a, slot),
             |a, r| account_leaf_data(a, r.code()),
+            |_, _, _| Ok(()),
         )
     }
 

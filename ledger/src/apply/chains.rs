@@ -18,6 +18,9 @@ pub(super) struct ChainCodes<R> {
     pub(super) exists: R,
     pub(super) linked_failed: R,
     pub(super) chain_open: R,
+    /// Results that keep the event's id failed: the event is handed to `remember` once its
+    /// result is final (after its chain resolved, outside any rollback).
+    pub(super) keeps_id_failed: fn(R) -> bool,
 }
 
 impl<S: StateRead> Engine<'_, S> {
@@ -31,6 +34,7 @@ impl<S: StateRead> Engine<'_, S> {
         codes: ChainCodes<R>,
         mut one: impl FnMut(&mut Self, &E, Slot) -> Result<Verdict<R, E>, ReadError>,
         leaf: impl Fn(&E, R) -> LeafData,
+        mut remember: impl FnMut(&mut Self, &E, R) -> Result<(), ReadError>,
     ) -> Result<Vec<EventResult<R>>, ReadError> {
         let mut out: Vec<EventResult<R>> = Vec::with_capacity(events.len());
         let mut i = 0;
@@ -46,6 +50,9 @@ impl<S: StateRead> Engine<'_, S> {
                 // A lone event (the common case): no chain to undo, no bookkeeping.
                 let slot = self.take_slot();
                 let verdict = one(self, &events[i], slot)?;
+                if (codes.keeps_id_failed)(verdict.result) {
+                    remember(self, &events[i], verdict.result)?;
+                }
                 self.set_leaf(slot, leaf(&verdict.leaf_event, verdict.result));
                 let position = verdict.original.unwrap_or(slot);
                 out.push(EventResult {
@@ -102,6 +109,13 @@ impl<S: StateRead> Engine<'_, S> {
                     }
                 }
                 debug_assert!(verdicts.iter().all(|(_, v)| v.result != codes.ok));
+                // A chain broken by a state-dependent failure keeps all its ids failed (after
+                // the rollback, so the record stays).
+                if (codes.keeps_id_failed)(verdicts[blame].1.result) {
+                    for (k, event) in events[i..=end].iter().enumerate() {
+                        remember(self, event, verdicts[k].1.result)?;
+                    }
+                }
             }
             for (slot, verdict) in verdicts {
                 self.set_leaf(slot, leaf(&verdict.leaf_event, verdict.result));

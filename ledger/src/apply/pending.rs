@@ -86,7 +86,7 @@ impl<S: StateRead> Engine<'_, S> {
             Some(TransferStatus::Posted) => return Ok(Err(T::PendingTransferAlreadyPosted)),
             Some(TransferStatus::Voided) => return Ok(Err(T::PendingTransferAlreadyVoided)),
             Some(TransferStatus::Expired) => return Ok(Err(T::PendingTransferExpired)),
-            Some(TransferStatus::Reversed) | None => {
+            Some(TransferStatus::Reversed | TransferStatus::Failed(_)) | None => {
                 return Err(corrupt("pending transfer without pending status"))
             }
         }

@@ -27,6 +27,7 @@ impl<S: StateRead> Engine<'_, S> {
             exists: T::Exists,
             linked_failed: T::LinkedEventFailed,
             chain_open: T::LinkedEventChainOpen,
+            keeps_id_failed: T::keeps_id_failed,
         };
         self.run_chains(
             events,
@@ -34,6 +35,16 @@ impl<S: StateRead> Engine<'_, S> {
             codes,
             |engine, t, slot| engine.create_transfer(t, slot),
             |t, r| transfer_leaf_data(t, r.code()),
+            |engine, t, r| {
+                // Only an id nothing holds yet: not an applied transfer (an `exists` in a broken
+                // chain), not an id already failed (the first failure is the one kept).
+                if engine.overlay.transfer(t.id)?.is_none()
+                    && engine.overlay.status(t.id)?.is_none()
+                {
+                    engine.overlay.put_status(t.id, TransferStatus::Failed(r));
+                }
+                Ok(())
+            },
         )
     }
 
@@ -49,6 +60,10 @@ impl<S: StateRead> Engine<'_, S> {
         }
         if let Some(existing) = self.overlay.transfer(t.id)? {
             return Ok(exists_verdict(t, &existing, stamped));
+        }
+        // An id whose first event failed on the state stays failed: one id, one outcome.
+        if let Some(TransferStatus::Failed(_)) = self.overlay.status(t.id)? {
+            return Ok(Verdict::rejected(T::IdAlreadyFailed, stamped));
         }
         let decided = if t.flags.has(TransferFlags::POST_PENDING_TRANSFER)
             || t.flags.has(TransferFlags::VOID_PENDING_TRANSFER)
