@@ -102,6 +102,96 @@ fn read_key(path: &Path) -> anyhow::Result<CheckpointSigner> {
     Ok(CheckpointSigner::new(file.kid, &seed)?)
 }
 
+/// Where this node keeps its retained checkpoints across restarts (none in amnesia mode).
+pub fn log_path(config: &Config) -> Option<PathBuf> {
+    (!config.amnesia)
+        .then(|| {
+            config
+                .data_dir
+                .as_ref()
+                .map(|d| d.join("checkpoints.jsonl"))
+        })
+        .flatten()
+}
+
+/// The retained checkpoints on disk: one JSON checkpoint per line, oldest first, appended and
+/// synced as each is signed, and rewritten (atomically) to the newest `retention` when it has
+/// grown to twice that.
+struct CheckpointLog {
+    path: PathBuf,
+    lines: usize,
+}
+
+impl CheckpointLog {
+    /// Read the file (missing: none yet). A line that does not parse — a write torn by a crash
+    /// — is skipped with a warning; the next compaction drops it.
+    fn open(path: PathBuf, retention: usize) -> anyhow::Result<(Self, VecDeque<SignedCheckpoint>)> {
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => anyhow::bail!("checkpoint log {}: {e}", path.display()),
+        };
+        let mut newest_first = VecDeque::new();
+        let mut lines = 0;
+        for (n, line) in text.lines().enumerate() {
+            lines += 1;
+            match serde_json::from_str::<SignedCheckpoint>(line) {
+                Ok(cp) => newest_first.push_front(cp),
+                Err(e) => tracing::warn!(
+                    path = %path.display(),
+                    line = n + 1,
+                    error = %e,
+                    "skipping an unreadable line of the checkpoint log"
+                ),
+            }
+        }
+        newest_first.truncate(retention);
+        if !newest_first.is_empty() {
+            tracing::info!(
+                checkpoints = newest_first.len(),
+                path = %path.display(),
+                "checkpoints signed before the restart are served again"
+            );
+        }
+        Ok((Self { path, lines }, newest_first))
+    }
+
+    /// Append `cp` durably; compact first when the file holds twice `retained.len()` lines.
+    fn append(
+        &mut self,
+        cp: &SignedCheckpoint,
+        retained: &VecDeque<SignedCheckpoint>,
+        retention: usize,
+    ) -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        if self.lines >= retention.saturating_mul(2) {
+            let mut text = String::new();
+            for c in retained.iter().rev() {
+                text.push_str(&serde_json::to_string(c).map_err(std::io::Error::other)?);
+                text.push('\n');
+            }
+            let tmp = self.path.with_extension("jsonl.tmp");
+            let _ = std::fs::remove_file(&tmp);
+            crate::security::files::write_new_private(&tmp, text.as_bytes())?;
+            std::fs::rename(&tmp, &self.path)?;
+            self.lines = retained.len();
+            return Ok(());
+        }
+        let mut line = serde_json::to_string(cp).map_err(std::io::Error::other)?;
+        line.push('\n');
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(&self.path)?;
+        f.write_all(line.as_bytes())?;
+        f.sync_data()?;
+        self.lines += 1;
+        Ok(())
+    }
+}
+
 /// This node's signer and the checkpoints it made.
 pub struct Checkpoints {
     signer: CheckpointSigner,
@@ -110,6 +200,8 @@ pub struct Checkpoints {
     retention: usize,
     /// Newest first: interval and admin checkpoints, up to `retention`.
     made: Mutex<VecDeque<SignedCheckpoint>>,
+    /// Where `made` is kept across restarts (`None` in amnesia mode).
+    log: Mutex<Option<CheckpointLog>>,
     /// The newest checkpoint a read caused (replaced by the next one; never retained).
     on_read: Mutex<Option<SignedCheckpoint>>,
     /// When a read last caused a signature; held while a read waits for its turn to sign.
@@ -118,20 +210,30 @@ pub struct Checkpoints {
 }
 
 impl Checkpoints {
-    /// Checkpoints signed by `signer` as the configuration says.
-    pub fn new(config: &Config, signer: CheckpointSigner) -> Self {
-        Self {
+    /// Checkpoints signed by `signer` as the configuration says, starting from those retained
+    /// in the data directory by earlier runs (in amnesia mode, from none).
+    pub fn new(config: &Config, signer: CheckpointSigner) -> anyhow::Result<Self> {
+        let retention = config.checkpoint.retention;
+        let (log, made) = match log_path(config) {
+            Some(path) => {
+                let (log, made) = CheckpointLog::open(path, retention)?;
+                (Some(log), made)
+            }
+            None => (None, VecDeque::new()),
+        };
+        Ok(Self {
             signer,
             cluster_id: config.cluster_id.clone(),
             interval: config.checkpoint.interval_events,
-            retention: config.checkpoint.retention,
-            made: Mutex::new(VecDeque::new()),
+            retention,
+            made: Mutex::new(made),
+            log: Mutex::new(log),
             on_read: Mutex::new(None),
             read_signed_at: tokio::sync::Mutex::new(None),
             read_sign_interval: std::time::Duration::from_millis(
                 config.checkpoint.read_sign_interval_ms,
             ),
-        }
+        })
     }
 
     /// This node's public key, by KID.
@@ -264,6 +366,13 @@ impl Checkpoints {
         tracing::info!(tree_size = size, kid = %self.signer.kid(), "signed checkpoint");
         made.push_front(signed.clone());
         made.truncate(self.retention);
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(log) = log.as_mut() {
+            // Served already from memory; a failed write only costs its survival of a restart.
+            if let Err(e) = log.append(&signed, &made, self.retention) {
+                tracing::error!(error = %e, path = %log.path.display(), "checkpoint not kept on disk");
+            }
+        }
         Ok(Some(signed))
     }
 }
@@ -336,7 +445,7 @@ mod tests {
         let mut c = config(dir.path());
         c.checkpoint.interval_events = 4;
         c.checkpoint.retention = 2;
-        let cps = Checkpoints::new(&c, load_signer(&c).unwrap());
+        let cps = Checkpoints::new(&c, load_signer(&c).unwrap()).unwrap();
         let state = raft_store::MemoryStateBackend::new();
         assert!(cps.sign_now(&state).unwrap().is_none(), "empty tree");
         let mut next = 1u128;
@@ -385,7 +494,7 @@ mod tests {
         c.checkpoint.interval_events = 1_000;
         c.checkpoint.retention = 2;
         c.checkpoint.read_sign_interval_ms = 300;
-        let cps = Checkpoints::new(&c, load_signer(&c).unwrap());
+        let cps = Checkpoints::new(&c, load_signer(&c).unwrap()).unwrap();
         let state = raft_store::MemoryStateBackend::new();
         assert!(
             cps.sign_for_read(&state).await.unwrap().is_none(),
@@ -444,5 +553,73 @@ mod tests {
         let admin = cps.sign_now(&state).unwrap().unwrap();
         assert_eq!(admin.tree_size, 3);
         assert_eq!(cps.list(10).len(), 2);
+    }
+
+    /// Apply one entry creating account `id` and commit it.
+    fn create_account(state: &raft_store::MemoryStateBackend, id: u128) {
+        use raft_store::StateBackend as _;
+        let batch = ledger::Batch {
+            timestamp: 1_000 + id as u64,
+            operations: vec![ledger::Operation::CreateAccounts(vec![ledger::Account {
+                id,
+                ledger: 1,
+                code: 1,
+                ..Default::default()
+            }])],
+        };
+        let (_, changes) = state.apply(&batch).unwrap();
+        state
+            .commit(Some(changes), &raft_store::AppliedState::default(), true)
+            .unwrap();
+    }
+
+    #[test]
+    fn retained_checkpoints_survive_a_restart_and_their_log_stays_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(dir.path());
+        c.checkpoint.interval_events = 1;
+        c.checkpoint.retention = 3;
+        let state = raft_store::MemoryStateBackend::new();
+        let before = {
+            let cps = Checkpoints::new(&c, load_signer(&c).unwrap()).unwrap();
+            for id in 1..=10 {
+                create_account(&state, id);
+                cps.on_applied(&state).unwrap();
+            }
+            cps.list(10)
+        };
+        assert_eq!(
+            before.iter().map(|c| c.tree_size).collect::<Vec<_>>(),
+            [10, 9, 8]
+        );
+        let path = dir.path().join("checkpoints.jsonl");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+        assert!(lines <= 6, "the log is compacted: {lines} lines");
+        // A restart serves the same checkpoints, and they still verify.
+        let again = Checkpoints::new(&c, load_signer(&c).unwrap()).unwrap();
+        assert_eq!(again.list(10), before);
+        let mut keys = ledger::checkpoint::TrustedKeys::new();
+        for (kid, public) in again.public_keys() {
+            keys.insert(kid, &public).unwrap();
+        }
+        for cp in &before {
+            cp.verify(&keys).unwrap();
+        }
+        // A line torn by a crash is skipped, not fatal.
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(b"{\"cluster_id\":\"te").unwrap();
+        drop(f);
+        let torn = Checkpoints::new(&c, load_signer(&c).unwrap()).unwrap();
+        assert_eq!(torn.list(10), before);
+        // Nothing is kept in amnesia mode.
+        let mut amnesic = c.clone();
+        amnesic.amnesia = true;
+        assert!(log_path(&amnesic).is_none());
     }
 }

@@ -215,7 +215,7 @@ impl Node {
         .context("start raft")?;
 
         let signer = checkpoints::load_signer(&config).context("checkpoint signing key")?;
-        let checkpoints = Arc::new(Checkpoints::new(&config, signer));
+        let checkpoints = Arc::new(Checkpoints::new(&config, signer).context("checkpoint log")?);
         spawn_checkpointer(raft.clone(), state.clone(), checkpoints.clone());
 
         let clock = seams.clock;

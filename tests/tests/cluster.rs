@@ -330,7 +330,7 @@ async fn membership_grows_to_five_and_shrinks_to_three_under_writes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whole_cluster_restart_keeps_state_and_root() {
     let _serial = SERIAL.lock().await;
-    let mut c = Cluster::new(3, "");
+    let mut c = Cluster::new(3, "[checkpoint]\ninterval_events = 5\n");
     for id in 1..=3 {
         c.start(id);
     }
@@ -353,6 +353,27 @@ async fn whole_cluster_restart_keeps_state_and_root() {
     }
     let (applied, root) = c.converged(&[1, 2, 3]).await;
     let tree_before = c.status(1).await.unwrap()["tree_size"].clone();
+    // Every node's signed checkpoints, to find again after the restart.
+    let signatures = |list: Value| -> Vec<String> {
+        list["checkpoints"]
+            .as_array()
+            .expect("checkpoint list")
+            .iter()
+            .map(|cp| cp["signature"].as_str().expect("signature").to_string())
+            .collect()
+    };
+    let mut signed_before = Vec::new();
+    for id in 1..=3 {
+        let (status, list) = c.get(id, "/v1/checkpoints").await.unwrap();
+        assert_eq!(status, 200, "{list}");
+        let sigs = signatures(list);
+        assert!(
+            sigs.len() >= 3,
+            "node {id} signed {} checkpoints",
+            sigs.len()
+        );
+        signed_before.push(sigs);
+    }
     for id in 1..=3 {
         c.kill(id);
     }
@@ -372,6 +393,18 @@ async fn whole_cluster_restart_keeps_state_and_root() {
     assert_eq!(c.status(2).await.unwrap()["tree_size"], tree_before);
     let b = balances(&c, 3, 3).await;
     assert_eq!(b[&1].0, 60);
+    // Checkpoints signed before the restart are still served by the node that signed them.
+    for id in 1..=3u64 {
+        let (status, list) = c.get(id, "/v1/checkpoints").await.unwrap();
+        assert_eq!(status, 200, "{list}");
+        let after = signatures(list);
+        for sig in &signed_before[id as usize - 1] {
+            assert!(
+                after.contains(sig),
+                "node {id} lost checkpoint {sig} in the restart"
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
