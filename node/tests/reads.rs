@@ -319,3 +319,36 @@ async fn readyz_names_why_a_node_is_not_ready() {
     assert_eq!((status, v["ready"].clone()), (200, json!(true)), "{v}");
     running.shutdown().await;
 }
+
+/// A path id that is not valid percent-encoded UTF-8 answers 400 `invalid_id` with the API's
+/// JSON error body, like any malformed id; a leading zero is malformed too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_path_ids_answer_json_invalid_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(&data_dir(dir.path())).await;
+    let base = format!("http://{}", running.api_addr);
+    let http = reqwest::Client::new();
+    for path in [
+        "/v1/accounts/%ff",
+        "/v1/accounts/%ff/transfers",
+        "/v1/transfers/%c3%28",
+        "/v1/accounts/007",
+        "/v1/transfers/x1",
+    ] {
+        let r = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+        let content_type = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            content_type.starts_with("application/json"),
+            "{path}: {content_type}"
+        );
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["reason"], "invalid_id", "{path}: {v}");
+    }
+    running.shutdown().await;
+}

@@ -3,12 +3,12 @@
 
 use crate::error::ApiError;
 use crate::http::consistency::{read, ReadQuery};
-use crate::http::decode::{parse_u128, parse_u64};
+use crate::http::decode::{parse_u128, parse_u64, path_text};
 use crate::http::respond::found;
 use crate::http::writes::write;
 use crate::node::Node;
 use axum::body::Body;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -35,13 +35,13 @@ async fn create_accounts(
 
 async fn get_account(
     State(node): State<Arc<Node>>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     q: Result<Query<ReadQuery>, QueryRejection>,
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
     read(node, headers, uri, q, |node, _| {
-        let id = parse_u128(&id, "account id")?;
+        let id = parse_u128(&path_text(id, "account id")?, "account id")?;
         let account = node.state.lookup_account(id).map_err(ApiError::storage)?;
         found(account.map(|r| r.account), "account_not_found", || {
             format!("no account {id}")
@@ -55,13 +55,13 @@ const HISTORY_PAGE_MAX: usize = 1_000;
 
 async fn account_transfers(
     State(node): State<Arc<Node>>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     q: Result<Query<ReadQuery>, QueryRejection>,
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
     read(node, headers, uri, q, move |node, q| {
-        let id = parse_u128(&id, "account id")?;
+        let id = parse_u128(&path_text(id, "account id")?, "account id")?;
         let from = parse_u64(q.from.as_deref(), "from")?.unwrap_or(0);
         let to = parse_u64(q.to.as_deref(), "to")?.unwrap_or(u64::MAX);
         let limit = q.limit.unwrap_or(100).clamp(1, HISTORY_PAGE_MAX);

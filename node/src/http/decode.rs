@@ -87,6 +87,20 @@ pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiErro
         .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
 }
 
+/// The path's `{id}` text; a segment that is not valid percent-encoded UTF-8 (`/v1/accounts/%ff`)
+/// is 400 `invalid_id` in the API's JSON error body, not the HTTP library's plain-text answer.
+pub(crate) fn path_text(
+    p: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
+    what: &str,
+) -> Result<String, ApiError> {
+    p.map(|axum::extract::Path(text)| text).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_id",
+            format!("{what} must be a decimal u128 (the path is not valid UTF-8)"),
+        )
+    })
+}
+
 /// A decimal u128 id; 400 `invalid_id` if malformed.
 pub(crate) fn parse_u128(text: &str, what: &str) -> Result<u128, ApiError> {
     if !ledger::wire::is_canonical_decimal(text) {

@@ -2,12 +2,12 @@
 
 use crate::error::ApiError;
 use crate::http::consistency::{read, ReadQuery};
-use crate::http::decode::parse_u128;
+use crate::http::decode::{parse_u128, path_text};
 use crate::http::respond::found;
 use crate::http::writes::write;
 use crate::node::Node;
 use axum::body::Body;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -32,13 +32,13 @@ async fn create_transfers(
 
 async fn get_transfer(
     State(node): State<Arc<Node>>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     q: Result<Query<ReadQuery>, QueryRejection>,
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
     read(node, headers, uri, q, |node, _| {
-        let id = parse_u128(&id, "transfer id")?;
+        let id = parse_u128(&path_text(id, "transfer id")?, "transfer id")?;
         let transfer = node
             .state
             .lookup_transfer_read(id)
