@@ -487,8 +487,6 @@ mod tests {
     /// the window waits, then is covered), kept apart from the retained checkpoints.
     #[tokio::test]
     async fn reads_sign_at_most_once_per_interval_and_never_evict_retained_checkpoints() {
-        use ledger::{Account, Batch, Operation};
-        use raft_store::StateBackend as _;
         let dir = tempfile::tempdir().unwrap();
         let mut c = config(dir.path());
         c.checkpoint.interval_events = 1_000;
@@ -500,38 +498,21 @@ mod tests {
             cps.sign_for_read(&state).await.unwrap().is_none(),
             "empty tree"
         );
-        let mut next = 1u128;
-        let mut grow = |round: u64| {
-            next += 1;
-            let batch = Batch {
-                timestamp: 1_000 + round,
-                operations: vec![Operation::CreateAccounts(vec![Account {
-                    id: next,
-                    ledger: 1,
-                    code: 1,
-                    ..Default::default()
-                }])],
-            };
-            let (_, changes) = state.apply(&batch).unwrap();
-            state
-                .commit(Some(changes), &raft_store::AppliedState::default(), true)
-                .unwrap();
-        };
-        grow(0);
+        create_account(&state, 2);
         cps.on_applied(&state).unwrap();
         assert_eq!(
             cps.list(10).len(),
             1,
             "the first applied event is signed (retained)"
         );
-        grow(1);
+        create_account(&state, 3);
         let first = cps.sign_for_read(&state).await.unwrap().unwrap();
         assert_eq!(first.tree_size, 2, "a read covers what is applied");
         // Nothing new: the same checkpoint, no new signature, no wait.
         let again = cps.sign_for_read(&state).await.unwrap().unwrap();
         assert_eq!(again, first);
         // The tree grew inside the window: the read waits out the window, then is covered.
-        grow(2);
+        create_account(&state, 4);
         let t = tokio::time::Instant::now();
         let second = cps.sign_for_read(&state).await.unwrap().unwrap();
         assert_eq!(second.tree_size, 3);

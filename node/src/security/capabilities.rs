@@ -124,6 +124,19 @@ impl Auth {
         now_secs: u64,
     ) -> Result<Option<Grant>, ApiError> {
         self.verify_in(headers, APPROVAL_HEADER, now_secs)
+            .map_err(|e| {
+                if e.reason == "unauth" {
+                    // No approval at all: the request is authenticated, its reversal not approved.
+                    ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "policy_denied",
+                        "a reversal needs dual control: send a second governance capability of \
+                         another holder as `X-Ron-Approval: Bearer <token>`",
+                    )
+                } else {
+                    e
+                }
+            })
     }
 
     fn verify_in(
@@ -172,14 +185,6 @@ fn bearer<'h>(headers: &'h HeaderMap, name: &str) -> Result<&'h str, ApiError> {
         return Err(ambiguous(&format!("several {name} headers")));
     }
     let Some(value) = first else {
-        if name == APPROVAL_HEADER {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "policy_denied",
-                "a reversal needs dual control: send a second governance capability of another \
-                 holder as `X-Ron-Approval: Bearer <token>`",
-            ));
-        }
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauth",
