@@ -16,7 +16,7 @@ use crate::client::Client;
 use crate::error::Error;
 use crate::retry::{Attempt, Req};
 use crate::shared::Unbatched;
-use ledger::checkpoint::{CheckpointError, SignedCheckpoint, TrustedKeys};
+use ledger::checkpoint::{CheckpointError, KeyRecord, SignedCheckpoint, TrustedKeys};
 use ledger::export::ExportBundle;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -32,9 +32,24 @@ pub const CHECKPOINTS_LIMIT_MAX: usize = 1_000;
 pub struct CheckpointKeys {
     /// The cluster the keys sign for.
     pub cluster_id: String,
-    /// `kid` → 64 lower-case hex digits of the Ed25519 public key.
+    /// `kid` → 64 lower-case hex digits of the Ed25519 public key (retired keys included).
     #[serde(deserialize_with = "ledger::wire::unique_keys")]
     pub keys: BTreeMap<String, String>,
+    /// Each key's tree-size range: a retired key is trusted only for the sizes it signed.
+    /// Every entry's KID must be in `keys` with the same public key. Absent in older files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<KeyRecord>,
+}
+
+/// What `POST /v1/admin/checkpoint/rotate` did on one node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRotation {
+    /// The key retired, with the tree sizes it signed.
+    pub retired: KeyRecord,
+    /// The key the node signs with now.
+    pub current: KeyRecord,
+    /// The applied tree signed with the new key (`None` while the tree is empty).
+    pub checkpoint: Option<SignedCheckpoint>,
 }
 
 /// A trusted-keys file as read: either `{"<kid>": "<hex>"}` or the [`CheckpointKeys`] shape
@@ -67,8 +82,19 @@ impl KeysFile {
                     ledger::checkpoint::TRUSTED_KEYS_MAX
                 )));
             }
-            for (kid, hex) in answer.keys {
-                keys.insert(kid, &hex)?;
+            for (kid, hex) in &answer.keys {
+                keys.insert(kid.clone(), hex)?;
+            }
+            for record in &answer.history {
+                match answer.keys.get(&record.kid) {
+                    Some(hex) if *hex == record.public_key => keys.insert_record(record)?,
+                    _ => {
+                        return Err(CheckpointError::MalformedKeySet(format!(
+                        "history names key {:?}, which `keys` does not hold with that public key",
+                        record.kid
+                    )))
+                    }
+                }
             }
             return Ok(Self {
                 cluster_id: Some(answer.cluster_id),
@@ -155,6 +181,15 @@ impl Client {
         }
     }
 
+    /// Have the node at `addr` retire its checkpoint key and sign with a new one from now on
+    /// (`POST /v1/admin/checkpoint/rotate`, admin), one attempt: a rotation is never repeated
+    /// or sent to another node.
+    pub async fn rotate_checkpoint_key_of(&self, addr: &str) -> Result<KeyRotation, Error> {
+        self.clone_without_batcher()
+            .once_post(addr, "/v1/admin/checkpoint/rotate", b"{}".to_vec())
+            .await
+    }
+
     /// Leaves `[from, to)` with proofs against a signed checkpoint (`GET /v1/export`); check it
     /// with [`ledger::verify_bundle`].
     pub async fn export(&self, from: u64, to: u64) -> Result<ExportBundle, Error> {
@@ -212,5 +247,42 @@ mod tests {
                 "{text}: {e}"
             );
         }
+    }
+
+    /// A keys file's history limits a retired key to the sizes it signed; a history entry
+    /// that `keys` lacks, or names with another public key, is refused.
+    #[test]
+    fn a_keys_file_history_bounds_retired_keys() {
+        let old = CheckpointSigner::new("n1/a", &[3u8; 32]).unwrap();
+        let new = CheckpointSigner::new("n1/b", &[4u8; 32]).unwrap();
+        let (a, b) = (old.public_key_hex(), new.public_key_hex());
+        let history = |a_key: &str| {
+            format!(
+                r#"{{"cluster_id": "c", "keys": {{"n1/a": "{a}", "n1/b": "{b}"}}, "history": [
+                {{"kid": "n1/a", "public_key": "{a_key}", "first_tree_size": "0", "last_tree_size": "5"}},
+                {{"kid": "n1/b", "public_key": "{b}", "first_tree_size": "5"}}]}}"#
+            )
+        };
+        let file = KeysFile::parse(&history(&a)).unwrap();
+        let root = ledger::merkle::empty_root();
+        old.sign("c", 5, root, 1)
+            .unwrap()
+            .verify(&file.keys)
+            .unwrap();
+        new.sign("c", 6, root, 1)
+            .unwrap()
+            .verify(&file.keys)
+            .unwrap();
+        assert!(matches!(
+            old.sign("c", 6, root, 1).unwrap().verify(&file.keys),
+            Err(CheckpointError::OutsideKeyRange { .. })
+        ));
+        let e = KeysFile::parse(&history(&b)).unwrap_err().to_string();
+        assert!(e.contains("n1/a"), "{e}");
+        let stray = format!(
+            r#"{{"cluster_id": "c", "keys": {{"n1/b": "{b}"}}, "history": [
+            {{"kid": "n1/a", "public_key": "{a}", "first_tree_size": "0", "last_tree_size": "5"}}]}}"#
+        );
+        assert!(KeysFile::parse(&stray).is_err());
     }
 }

@@ -257,6 +257,26 @@ impl Unbatched {
             Err((why, _)) => Attempt::Retry(why),
         }
     }
+
+    /// One POST of `body` (JSON) to `path` at `addr`, no retry (for node-local changes that
+    /// must not be repeated, or land elsewhere): the decoded answer, or why it failed.
+    pub(crate) async fn once_post<T: DeserializeOwned>(
+        &self,
+        addr: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<T, Error> {
+        let req = Req::post(path, "application/json", body);
+        match self.attempt(addr, &req).await {
+            Ok(answer) => answer
+                .and_then(decode)?
+                .ok_or_else(|| Error::Protocol(format!("empty answer to {path}"))),
+            Err((why, _)) => Err(Error::Unavailable {
+                attempts: 1,
+                last: format!("{addr}: {why}"),
+            }),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -66,6 +66,19 @@ pub enum CheckpointError {
     /// The trusted-keys document is not a JSON object of `kid: hex`.
     #[error("malformed trusted keys: {0}")]
     MalformedKeySet(String),
+    /// The checkpoint's key was retired (or came into use) outside the tree size it states:
+    /// a retired key signs nothing past the size it stopped at.
+    #[error("key {kid:?} signed tree sizes {first}..={last}, not {tree_size}", last = last.map_or("".to_string(), |l| l.to_string()))]
+    OutsideKeyRange {
+        /// The key id.
+        kid: String,
+        /// The size the checkpoint states.
+        tree_size: u64,
+        /// The first size the key may sign.
+        first: u64,
+        /// The last size the key signed before it was retired (`None`: in use).
+        last: Option<u64>,
+    },
     /// A text field is longer than the layout allows.
     #[error("{field} is {bytes} bytes; at most {max}")]
     FieldTooLong {
@@ -171,14 +184,28 @@ impl SignedCheckpoint {
         }
     }
 
-    /// Check the signature with the trusted key named by `kid` (strict Ed25519).
+    /// Check the signature with the trusted key named by `kid` (strict Ed25519), and that the
+    /// key's published size range (if the trusted set has one) covers `tree_size`.
     pub fn verify(&self, keys: &TrustedKeys) -> Result<(), CheckpointError> {
-        let key = keys
+        let trusted = keys
+            .keys
             .get(&self.kid)
             .ok_or_else(|| CheckpointError::UnknownKid(self.kid.clone()))?;
         let message = self.checkpoint().signing_bytes()?;
-        key.verify_strict(&message, &Signature::from_bytes(&self.signature))
-            .map_err(|_| CheckpointError::BadSignature)
+        trusted
+            .key
+            .verify_strict(&message, &Signature::from_bytes(&self.signature))
+            .map_err(|_| CheckpointError::BadSignature)?;
+        let (first, last) = trusted.sizes;
+        if self.tree_size < first || last.is_some_and(|l| self.tree_size > l) {
+            return Err(CheckpointError::OutsideKeyRange {
+                kid: self.kid.clone(),
+                tree_size: self.tree_size,
+                first,
+                last,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -246,10 +273,40 @@ impl CheckpointSigner {
     }
 }
 
+/// One entry of a node's key history (`GET /v1/checkpoints/keys`, `history`): a checkpoint key
+/// with the tree sizes it signs. A node that rotates its key retires the old one at the size
+/// its tree had then; checkpoints that key signed before stay verifiable, and none past that
+/// size is accepted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRecord {
+    /// The key id.
+    pub kid: String,
+    /// 64 lower-case hex digits of the Ed25519 public key.
+    pub public_key: String,
+    /// The tree size when the key came into use (0 if it was in use from the start).
+    #[serde(with = "wire::dec")]
+    pub first_tree_size: u64,
+    /// The tree size when it was retired; absent (or `null`) while it is in use.
+    #[serde(
+        default,
+        with = "wire::opt_dec",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_tree_size: Option<u64>,
+}
+
+/// A trusted key and the tree sizes it may sign, `(first, last)` (`last` `None`: no end).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct TrustedKey {
+    key: VerifyingKey,
+    sizes: (u64, Option<u64>),
+}
+
 /// The public keys a verifier trusts, by key id.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TrustedKeys {
-    keys: BTreeMap<String, VerifyingKey>,
+    keys: BTreeMap<String, TrustedKey>,
 }
 
 impl TrustedKeys {
@@ -292,13 +349,49 @@ impl TrustedKeys {
         if key.is_weak() {
             return Err(malformed("weak (small-order) key"));
         }
-        self.keys.insert(kid, key);
+        self.keys.insert(
+            kid,
+            TrustedKey {
+                key,
+                sizes: (0, None),
+            },
+        );
+        Ok(())
+    }
+
+    /// Trust `record`'s key, for checkpoints of the sizes it covers only. When `kid` is
+    /// trusted already, it must be the same public key.
+    pub fn insert_record(&mut self, record: &KeyRecord) -> Result<(), CheckpointError> {
+        if let Some(last) = record.last_tree_size {
+            if last < record.first_tree_size {
+                return Err(CheckpointError::MalformedKey {
+                    kid: record.kid.clone(),
+                    reason: format!(
+                        "retired at tree size {last}, before it came into use at {}",
+                        record.first_tree_size
+                    ),
+                });
+            }
+        }
+        let mut one = Self::new();
+        one.insert(record.kid.clone(), &record.public_key)?;
+        let mut trusted = one.keys.remove(&record.kid).expect("inserted above");
+        if let Some(known) = self.keys.get(&record.kid) {
+            if known.key != trusted.key {
+                return Err(CheckpointError::MalformedKey {
+                    kid: record.kid.clone(),
+                    reason: "the history names another public key for it".into(),
+                });
+            }
+        }
+        trusted.sizes = (record.first_tree_size, record.last_tree_size);
+        self.keys.insert(record.kid.clone(), trusted);
         Ok(())
     }
 
     /// The key trusted under `kid`.
     pub fn get(&self, kid: &str) -> Option<&VerifyingKey> {
-        self.keys.get(kid)
+        self.keys.get(kid).map(|k| &k.key)
     }
 
     /// How many keys are trusted.

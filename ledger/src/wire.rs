@@ -82,7 +82,7 @@ pub mod dec {
         }
     }
 
-    fn parse_decimal<T: FromStr>(text: &str) -> Result<T, String> {
+    pub(super) fn parse_decimal<T: FromStr>(text: &str) -> Result<T, String> {
         if !super::is_canonical_decimal(text) {
             return Err(format!(
                 "expected a decimal string of digits without leading zeros, got {text:?}"
@@ -90,6 +90,42 @@ pub mod dec {
         }
         text.parse::<T>()
             .map_err(|_| format!("decimal string out of range: {text:?}"))
+    }
+}
+
+/// `#[serde(with = "wire::opt_dec")]`: an optional integer as a decimal string (or `null`) in
+/// JSON, native in binary; pair it with `#[serde(default)]` when the field may be absent.
+pub mod opt_dec {
+    use super::*;
+
+    /// Serialize an optional integer; JSON gets a decimal string or `null`.
+    pub fn serialize<T, S>(value: &Option<T>, s: S) -> Result<S::Ok, S::Error>
+    where
+        T: Display + serde::Serialize,
+        S: Serializer,
+    {
+        match value {
+            Some(v) => dec::serialize(v, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Deserialize an optional integer; JSON must carry a canonical decimal string or `null`.
+    pub fn deserialize<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+    where
+        T: FromStr + Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        if d.is_human_readable() {
+            match <Option<std::borrow::Cow<'de, str>>>::deserialize(d)? {
+                Some(text) => dec::parse_decimal(&text)
+                    .map(Some)
+                    .map_err(D::Error::custom),
+                None => Ok(None),
+            }
+        } else {
+            <Option<T>>::deserialize(d)
+        }
     }
 }
 

@@ -332,6 +332,67 @@ fn trusted_keys_refuse_malformed_keys() {
     ));
 }
 
+/// A retired key verifies what it signed up to the size it was retired at, and nothing past it;
+/// a history that names another public key for a KID already trusted is refused.
+#[test]
+fn a_retired_key_verifies_only_the_sizes_it_signed() {
+    use ledger::checkpoint::KeyRecord;
+    let old = CheckpointSigner::new("n1/old", &[0x11; 32]).unwrap();
+    let new = CheckpointSigner::new("n1/new", &[0x22; 32]).unwrap();
+    let mut keys = TrustedKeys::new();
+    let retired = KeyRecord {
+        kid: old.kid().into(),
+        public_key: old.public_key_hex(),
+        first_tree_size: 0,
+        last_tree_size: Some(10),
+    };
+    keys.insert_record(&retired).unwrap();
+    keys.insert_record(&KeyRecord {
+        kid: new.kid().into(),
+        public_key: new.public_key_hex(),
+        first_tree_size: 10,
+        last_tree_size: None,
+    })
+    .unwrap();
+    let root = ledger::merkle::empty_root();
+    old.sign("c", 10, root, 1).unwrap().verify(&keys).unwrap();
+    new.sign("c", 11, root, 2).unwrap().verify(&keys).unwrap();
+    assert!(matches!(
+        old.sign("c", 11, root, 2).unwrap().verify(&keys),
+        Err(CheckpointError::OutsideKeyRange {
+            tree_size: 11,
+            last: Some(10),
+            ..
+        })
+    ));
+    assert!(matches!(
+        new.sign("c", 9, root, 2).unwrap().verify(&keys),
+        Err(CheckpointError::OutsideKeyRange { first: 10, .. })
+    ));
+    let forged = KeyRecord {
+        public_key: new.public_key_hex(),
+        ..retired.clone()
+    };
+    assert!(matches!(
+        keys.insert_record(&forged),
+        Err(CheckpointError::MalformedKey { .. })
+    ));
+    let backwards = KeyRecord {
+        first_tree_size: 11,
+        ..retired
+    };
+    assert!(TrustedKeys::new().insert_record(&backwards).is_err());
+    let in_use = KeyRecord {
+        kid: "k".into(),
+        public_key: "00".repeat(32),
+        first_tree_size: 3,
+        last_tree_size: None,
+    };
+    let json = serde_json::to_value(in_use).unwrap();
+    assert_eq!(json["first_tree_size"], "3");
+    assert!(json.get("last_tree_size").is_none(), "{json}");
+}
+
 #[test]
 fn consistency_edge_cases_are_defined() {
     let all = leaves(9, 1);

@@ -215,7 +215,14 @@ impl Node {
         .context("start raft")?;
 
         let signer = checkpoints::load_signer(&config).context("checkpoint signing key")?;
-        let checkpoints = Arc::new(Checkpoints::new(&config, signer).context("checkpoint log")?);
+        let tree_size = state
+            .ledger_meta()
+            .context("read the applied state")?
+            .tree
+            .size;
+        let checkpoints = Arc::new(
+            Checkpoints::new(&config, signer, tree_size).context("checkpoint keys and log")?,
+        );
         spawn_checkpointer(raft.clone(), state.clone(), checkpoints.clone());
 
         let clock = seams.clock;

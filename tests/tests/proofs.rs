@@ -195,9 +195,10 @@ async fn receipts_verify_against_later_checkpoints_from_any_node_and_exports_ver
         .map(|id| c.node(id).api.clone())
         .collect::<Vec<_>>()
         .join(",");
+    let ronctl_env = c.ronctl_env();
     let ronctl = |args: &[&str]| {
         std::process::Command::new(ronctl_binary())
-            .envs(c.ronctl_env())
+            .envs(ronctl_env.clone())
             .args(["--seeds", &seeds])
             .args(args)
             .output()
@@ -233,6 +234,85 @@ async fn receipts_verify_against_later_checkpoints_from_any_node_and_exports_ver
         out.status.success() && stdout.starts_with("OK: 55 events"),
         "{stdout}"
     );
+
+    // The node whose key signed that bundle rotates its key and restarts: its retired key
+    // stays published with the sizes it signed, the old bundle still verifies with the keys
+    // collected afterwards, and the node signs with the new key from then on.
+    let old_bundle: ExportBundle =
+        serde_json::from_slice(&std::fs::read(&bundle_file).unwrap()).unwrap();
+    let old_kid = old_bundle.checkpoint.kid.clone();
+    let signer = (1..=3u64)
+        .find(|id| old_kid.contains(&format!("/node-{id}/")))
+        .expect("the KID names its node");
+    let out = ronctl(&[
+        "--json",
+        "checkpoint",
+        "--rotate",
+        &c.node(signer).api.clone(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rotation: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rotation["retired"]["kid"], old_kid.as_str());
+    let new_kid = rotation["current"]["kid"].as_str().unwrap().to_string();
+    assert_ne!(new_kid, old_kid);
+    c.kill(signer);
+    c.start(signer);
+    c.converged(&[1, 2, 3]).await;
+    let (code, v) = c.get(signer, "/v1/checkpoints/keys").await.unwrap();
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["keys"].as_object().unwrap().len(), 2, "{v}");
+    let history = v["history"].as_array().unwrap();
+    assert_eq!(history[0]["kid"], old_kid.as_str());
+    assert!(history[0]["last_tree_size"].is_string(), "retired: {v}");
+    assert_eq!(history[1]["kid"], new_kid.as_str());
+    let (_, listed) = c.get(signer, "/v1/checkpoints?limit=100").await.unwrap();
+    assert!(
+        listed["checkpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|cp| cp["kid"] == old_kid.as_str()),
+        "checkpoints of the retired key are still served after the restart: {listed}"
+    );
+    let rotated_keys = dir.path().join("keys-after-rotation.json");
+    let out = ronctl(&["keys", "--out", rotated_keys.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = ronctl(&[
+        "verify",
+        bundle_file.to_str().unwrap(),
+        "--keys",
+        rotated_keys.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("OK: 55 events"),
+        "the old bundle verifies after the rotation: {stdout}"
+    );
+    let (code, v) = c
+        .post(signer, "/v1/admin/checkpoint", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["kid"], new_kid.as_str());
+    let keys_after = ron_ledger_client::checkpoints::KeysFile::parse(
+        &std::fs::read_to_string(&rotated_keys).unwrap(),
+    )
+    .unwrap();
+    let fresh: SignedCheckpoint = serde_json::from_value(v).unwrap();
+    fresh.verify(&keys_after.keys).unwrap();
+    keys.insert(
+        new_kid.clone(),
+        rotation["current"]["public_key"].as_str().unwrap(),
+    )
+    .unwrap();
 
     // The SDK as an auditor: every receipt's transfer, fetched verified (checkpoints are
     // consistency-checked as they advance), from whichever node it reaches.

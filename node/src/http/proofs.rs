@@ -29,6 +29,7 @@ pub fn routes() -> Router<Arc<Node>> {
         .route("/v1/checkpoints/latest", get(latest_checkpoint))
         .route("/v1/checkpoints/keys", get(keys))
         .route("/v1/admin/checkpoint", post(admin_checkpoint))
+        .route("/v1/admin/checkpoint/rotate", post(admin_rotate))
         .route("/v1/proofs/inclusion", get(inclusion))
         .route("/v1/proofs/consistency", get(consistency))
         .route("/v1/export", get(export))
@@ -110,10 +111,29 @@ async fn admin_checkpoint(State(node): State<Arc<Node>>) -> Response {
     respond(&node, r)
 }
 
+/// `POST /v1/admin/checkpoint/rotate` (admin): retire this node's checkpoint key and sign with
+/// a new one from now on (not proxied: every node has its own key).
+async fn admin_rotate(State(node): State<Arc<Node>>) -> Response {
+    let r = node
+        .checkpoints
+        .rotate(&*node.state)
+        .map_err(|e| match e {
+            crate::checkpoints::RotateError::Storage(e) => ApiError::storage(e),
+            crate::checkpoints::RotateError::Key(m) => ApiError::internal(format!(
+                "checkpoint key not rotated (the old one stays in use): {m}"
+            )),
+        })
+        .map(|r| Json(r).into_response());
+    respond(&node, r)
+}
+
+/// Every key this node signed checkpoints with: `keys` (KID → public key, the retired ones
+/// included, so old checkpoints verify) and `history` (each key's tree-size range).
 async fn keys(State(node): State<Arc<Node>>) -> Response {
     Json(json!({
         "cluster_id": node.config.cluster_id,
         "keys": node.checkpoints.public_keys(),
+        "history": node.checkpoints.key_history(),
     }))
     .into_response()
 }

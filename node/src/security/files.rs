@@ -27,6 +27,24 @@ pub fn write_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
+/// Replace `path` atomically with `bytes`, readable only by its owner (0600): written to a
+/// temporary file beside it, fsynced, renamed over it, and the directory fsynced.
+pub fn replace_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    write_new_private(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
 /// Write `text` to a new file readable only by its owner (0600); refuses to replace a file.
 pub fn write_private_file(path: &Path, text: &str) -> anyhow::Result<()> {
     write_new_private(path, text.as_bytes()).with_context(|| format!("write {}", path.display()))

@@ -133,6 +133,7 @@ pub(crate) async fn keys(client: &Client, out: &Path, json: bool) -> Result<(), 
         let all = merged.get_or_insert_with(|| CheckpointKeys {
             cluster_id: answer.cluster_id.clone(),
             keys: BTreeMap::new(),
+            history: Vec::new(),
         });
         if all.cluster_id != answer.cluster_id {
             return Err(Fail::Usage(format!(
@@ -150,6 +151,12 @@ pub(crate) async fn keys(client: &Client, out: &Path, json: bool) -> Result<(), 
                 _ => {
                     all.keys.insert(kid, key);
                 }
+            }
+        }
+        // Each node's history names only its own keys, so the merge is a union.
+        for record in answer.history {
+            if !all.history.iter().any(|r| r.kid == record.kid) {
+                all.history.push(record);
             }
         }
     }

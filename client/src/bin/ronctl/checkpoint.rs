@@ -1,5 +1,6 @@
 //! `ronctl checkpoint`: show the latest signed checkpoint, or (`--now`) have a node sign one;
-//! with `--keys`, verified first (and with `--state`, against the last one accepted before).
+//! with `--keys`, verified first (and with `--state`, against the last one accepted before);
+//! with `--rotate NODE`, have that node rotate its checkpoint key.
 
 use crate::common::{print_json, table, Fail, Options};
 use ledger::checkpoint::SignedCheckpoint;
@@ -38,6 +39,35 @@ pub(crate) async fn verified(
     }
     let cp = client.latest_verified_checkpoint().await?;
     show(&cp, json);
+    Ok(())
+}
+
+/// `--rotate NODE`: one request to that node; shows the retired and the new key.
+pub(crate) async fn rotate(client: &Client, addr: &str, json: bool) -> Result<(), Fail> {
+    let r = client.rotate_checkpoint_key_of(addr).await?;
+    if json {
+        print_json(&r);
+    } else {
+        let size = |s: Option<u64>| s.map_or("-".to_string(), |s| s.to_string());
+        table(
+            &["key", "kid", "first_tree_size", "last_tree_size"],
+            &[
+                vec![
+                    "retired".into(),
+                    r.retired.kid.clone(),
+                    r.retired.first_tree_size.to_string(),
+                    size(r.retired.last_tree_size),
+                ],
+                vec![
+                    "current".into(),
+                    r.current.kid.clone(),
+                    r.current.first_tree_size.to_string(),
+                    size(r.current.last_tree_size),
+                ],
+            ],
+        );
+        println!("run `ronctl keys --out FILE` so verifiers trust the new key");
+    }
     Ok(())
 }
 

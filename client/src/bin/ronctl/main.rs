@@ -94,9 +94,16 @@ enum Cmd {
     /// checkpoint accepted before (a fork or a replay exits 1, naming it).
     ///
     /// Example: ronctl checkpoint --keys keys.json --state ~/.local/state/ronctl/checkpoints.json
+    ///
+    /// With --rotate NODE_ADDR (admin): that node retires its checkpoint key and signs with a new
+    /// one; run `ronctl keys` afterwards so verifiers trust the new key (the retired one stays
+    /// published, trusted for the tree sizes it signed).
     Checkpoint {
         #[arg(long)]
         now: bool,
+        /// Rotate the checkpoint key of the node at this API address (host:port).
+        #[arg(long, value_name = "NODE_ADDR", conflicts_with_all = ["now", "keys"])]
+        rotate: Option<String>,
         /// Trusted checkpoint keys (`ronctl keys` output): verify before showing.
         #[arg(long, value_name = "FILE")]
         keys: Option<PathBuf>,
@@ -150,6 +157,7 @@ async fn run(cli: Cli) -> Result<(), Fail> {
         now,
         keys: Some(keys),
         state,
+        ..
     } = &cli.command
     {
         return checkpoint::verified(&cli.opts, *now, keys, state.as_deref(), json).await;
@@ -170,6 +178,9 @@ async fn run(cli: Cli) -> Result<(), Fail> {
         Cmd::Verify { .. } => Err(Fail::Usage("verify runs offline".into())),
         Cmd::Keys { out } => audit::keys(&client, &out, json).await,
         Cmd::Cap(c) => cap::run_online(c, &client, json).await,
+        Cmd::Checkpoint {
+            rotate: Some(addr), ..
+        } => checkpoint::rotate(&client, &addr, json).await,
         Cmd::Checkpoint { now, .. } => checkpoint::run(&client, now, json).await,
     }
 }

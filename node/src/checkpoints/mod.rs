@@ -10,191 +10,58 @@
 //!
 //! The signing key lives in a key file readable only by the node (mode 0600, checked at start);
 //! only its KID is ever logged or returned. The seed is zeroized after use, and the signer
-//! zeroizes its key when dropped.
+//! zeroizes its key when dropped. A node rotates its key on request ([`Checkpoints::rotate`])
+//! or when it starts with a new key file; the keys it signed with before stay published with
+//! the tree sizes they signed ([`keys::KeyHistory`]), so what they signed still verifies.
+
+mod keys;
+mod log;
+
+pub use keys::{history_path, key_path, load_signer};
+pub use log::log_path;
 
 use crate::config::Config;
-use ledger::checkpoint::{CheckpointSigner, SignedCheckpoint};
+use keys::KeyHistory;
+use ledger::checkpoint::{CheckpointSigner, KeyRecord, SignedCheckpoint};
 use ledger::LedgerMeta;
+use log::CheckpointLog;
 use raft_store::{StateBackend, StoreError};
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use zeroize::Zeroizing;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
 
-/// The key file as read. The seed's text is moved into a zeroizing buffer as soon as it is
-/// parsed.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KeyFile {
-    /// Key id, as published with the public key.
-    kid: String,
-    /// The 32-byte Ed25519 seed, hex.
-    seed: String,
+/// What [`Checkpoints::rotate`] did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Rotation {
+    /// The key retired, with the sizes it signed.
+    pub retired: KeyRecord,
+    /// The key in use now.
+    pub current: KeyRecord,
+    /// The applied tree signed with the new key (`None` while the tree is empty).
+    pub checkpoint: Option<SignedCheckpoint>,
 }
 
-/// The key file as written (borrowing, so the only copies of the seed are zeroizing buffers).
-#[derive(Serialize)]
-struct KeyFileOut<'a> {
-    kid: &'a str,
-    seed: &'a str,
-}
-
-/// Where this node's key file is, if it has one.
-pub fn key_path(config: &Config) -> Option<PathBuf> {
-    config.checkpoint.key_file.clone().or_else(|| {
-        (!config.amnesia)
-            .then(|| config.data_dir.as_ref().map(|d| d.join("checkpoint.key")))
-            .flatten()
-    })
-}
-
-/// A new random seed and its signer, whose KID is `<cluster>/node-<id>/<public key prefix>`.
-fn new_signer(config: &Config) -> anyhow::Result<(Zeroizing<[u8; 32]>, CheckpointSigner)> {
-    use rand::RngCore;
-    let mut seed = Zeroizing::new([0u8; 32]);
-    rand::rngs::OsRng.fill_bytes(seed.as_mut());
-    let public = CheckpointSigner::new("", &seed)?.public_key_hex();
-    let kid = format!(
-        "{}/node-{}/{}",
-        config.cluster_id,
-        config.node_id,
-        &public[..16]
-    );
-    let signer = CheckpointSigner::new(kid, &seed)?;
-    Ok((seed, signer))
-}
-
-/// Load the signing key named by the configuration, creating the file (0600) on first start.
-/// In amnesia mode without a key file, a key is generated for this run only.
-pub fn load_signer(config: &Config) -> anyhow::Result<CheckpointSigner> {
-    let Some(path) = key_path(config) else {
-        return Ok(new_signer(config)?.1);
-    };
-    if path.exists() {
-        return read_key(&path);
-    }
-    let (seed, signer) = new_signer(config)?;
-    let seed_hex = Zeroizing::new(ledger::wire::hex::encode(seed.as_ref()));
-    let text = Zeroizing::new(serde_json::to_string(&KeyFileOut {
-        kid: signer.kid(),
-        seed: &seed_hex,
-    })?);
-    crate::security::files::write_private_file(&path, &text)?;
-    tracing::info!(kid = %signer.kid(), "created a checkpoint signing key");
-    Ok(signer)
-}
-
-fn read_key(path: &Path) -> anyhow::Result<CheckpointSigner> {
-    let text = crate::security::files::read_private_file(path, "key file")?;
-    let file: KeyFile = serde_json::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("key file {}: not a key file ({e})", path.display()))?;
-    let seed_hex = Zeroizing::new(file.seed);
-    let bytes = Zeroizing::new(ledger::wire::hex::decode(&seed_hex).ok_or_else(|| {
-        anyhow::anyhow!("key file {}: seed is not 64 hex digits", path.display())
-    })?);
-    let seed: Zeroizing<[u8; 32]> = Zeroizing::new(
-        bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("key file {}: seed is not 32 bytes", path.display()))?,
-    );
-    Ok(CheckpointSigner::new(file.kid, &seed)?)
-}
-
-/// Where this node keeps its retained checkpoints across restarts (none in amnesia mode).
-pub fn log_path(config: &Config) -> Option<PathBuf> {
-    (!config.amnesia)
-        .then(|| {
-            config
-                .data_dir
-                .as_ref()
-                .map(|d| d.join("checkpoints.jsonl"))
-        })
-        .flatten()
-}
-
-/// The retained checkpoints on disk: one JSON checkpoint per line, oldest first, appended and
-/// synced as each is signed, and rewritten (atomically) to the newest `retention` when it has
-/// grown to twice that.
-struct CheckpointLog {
-    path: PathBuf,
-    lines: usize,
-}
-
-impl CheckpointLog {
-    /// Read the file (missing: none yet). A line that does not parse — a write torn by a crash
-    /// — is skipped with a warning; the next compaction drops it.
-    fn open(path: PathBuf, retention: usize) -> anyhow::Result<(Self, VecDeque<SignedCheckpoint>)> {
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => anyhow::bail!("checkpoint log {}: {e}", path.display()),
-        };
-        let mut newest_first = VecDeque::new();
-        let mut lines = 0;
-        for (n, line) in text.lines().enumerate() {
-            lines += 1;
-            match serde_json::from_str::<SignedCheckpoint>(line) {
-                Ok(cp) => newest_first.push_front(cp),
-                Err(e) => tracing::warn!(
-                    path = %path.display(),
-                    line = n + 1,
-                    error = %e,
-                    "skipping an unreadable line of the checkpoint log"
-                ),
-            }
-        }
-        newest_first.truncate(retention);
-        if !newest_first.is_empty() {
-            tracing::info!(
-                checkpoints = newest_first.len(),
-                path = %path.display(),
-                "checkpoints signed before the restart are served again"
-            );
-        }
-        Ok((Self { path, lines }, newest_first))
-    }
-
-    /// Append `cp` durably; compact first when the file holds twice `retained.len()` lines.
-    fn append(
-        &mut self,
-        cp: &SignedCheckpoint,
-        retained: &VecDeque<SignedCheckpoint>,
-        retention: usize,
-    ) -> std::io::Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        if self.lines >= retention.saturating_mul(2) {
-            let mut text = String::new();
-            for c in retained.iter().rev() {
-                text.push_str(&serde_json::to_string(c).map_err(std::io::Error::other)?);
-                text.push('\n');
-            }
-            let tmp = self.path.with_extension("jsonl.tmp");
-            let _ = std::fs::remove_file(&tmp);
-            crate::security::files::write_new_private(&tmp, text.as_bytes())?;
-            std::fs::rename(&tmp, &self.path)?;
-            self.lines = retained.len();
-            return Ok(());
-        }
-        let mut line = serde_json::to_string(cp).map_err(std::io::Error::other)?;
-        line.push('\n');
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(&self.path)?;
-        f.write_all(line.as_bytes())?;
-        f.sync_data()?;
-        self.lines += 1;
-        Ok(())
-    }
+/// Why a rotation did not happen (the old key stays in use).
+#[derive(Debug, thiserror::Error)]
+pub enum RotateError {
+    /// The applied state could not be read.
+    #[error(transparent)]
+    Storage(StoreError),
+    /// The new key could not be made or kept.
+    #[error("{0}")]
+    Key(String),
 }
 
 /// This node's signer and the checkpoints it made.
 pub struct Checkpoints {
-    signer: CheckpointSigner,
+    /// The key in use; read and replaced only while `made` is held, so that nothing is signed
+    /// with a key after it was retired.
+    signer: RwLock<Arc<CheckpointSigner>>,
+    /// Every key this node signed with; changed only while `made` is held.
+    history: Mutex<KeyHistory>,
+    /// Where a rotated key is written (`None`: amnesia mode, the key lives for this run).
+    key_path: Option<PathBuf>,
+    node_id: u64,
     cluster_id: String,
     interval: u64,
     retention: usize,
@@ -211,9 +78,11 @@ pub struct Checkpoints {
 
 impl Checkpoints {
     /// Checkpoints signed by `signer` as the configuration says, starting from those retained
-    /// in the data directory by earlier runs (in amnesia mode, from none).
-    pub fn new(config: &Config, signer: CheckpointSigner) -> anyhow::Result<Self> {
+    /// in the data directory by earlier runs (in amnesia mode, from none). `tree_size` is the
+    /// applied tree's size now: a key file holding a new key retires the previous one there.
+    pub fn new(config: &Config, signer: CheckpointSigner, tree_size: u64) -> anyhow::Result<Self> {
         let retention = config.checkpoint.retention;
+        let history = KeyHistory::open(history_path(config), &signer, tree_size)?;
         let (log, made) = match log_path(config) {
             Some(path) => {
                 let (log, made) = CheckpointLog::open(path, retention)?;
@@ -222,7 +91,10 @@ impl Checkpoints {
             None => (None, VecDeque::new()),
         };
         Ok(Self {
-            signer,
+            signer: RwLock::new(Arc::new(signer)),
+            history: Mutex::new(history),
+            key_path: key_path(config),
+            node_id: config.node_id,
             cluster_id: config.cluster_id.clone(),
             interval: config.checkpoint.interval_events,
             retention,
@@ -236,14 +108,78 @@ impl Checkpoints {
         })
     }
 
-    /// This node's public key, by KID.
+    /// Every public key this node signed with (the one in use and the retired ones), by KID.
     pub fn public_keys(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([(self.signer.kid().to_string(), self.signer.public_key_hex())])
+        self.key_history()
+            .into_iter()
+            .map(|r| (r.kid, r.public_key))
+            .collect()
     }
 
-    /// The KID this node signs with.
-    pub fn kid(&self) -> &str {
-        self.signer.kid()
+    /// The key history, oldest first: the retired keys with the tree sizes they signed, then
+    /// the key in use.
+    pub fn key_history(&self) -> Vec<KeyRecord> {
+        self.history().records().to_vec()
+    }
+
+    /// The KID this node signs with now.
+    pub fn kid(&self) -> String {
+        self.signer().kid().to_string()
+    }
+
+    fn signer(&self) -> Arc<CheckpointSigner> {
+        self.signer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn history(&self) -> std::sync::MutexGuard<'_, KeyHistory> {
+        self.history.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Retire the key in use at the applied tree's size and sign from now on with a new one:
+    /// the new key file replaces the old one (atomically; the old seed is gone), the history
+    /// records both, and the applied tree is signed at once with the new key (retained). What
+    /// the old key signed stays verifiable with the published history. Answers the retired
+    /// record, the new one, and the new checkpoint (`None` while the tree is empty).
+    pub fn rotate(&self, state: &dyn StateBackend) -> Result<Rotation, RotateError> {
+        let mut made = self.made();
+        let meta = state.ledger_meta().map_err(RotateError::Storage)?;
+        let (seed, signer) = keys::new_signer(&self.cluster_id, self.node_id)
+            .map_err(|e| RotateError::Key(e.to_string()))?;
+        // The key file first: a crash after it leaves the new key in the file, and the next
+        // start retires the old one in the history (see `KeyHistory::open`).
+        if let Some(path) = &self.key_path {
+            let text =
+                keys::key_file_text(&seed, &signer).map_err(|e| RotateError::Key(e.to_string()))?;
+            crate::security::files::replace_private(path, text.as_bytes())
+                .map_err(|e| RotateError::Key(format!("write key file {}: {e}", path.display())))?;
+        }
+        drop(seed);
+        let mut history = self.history();
+        history
+            .switch_to(&signer, meta.tree.size)
+            .map_err(|e| RotateError::Key(e.to_string()))?;
+        let records = history.records();
+        let retired = records[records.len() - 2].clone();
+        let current = records[records.len() - 1].clone();
+        drop(history);
+        *self.signer.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(signer);
+        tracing::warn!(
+            retired = %retired.kid,
+            kid = %current.kid,
+            tree_size = meta.tree.size,
+            "checkpoint key rotated"
+        );
+        let checkpoint = self
+            .sign_locked(&mut made, &meta)
+            .map_err(RotateError::Storage)?;
+        Ok(Rotation {
+            retired,
+            current,
+            checkpoint,
+        })
     }
 
     fn made(&self) -> std::sync::MutexGuard<'_, VecDeque<SignedCheckpoint>> {
@@ -307,17 +243,22 @@ impl Checkpoints {
         if let Some(c) = covers(meta.tree.size) {
             return Ok(Some(c));
         }
-        let signed = self
-            .signer
-            .sign(
-                &self.cluster_id,
-                meta.tree.size,
-                meta.root,
-                meta.last_timestamp,
-            )
-            .map_err(|e| StoreError::Task(format!("sign checkpoint: {e}")))?;
-        tracing::debug!(tree_size = meta.tree.size, kid = %self.signer.kid(), "signed checkpoint for a read");
-        *self.on_read() = Some(signed.clone());
+        let signed = {
+            // Under `made`, like every signature: a rotation cannot retire the key meanwhile.
+            let _made = self.made();
+            let signer = self.signer();
+            let signed = signer
+                .sign(
+                    &self.cluster_id,
+                    meta.tree.size,
+                    meta.root,
+                    meta.last_timestamp,
+                )
+                .map_err(|e| StoreError::Task(format!("sign checkpoint: {e}")))?;
+            tracing::debug!(tree_size = meta.tree.size, kid = %signer.kid(), "signed checkpoint for a read");
+            *self.on_read() = Some(signed.clone());
+            signed
+        };
         *signed_at = Some(tokio::time::Instant::now());
         Ok(Some(signed))
     }
@@ -359,17 +300,31 @@ impl Checkpoints {
                 return Ok(Some(self.newer_on_read(Some(&latest)).unwrap_or(latest)));
             }
         }
-        let signed = self
-            .signer
+        self.sign_locked(&mut made, meta)
+    }
+
+    /// Sign `meta`'s tree with the key in use (`made` held), retain and keep the checkpoint.
+    /// `None` while the tree is empty.
+    fn sign_locked(
+        &self,
+        made: &mut VecDeque<SignedCheckpoint>,
+        meta: &LedgerMeta,
+    ) -> Result<Option<SignedCheckpoint>, StoreError> {
+        let size = meta.tree.size;
+        if size == 0 {
+            return Ok(None);
+        }
+        let signer = self.signer();
+        let signed = signer
             .sign(&self.cluster_id, size, meta.root, meta.last_timestamp)
             .map_err(|e| StoreError::Task(format!("sign checkpoint: {e}")))?;
-        tracing::info!(tree_size = size, kid = %self.signer.kid(), "signed checkpoint");
+        tracing::info!(tree_size = size, kid = %signer.kid(), "signed checkpoint");
         made.push_front(signed.clone());
         made.truncate(self.retention);
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(log) = log.as_mut() {
             // Served already from memory; a failed write only costs its survival of a restart.
-            if let Err(e) = log.append(&signed, &made, self.retention) {
+            if let Err(e) = log.append(&signed, made, self.retention) {
                 tracing::error!(error = %e, path = %log.path.display(), "checkpoint not kept on disk");
             }
         }
@@ -381,6 +336,7 @@ impl Checkpoints {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
 
     fn config(dir: &Path) -> Config {
         let mut c = crate::config::load(
@@ -445,7 +401,7 @@ mod tests {
         let mut c = config(dir.path());
         c.checkpoint.interval_events = 4;
         c.checkpoint.retention = 2;
-        let cps = Checkpoints::new(&c, load_signer(&c).unwrap()).unwrap();
+        let cps = Checkpoints::new(&c, load_signer(&c).unwrap(), 0).unwrap();
         let state = raft_store::MemoryStateBackend::new();
         assert!(cps.sign_now(&state).unwrap().is_none(), "empty tree");
         let mut next = 1u128;
@@ -492,7 +448,7 @@ mod tests {
         c.checkpoint.interval_events = 1_000;
         c.checkpoint.retention = 2;
         c.checkpoint.read_sign_interval_ms = 300;
-        let cps = Checkpoints::new(&c, load_signer(&c).unwrap()).unwrap();
+        let cps = Checkpoints::new(&c, load_signer(&c).unwrap(), 0).unwrap();
         let state = raft_store::MemoryStateBackend::new();
         assert!(
             cps.sign_for_read(&state).await.unwrap().is_none(),
@@ -554,6 +510,108 @@ mod tests {
             .unwrap();
     }
 
+    /// The keys `/v1/checkpoints/keys` publishes, as a verifier trusts them (ranges included).
+    fn trusted(cps: &Checkpoints) -> ledger::checkpoint::TrustedKeys {
+        let mut keys = ledger::checkpoint::TrustedKeys::new();
+        for record in cps.key_history() {
+            keys.insert_record(&record).unwrap();
+        }
+        keys
+    }
+
+    /// A rotation retires the old key at the applied size and signs with a new one at once;
+    /// both stay published (across a restart too), what the old key signed still verifies, and
+    /// the new key file replaced the old one (0600).
+    #[test]
+    fn a_rotated_key_stays_published_and_its_checkpoints_still_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(dir.path());
+        c.checkpoint.interval_events = 1;
+        let state = raft_store::MemoryStateBackend::new();
+        let cps = Checkpoints::new(&c, load_signer(&c).unwrap(), 0).unwrap();
+        for id in 1..=3 {
+            create_account(&state, id);
+            cps.on_applied(&state).unwrap();
+        }
+        let old_kid = cps.kid();
+        let old = cps.latest().unwrap();
+        assert_eq!((old.tree_size, old.kid.as_str()), (3, old_kid.as_str()));
+        let r = cps.rotate(&state).unwrap();
+        assert_eq!(r.retired.kid, old_kid);
+        assert_eq!(
+            (r.retired.first_tree_size, r.retired.last_tree_size),
+            (0, Some(3))
+        );
+        assert_eq!(
+            (r.current.first_tree_size, r.current.last_tree_size),
+            (3, None)
+        );
+        let new_kid = cps.kid();
+        assert_ne!(new_kid, old_kid);
+        let signed = r
+            .checkpoint
+            .expect("the applied tree is signed with the new key");
+        assert_eq!(
+            (signed.tree_size, signed.kid.as_str()),
+            (3, new_kid.as_str())
+        );
+        let key_file = std::fs::read_to_string(dir.path().join("k.json")).unwrap();
+        assert!(key_file.contains(&new_kid) && !key_file.contains(&old_kid));
+        let mode = std::fs::metadata(dir.path().join("k.json"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+        create_account(&state, 4);
+        cps.on_applied(&state).unwrap();
+        assert_eq!(cps.latest().unwrap().kid, new_kid);
+        // A restart loads the new key and keeps the whole history.
+        drop(cps);
+        let again = Checkpoints::new(&c, load_signer(&c).unwrap(), 4).unwrap();
+        assert_eq!(again.kid(), new_kid);
+        assert_eq!(again.public_keys().len(), 2);
+        let keys = trusted(&again);
+        old.verify(&keys)
+            .expect("a checkpoint of the retired key still verifies");
+        for cp in again.list(10) {
+            cp.verify(&keys).unwrap();
+        }
+    }
+
+    /// A new key file put in place between runs retires the previous key at the applied size
+    /// then; the old key file put back afterwards stops start-up (a retired key never signs
+    /// again).
+    #[test]
+    fn a_new_key_file_retires_the_old_key_and_a_retired_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = config(dir.path());
+        let state = raft_store::MemoryStateBackend::new();
+        let first = Checkpoints::new(&c, load_signer(&c).unwrap(), 0).unwrap();
+        create_account(&state, 1);
+        create_account(&state, 2);
+        let old = first.sign_now(&state).unwrap().unwrap();
+        drop(first);
+        let path = dir.path().join("k.json");
+        let old_file = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let second = Checkpoints::new(&c, load_signer(&c).unwrap(), 2).unwrap();
+        let history = second.key_history();
+        assert_eq!(history.len(), 2);
+        assert_eq!(history[0].kid, old.kid);
+        assert_eq!(history[0].last_tree_size, Some(2));
+        assert_eq!(history[1].first_tree_size, 2);
+        old.verify(&trusted(&second)).unwrap();
+        drop(second);
+        std::fs::remove_file(&path).unwrap();
+        crate::security::files::write_new_private(&path, &old_file).unwrap();
+        let e = Checkpoints::new(&c, load_signer(&c).unwrap(), 2)
+            .err()
+            .expect("a retired key is refused")
+            .to_string();
+        assert!(e.contains("retired") && e.contains(&old.kid), "{e}");
+    }
+
     #[test]
     fn retained_checkpoints_survive_a_restart_and_their_log_stays_bounded() {
         let dir = tempfile::tempdir().unwrap();
@@ -562,7 +620,7 @@ mod tests {
         c.checkpoint.retention = 3;
         let state = raft_store::MemoryStateBackend::new();
         let before = {
-            let cps = Checkpoints::new(&c, load_signer(&c).unwrap()).unwrap();
+            let cps = Checkpoints::new(&c, load_signer(&c).unwrap(), 0).unwrap();
             for id in 1..=10 {
                 create_account(&state, id);
                 cps.on_applied(&state).unwrap();
@@ -579,7 +637,7 @@ mod tests {
         let lines = std::fs::read_to_string(&path).unwrap().lines().count();
         assert!(lines <= 6, "the log is compacted: {lines} lines");
         // A restart serves the same checkpoints, and they still verify.
-        let again = Checkpoints::new(&c, load_signer(&c).unwrap()).unwrap();
+        let again = Checkpoints::new(&c, load_signer(&c).unwrap(), 0).unwrap();
         assert_eq!(again.list(10), before);
         let mut keys = ledger::checkpoint::TrustedKeys::new();
         for (kid, public) in again.public_keys() {
@@ -596,7 +654,7 @@ mod tests {
             .unwrap();
         f.write_all(b"{\"cluster_id\":\"te").unwrap();
         drop(f);
-        let torn = Checkpoints::new(&c, load_signer(&c).unwrap()).unwrap();
+        let torn = Checkpoints::new(&c, load_signer(&c).unwrap(), 0).unwrap();
         assert_eq!(torn.list(10), before);
         // Nothing is kept in amnesia mode.
         let mut amnesic = c.clone();
