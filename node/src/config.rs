@@ -46,6 +46,9 @@ pub struct Config {
     /// `[readiness]`: when `/readyz` says not ready.
     #[serde(default)]
     pub readiness: ReadinessSection,
+    /// `[divergence]`: comparing this node's Merkle root with its peers' while running.
+    #[serde(default)]
+    pub divergence: DivergenceSection,
     /// Capabilities (macaroon-style tokens) required for writes and admin operations.
     #[serde(default)]
     pub auth: AuthSection,
@@ -129,6 +132,25 @@ impl Default for ReadinessSection {
         Self {
             queue_high_water_percent: 80,
             apply_lag_max: 1_000,
+        }
+    }
+}
+
+/// `[divergence]`: every `check_interval_ms` a node asks each peer for its Merkle root at this
+/// node's tree size (or the peer's, if smaller) and compares it with its own there; a node whose
+/// root a majority of the voters contradicts enters safe mode (`root_mismatch`). See
+/// `node::divergence`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DivergenceSection {
+    /// How often to compare (milliseconds); 0 turns the check off.
+    pub check_interval_ms: u64,
+}
+
+impl Default for DivergenceSection {
+    fn default() -> Self {
+        Self {
+            check_interval_ms: 1_000,
         }
     }
 }

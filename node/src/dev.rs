@@ -97,6 +97,7 @@ pub fn node_config(opts: &DevOptions, id: u64) -> Config {
         limits: LimitsSection::default(),
         checkpoint: Default::default(),
         readiness: Default::default(),
+        divergence: Default::default(),
         auth: crate::config::AuthSection {
             key_file: Some(auth_dir(opts).join("caps.keys")),
             ..Default::default()

@@ -9,12 +9,14 @@
 pub mod checkpoints;
 pub mod config;
 pub mod dev;
+pub mod divergence;
 pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod node;
 pub mod pipeline;
 pub mod raft;
+pub mod safe_mode;
 pub mod seam;
 pub mod security;
 pub mod serve;

@@ -4,7 +4,9 @@
 //! process, so their counts add up there. Every rejected request is counted once under its reason
 //! code — the same string the API answers with in `error.reason` (see [`crate::error`]).
 
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 use std::sync::OnceLock;
 
 struct Metrics {
@@ -16,6 +18,8 @@ struct Metrics {
     connections_rejected: IntCounter,
     applied_index: IntGauge,
     queue_depth: IntGauge,
+    root_mismatches: IntCounter,
+    safe_mode: IntGaugeVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -49,7 +53,24 @@ fn metrics() -> &'static Metrics {
         registry
             .register(Box::new(rejected.clone()))
             .expect("metric registered once");
+        let safe_mode = IntGaugeVec::new(
+            Opts::new(
+                "safe_mode",
+                "1 while a node of this process is in safe mode for this reason.",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(safe_mode.clone()))
+            .expect("metric registered once");
         Metrics {
+            safe_mode,
+            root_mismatches: counter(
+                &registry,
+                "root_mismatches_total",
+                "Divergence checks in which a peer's Merkle root at a tree size differed from this node's.",
+            ),
             rejected,
             auth_failures: counter(
                 &registry,
@@ -109,6 +130,26 @@ pub fn uds_denied() {
 /// Count a connection closed because the listener was full.
 pub fn connection_rejected() {
     metrics().connections_rejected.inc();
+}
+
+/// Count a peer whose root differed from this node's at one tree size.
+pub fn root_mismatch() {
+    metrics().root_mismatches.inc();
+}
+
+/// Current value of `root_mismatches_total`.
+pub fn root_mismatch_count() -> u64 {
+    metrics().root_mismatches.get()
+}
+
+/// Set `safe_mode{reason}` to 1.
+pub fn safe_mode(reason: &str) {
+    metrics().safe_mode.with_label_values(&[reason]).set(1);
+}
+
+/// Current value of `safe_mode{reason}`.
+pub fn safe_mode_value(reason: &str) -> i64 {
+    metrics().safe_mode.with_label_values(&[reason]).get()
 }
 
 /// Current value of `rejected_total{reason}`.

@@ -48,6 +48,8 @@ pub struct Node {
     pub auth: Arc<Auth>,
     /// What time it is (the system clock; simulated time in the simulation).
     pub clock: Arc<dyn Clock>,
+    /// The faults this node found in itself (see [`crate::safe_mode`]).
+    pub safe: crate::safe_mode::SafeMode,
 }
 
 impl Node {
@@ -81,11 +83,45 @@ impl Node {
         self.raft.metrics().borrow().state == ServerState::Leader
     }
 
-    /// `Some(reason)` when the node refuses writes (Raft stopped after a storage fault).
+    /// `Some(why)` when the node refuses writes: a fault it found in itself (such as
+    /// `root_mismatch`), or Raft stopped after a storage fault.
     pub fn safe_mode(&self) -> Option<String> {
+        if let Some(f) = self.safe.fault() {
+            return Some(format!("{}: {}", f.reason, f.message));
+        }
         match &self.raft.metrics().borrow().running_state {
             Ok(()) => None,
             Err(fatal) => Some(format!("raft stopped: {fatal}")),
+        }
+    }
+
+    /// The reason code of the safe mode, if the node is in it (`raft_stopped` when Raft
+    /// stopped after a storage fault).
+    pub fn safe_mode_reason(&self) -> Option<String> {
+        if let Some(f) = self.safe.fault() {
+            return Some(f.reason);
+        }
+        self.raft
+            .metrics()
+            .borrow()
+            .running_state
+            .is_err()
+            .then(|| "raft_stopped".to_string())
+    }
+
+    /// Enter safe mode for `fault` ([`crate::safe_mode::SafeMode::enter`]) and stop this node's
+    /// Raft instance: it no longer votes, appends or leads, so a majority elsewhere carries on,
+    /// and it applies nothing past the fault.
+    pub async fn enter_safe_mode(&self, fault: crate::safe_mode::Fault) {
+        if self.safe.enter(fault) {
+            self.stop_raft().await;
+        }
+    }
+
+    /// Stop Raft (safe mode); a second call is harmless.
+    pub(crate) async fn stop_raft(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft did not stop cleanly");
         }
     }
 

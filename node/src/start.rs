@@ -235,6 +235,9 @@ impl Node {
             config.limits.entry_events_max,
             config.limits.inflight_entries_max,
         );
+        let safe_mode_marker = (!config.amnesia)
+            .then(|| config.data_dir.as_ref().map(|d| d.join("safe-mode.json")))
+            .flatten();
         let api_addr = api_listener.local_addr()?.to_string();
         let peer_addr = peer_listener.local_addr()?.to_string();
         let node = Arc::new(Node {
@@ -248,7 +251,12 @@ impl Node {
             checkpoints,
             auth,
             clock,
+            safe: crate::safe_mode::SafeMode::open(safe_mode_marker),
         });
+        if node.safe.fault().is_some() {
+            // Recorded by an earlier run: come back in safe mode, not as if nothing happened.
+            node.stop_raft().await;
+        }
         let (stop, stopped) = watch::channel(false);
         let limits = &node.config.limits;
         let mut api_options =
@@ -267,9 +275,13 @@ impl Node {
                 peer_listener,
                 peer::router(node.clone()),
                 peer_options,
-                stopped,
+                stopped.clone(),
             ),
         ];
+        let every = node.config.divergence.check_interval_ms;
+        if every > 0 {
+            crate::divergence::spawn(node.clone(), Duration::from_millis(every), stopped);
+        }
         tracing::info!(node = node.id, %api_addr, %peer_addr, "node started");
         Ok(RunningNode {
             node,

@@ -352,3 +352,123 @@ async fn malformed_path_ids_answer_json_invalid_id() {
     }
     running.shutdown().await;
 }
+
+/// A node in safe mode (here `root_mismatch`, as divergence detection enters it) refuses writes
+/// and linearizable reads with 503 `safe_mode`, still serves stale reads and `/healthz`, says
+/// why on `/v1/status`, `/readyz` and the `safe_mode{reason}` gauge, and comes back in safe mode
+/// after a restart until the marker file is removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn safe_mode_refuses_writes_and_linearizable_reads_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    let running = start(&data).await;
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", running.api_addr);
+    write(&http, &base, "/v1/accounts", vec![account_json(1, 1)]).await;
+    running
+        .node
+        .enter_safe_mode(node::safe_mode::Fault {
+            reason: "root_mismatch".into(),
+            message: "test fault".into(),
+        })
+        .await;
+    let check = |base: String| {
+        let http = http.clone();
+        async move {
+            let write = http
+                .post(format!("{base}/v1/accounts"))
+                .header("content-type", "application/json")
+                .body(raw_body(vec![account_json(2, 1)]))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(write.status(), 503);
+            let v: Value = write.json().await.unwrap();
+            assert_eq!(v["error"]["reason"], "safe_mode", "{v}");
+            assert!(
+                v["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("root_mismatch"),
+                "{v}"
+            );
+            let linear = http
+                .get(format!("{base}/v1/accounts/1"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(linear.status(), 503);
+            let stale = http
+                .get(format!("{base}/v1/accounts/1?consistency=stale"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(stale.status(), 200, "stale reads are still served");
+            let missing = http
+                .get(format!("{base}/v1/accounts/2?consistency=stale"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(missing.status(), 404, "the refused write wrote nothing");
+            let health = http.get(format!("{base}/healthz")).send().await.unwrap();
+            assert_eq!(health.status(), 200);
+            let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
+            assert_eq!(ready.status(), 503);
+            let v: Value = ready.json().await.unwrap();
+            assert_eq!(v["safe_mode_reason"], "root_mismatch", "{v}");
+            assert!(v["reasons"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("safe_mode")));
+            let v: Value = http
+                .get(format!("{base}/v1/status"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(v["safe_mode_reason"], "root_mismatch", "{v}");
+            let metrics = http
+                .get(format!("{base}/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            assert!(
+                metrics.contains("safe_mode{reason=\"root_mismatch\"} 1"),
+                "{metrics}"
+            );
+        }
+    };
+    check(base).await;
+    running.shutdown().await;
+    assert!(data.join("safe-mode.json").exists());
+
+    // A restart comes back in safe mode.
+    let again = start_uninitialized(&data).await;
+    check(format!("http://{}", again.api_addr)).await;
+    again.shutdown().await;
+
+    // Removing the marker (once the cause is gone) lets the node start normally.
+    std::fs::remove_file(data.join("safe-mode.json")).unwrap();
+    let cleared = start_uninitialized(&data).await;
+    assert_eq!(cleared.node.safe_mode(), None);
+    cleared
+        .node
+        .raft
+        .wait(Some(Duration::from_secs(10)))
+        .state(openraft::ServerState::Leader, "leader")
+        .await
+        .unwrap();
+    write(
+        &http,
+        &format!("http://{}", cleared.api_addr),
+        "/v1/accounts",
+        vec![account_json(3, 1)],
+    )
+    .await;
+    cleared.shutdown().await;
+}

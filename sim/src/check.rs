@@ -62,7 +62,12 @@ impl Shared {
                 ));
             }
             *max = (*max).max(applied);
-            let seen = *o.roots.entry(applied).or_insert(root);
+            // A node whose state the run corrupted reports roots nobody else must match.
+            let seen = if self.corrupted() == Some(node) {
+                root
+            } else {
+                *o.roots.entry(applied).or_insert(root)
+            };
             if seen != root {
                 problems.push(format!(
                     "node {node} has root {root} at index {applied}, another node had {seen}"
@@ -248,6 +253,56 @@ fn describe(f: &Fault) -> String {
         Fault::CrashAll(_) => "crash all".into(),
         Fault::FailingDisk(s) => format!("failing disk {}", s.name),
     }
+}
+
+/// Change the current leader's ledger state behind Raft's back: one account created directly
+/// in its state, at its applied index (the simulation is single-threaded between steps, so
+/// nothing applies meanwhile). Returns the node, or `None` while no leader is known.
+pub fn corrupt_leader(slots: &[Arc<Slot>], shared: &Shared) -> Option<u64> {
+    let leader = *shared.observed().leaders.values().last()?;
+    let slot = slots.iter().find(|s| s.id == leader)?;
+    let (applied, meta) = slot.state.applied_with_meta().ok()?;
+    let batch = ledger::Batch {
+        timestamp: meta.last_timestamp + 1,
+        operations: vec![ledger::Operation::CreateAccounts(vec![ledger::Account {
+            id: u128::MAX - 1,
+            ledger: 1,
+            code: 1,
+            ..Default::default()
+        }])],
+    };
+    let (_, changes) = slot.state.apply(&batch).ok()?;
+    slot.state.commit(Some(changes), &applied, true).ok()?;
+    *shared.corrupted.lock().unwrap_or_else(|p| p.into_inner()) = Some(leader);
+    Some(leader)
+}
+
+/// After a run with a corrupted leader: that node entered safe mode with `root_mismatch` (any
+/// other node's safe mode is a violation already), and the cluster acknowledged writes after
+/// the corruption.
+pub fn corruption_caught(shared: &Shared, acked_before: Option<usize>) -> Result<(), String> {
+    let node = shared
+        .corrupted()
+        .ok_or("the run never found a leader to corrupt")?;
+    let reason = shared
+        .safe_modes
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&node)
+        .cloned();
+    if reason.as_deref() != Some("root_mismatch") {
+        return Err(format!(
+            "node {node}'s state was corrupted but it did not enter safe mode with root_mismatch (saw {reason:?})"
+        ));
+    }
+    let before = acked_before.unwrap_or(0);
+    let after = shared.history().acked.len();
+    if after <= before {
+        return Err(format!(
+            "no write was acknowledged after node {node} was corrupted ({before} before)"
+        ));
+    }
+    Ok(())
 }
 
 /// Step until every node has applied the same index and nothing moved for 3 s; at most 90 s.

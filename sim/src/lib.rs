@@ -65,6 +65,11 @@ pub struct Scenario {
     pub bug: Option<Bug>,
     /// Every connection over TLS 1.3 with mutual TLS (a dev PKI generated for the run).
     pub tls: bool,
+    /// A third of the way into the traffic, change the leader's ledger state behind Raft's back
+    /// (an extra event, as a bad disk or an apply bug would): the run passes only if that node,
+    /// and no other, enters safe mode with `root_mismatch`, the others keep acknowledging
+    /// writes, and they converge with every checker passing.
+    pub corrupt_leader: bool,
 }
 
 impl Scenario {
@@ -78,6 +83,7 @@ impl Scenario {
             faults: true,
             bug: None,
             tls: false,
+            corrupt_leader: false,
         }
     }
 
@@ -101,6 +107,9 @@ impl Scenario {
         }
         if self.tls {
             args.push("--tls".into());
+        }
+        if self.corrupt_leader {
+            args.push("--corrupt-leader".into());
         }
         args
     }
@@ -161,6 +170,10 @@ pub struct Shared {
     history: Mutex<History>,
     observed: Mutex<check::Observed>,
     violations: Mutex<Vec<String>>,
+    /// The node whose state the run corrupted (its roots are exempt from the root checker).
+    corrupted: Mutex<Option<u64>>,
+    /// Node → the safe-mode reason it first reported.
+    safe_modes: Mutex<BTreeMap<u64, String>>,
     auth: Option<SimAuth>,
     client_tls: net::SimTls,
 }
@@ -281,6 +294,28 @@ impl Shared {
         self.observed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The node whose state the run corrupted, if any.
+    pub fn corrupted(&self) -> Option<u64> {
+        *self.corrupted.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A node reports that it is in safe mode for `reason`: expected only of the node whose
+    /// state the run corrupted, with `root_mismatch`; from any other node it is a violation (a
+    /// false alarm of the divergence check, or a fault the run did not inject).
+    fn safe_mode(&self, node: u64, reason: String) {
+        let first = {
+            let mut seen = self.safe_modes.lock().unwrap_or_else(|p| p.into_inner());
+            if seen.contains_key(&node) {
+                return;
+            }
+            seen.insert(node, reason.clone());
+            true
+        };
+        if first && (self.corrupted() != Some(node) || reason != "root_mismatch") {
+            self.violation(format!("node {node} entered safe mode: {reason}"));
+        }
+    }
+
     /// Record a checker failure.
     pub fn violation(&self, what: String) {
         self.violations
@@ -361,6 +396,9 @@ fn node_config(
         log: LogSection::default(),
         checkpoint: Default::default(),
         readiness: Default::default(),
+        divergence: node::config::DivergenceSection {
+            check_interval_ms: 500,
+        },
         auth: AuthSection {
             enabled: key_file.is_some(),
             key_file,
@@ -423,6 +461,9 @@ async fn node_host(
             // The operating system writes dirty pages back now and then.
             slot.log.flush();
             since_flush = Duration::ZERO;
+        }
+        if let Some(f) = running.node.safe.fault() {
+            shared.safe_mode(slot.id, f.reason);
         }
         let m = raft.metrics().borrow().clone();
         let leader_term = (m.state == ServerState::Leader).then_some(m.current_term);
@@ -504,6 +545,7 @@ pub fn run(scenario: &Scenario) -> Result<Report, Failure> {
     }
 
     let mut faults = check::Faults::new(scenario, &slots);
+    let mut acked_at_corruption: Option<usize> = None;
     let fail = |what: String, faults: &check::Faults| Failure {
         scenario: scenario.clone(),
         what,
@@ -523,14 +565,35 @@ pub fn run(scenario: &Scenario) -> Result<Report, Failure> {
         if scenario.faults {
             faults.tick(&mut sim, &shared);
         }
+        if scenario.corrupt_leader
+            && acked_at_corruption.is_none()
+            && sim.elapsed() >= scenario.traffic / 3
+        {
+            if let Some(id) = check::corrupt_leader(&slots, &shared) {
+                faults
+                    .log
+                    .push(format!("corrupted the state of node {id} (the leader)"));
+                acked_at_corruption = Some(shared.history().acked.len());
+            }
+        }
     }
-    // Heal everything, then wait for every node to apply the same index.
+    // Heal everything, then wait for every node to apply the same index (every node but a
+    // corrupted one, which must have stopped itself).
     faults.heal(&mut sim);
-    let applied = check::converge(&mut sim, &slots, &shared).map_err(|e| fail(e, &faults))?;
-    check::final_state(&slots, &shared).map_err(|e| fail(e, &faults))?;
+    let corrupted = shared.corrupted();
+    let healthy: Vec<Arc<Slot>> = slots
+        .iter()
+        .filter(|s| Some(s.id) != corrupted)
+        .cloned()
+        .collect();
+    let applied = check::converge(&mut sim, &healthy, &shared).map_err(|e| fail(e, &faults))?;
+    check::final_state(&healthy, &shared).map_err(|e| fail(e, &faults))?;
+    if scenario.corrupt_leader {
+        check::corruption_caught(&shared, acked_at_corruption).map_err(|e| fail(e, &faults))?;
+    }
     let h = shared.history();
     let o = shared.observed();
-    let root = slots[0]
+    let root = healthy[0]
         .state
         .ledger_meta()
         .map_err(|e| fail(e.to_string(), &faults))?

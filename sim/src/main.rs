@@ -36,6 +36,10 @@ struct Args {
     /// Plant a bug: `ack-before-sync`.
     #[arg(long)]
     plant: Option<String>,
+    /// A third into the traffic, corrupt the leader's state; the run checks that it stops
+    /// itself (safe mode, `root_mismatch`) and the others carry on.
+    #[arg(long)]
+    corrupt_leader: bool,
     /// Log the nodes (a tracing filter, e.g. `info` or `debug,openraft=info`).
     #[arg(long)]
     log: Option<String>,
@@ -54,6 +58,7 @@ fn scenario(args: &Args, seed: u64) -> anyhow::Result<Scenario> {
     }
     s.faults = !args.no_faults;
     s.tls = args.tls;
+    s.corrupt_leader = args.corrupt_leader;
     s.bug = match args.plant.as_deref() {
         None => None,
         Some("ack-before-sync") => Some(Bug::AckBeforeSync),

@@ -108,3 +108,25 @@ fn acknowledging_before_the_log_is_synced_is_caught() {
         "the planted bug went unnoticed on seeds 1..=4"
     );
 }
+
+/// A leader whose state is changed behind Raft's back (an extra event) is caught while the
+/// cluster runs: it, and no other node, enters safe mode with `root_mismatch`; the others elect
+/// a new leader, keep acknowledging writes and converge with every checker passing. One 3-node
+/// and one 5-node seed, without random faults (so the corruption is the only fault).
+#[test]
+fn a_corrupted_leader_stops_itself_and_the_others_carry_on() {
+    let mut failures = Vec::new();
+    for seed in [2, 3] {
+        let mut s = Scenario::for_seed(seed);
+        s.faults = false;
+        s.corrupt_leader = true;
+        match run(&s) {
+            Ok(report) => assert!(
+                report.contains("corrupted the state of node"),
+                "seed {seed}: {report}"
+            ),
+            Err(f) => failures.push(f),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -50,6 +50,12 @@ pub(crate) async fn linearize(
     headers: &HeaderMap,
     req_path: &str,
 ) -> Result<Option<Response>, ApiError> {
+    if let Some(f) = node.safe.fault() {
+        return Err(ApiError::safe_mode(format!(
+            "{}: {}; use consistency=stale to read this node's last applied state",
+            f.reason, f.message
+        )));
+    }
     match node.raft.ensure_linearizable().await {
         Ok(_) => Ok(None),
         Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {

@@ -74,7 +74,11 @@ async fn readyz(State(node): State<Arc<Node>>) -> Response {
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"ready": false, "reasons": reasons})),
+            Json(json!({
+                "ready": false,
+                "reasons": reasons,
+                "safe_mode_reason": node.safe_mode_reason(),
+            })),
         )
             .into_response()
     }
@@ -130,6 +134,7 @@ async fn status(State(node): State<Arc<Node>>) -> Response {
         "members": members,
         "queue_depth": node.sequencer.depth(),
         "safe_mode": node.safe_mode(),
+        "safe_mode_reason": node.safe_mode_reason(),
     }))
     .into_response()
 }

@@ -24,6 +24,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/raft/vote", post(vote))
         .route("/raft/snapshot", post(snapshot))
         .route("/internal/submit", post(submit))
+        .route("/internal/root", post(root))
         .layer(DefaultBodyLimit::max(rpc::PEER_BODY_BYTES_MAX))
         .with_state(node)
 }
@@ -61,6 +62,16 @@ async fn snapshot(State(node): State<Arc<Node>>, body: Bytes) -> Response {
         Err(e) => return bad(e),
     };
     reply(&node.raft.install_snapshot(req).await)
+}
+
+/// A peer's divergence check ([`crate::divergence`]): this node's root at the asked size (or
+/// its own, if smaller).
+async fn root(State(node): State<Arc<Node>>, body: Bytes) -> Response {
+    let q: crate::divergence::RootQuery = match rpc::decode(&body) {
+        Ok(q) => q,
+        Err(e) => return bad(e),
+    };
+    reply(&crate::divergence::answer(&node, &q))
 }
 
 /// A follower's forwarded write, sequenced here under the client's correlation id: every line

@@ -1,0 +1,124 @@
+//! The node's own safe-mode latch: a fault this node found in itself (today: `root_mismatch`,
+//! from [`crate::divergence`]) that makes it refuse writes and linearizable reads until an
+//! operator acts. Raft stopping after a storage error is the other way into safe mode (see
+//! [`crate::node::Node::safe_mode`]).
+//!
+//! Entering is recorded in `data_dir/safe-mode.json` (0600, replaced atomically) where the disk
+//! still allows, so a restarted node comes back in safe mode instead of as if nothing happened.
+//! The operator clears it by removing that file once the cause is gone (for `root_mismatch`:
+//! the node's data was wiped and it rejoined from its peers).
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// Why the node is in safe mode, and what it saw.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    /// A reason code (`root_mismatch`).
+    pub reason: String,
+    /// What was found, for the operator.
+    pub message: String,
+}
+
+/// The latch: empty, or the first fault found (later ones are logged, not recorded).
+#[derive(Debug, Default)]
+pub struct SafeMode {
+    fault: Mutex<Option<Fault>>,
+    marker: Option<PathBuf>,
+}
+
+impl SafeMode {
+    /// A latch recorded in `marker` (`None`: in memory only, as in amnesia mode), holding the
+    /// fault recorded there by an earlier run, if any. An unreadable marker is a fault too: the
+    /// node cannot tell what it recorded.
+    pub fn open(marker: Option<PathBuf>) -> Self {
+        let fault = marker.as_ref().and_then(|path| match std::fs::read(path) {
+            Ok(bytes) => Some(serde_json::from_slice(&bytes).unwrap_or_else(|e| Fault {
+                reason: "safe_mode_marker".into(),
+                message: format!("{} is unreadable ({e})", path.display()),
+            })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => Some(Fault {
+                reason: "safe_mode_marker".into(),
+                message: format!("{} cannot be read ({e})", path.display()),
+            }),
+        });
+        if let Some(f) = &fault {
+            crate::metrics::safe_mode(&f.reason);
+            tracing::error!(
+                reason = %f.reason,
+                message = %f.message,
+                "starting in safe mode, as recorded before the restart; remove the marker file once the cause is gone"
+            );
+        }
+        Self {
+            fault: Mutex::new(fault),
+            marker,
+        }
+    }
+
+    /// The fault, if the node is in safe mode.
+    pub fn fault(&self) -> Option<Fault> {
+        self.lock().clone()
+    }
+
+    /// Enter safe mode for `fault` (logged at error level, counted, recorded durably where the
+    /// disk allows). Returns false if the node was in safe mode already.
+    pub fn enter(&self, fault: Fault) -> bool {
+        let mut held = self.lock();
+        if let Some(first) = held.as_ref() {
+            tracing::error!(reason = %fault.reason, message = %fault.message, first = %first.reason, "another fault while in safe mode");
+            return false;
+        }
+        tracing::error!(reason = %fault.reason, message = %fault.message, "entering safe mode: writes and linearizable reads are refused");
+        crate::metrics::safe_mode(&fault.reason);
+        if let Some(path) = &self.marker {
+            let written = serde_json::to_vec(&fault)
+                .map_err(std::io::Error::other)
+                .and_then(|bytes| crate::security::files::replace_private(path, &bytes));
+            if let Err(e) = written {
+                tracing::error!(path = %path.display(), error = %e, "safe mode not recorded on disk: a restart would forget it");
+            }
+        }
+        *held = Some(fault);
+        true
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Fault>> {
+        self.fault.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recorded_fault_survives_a_restart_until_the_marker_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("safe-mode.json");
+        let latch = SafeMode::open(Some(path.clone()));
+        assert_eq!(latch.fault(), None);
+        let fault = Fault {
+            reason: "root_mismatch".into(),
+            message: "root at tree size 7 differs".into(),
+        };
+        assert!(latch.enter(fault.clone()));
+        assert!(!latch.enter(Fault {
+            reason: "other".into(),
+            message: String::new(),
+        }));
+        assert_eq!(latch.fault(), Some(fault.clone()));
+        assert_eq!(SafeMode::open(Some(path.clone())).fault(), Some(fault));
+        std::fs::write(&path, b"{not json").unwrap();
+        assert_eq!(
+            SafeMode::open(Some(path.clone())).fault().unwrap().reason,
+            "safe_mode_marker"
+        );
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(SafeMode::open(Some(path)).fault(), None);
+        assert_eq!(SafeMode::open(None).fault(), None);
+    }
+}
