@@ -21,6 +21,7 @@ pub const REASONS: &[&str] = &[
     "cap_not_yet_valid",
     "cap_revoked",
     "empty_batch",
+    "headers_too_large",
     "internal",
     "invalid_encoding",
     "invalid_id",
@@ -28,6 +29,7 @@ pub const REASONS: &[&str] = &[
     "invalid_query",
     "invalid_range",
     "invalid_request",
+    "malformed_request",
     "membership_change_failed",
     "method_not_allowed",
     "no_checkpoint",
@@ -42,6 +44,7 @@ pub const REASONS: &[&str] = &[
     "unauth",
     "unknown_kind",
     "unsupported_version",
+    "uri_too_long",
     "wrong_cluster",
     "wrong_operation",
 ];

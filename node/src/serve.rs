@@ -262,6 +262,7 @@ impl Connection {
         // On TLS, only a node's certificate may mark a request as relayed; from anyone else the
         // header is dropped before any layer sees it (cleartext cannot tell who is a node).
         let strip_relay = self.acceptor.is_some() && !identity.node_cert;
+        let peer = identity.addr.clone();
         let service = tower::ServiceExt::map_request(self.app, move |mut req: Request<_>| {
             seen.store(millis_since(opened), Ordering::Relaxed);
             if strip_relay
@@ -307,12 +308,51 @@ impl Connection {
                 .header_read_timeout(self.options.header_read_timeout);
             let conn = builder.serve_connection(io, service);
             tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => return,
-                _ = stopped.wait_for(|s| *s) => conn.as_mut().graceful_shutdown(),
+            let ended = tokio::select! {
+                r = conn.as_mut() => Some(r),
+                _ = stopped.wait_for(|s| *s) => None,
+            };
+            let ended = match ended {
+                Some(r) => r,
+                None => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = ended {
+                note_refusal(&e, &peer);
             }
-            let _ = conn.await;
         }
+    }
+}
+
+/// Why the HTTP library refused a request before any route saw it, as a reason code (also the
+/// `rejected_total` label) and the status it answered: a malformed request line or header
+/// (including a bad `Content-Length` or a `Transfer-Encoding` other than `chunked`) is 400, a
+/// request target over hyper's URI limit (65,534 bytes) 414, a request head over its buffer or
+/// with more than 100 headers 431. `None` for anything that is not a refusal (the peer went
+/// away, a header-read timeout on an idle connection).
+pub fn refusal(e: &hyper::Error) -> Option<(&'static str, u16)> {
+    if e.is_parse_too_large() {
+        // hyper's two "too large" kinds differ only in their message.
+        return Some(if e.to_string().starts_with("URI too long") {
+            ("uri_too_long", 414)
+        } else {
+            ("headers_too_large", 431)
+        });
+    }
+    e.is_parse().then_some(("malformed_request", 400))
+}
+
+/// Count and log a request the HTTP library refused before routing. hyper answers these itself
+/// with a bare status line (no body, no request id): it offers no hook to write one.
+fn note_refusal(e: &hyper::Error, peer: &str) {
+    match refusal(e) {
+        Some((reason, status)) => {
+            crate::metrics::rejected(reason);
+            tracing::info!(%peer, reason, status, error = %e, "request refused before routing");
+        }
+        None => tracing::debug!(%peer, error = %e, "connection ended with an error"),
     }
 }
 

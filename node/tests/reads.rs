@@ -472,3 +472,97 @@ async fn safe_mode_refuses_writes_and_linearizable_reads_and_survives_a_restart(
     .await;
     cleared.shutdown().await;
 }
+
+/// Send `request` on a fresh connection and read the answer until the node closes it.
+async fn raw(addr: &str, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The node may answer and close before it has read everything (a too-long head).
+    let _ = s.write_all(request).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Requests the HTTP library refuses before routing — a malformed request line, a bad
+/// `Content-Length`, a `Transfer-Encoding` other than `chunked`, a header line without a colon,
+/// an oversized target, too many headers — each get their status line and are counted in
+/// `rejected_total{reason}`; the node keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_before_the_router_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(&data_dir(dir.path())).await;
+    let addr = running.api_addr.clone();
+    let long_target = format!(
+        "GET /v1/accounts/{} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "1".repeat(70_000)
+    );
+    let many_headers = format!(
+        "GET /v1/status HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        (0..120)
+            .map(|i| format!("x-h{i}: v\r\n"))
+            .collect::<String>()
+    );
+    let cases: Vec<(&str, Vec<u8>, &str, &str)> = vec![
+        (
+            "bad request line",
+            b"GET\x01/ HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            "400",
+            "malformed_request",
+        ),
+        (
+            "Content-Length not a number",
+            b"POST /v1/accounts HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\n\r\n".to_vec(),
+            "400",
+            "malformed_request",
+        ),
+        (
+            "Transfer-Encoding gzip",
+            b"POST /v1/accounts HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n".to_vec(),
+            "400",
+            "malformed_request",
+        ),
+        (
+            "header line without a colon",
+            b"GET /v1/status HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n".to_vec(),
+            "400",
+            "malformed_request",
+        ),
+        (
+            "target over 65,534 bytes",
+            long_target.into_bytes(),
+            "414",
+            "uri_too_long",
+        ),
+        (
+            "120 headers",
+            many_headers.into_bytes(),
+            "431",
+            "headers_too_large",
+        ),
+    ];
+    for (what, request, status, reason) in cases {
+        let before = node::metrics::rejected_count(reason);
+        let answer = raw(&addr, &request).await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{what}: {answer:?}"
+        );
+        // Counted after hyper has written the answer and ended the connection.
+        let counted = async {
+            while node::metrics::rejected_count(reason) <= before {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), counted)
+            .await
+            .unwrap_or_else(|_| panic!("{what}: rejected_total{{reason={reason:?}}} not counted"));
+    }
+    let ok = raw(
+        &addr,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(ok.starts_with("HTTP/1.1 200 "), "{ok:?}");
+    running.shutdown().await;
+}
