@@ -41,6 +41,17 @@ pub struct CheckpointKeys {
     pub history: Vec<KeyRecord>,
 }
 
+/// What `POST /v1/admin/safe-mode/clear` did on one node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SafeModeCleared {
+    /// The reason the node was in safe mode for.
+    pub reason: String,
+    /// What the node checked before clearing.
+    pub checked: String,
+    /// Always true: the node's Raft stopped when it entered safe mode; a restart rejoins.
+    pub restart_required: bool,
+}
+
 /// What `POST /v1/admin/checkpoint/rotate` did on one node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRotation {
@@ -187,6 +198,15 @@ impl Client {
     pub async fn rotate_checkpoint_key_of(&self, addr: &str) -> Result<KeyRotation, Error> {
         self.clone_without_batcher()
             .once_post(addr, "/v1/admin/checkpoint/rotate", b"{}".to_vec())
+            .await
+    }
+
+    /// Clear the safe mode of the node at `addr` (`POST /v1/admin/safe-mode/clear`, admin), one
+    /// attempt. The node re-checks what the fault touched first and refuses (409) if the check
+    /// fails; it must then be restarted to rejoin.
+    pub async fn clear_safe_mode_of(&self, addr: &str) -> Result<SafeModeCleared, Error> {
+        self.clone_without_batcher()
+            .once_post(addr, "/v1/admin/safe-mode/clear", b"{}".to_vec())
             .await
     }
 

@@ -47,8 +47,12 @@ pub struct Status {
     pub root: Option<String>,
     /// Members.
     pub members: Vec<Member>,
-    /// Safe-mode reason, if any.
+    /// Why the node is in safe mode, if it is (a message).
     pub safe_mode: Option<String>,
+    /// The safe-mode reason code (`root_mismatch`, `checksum_mismatch`, `disk_full`, ...), if
+    /// any; absent from nodes of older releases.
+    #[serde(default)]
+    pub safe_mode_reason: Option<String>,
 }
 
 /// Check the seeds: at least one, and a scheme only if it matches the TLS setting (`https://`

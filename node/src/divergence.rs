@@ -88,15 +88,13 @@ pub fn judge(voters: &BTreeSet<NodeId>, disagreeing: &[NodeId]) -> Verdict {
     }
 }
 
-/// Compare with every peer now and act on the verdict. Peers that do not answer, answer for an
-/// empty tree, or whose size this node cannot compute a root at are left out of this round.
-pub async fn check_once(node: &Arc<Node>) -> Verdict {
+/// Compare with every peer now: the voters, the peers whose root differed from this node's,
+/// how many agreed, and this node's tree size. Peers that do not answer, answer for an empty
+/// tree, or whose size this node cannot compute a root at are left out.
+pub async fn compare(node: &Node) -> (BTreeSet<NodeId>, Vec<NodeId>, usize, u64) {
     let Ok(meta) = node.state.ledger_meta() else {
-        return Verdict::Agree;
+        return (BTreeSet::new(), Vec::new(), 0, 0);
     };
-    if meta.tree.size == 0 {
-        return Verdict::Agree;
-    }
     let membership = node
         .raft
         .metrics()
@@ -105,15 +103,19 @@ pub async fn check_once(node: &Arc<Node>) -> Verdict {
         .membership()
         .clone();
     let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+    if meta.tree.size == 0 {
+        return (voters, Vec::new(), 0, 0);
+    }
     let query = RootQuery {
         cluster_id: node.config.cluster_id.clone(),
         tree_size: meta.tree.size,
     };
     let Ok(body) = rpc::encode(&query) else {
-        return Verdict::Agree;
+        return (voters, Vec::new(), 0, meta.tree.size);
     };
     let timeout = Duration::from_millis(node.config.raft.rpc_timeout_ms);
     let mut disagreeing = Vec::new();
+    let mut agreeing = 0;
     for (id, info) in membership.nodes() {
         if *id == node.id {
             continue;
@@ -139,7 +141,9 @@ pub async fn check_once(node: &Arc<Node>) -> Verdict {
         let Ok(mine) = node.state.root_at(theirs.tree_size) else {
             continue;
         };
-        if mine != theirs.root {
+        if mine == theirs.root {
+            agreeing += 1;
+        } else {
             crate::metrics::root_mismatch();
             tracing::warn!(
                 peer = id,
@@ -151,6 +155,13 @@ pub async fn check_once(node: &Arc<Node>) -> Verdict {
             disagreeing.push(*id);
         }
     }
+    (voters, disagreeing, agreeing, meta.tree.size)
+}
+
+/// Compare with every peer now ([`compare`]) and act on the verdict: an outvoted node enters
+/// safe mode.
+pub async fn check_once(node: &Arc<Node>) -> Verdict {
+    let (voters, disagreeing, _, size) = compare(node).await;
     let verdict = judge(&voters, &disagreeing);
     if let Verdict::Outvoted(peers) = &verdict {
         node.enter_safe_mode(Fault {
@@ -159,10 +170,9 @@ pub async fn check_once(node: &Arc<Node>) -> Verdict {
                 "this node's Merkle root differs from that of {} of {} voters (nodes {peers:?}) at this node's tree size {} or below; its state diverged: wipe its data and let it rejoin from its peers",
                 peers.len(),
                 voters.len(),
-                meta.tree.size
+                size
             ),
-        })
-        .await;
+        });
     }
     verdict
 }

@@ -35,8 +35,10 @@ pub const REASONS: &[&str] = &[
     "no_checkpoint",
     "no_leader",
     "no_route",
+    "not_in_safe_mode",
     "policy_denied",
     "safe_mode",
+    "safe_mode_check_failed",
     "timeout",
     "too_large",
     "too_many_events",
@@ -61,6 +63,10 @@ pub struct ApiError {
     pub message: String,
     /// Seconds after which a retry may succeed.
     pub retry_after: Option<u64>,
+    /// The safe-mode reason, when answering this error means the node found a fault in its own
+    /// storage (a checksum failure met by a read): answering it enters safe mode. Never sent.
+    #[serde(skip)]
+    pub fault: Option<&'static str>,
 }
 
 /// JSON body of an error response.
@@ -84,6 +90,7 @@ impl ApiError {
             reason: reason.into(),
             message: message.into(),
             retry_after: None,
+            fault: None,
         }
     }
 
@@ -130,10 +137,13 @@ impl ApiError {
         .retry_after(1)
     }
 
-    /// A storage failure: corruption puts the node in safe mode (503), anything else is a 500.
+    /// A storage failure: corruption puts the node in safe mode (503, and answering it enters
+    /// safe mode with the error's reason), anything else is a 500.
     pub fn storage(e: raft_store::StoreError) -> Self {
         if e.is_corruption() {
-            Self::safe_mode(format!("storage corruption detected: {e}"))
+            let mut err = Self::safe_mode(format!("storage corruption detected: {e}"));
+            err.fault = Some(e.safe_mode_reason());
+            err
         } else {
             Self::internal(format!("storage: {e}"))
         }

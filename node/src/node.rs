@@ -111,18 +111,22 @@ impl Node {
 
     /// Enter safe mode for `fault` ([`crate::safe_mode::SafeMode::enter`]) and stop this node's
     /// Raft instance: it no longer votes, appends or leads, so a majority elsewhere carries on,
-    /// and it applies nothing past the fault.
-    pub async fn enter_safe_mode(&self, fault: crate::safe_mode::Fault) {
+    /// and it applies nothing past the fault. The one way into safe mode: divergence detection,
+    /// a storage fault that stopped Raft, and a checksum failure met by a read all come here.
+    pub fn enter_safe_mode(&self, fault: crate::safe_mode::Fault) {
         if self.safe.enter(fault) {
-            self.stop_raft().await;
+            self.stop_raft();
         }
     }
 
-    /// Stop Raft (safe mode); a second call is harmless.
-    pub(crate) async fn stop_raft(&self) {
-        if let Err(e) = self.raft.shutdown().await {
-            tracing::warn!(error = %e, "raft did not stop cleanly");
-        }
+    /// Stop Raft (safe mode), in the background; a second call is harmless.
+    pub(crate) fn stop_raft(&self) {
+        let raft = self.raft.clone();
+        tokio::spawn(async move {
+            if let Err(e) = raft.shutdown().await {
+                tracing::warn!(error = %e, "raft did not stop cleanly");
+            }
+        });
     }
 
     /// Whether `token_id` is on the capability deny-list, as of this node's applied state (a

@@ -86,6 +86,22 @@ impl SafeMode {
         true
     }
 
+    /// Remove the durable record (after the operator's re-check passed): the next start is a
+    /// normal one. The latch itself stays set in this process, whose Raft has stopped.
+    pub fn clear_record(&self) -> std::io::Result<()> {
+        if let Some(path) = &self.marker {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            if let Some(dir) = path.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+        }
+        tracing::warn!("safe mode cleared by an operator; restart the node to rejoin");
+        Ok(())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Fault>> {
         self.fault.lock().unwrap_or_else(|p| p.into_inner())
     }

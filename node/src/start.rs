@@ -255,8 +255,9 @@ impl Node {
         });
         if node.safe.fault().is_some() {
             // Recorded by an earlier run: come back in safe mode, not as if nothing happened.
-            node.stop_raft().await;
+            node.stop_raft();
         }
+        spawn_fatal_watch(node.clone());
         let (stop, stopped) = watch::channel(false);
         let limits = &node.config.limits;
         let mut api_options =
@@ -304,6 +305,34 @@ fn spawn_key_reloader(auth: Arc<Auth>) {
         while hup.recv().await.is_some() {
             if let Err(e) = auth.reload() {
                 tracing::error!(error = %e, "capability keys not reloaded; the previous keys stay in force");
+            }
+        }
+    });
+}
+
+/// When Raft stops on its own (a storage fault), enter safe mode with the fault's reason; ends
+/// with Raft.
+fn spawn_fatal_watch(node: Arc<Node>) {
+    tokio::spawn(async move {
+        let mut metrics = node.raft.metrics();
+        loop {
+            let fatal = metrics.borrow_and_update().running_state.clone().err();
+            if let Some(fatal) = fatal {
+                let reason = match &fatal {
+                    openraft::error::Fatal::Stopped => None,
+                    openraft::error::Fatal::Panicked => Some("raft_panicked"),
+                    other => Some(raft_store::error::safe_mode_reason_of(&other.to_string())),
+                };
+                if let Some(reason) = reason {
+                    node.enter_safe_mode(crate::safe_mode::Fault {
+                        reason: reason.into(),
+                        message: format!("raft stopped: {fatal}"),
+                    });
+                }
+                return;
+            }
+            if metrics.changed().await.is_err() {
+                return;
             }
         }
     });

@@ -365,13 +365,10 @@ async fn safe_mode_refuses_writes_and_linearizable_reads_and_survives_a_restart(
     let http = reqwest::Client::new();
     let base = format!("http://{}", running.api_addr);
     write(&http, &base, "/v1/accounts", vec![account_json(1, 1)]).await;
-    running
-        .node
-        .enter_safe_mode(node::safe_mode::Fault {
-            reason: "root_mismatch".into(),
-            message: "test fault".into(),
-        })
-        .await;
+    running.node.enter_safe_mode(node::safe_mode::Fault {
+        reason: "root_mismatch".into(),
+        message: "test fault".into(),
+    });
     let check = |base: String| {
         let http = http.clone();
         async move {

@@ -48,8 +48,48 @@ impl StoreError {
         matches!(self, StoreError::Corruption { .. } | StoreError::LogGap(_))
     }
 
+    /// The safe-mode reason this error stands for when it stops a node (the reasons and their
+    /// runbooks are in `docs/OPERATIONS.md`): `checksum_mismatch`, `log_gap`,
+    /// `snapshot_invalid`, `disk_full` (ENOSPC, from RocksDB or a file operation), else
+    /// `io_error` (a failed write or fsync, a bad data directory).
+    pub fn safe_mode_reason(&self) -> &'static str {
+        match self {
+            StoreError::Corruption { .. } => "checksum_mismatch",
+            StoreError::LogGap(_) => "log_gap",
+            StoreError::Snapshot(_) => "snapshot_invalid",
+            StoreError::Io(e) if e.raw_os_error() == Some(ENOSPC) => "disk_full",
+            _ if is_no_space(&self.to_string()) => "disk_full",
+            _ => "io_error",
+        }
+    }
+
     pub(crate) fn into_raft(self, subject: ErrorSubject<NodeId>, verb: ErrorVerb) -> StorageError {
         StorageIOError::new(subject, verb, AnyError::new(&self)).into()
+    }
+}
+
+/// `ENOSPC` on Linux.
+const ENOSPC: i32 = 28;
+
+/// Whether an error's text reports a full disk (RocksDB reports ENOSPC as an I/O error whose
+/// message carries the OS's text).
+fn is_no_space(text: &str) -> bool {
+    text.contains("No space left on device") || text.contains("os error 28")
+}
+
+/// The safe-mode reason of a fatal storage error as openraft reports it (its text carries the
+/// [`StoreError`] that caused it, see `into_raft`); the one place that maps the two.
+pub fn safe_mode_reason_of(raft_error_text: &str) -> &'static str {
+    if raft_error_text.contains("corrupt record") {
+        "checksum_mismatch"
+    } else if raft_error_text.contains("log is not contiguous") {
+        "log_gap"
+    } else if raft_error_text.contains("snapshot: ") {
+        "snapshot_invalid"
+    } else if is_no_space(raft_error_text) {
+        "disk_full"
+    } else {
+        "io_error"
     }
 }
 
@@ -74,6 +114,48 @@ impl From<StoreError> for ledger::ReadError {
             }
         } else {
             ledger::ReadError::Backend(e.to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every error maps to the same reason directly and through openraft's fatal error text.
+    #[test]
+    fn a_fatal_error_keeps_its_safe_mode_reason() {
+        let cases = [
+            (
+                StoreError::Corruption {
+                    cf: "log",
+                    key: "00".into(),
+                    reason: "crc".into(),
+                },
+                "checksum_mismatch",
+            ),
+            (StoreError::LogGap("7 after 5".into()), "log_gap"),
+            (StoreError::Snapshot("truncated".into()), "snapshot_invalid"),
+            (
+                StoreError::Io(std::io::Error::from_raw_os_error(ENOSPC)),
+                "disk_full",
+            ),
+            (
+                StoreError::Io(std::io::Error::from_raw_os_error(5)),
+                "io_error",
+            ),
+            (StoreError::DataDir("mode 0755".into()), "io_error"),
+        ];
+        for (e, reason) in cases {
+            assert_eq!(e.safe_mode_reason(), reason, "{e}");
+            let text = e.to_string();
+            let raft = e.into_raft(ErrorSubject::Logs, ErrorVerb::Write);
+            let fatal = openraft::error::Fatal::<NodeId>::StorageError(raft);
+            assert_eq!(
+                safe_mode_reason_of(&fatal.to_string()),
+                reason,
+                "{text}: {fatal}"
+            );
         }
     }
 }

@@ -284,15 +284,14 @@ pub fn corruption_caught(shared: &Shared, acked_before: Option<usize>) -> Result
     let node = shared
         .corrupted()
         .ok_or("the run never found a leader to corrupt")?;
-    let reason = shared
+    let seen = shared
         .safe_modes
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .get(&node)
-        .cloned();
-    if reason.as_deref() != Some("root_mismatch") {
+        .clone();
+    if !seen.contains(&(node, "root_mismatch".to_string())) {
         return Err(format!(
-            "node {node}'s state was corrupted but it did not enter safe mode with root_mismatch (saw {reason:?})"
+            "node {node}'s state was corrupted but it did not enter safe mode with root_mismatch (saw {seen:?})"
         ));
     }
     let before = acked_before.unwrap_or(0);

@@ -172,8 +172,8 @@ pub struct Shared {
     violations: Mutex<Vec<String>>,
     /// The node whose state the run corrupted (its roots are exempt from the root checker).
     corrupted: Mutex<Option<u64>>,
-    /// Node → the safe-mode reason it first reported.
-    safe_modes: Mutex<BTreeMap<u64, String>>,
+    /// Every (node, safe-mode reason) reported.
+    safe_modes: Mutex<std::collections::BTreeSet<(u64, String)>>,
     auth: Option<SimAuth>,
     client_tls: net::SimTls,
 }
@@ -299,19 +299,19 @@ impl Shared {
         *self.corrupted.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A node reports that it is in safe mode for `reason`: expected only of the node whose
-    /// state the run corrupted, with `root_mismatch`; from any other node it is a violation (a
-    /// false alarm of the divergence check, or a fault the run did not inject).
+    /// A node reports that it is in safe mode for `reason`. Expected: `io_error` or
+    /// `disk_full` (the schedule injects failing disks) and `root_mismatch` from the node whose
+    /// state the run corrupted; anything else is a violation (a false alarm of the divergence
+    /// check, or a fault the run did not inject).
     fn safe_mode(&self, node: u64, reason: String) {
-        let first = {
-            let mut seen = self.safe_modes.lock().unwrap_or_else(|p| p.into_inner());
-            if seen.contains_key(&node) {
-                return;
-            }
-            seen.insert(node, reason.clone());
-            true
-        };
-        if first && (self.corrupted() != Some(node) || reason != "root_mismatch") {
+        let new = self
+            .safe_modes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((node, reason.clone()));
+        let expected = matches!(reason.as_str(), "io_error" | "disk_full")
+            || (reason == "root_mismatch" && self.corrupted() == Some(node));
+        if new && !expected {
             self.violation(format!("node {node} entered safe mode: {reason}"));
         }
     }

@@ -27,6 +27,112 @@ pub fn routes() -> Router<Arc<Node>> {
         .route("/v1/admin/learners", post(admin_add_learner))
         .route("/v1/admin/membership", post(admin_membership))
         .route("/v1/admin/snapshot", post(admin_snapshot))
+        .route("/v1/admin/safe-mode/clear", post(admin_clear_safe_mode))
+}
+
+/// `POST /v1/admin/safe-mode/clear` (not proxied: safe mode is this node's): re-check what the
+/// fault touched and, if the check passes, remove the safe-mode record so the next start is a
+/// normal one. 409 `safe_mode_check_failed` when the check fails, 409 `not_in_safe_mode` when
+/// there is nothing to clear.
+async fn admin_clear_safe_mode(State(node): State<Arc<Node>>) -> Response {
+    let Some(fault) = node.safe.fault() else {
+        return err(
+            &node,
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "not_in_safe_mode",
+                "this node is not in safe mode (a Raft stop without a recorded fault clears by restart)",
+            ),
+        );
+    };
+    match recheck(&node, &fault.reason).await {
+        Ok(checked) => {
+            if let Err(e) = node.safe.clear_record() {
+                return err(
+                    &node,
+                    ApiError::internal(format!("the safe-mode record could not be removed: {e}")),
+                );
+            }
+            tracing::warn!(reason = %fault.reason, %checked, "safe mode cleared");
+            Json(json!({
+                "reason": fault.reason,
+                "checked": checked,
+                "restart_required": true,
+            }))
+            .into_response()
+        }
+        Err(why) => err(
+            &node,
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "safe_mode_check_failed",
+                format!("safe mode ({}) not cleared: {why}", fault.reason),
+            ),
+        ),
+    }
+}
+
+/// The check clearing `reason` needs, as a description of what passed, or why it failed.
+/// `root_mismatch`: the roots of every peer that answers agree with this node's, and at least
+/// one answers. `disk_full`, `io_error`: a 1 MiB probe file can be written and synced in the
+/// data directory. Every reason: every state record and log entry reads back and passes its
+/// checksum (the state digest, and the whole log).
+async fn recheck(node: &Arc<Node>, reason: &str) -> Result<String, String> {
+    let mut checked = Vec::new();
+    if reason == "root_mismatch" {
+        let (_, disagreeing, agreeing, size) = crate::divergence::compare(node).await;
+        if !disagreeing.is_empty() {
+            return Err(format!(
+                "nodes {disagreeing:?} still have another root at tree size {size} or below"
+            ));
+        }
+        if agreeing == 0 {
+            return Err("no peer answered to compare roots with".into());
+        }
+        checked.push(format!("roots agree with {agreeing} peer(s)"));
+    }
+    if matches!(reason, "disk_full" | "io_error") {
+        if let Some(dir) = node
+            .config
+            .data_dir
+            .clone()
+            .filter(|_| !node.config.amnesia)
+        {
+            tokio::task::spawn_blocking(move || probe_write(&dir))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("a probe write in the data directory failed: {e}"))?;
+            checked.push("a 1 MiB probe write and fsync succeeded".into());
+        }
+    }
+    let (state, log) = (node.state.clone(), node.log.clone());
+    let scanned = tokio::task::spawn_blocking(move || {
+        state.digest()?;
+        let entries = match log.last()? {
+            Some((last, _)) => log.read(0, last + 1)?.len(),
+            None => 0,
+        };
+        Ok::<usize, raft_store::StoreError>(entries)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("reading the store back failed: {e}"))?;
+    checked.push(format!(
+        "every state record and {scanned} log entries read back"
+    ));
+    Ok(checked.join("; "))
+}
+
+/// Write 1 MiB to a new file in `dir`, fsync it, remove it.
+fn probe_write(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = dir.join("safe-mode-probe.tmp");
+    let _ = std::fs::remove_file(&path);
+    let mut f = std::fs::File::create(&path)?;
+    let result = f.write_all(&vec![0u8; 1 << 20]).and_then(|()| f.sync_all());
+    drop(f);
+    let _ = std::fs::remove_file(&path);
+    result
 }
 
 #[derive(Deserialize, Default)]

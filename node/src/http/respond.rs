@@ -12,6 +12,12 @@ use serde::Serialize;
 /// Log a rejected request and answer it.
 pub(crate) fn err(node: &Node, e: ApiError) -> Response {
     tracing::info!(node = node.id, reason = %e.reason, status = e.status, "request rejected");
+    if let Some(reason) = e.fault {
+        node.enter_safe_mode(crate::safe_mode::Fault {
+            reason: reason.into(),
+            message: e.message.clone(),
+        });
+    }
     crate::metrics::rejected(&e.reason);
     if is_auth_failure(&e.reason) {
         crate::metrics::auth_failure();

@@ -19,6 +19,13 @@ pub(crate) enum ClusterCmd {
     Promote { node_id: u64 },
     /// Remove a member. Example: ronctl cluster remove 4
     Remove { node_id: u64 },
+    /// Clear the safe mode of the node at NODE_ADDR (admin), once the cause is gone: the node
+    /// re-checks what the fault touched and refuses if the check fails; then restart it.
+    /// Example: ronctl cluster clear-safe-mode 127.0.0.1:7002
+    ClearSafeMode {
+        /// The node's API address (host:port).
+        node_addr: String,
+    },
 }
 
 pub(crate) async fn run(cmd: ClusterCmd, client: &Client, json: bool) -> Result<(), Fail> {
@@ -40,6 +47,18 @@ pub(crate) async fn run(cmd: ClusterCmd, client: &Client, json: bool) -> Result<
             voters.dedup();
             client.change_membership(&voters).await?;
             println!("voters now {voters:?}");
+            Ok(())
+        }
+        ClusterCmd::ClearSafeMode { node_addr } => {
+            let answer = client.clear_safe_mode_of(&node_addr).await?;
+            if json {
+                print_json(&answer);
+            } else {
+                println!(
+                    "{node_addr}: safe mode ({}) cleared after {}; restart the node to rejoin",
+                    answer.reason, answer.checked
+                );
+            }
             Ok(())
         }
         ClusterCmd::Remove { node_id } => {
@@ -64,7 +83,8 @@ async fn status(client: &Client, json: bool) -> Result<(), Fail> {
     if json {
         let v: Vec<serde_json::Value> = all.iter().map(|(a, s)| match s {
             Ok(s) => serde_json::json!({"addr": a, "node": s.node_id, "role": s.role, "term": s.term, "leader": s.leader,
-                "last_log_index": s.last_log_index, "committed_index": s.committed_index, "applied_index": s.applied_index, "root": s.root}),
+                "last_log_index": s.last_log_index, "committed_index": s.committed_index, "applied_index": s.applied_index, "root": s.root,
+                "safe_mode": s.safe_mode_reason.as_deref().or(s.safe_mode.as_deref())}),
             Err(e) => serde_json::json!({"addr": a, "error": e.to_string()}),
         }).collect();
         print_json(&v);
@@ -81,11 +101,16 @@ async fn status(client: &Client, json: bool) -> Result<(), Fail> {
                     opt(s.committed_index),
                     opt(s.applied_index),
                     s.root.clone().unwrap_or_default(),
+                    s.safe_mode_reason
+                        .clone()
+                        .or_else(|| s.safe_mode.as_ref().map(|_| "yes".into()))
+                        .unwrap_or_else(|| "-".into()),
                 ],
                 Err(e) => vec![
                     "?".into(),
                     a.clone(),
                     format!("unreachable ({e})"),
+                    String::new(),
                     String::new(),
                     String::new(),
                     String::new(),
@@ -104,6 +129,7 @@ async fn status(client: &Client, json: bool) -> Result<(), Fail> {
                 "committed",
                 "applied",
                 "root",
+                "safe_mode",
             ],
             &rows,
         );

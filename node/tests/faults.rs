@@ -1,0 +1,213 @@
+//! Storage faults on one in-process node: a log append that fails with ENOSPC stops Raft, and
+//! the node enters safe mode `disk_full` — recorded in `safe-mode.json`, reported on
+//! `/v1/status`, writes refused with the reason — until an operator clears it after the
+//! re-check passes.
+
+use node::seam::{HttpConnector, SystemClock};
+use node::start::{Backends, Seams};
+use node::{Node, RunningNode};
+use raft_store::{LogBackend, MemoryLog, MemoryStateBackend, NodeInfo, StoreError};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use test_support::events::{account_json, raw_body};
+
+/// The memory log, whose appends fail with ENOSPC while `full` is set (a full disk).
+#[derive(Default)]
+struct FillableLog {
+    inner: MemoryLog,
+    full: AtomicBool,
+}
+
+impl LogBackend for FillableLog {
+    fn is_blocking(&self) -> bool {
+        self.inner.is_blocking()
+    }
+    fn append(&self, entries: Vec<(u64, Vec<u8>)>) -> Result<(), StoreError> {
+        if self.full.load(Ordering::SeqCst) {
+            return Err(StoreError::Io(std::io::Error::from_raw_os_error(28)));
+        }
+        self.inner.append(entries)
+    }
+    fn read(&self, start: u64, end: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.inner.read(start, end)
+    }
+    fn last(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        self.inner.last()
+    }
+    fn truncate(&self, from: u64) -> Result<(), StoreError> {
+        self.inner.truncate(from)
+    }
+    fn purge(&self, upto: u64, purged: Vec<u8>) -> Result<(), StoreError> {
+        self.inner.purge(upto, purged)
+    }
+    fn meta_get(&self, key: &'static str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.meta_get(key)
+    }
+    fn meta_put(&self, key: &'static str, value: Vec<u8>, sync: bool) -> Result<(), StoreError> {
+        self.inner.meta_put(key, value, sync)
+    }
+}
+
+async fn start(dir: &std::path::Path, log: Arc<FillableLog>) -> RunningNode {
+    let overrides: Vec<(String, String)> = [
+        ("node_id", "1"),
+        ("api_addr", "127.0.0.1:1"),
+        ("peer_addr", "127.0.0.1:2"),
+        ("auth.enabled", "false"),
+        ("tls.mtls_required", "false"),
+        ("raft.heartbeat_ms", "50"),
+        ("raft.election_timeout_min_ms", "150"),
+        ("raft.election_timeout_max_ms", "300"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .chain([("data_dir".to_string(), dir.display().to_string())])
+    .collect();
+    let mut c = node::config::load(None, vec![], &overrides).unwrap();
+    c.log.level = "warn".into();
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let peer = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    c.advertise_api_addr = Some(api.local_addr().unwrap().to_string());
+    c.advertise_peer_addr = Some(peer.local_addr().unwrap().to_string());
+    let seams = Seams {
+        connector: Arc::new(HttpConnector::new(Duration::from_secs(2)).unwrap()),
+        clock: Arc::new(SystemClock),
+        storage: Some(Backends {
+            log,
+            state: Arc::new(MemoryStateBackend::new()),
+        }),
+    };
+    let running = Node::start_on(c, seams, api, peer).await.expect("starts");
+    let members = BTreeMap::from([(
+        1,
+        NodeInfo {
+            api_addr: running.api_addr.clone(),
+            peer_addr: running.peer_addr.clone(),
+        },
+    )]);
+    running.node.raft.initialize(members).await.unwrap();
+    running
+        .node
+        .raft
+        .wait(Some(Duration::from_secs(10)))
+        .state(openraft::ServerState::Leader, "leader")
+        .await
+        .unwrap();
+    running
+}
+
+async fn post(http: &reqwest::Client, base: &str, path: &str, body: String) -> (u16, Value) {
+    let r = http
+        .post(format!("{base}{path}"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// A full disk under the log: the write that hit it is not acknowledged, the node enters safe
+/// mode `disk_full` (status, marker file, the reason on every refused write), and an operator
+/// clears it once space is back (the re-check writes a probe file and reads the store back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_puts_the_node_in_disk_full_safe_mode_until_cleared() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let log = Arc::new(FillableLog::default());
+    let running = start(&data, log.clone()).await;
+    let base = format!("http://{}", running.api_addr);
+    let http = reqwest::Client::new();
+    let accounts = |ids: std::ops::RangeInclusive<u128>| {
+        raw_body(ids.map(|id| account_json(id, 1)).collect::<Vec<_>>())
+    };
+
+    // Nothing to clear yet.
+    let (code, v) = post(&http, &base, "/v1/admin/safe-mode/clear", "{}".into()).await;
+    assert_eq!(
+        (code, v["error"]["reason"].as_str()),
+        (409, Some("not_in_safe_mode")),
+        "{v}"
+    );
+
+    let (code, v) = post(&http, &base, "/v1/accounts", accounts(1..=2)).await;
+    assert_eq!(code, 200, "{v}");
+    log.full.store(true, Ordering::SeqCst);
+    let (code, v) = post(&http, &base, "/v1/accounts", accounts(3..=4)).await;
+    assert_ne!(
+        code, 200,
+        "a write whose entry was not synced is not acknowledged: {v}"
+    );
+
+    let entered = async {
+        loop {
+            let v: Value = http
+                .get(format!("{base}/v1/status"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if v["safe_mode_reason"] == "disk_full" {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let status = tokio::time::timeout(Duration::from_secs(10), entered)
+        .await
+        .expect("the node enters safe mode disk_full");
+    assert!(
+        status["safe_mode"].as_str().unwrap().contains("disk_full"),
+        "{status}"
+    );
+    let marker: Value =
+        serde_json::from_slice(&std::fs::read(data.join("safe-mode.json")).unwrap()).unwrap();
+    assert_eq!(marker["reason"], "disk_full");
+    assert_eq!(node::metrics::safe_mode_value("disk_full"), 1);
+
+    let (code, v) = post(&http, &base, "/v1/accounts", accounts(5..=5)).await;
+    assert_eq!(
+        (code, v["error"]["reason"].as_str()),
+        (503, Some("safe_mode")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("disk_full"),
+        "{v}"
+    );
+    let stale = http
+        .get(format!("{base}/v1/accounts/1?consistency=stale"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 200, "what was written is still readable");
+    let missing = http
+        .get(format!("{base}/v1/accounts/3?consistency=stale"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404, "the unsynced write was not applied");
+
+    // Space is back: the operator clears it; the re-check passes, the record is gone.
+    log.full.store(false, Ordering::SeqCst);
+    let (code, v) = post(&http, &base, "/v1/admin/safe-mode/clear", "{}".into()).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["reason"], "disk_full");
+    assert_eq!(v["restart_required"], true);
+    assert!(
+        v["checked"].as_str().unwrap().contains("probe write"),
+        "{v}"
+    );
+    assert!(!data.join("safe-mode.json").exists());
+    running.shutdown().await;
+}
