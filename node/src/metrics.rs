@@ -5,7 +5,8 @@
 //! code — the same string the API answers with in `error.reason` (see [`crate::error`]).
 
 use prometheus::{
-    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::sync::OnceLock;
 
@@ -20,6 +21,42 @@ struct Metrics {
     queue_depth: IntGauge,
     root_mismatches: IntCounter,
     safe_mode: IntGaugeVec,
+    wal_fsync_failures: IntCounter,
+    seq_gaps: IntCounter,
+    leader_changes: IntCounter,
+    commit_latency: Histogram,
+    request_duration: HistogramVec,
+    raft_term: IntGauge,
+    commit_lag: IntGauge,
+    apply_lag: IntGauge,
+    is_leader: IntGauge,
+    replication_lag: IntGaugeVec,
+}
+
+/// Latency buckets (seconds): sub-millisecond to seconds, dense around the seed's SLO
+/// (p95 ≤ 80 ms, p99 ≤ 150 ms).
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.15, 0.3, 0.6, 1.2, 2.5, 5.0,
+];
+
+fn histogram_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    let h = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+        labels,
+    )
+    .expect("valid metric");
+    registry
+        .register(Box::new(h.clone()))
+        .expect("metric registered once");
+    h
+}
+
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("metric registered once");
+    g
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -64,7 +101,58 @@ fn metrics() -> &'static Metrics {
         registry
             .register(Box::new(safe_mode.clone()))
             .expect("metric registered once");
+        let commit_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "committer_batch_latency_seconds",
+                "From proposing a log entry (one group-committed batch) to its being applied, on the leader.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(commit_latency.clone()))
+            .expect("metric registered once");
         Metrics {
+            commit_latency,
+            request_duration: histogram_vec(
+                &registry,
+                "http_request_duration_seconds",
+                "Client API requests from routing to the response, by route.",
+                &["route"],
+            ),
+            wal_fsync_failures: counter(
+                &registry,
+                "wal_fsync_fail_total",
+                "Storage write or fsync failures (io_error, disk_full) that stopped Raft on a node.",
+            ),
+            seq_gaps: counter(
+                &registry,
+                "seq_gap_detected_total",
+                "Raft logs found not contiguous (log_gap) on a node.",
+            ),
+            leader_changes: counter(
+                &registry,
+                "raft_leader_changes_total",
+                "Times a node saw its known leader change (to another node or to none).",
+            ),
+            raft_term: gauge(&registry, "raft_term", "The node's current Raft term (at scrape time)."),
+            commit_lag: gauge(
+                &registry,
+                "raft_commit_lag",
+                "Entries in the node's log past its committed index (at scrape time).",
+            ),
+            apply_lag: gauge(
+                &registry,
+                "raft_apply_lag",
+                "Entries committed but not yet applied on the node (at scrape time).",
+            ),
+            is_leader: gauge(&registry, "raft_is_leader", "1 while the node leads (at scrape time)."),
+            replication_lag: gauge_vec(
+                &registry,
+                "raft_replication_lag",
+                "On the leader: entries of its log a follower has not matched yet (at scrape time).",
+                &["follower"],
+            ),
             safe_mode,
             root_mismatches: counter(
                 &registry,
@@ -132,6 +220,39 @@ pub fn connection_rejected() {
     metrics().connections_rejected.inc();
 }
 
+/// A storage fault that stopped Raft, by its safe-mode reason: `io_error` and `disk_full`
+/// count in `wal_fsync_fail_total`, `log_gap` in `seq_gap_detected_total`.
+pub fn storage_fault(reason: &str) {
+    match reason {
+        "io_error" | "disk_full" => metrics().wal_fsync_failures.inc(),
+        "log_gap" => metrics().seq_gaps.inc(),
+        _ => {}
+    }
+}
+
+/// Current value of `wal_fsync_fail_total`.
+pub fn wal_fsync_fail_count() -> u64 {
+    metrics().wal_fsync_failures.get()
+}
+
+/// Count a change of the known leader.
+pub fn leader_changed() {
+    metrics().leader_changes.inc();
+}
+
+/// Observe one entry's commit latency (proposal to applied, on the leader).
+pub fn commit_latency(seconds: f64) {
+    metrics().commit_latency.observe(seconds);
+}
+
+/// Observe one client API request's duration on `route` (the matched path pattern).
+pub fn request_duration(route: &str, seconds: f64) {
+    metrics()
+        .request_duration
+        .with_label_values(&[route])
+        .observe(seconds);
+}
+
 /// Count a peer whose root differed from this node's at one tree size.
 pub fn root_mismatch() {
     metrics().root_mismatches.inc();
@@ -177,13 +298,52 @@ pub fn connection_rejected_count() -> u64 {
     metrics().connections_rejected.get()
 }
 
+/// The node's values behind the scrape-time gauges.
+#[derive(Clone, Debug, Default)]
+pub struct Scrape {
+    /// Last applied log index.
+    pub applied_index: u64,
+    /// Requests waiting for the sequencer.
+    pub queue_depth: u64,
+    /// Current term.
+    pub term: u64,
+    /// Last log index.
+    pub last_log_index: u64,
+    /// Committed index.
+    pub committed_index: u64,
+    /// Whether the node leads.
+    pub leader: bool,
+    /// On the leader: follower id → entries it has not matched.
+    pub replication_lag: Vec<(u64, u64)>,
+}
+
+fn set(g: &IntGauge, v: u64) {
+    g.set(i64::try_from(v).unwrap_or(i64::MAX));
+}
+
 /// The exposition text, with the scrape-time gauges set from this node.
-pub fn render(applied_index: u64, queue_depth: u64) -> String {
+pub fn render(s: &Scrape) -> String {
     let m = metrics();
-    m.applied_index
-        .set(i64::try_from(applied_index).unwrap_or(i64::MAX));
-    m.queue_depth
-        .set(i64::try_from(queue_depth).unwrap_or(i64::MAX));
+    set(&m.applied_index, s.applied_index);
+    set(&m.queue_depth, s.queue_depth);
+    set(&m.raft_term, s.term);
+    set(
+        &m.commit_lag,
+        s.last_log_index.saturating_sub(s.committed_index),
+    );
+    set(
+        &m.apply_lag,
+        s.committed_index.saturating_sub(s.applied_index),
+    );
+    set(&m.is_leader, u64::from(s.leader));
+    m.replication_lag.reset();
+    for (follower, lag) in &s.replication_lag {
+        set(
+            &m.replication_lag
+                .with_label_values(&[&follower.to_string()]),
+            *lag,
+        );
+    }
     let mut out = Vec::new();
     if let Err(e) = TextEncoder::new().encode(&m.registry.gather(), &mut out) {
         return format!("# metrics encoding failed: {e}\n");
@@ -202,11 +362,25 @@ mod tests {
         auth_failure();
         tls_handshake_failure();
         assert_eq!(rejected_count("cap_invalid"), before + 1);
-        let text = render(7, 3);
+        commit_latency(0.003);
+        let text = render(&Scrape {
+            applied_index: 7,
+            queue_depth: 3,
+            term: 2,
+            last_log_index: 9,
+            committed_index: 8,
+            leader: true,
+            replication_lag: vec![(2, 4)],
+        });
         assert!(text.contains("rejected_total{reason=\"cap_invalid\"}"));
         assert!(text.contains("auth_failures_total "));
         assert!(text.contains("tls_handshake_failures_total "));
         assert!(text.contains("ledger_applied_index 7"));
         assert!(text.contains("ledger_queue_depth 3"));
+        assert!(text.contains("raft_term 2"));
+        assert!(text.contains("raft_commit_lag 1"));
+        assert!(text.contains("raft_apply_lag 1"));
+        assert!(text.contains("raft_replication_lag{follower=\"2\"} 4"));
+        assert!(text.contains("committer_batch_latency_seconds_bucket{le=\"0.005\"}"));
     }
 }

@@ -310,13 +310,23 @@ fn spawn_key_reloader(auth: Arc<Auth>) {
     });
 }
 
-/// When Raft stops on its own (a storage fault), enter safe mode with the fault's reason; ends
-/// with Raft.
+/// When Raft stops on its own (a storage fault), count it and enter safe mode with the fault's
+/// reason; count leader changes meanwhile. Ends with Raft.
 fn spawn_fatal_watch(node: Arc<Node>) {
     tokio::spawn(async move {
         let mut metrics = node.raft.metrics();
+        let mut leader = None;
         loop {
-            let fatal = metrics.borrow_and_update().running_state.clone().err();
+            let (fatal, now_leader) = {
+                let m = metrics.borrow_and_update();
+                (m.running_state.clone().err(), m.current_leader)
+            };
+            if now_leader != leader {
+                if leader.is_some() {
+                    crate::metrics::leader_changed();
+                }
+                leader = now_leader;
+            }
             if let Some(fatal) = fatal {
                 let reason = match &fatal {
                     openraft::error::Fatal::Stopped => None,
@@ -324,6 +334,7 @@ fn spawn_fatal_watch(node: Arc<Node>) {
                     other => Some(raft_store::error::safe_mode_reason_of(&other.to_string())),
                 };
                 if let Some(reason) = reason {
+                    crate::metrics::storage_fault(reason);
                     node.enter_safe_mode(crate::safe_mode::Fault {
                         reason: reason.into(),
                         message: format!("raft stopped: {fatal}"),

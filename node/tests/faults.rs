@@ -172,6 +172,24 @@ async fn a_full_disk_puts_the_node_in_disk_full_safe_mode_until_cleared() {
     assert_eq!(marker["reason"], "disk_full");
     assert_eq!(node::metrics::safe_mode_value("disk_full"), 1);
 
+    let scraped = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        scraped.contains("safe_mode{reason=\"disk_full\"} 1"),
+        "{scraped}"
+    );
+    assert!(node::metrics::wal_fsync_fail_count() >= 1, "{scraped}");
+    assert!(
+        scraped.contains("committer_batch_latency_seconds_count"),
+        "{scraped}"
+    );
+
     let (code, v) = post(&http, &base, "/v1/accounts", accounts(5..=5)).await;
     assert_eq!(
         (code, v["error"]["reason"].as_str()),

@@ -151,15 +151,33 @@ fn committed_index(node: &Node) -> Option<u64> {
 }
 
 pub(crate) async fn metrics(State(node): State<Arc<Node>>) -> Response {
-    let applied = node
-        .raft
-        .metrics()
-        .borrow()
-        .last_applied
-        .map_or(0, |l| l.index);
+    let m = node.raft.metrics().borrow().clone();
+    let last_log_index = m.last_log_index.unwrap_or(0);
+    let replication_lag = m
+        .replication
+        .as_ref()
+        .map(|r| {
+            r.iter()
+                .filter(|(id, _)| **id != node.id)
+                .map(|(id, matched)| {
+                    let matched = matched.map_or(0, |l| l.index);
+                    (*id, last_log_index.saturating_sub(matched))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let scrape = crate::metrics::Scrape {
+        applied_index: m.last_applied.map_or(0, |l| l.index),
+        queue_depth: node.sequencer.depth(),
+        term: m.current_term,
+        last_log_index,
+        committed_index: committed_index(&node).unwrap_or(0),
+        leader: m.state == openraft::ServerState::Leader,
+        replication_lag,
+    };
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        crate::metrics::render(applied, node.sequencer.depth()),
+        crate::metrics::render(&scrape),
     )
         .into_response()
 }

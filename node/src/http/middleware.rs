@@ -133,3 +133,20 @@ pub(crate) async fn name_leader(State(node): State<Arc<Node>>, mut response: Res
     }
     response
 }
+
+/// Time a routed request (`http_request_duration_seconds{route}`, the route's path pattern, so
+/// ids never become labels).
+pub(crate) async fn time_route(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let start = tokio::time::Instant::now();
+    let response = next.run(req).await;
+    crate::metrics::request_duration(&route, start.elapsed().as_secs_f64());
+    response
+}

@@ -48,6 +48,7 @@ pub fn router(node: Arc<Node>) -> Router {
             node.clone(),
             middleware::refuse_write_query,
         ))
+        .route_layer(axum::middleware::from_fn(middleware::time_route))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         // Bodies are read by `decode::read_body`, which enforces `limits.body_bytes_max` with our

@@ -162,6 +162,7 @@ async fn run(p: Pipeline, mut rx: mpsc::Receiver<Submission>) {
             timestamp: last_timestamp,
             operations: ops,
         };
+        let proposed = tokio::time::Instant::now();
         match raft.client_write_ff(Command::Ledger(batch)).await {
             Ok(pending) => {
                 tokio::spawn(async move {
@@ -177,6 +178,7 @@ async fn run(p: Pipeline, mut rx: mpsc::Receiver<Submission>) {
                     };
                     match result {
                         Ok(Ok(resp)) => {
+                            crate::metrics::commit_latency(proposed.elapsed().as_secs_f64());
                             let log_index = resp.log_id.index;
                             let Response::Ledger(outcome) = resp.data else {
                                 let err = ApiError::internal("a ledger entry got an admin reply");
