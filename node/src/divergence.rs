@@ -129,10 +129,19 @@ pub async fn compare(node: &Node) -> (BTreeSet<NodeId>, Vec<NodeId>, usize, u64)
             timeout,
         });
         let theirs = match call.await {
-            Ok(a) if a.status == 200 => match rpc::decode::<Result<RootAnswer, String>>(&a.body) {
-                Ok(Ok(r)) => r,
-                _ => continue,
-            },
+            Ok(a) if a.status == 200 => {
+                // Every node learns every peer's incarnation here, not only the leader (see
+                // `crate::raft::incarnation`).
+                if let crate::raft::incarnation::Seen::NewStore { was, now } =
+                    node.incarnation.seen(*id, a.incarnation.as_deref())
+                {
+                    tracing::warn!(peer = id, %was, %now, "a voter answers from a new data directory");
+                }
+                match rpc::decode::<Result<RootAnswer, String>>(&a.body) {
+                    Ok(Ok(r)) => r,
+                    _ => continue,
+                }
+            }
             _ => continue,
         };
         if theirs.tree_size == 0 {

@@ -24,6 +24,7 @@ struct Metrics {
     wal_fsync_failures: IntCounter,
     seq_gaps: IntCounter,
     leader_changes: IntCounter,
+    new_store_votes: IntCounter,
     commit_latency: Histogram,
     request_duration: HistogramVec,
     raft_term: IntGauge,
@@ -130,6 +131,11 @@ fn metrics() -> &'static Metrics {
                 "seq_gap_detected_total",
                 "Raft logs found not contiguous (log_gap) on a node.",
             ),
+            new_store_votes: counter(
+                &registry,
+                "raft_new_store_votes_refused_total",
+                "Votes not counted because a voter answered from a new data directory (it lost its Raft store).",
+            ),
             leader_changes: counter(
                 &registry,
                 "raft_leader_changes_total",
@@ -233,6 +239,11 @@ pub fn storage_fault(reason: &str) {
 /// Current value of `wal_fsync_fail_total`.
 pub fn wal_fsync_fail_count() -> u64 {
     metrics().wal_fsync_failures.get()
+}
+
+/// Count a vote not counted because the voter's store is new.
+pub fn new_store_vote_refused() {
+    metrics().new_store_votes.inc();
 }
 
 /// Count a change of the known leader.

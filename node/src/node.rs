@@ -50,6 +50,8 @@ pub struct Node {
     pub clock: Arc<dyn Clock>,
     /// The faults this node found in itself (see [`crate::safe_mode`]).
     pub safe: crate::safe_mode::SafeMode,
+    /// This store's incarnation and the peers' (see [`crate::raft::incarnation`]).
+    pub incarnation: Arc<crate::raft::incarnation::IncarnationBook>,
 }
 
 impl Node {

@@ -49,6 +49,8 @@ pub struct Answer {
     pub status: u16,
     /// `Retry-After`, if present.
     pub retry_after: Option<String>,
+    /// `x-ron-incarnation` (a peer's data-directory identity), if present.
+    pub incarnation: Option<String>,
     /// Body bytes.
     pub body: Vec<u8>,
 }
@@ -152,10 +154,16 @@ impl Connector for HttpConnector {
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
+            let incarnation = resp
+                .headers()
+                .get(crate::raft::incarnation::INCARNATION_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
             let body = resp.bytes().await.map_err(classify)?.to_vec();
             Ok(Answer {
                 status,
                 retry_after,
+                incarnation,
                 body,
             })
         })

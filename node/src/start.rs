@@ -180,10 +180,6 @@ impl Node {
         .validate()
         .context("raft configuration")?;
         let rc = Arc::new(rc);
-        let network = Network::new(
-            seams.connector.clone(),
-            Duration::from_millis(config.raft.rpc_timeout_ms),
-        );
 
         let backends = match seams.storage {
             Some(b) => b,
@@ -204,6 +200,15 @@ impl Node {
             }
         };
         let (state, log) = (backends.state, backends.log);
+        let book = Arc::new(
+            crate::raft::incarnation::IncarnationBook::open(log.clone())
+                .context("read the store's incarnation")?,
+        );
+        let network = Network::new(
+            seams.connector.clone(),
+            Duration::from_millis(config.raft.rpc_timeout_ms),
+            book.clone(),
+        );
         let raft = Raft::new(
             config.node_id,
             rc,
@@ -213,6 +218,8 @@ impl Node {
         )
         .await
         .context("start raft")?;
+        // The voters the stored membership names, before any election can start.
+        book.set_voters(voters_of(&raft));
 
         let signer = checkpoints::load_signer(&config).context("checkpoint signing key")?;
         let tree_size = state
@@ -252,6 +259,7 @@ impl Node {
             auth,
             clock,
             safe: crate::safe_mode::SafeMode::open(safe_mode_marker),
+            incarnation: book,
         });
         if node.safe.fault().is_some() {
             // Recorded by an earlier run: come back in safe mode, not as if nothing happened.
@@ -310,6 +318,16 @@ fn spawn_key_reloader(auth: Arc<Auth>) {
     });
 }
 
+/// The voters of the membership `raft` knows now.
+fn voters_of(raft: &Raft<TypeConfig>) -> std::collections::BTreeSet<raft_store::NodeId> {
+    raft.metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .voter_ids()
+        .collect()
+}
+
 /// When Raft stops on its own (a storage fault), count it and enter safe mode with the fault's
 /// reason; count leader changes meanwhile. Ends with Raft.
 fn spawn_fatal_watch(node: Arc<Node>) {
@@ -327,6 +345,7 @@ fn spawn_fatal_watch(node: Arc<Node>) {
                 }
                 leader = now_leader;
             }
+            node.incarnation.set_voters(voters_of(&node.raft));
             if let Some(fatal) = fatal {
                 let reason = match &fatal {
                     openraft::error::Fatal::Stopped => None,

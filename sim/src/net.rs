@@ -126,6 +126,11 @@ where
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let incarnation = resp
+        .headers()
+        .get(node::raft::incarnation::INCARNATION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let body = resp
         .into_body()
         .collect()
@@ -136,6 +141,7 @@ where
     Ok(Answer {
         status,
         retry_after,
+        incarnation,
         body,
     })
 }

@@ -520,3 +520,155 @@ async fn bad_input_is_rejected_with_a_reason_and_changes_nothing() {
         assert_eq!(r.status().as_u16(), 200);
     }
 }
+
+/// A node restarted on an empty data directory under its old id has forgotten its votes. Its
+/// votes are not counted while it is a voter: with the leader down, the remaining old node
+/// cannot win with the fresh node's vote (it logs why). The documented replacement — remove
+/// the member, re-add it as a learner, promote it once caught up — brings it back: every
+/// acknowledged transfer is applied once on all three, and its vote counts again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_lost_its_data_does_not_vote_until_it_is_replaced() {
+    let _serial = SERIAL.lock().await;
+    let mut c = Cluster::new(3, "");
+    for id in 1..=3 {
+        c.start(id);
+    }
+    c.init(&[1, 2, 3]).await;
+    c.write_until_acked(
+        "/v1/accounts",
+        &accounts_json(1..=3),
+        &[1, 2, 3],
+        Duration::from_secs(20),
+    )
+    .await;
+    let mut acked = 0u128;
+    let mut next = 900u128;
+    async fn transfer(c: &Cluster, id: u128, nodes: &[u64]) {
+        c.write_until_acked(
+            "/v1/transfers",
+            &json!([transfer_json(id, 1, 2, 1)]),
+            nodes,
+            Duration::from_secs(30),
+        )
+        .await;
+    }
+    for _ in 0..5 {
+        next += 1;
+        transfer(&c, next, &[1, 2, 3]).await;
+        acked += 1;
+    }
+    let leader = c.leader(&[1, 2, 3]).await;
+    let fresh = (1..=3).find(|id| *id != leader).unwrap();
+    let old = (1..=3).find(|id| *id != leader && *id != fresh).unwrap();
+    c.converged(&[1, 2, 3]).await;
+    // Every node learns its peers' incarnations (from Raft RPCs and the divergence check).
+    let incarnation_of = |s: &Value, id: u64| {
+        s["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == id)
+            .and_then(|m| m["incarnation"].as_str().map(str::to_string))
+    };
+    let before = poll(
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || async {
+            let s = c.status(old).await.ok_or("no status")?;
+            incarnation_of(&s, fresh).ok_or("not learned yet")
+        },
+    )
+    .await;
+
+    // The fresh node's data is lost; the leader goes down before it can catch up.
+    c.kill(fresh);
+    std::fs::remove_dir_all(c.dir.path().join(format!("node-{fresh}"))).unwrap();
+    c.kill(leader);
+    c.start(fresh);
+    let old_log = c.node(old).log.clone();
+    wait_for(
+        "the old node refuses the fresh node's vote",
+        Duration::from_secs(30),
+        || {
+            let log = old_log.clone();
+            async move {
+                std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .contains("its vote is not counted")
+            }
+        },
+    )
+    .await;
+    for id in [old, fresh] {
+        let s = c.status(id).await.expect("status");
+        assert_ne!(
+            s["role"], "leader",
+            "node {id} must not lead on a forgotten vote: {s}"
+        );
+    }
+
+    // The old leader comes back: two intact voters carry on, the fresh node follows.
+    c.start(leader);
+    let now = c.leader(&[leader, old]).await;
+    for _ in 0..3 {
+        next += 1;
+        transfer(&c, next, &[now]).await;
+        acked += 1;
+    }
+    let after = poll(
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || async {
+            let s = c.status(fresh).await.ok_or("no status")?;
+            incarnation_of(&s, fresh).ok_or("no membership yet")
+        },
+    )
+    .await;
+    assert_ne!(after, before, "a new data directory is a new incarnation");
+
+    // The procedure: remove it, re-add it as a learner, promote it, writing all along.
+    let (code, v) = c
+        .post(
+            now,
+            "/v1/admin/membership",
+            json!({"voters": [leader, old]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{v}");
+    next += 1;
+    transfer(&c, next, &[leader, old]).await;
+    acked += 1;
+    let body =
+        json!({"node_id": fresh, "api_addr": c.node(fresh).api, "peer_addr": c.node(fresh).peer});
+    let (code, v) = c.post(old, "/v1/admin/learners", body).await.unwrap();
+    assert_eq!(code, 200, "{v}");
+    next += 1;
+    transfer(&c, next, &[leader, old]).await;
+    acked += 1;
+    let (code, v) = c
+        .post(old, "/v1/admin/membership", json!({"voters": [1, 2, 3]}))
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{v}");
+    next += 1;
+    transfer(&c, next, &[1, 2, 3]).await;
+    acked += 1;
+    c.converged(&[1, 2, 3]).await;
+    for id in 1..=3 {
+        let b = balances(&c, id, 3).await;
+        assert_eq!(
+            b[&1].0, acked,
+            "node {id}: every acknowledged transfer applied once"
+        );
+    }
+
+    // Its vote counts again: with one old voter down, the other and the replaced node elect.
+    let current = c.leader(&[1, 2, 3]).await;
+    c.kill(current);
+    let rest: Vec<u64> = (1..=3).filter(|id| *id != current).collect();
+    let elected = c.leader(&rest).await;
+    assert!(rest.contains(&elected));
+    next += 1;
+    transfer(&c, next, &rest).await;
+}

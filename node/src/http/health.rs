@@ -91,6 +91,8 @@ struct Member {
     api_addr: String,
     peer_addr: String,
     voter: bool,
+    /// The data-directory identity this node knows the member by (`null`: not learned yet).
+    incarnation: Option<String>,
 }
 
 async fn status(State(node): State<Arc<Node>>) -> Response {
@@ -104,6 +106,7 @@ async fn status(State(node): State<Arc<Node>>) -> Response {
             api_addr: info.api_addr.clone(),
             peer_addr: info.peer_addr.clone(),
             voter: voters.contains(id),
+            incarnation: node.incarnation.known(*id, node.id),
         })
         .collect();
     let committed = committed_index(&node);

@@ -2,6 +2,7 @@
 //! [`crate::seam::Connector`]), [`peer`] the peer listener's routes (incoming RPCs and forwarded
 //! writes), [`rpc`] the bounded bincode framing both use. Nothing here touches the client API.
 
+pub mod incarnation;
 pub mod network;
 pub mod peer;
 pub mod rpc;

@@ -3,6 +3,7 @@
 //! chunked by openraft (`snapshot_chunk_bytes` per call), so a large snapshot never times out.
 //! This is the transport seam: TLS and the simulation replace the client here.
 
+use crate::raft::incarnation::{IncarnationBook, Seen};
 use crate::raft::rpc;
 use crate::seam::{Call, CallError, Connector};
 use openraft::error::{
@@ -24,14 +25,21 @@ use std::time::Duration;
 pub struct Network {
     connector: Arc<dyn Connector>,
     rpc_timeout: Duration,
+    book: Arc<IncarnationBook>,
 }
 
 impl Network {
-    /// A network whose calls time out after `rpc_timeout`.
-    pub fn new(connector: Arc<dyn Connector>, rpc_timeout: Duration) -> Self {
+    /// A network whose calls time out after `rpc_timeout`, judging peers' incarnations by
+    /// `book`.
+    pub fn new(
+        connector: Arc<dyn Connector>,
+        rpc_timeout: Duration,
+        book: Arc<IncarnationBook>,
+    ) -> Self {
         Self {
             connector,
             rpc_timeout,
+            book,
         }
     }
 }
@@ -45,6 +53,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             addr: node.peer_addr.clone(),
             rpc_timeout: self.rpc_timeout,
+            book: self.book.clone(),
         }
     }
 }
@@ -55,21 +64,22 @@ pub struct PeerClient {
     target: NodeId,
     addr: String,
     rpc_timeout: Duration,
+    book: Arc<IncarnationBook>,
 }
 
 impl PeerClient {
+    /// One RPC: the answer, and what its incarnation says (see [`crate::raft::incarnation`]).
     async fn call<Req, Resp, E>(
         &self,
         path: &str,
         req: &Req,
         ttl: Duration,
-    ) -> Result<Resp, RPCError<NodeId, NodeInfo, E>>
+    ) -> Result<(Resp, Seen), RPCError<NodeId, NodeInfo, E>>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let network = |e: String| RPCError::Network(NetworkError::new(&StrErr(e)));
         let body = rpc::encode(req).map_err(network)?;
         let answer = self
             .connector
@@ -89,9 +99,16 @@ impl PeerClient {
         if answer.status != 200 {
             return Err(network(format!("peer answered HTTP {}", answer.status)));
         }
+        let seen = self.book.seen(self.target, answer.incarnation.as_deref());
         let result: Result<Resp, E> = rpc::decode(&answer.body).map_err(network)?;
-        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+        result
+            .map(|r| (r, seen))
+            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
+}
+
+fn network<E: std::error::Error>(e: String) -> RPCError<NodeId, NodeInfo, E> {
+    RPCError::Network(NetworkError::new(&StrErr(e)))
 }
 
 /// A string as an error, for openraft's error wrappers.
@@ -112,7 +129,9 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
-        self.call("/raft/append", &rpc, option.hard_ttl()).await
+        self.call("/raft/append", &rpc, option.hard_ttl())
+            .await
+            .map(|(r, _)| r)
     }
 
     async fn install_snapshot(
@@ -123,7 +142,9 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, NodeInfo, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        self.call("/raft/snapshot", &rpc, option.hard_ttl()).await
+        self.call("/raft/snapshot", &rpc, option.hard_ttl())
+            .await
+            .map(|(r, _)| r)
     }
 
     async fn vote(
@@ -131,6 +152,27 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
-        self.call("/raft/vote", &rpc, option.hard_ttl()).await
+        let candidate_last = rpc.last_log_id;
+        let (resp, seen): (VoteResponse<NodeId>, Seen) =
+            self.call("/raft/vote", &rpc, option.hard_ttl()).await?;
+        // A voter that lost its store has forgotten its votes, and its empty or short log lets
+        // it vote for a candidate missing committed entries. Its vote counts only once its log
+        // holds at least what this candidate's does (it caught up from a leader since).
+        if let Seen::NewStore { was, now } = seen {
+            if resp.vote_granted && resp.last_log_id < candidate_last {
+                crate::metrics::new_store_vote_refused();
+                tracing::error!(
+                    peer = self.target,
+                    was = %was,
+                    now = %now,
+                    "a voter answered from a new data directory: its vote is not counted; replace it (remove it, re-add it as a learner, promote it: docs/OPERATIONS.md)"
+                );
+                return Err(network(format!(
+                    "node {} has a new data directory (incarnation {now}, was {was}); its vote is not counted",
+                    self.target
+                )));
+            }
+        }
+        Ok(resp)
     }
 }

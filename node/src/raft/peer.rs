@@ -26,7 +26,21 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/internal/submit", post(submit))
         .route("/internal/root", post(root))
         .layer(DefaultBodyLimit::max(rpc::PEER_BODY_BYTES_MAX))
+        .layer(axum::middleware::map_response_with_state(
+            node.clone(),
+            with_incarnation,
+        ))
         .with_state(node)
+}
+
+/// Every peer answer names this store's incarnation (see [`crate::raft::incarnation`]).
+async fn with_incarnation(State(node): State<Arc<Node>>, mut response: Response) -> Response {
+    if let Ok(v) = axum::http::HeaderValue::from_str(node.incarnation.own()) {
+        response
+            .headers_mut()
+            .insert(crate::raft::incarnation::INCARNATION_HEADER, v);
+    }
+    response
 }
 
 fn reply<T: Serialize>(value: &T) -> Response {
