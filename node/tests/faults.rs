@@ -3,12 +3,13 @@
 //! `/v1/status`, writes refused with the reason — until an operator clears it after the
 //! re-check passes.
 
+mod common;
+
 use node::seam::{HttpConnector, SystemClock};
 use node::start::{Backends, Seams};
 use node::{Node, RunningNode};
-use raft_store::{LogBackend, MemoryLog, MemoryStateBackend, NodeInfo, StoreError};
+use raft_store::{LogBackend, MemoryLog, MemoryStateBackend, StoreError};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,22 +53,7 @@ impl LogBackend for FillableLog {
 }
 
 async fn start(dir: &std::path::Path, log: Arc<FillableLog>) -> RunningNode {
-    let overrides: Vec<(String, String)> = [
-        ("node_id", "1"),
-        ("api_addr", "127.0.0.1:1"),
-        ("peer_addr", "127.0.0.1:2"),
-        ("auth.enabled", "false"),
-        ("tls.mtls_required", "false"),
-        ("raft.heartbeat_ms", "50"),
-        ("raft.election_timeout_min_ms", "150"),
-        ("raft.election_timeout_max_ms", "300"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .chain([("data_dir".to_string(), dir.display().to_string())])
-    .collect();
-    let mut c = node::config::load(None, vec![], &overrides).unwrap();
-    c.log.level = "warn".into();
+    let mut c = common::config(dir);
     let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let peer = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     c.advertise_api_addr = Some(api.local_addr().unwrap().to_string());
@@ -81,21 +67,7 @@ async fn start(dir: &std::path::Path, log: Arc<FillableLog>) -> RunningNode {
         }),
     };
     let running = Node::start_on(c, seams, api, peer).await.expect("starts");
-    let members = BTreeMap::from([(
-        1,
-        NodeInfo {
-            api_addr: running.api_addr.clone(),
-            peer_addr: running.peer_addr.clone(),
-        },
-    )]);
-    running.node.raft.initialize(members).await.unwrap();
-    running
-        .node
-        .raft
-        .wait(Some(Duration::from_secs(10)))
-        .state(openraft::ServerState::Leader, "leader")
-        .await
-        .unwrap();
+    common::initialize(&running).await;
     running
 }
 

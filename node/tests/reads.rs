@@ -1,8 +1,9 @@
 //! What reads answer, in process on one RocksDB node: `/v1/status` is one consistent snapshot
 //! under concurrent writes, and transfer reads say where each transfer stands.
 
+mod common;
+
 use node::{Node, RunningNode};
-use raft_store::NodeInfo;
 use serde_json::json;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -11,48 +12,12 @@ use test_support::events::{account_json, raw_body};
 
 async fn start(dir: &std::path::Path) -> RunningNode {
     let running = start_uninitialized(dir).await;
-    initialize(&running).await;
+    common::initialize(&running).await;
     running
 }
 
 async fn start_uninitialized(dir: &std::path::Path) -> RunningNode {
-    let overrides: Vec<(String, String)> = [
-        ("node_id", "1"),
-        ("api_addr", "127.0.0.1:1"),
-        ("peer_addr", "127.0.0.1:2"),
-        ("auth.enabled", "false"),
-        ("tls.mtls_required", "false"),
-        ("raft.heartbeat_ms", "50"),
-        ("raft.election_timeout_min_ms", "150"),
-        ("raft.election_timeout_max_ms", "300"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .chain([("data_dir".to_string(), dir.display().to_string())])
-    .collect();
-    let mut c = node::config::load(None, vec![], &overrides).unwrap();
-    c.api_addr = "127.0.0.1:0".parse().unwrap();
-    c.peer_addr = "127.0.0.1:0".parse().unwrap();
-    c.log.level = "warn".into();
-    Node::start(c).await.expect("node starts")
-}
-
-async fn initialize(running: &RunningNode) {
-    let members = BTreeMap::from([(
-        1,
-        NodeInfo {
-            api_addr: running.api_addr.clone(),
-            peer_addr: running.peer_addr.clone(),
-        },
-    )]);
-    running.node.raft.initialize(members).await.unwrap();
-    running
-        .node
-        .raft
-        .wait(Some(Duration::from_secs(10)))
-        .state(openraft::ServerState::Leader, "leader")
-        .await
-        .unwrap();
+    Node::start(common::config(dir)).await.expect("node starts")
 }
 
 /// A private (0700) data directory under `dir`.
@@ -314,7 +279,7 @@ async fn readyz_names_why_a_node_is_not_ready() {
     assert_eq!(status, 503, "{v}");
     assert_eq!(v["reasons"], json!(["no_leader"]), "{v}");
     assert_eq!(get("/healthz").await.0, 200);
-    initialize(&running).await;
+    common::initialize(&running).await;
     let (status, v) = get("/readyz").await;
     assert_eq!((status, v["ready"].clone()), (200, json!(true)), "{v}");
     running.shutdown().await;

@@ -45,7 +45,12 @@ impl StoreError {
     /// Whether this error means stored data cannot be trusted (safe mode), as opposed to an
     /// I/O failure.
     pub fn is_corruption(&self) -> bool {
-        matches!(self, StoreError::Corruption { .. } | StoreError::LogGap(_))
+        match self {
+            StoreError::Corruption { .. } | StoreError::LogGap(_) => true,
+            // RocksDB's own block and WAL checksums.
+            StoreError::Rocks(e) => e.kind() == rocksdb::ErrorKind::Corruption,
+            _ => false,
+        }
     }
 
     /// The safe-mode reason this error stands for when it stops a node (the reasons and their
@@ -55,6 +60,9 @@ impl StoreError {
     pub fn safe_mode_reason(&self) -> &'static str {
         match self {
             StoreError::Corruption { .. } => "checksum_mismatch",
+            StoreError::Rocks(e) if e.kind() == rocksdb::ErrorKind::Corruption => {
+                "checksum_mismatch"
+            }
             StoreError::LogGap(_) => "log_gap",
             StoreError::Snapshot(_) => "snapshot_invalid",
             StoreError::Io(e) if e.raw_os_error() == Some(ENOSPC) => "disk_full",
@@ -80,7 +88,9 @@ fn is_no_space(text: &str) -> bool {
 /// The safe-mode reason of a fatal storage error as openraft reports it (its text carries the
 /// [`StoreError`] that caused it, see `into_raft`); the one place that maps the two.
 pub fn safe_mode_reason_of(raft_error_text: &str) -> &'static str {
-    if raft_error_text.contains("corrupt record") {
+    if raft_error_text.contains("corrupt record")
+        || raft_error_text.contains("rocksdb: Corruption:")
+    {
         "checksum_mismatch"
     } else if raft_error_text.contains("log is not contiguous") {
         "log_gap"
