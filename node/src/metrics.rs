@@ -32,6 +32,7 @@ struct Metrics {
     apply_lag: IntGauge,
     is_leader: IntGauge,
     replication_lag: IntGaugeVec,
+    snapshots: HistogramVec,
 }
 
 /// Latency buckets (seconds): sub-millisecond to seconds, dense around the seed's SLO
@@ -113,7 +114,14 @@ fn metrics() -> &'static Metrics {
         registry
             .register(Box::new(commit_latency.clone()))
             .expect("metric registered once");
+        raft_store::stats::observe_with(snapshot_observed);
         Metrics {
+            snapshots: histogram_vec(
+                &registry,
+                "snapshot_duration_seconds",
+                "Snapshot builds and installs on a node, by what (build, install) and outcome (ok, failed).",
+                &["what", "outcome"],
+            ),
             commit_latency,
             request_duration: histogram_vec(
                 &registry,
@@ -201,6 +209,12 @@ fn metrics() -> &'static Metrics {
     })
 }
 
+/// Register the process's metrics (and raft-store's observer) now, before anything is
+/// reported.
+pub fn init() {
+    metrics();
+}
+
 /// Count a rejected request under its reason code.
 pub fn rejected(reason: &str) {
     metrics().rejected.with_label_values(&[reason]).inc();
@@ -239,6 +253,18 @@ pub fn storage_fault(reason: &str) {
 /// Current value of `wal_fsync_fail_total`.
 pub fn wal_fsync_fail_count() -> u64 {
     metrics().wal_fsync_failures.get()
+}
+
+/// raft-store's report of a snapshot build or install.
+fn snapshot_observed(event: raft_store::stats::Event, took: std::time::Duration, ok: bool) {
+    let what = match event {
+        raft_store::stats::Event::SnapshotBuilt => "build",
+        raft_store::stats::Event::SnapshotInstalled => "install",
+    };
+    metrics()
+        .snapshots
+        .with_label_values(&[what, if ok { "ok" } else { "failed" }])
+        .observe(took.as_secs_f64());
 }
 
 /// Count a vote not counted because the voter's store is new.

@@ -199,6 +199,7 @@ impl Node {
                 }
             }
         };
+        crate::metrics::init();
         let (state, log) = (backends.state, backends.log);
         let book = Arc::new(
             crate::raft::incarnation::IncarnationBook::open(log.clone())

@@ -528,3 +528,48 @@ async fn refusals_before_the_router_are_counted() {
     assert!(ok.starts_with("HTTP/1.1 200 "), "{ok:?}");
     running.shutdown().await;
 }
+
+/// A snapshot built on request shows in `snapshot_duration_seconds{what="build",outcome="ok"}`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_builds_are_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(&data_dir(dir.path())).await;
+    let base = format!("http://{}", running.api_addr);
+    let http = reqwest::Client::new();
+    write(&http, &base, "/v1/accounts", vec![account_json(1, 1)]).await;
+    let count = |text: &str| {
+        text.lines()
+            .find(|l| {
+                l.starts_with("snapshot_duration_seconds_count")
+                    && l.contains("what=\"build\"")
+                    && l.contains("outcome=\"ok\"")
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let scrape = || async {
+        http.get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let before = count(&scrape().await);
+    let r = http
+        .post(format!("{base}/v1/admin/snapshot"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let measured = async {
+        while count(&scrape().await) <= before {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), measured)
+        .await
+        .expect("the build is measured");
+    running.shutdown().await;
+}

@@ -33,6 +33,7 @@ pub mod rocks;
 pub mod runtime;
 pub mod snapshot;
 pub mod state_machine;
+pub mod stats;
 pub mod types;
 
 pub use backend::{AppliedState, LogBackend, SnapshotMeta, StateBackend};

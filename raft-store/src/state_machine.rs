@@ -112,9 +112,14 @@ fn snap_err(e: StoreError, verb: ErrorVerb) -> StorageError {
 impl<C: LedgerConfig, B: StateBackend + ?Sized> RaftSnapshotBuilder<C> for StateMachine<C, B> {
     async fn build_snapshot(&mut self) -> Result<Snapshot<C>, StorageError> {
         let backend = self.backend.clone();
-        let (meta, data) = run(self.backend.is_blocking(), move || backend.build_snapshot())
-            .await
-            .map_err(|e| snap_err(e, ErrorVerb::Write))?;
+        let started = std::time::Instant::now();
+        let built = run(self.backend.is_blocking(), move || backend.build_snapshot()).await;
+        crate::stats::report(
+            crate::stats::Event::SnapshotBuilt,
+            started.elapsed(),
+            built.is_ok(),
+        );
+        let (meta, data) = built.map_err(|e| snap_err(e, ErrorVerb::Write))?;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(data),
@@ -168,16 +173,22 @@ impl<C: LedgerConfig, B: StateBackend + ?Sized> RaftStateMachine<C> for StateMac
         meta: &crate::backend::SnapshotMeta,
         snapshot: Box<SnapshotData>,
     ) -> Result<(), StorageError> {
+        let started = std::time::Instant::now();
         let source = SnapshotSource::from_data(*snapshot)
             .await
             .map_err(|e| snap_err(e, ErrorVerb::Read))?;
         let backend = self.backend.clone();
         let meta = meta.clone();
-        run(self.backend.is_blocking(), move || {
+        let installed = run(self.backend.is_blocking(), move || {
             backend.install_snapshot(&meta, source)
         })
-        .await
-        .map_err(|e| snap_err(e, ErrorVerb::Write))
+        .await;
+        crate::stats::report(
+            crate::stats::Event::SnapshotInstalled,
+            started.elapsed(),
+            installed.is_ok(),
+        );
+        installed.map_err(|e| snap_err(e, ErrorVerb::Write))
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<C>>, StorageError> {
