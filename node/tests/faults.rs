@@ -188,10 +188,36 @@ async fn a_full_disk_puts_the_node_in_disk_full_safe_mode_until_cleared() {
         .unwrap();
     assert_eq!(missing.status(), 404, "the unsynced write was not applied");
 
-    // Space is back: the operator clears it; the re-check passes, the record is gone.
+    // The operator sees it in `ronctl cluster status`.
+    let ronctl = |args: &[&str]| {
+        std::process::Command::new(test_support::cluster::ronctl_binary())
+            .env_remove("RONCTL_CA")
+            .env_remove("RONCTL_TOKEN")
+            .env_remove("RONCTL_TOKEN_FILE")
+            .args(["--seeds", &running.api_addr, "--json"])
+            .args(args)
+            .output()
+            .expect("run ronctl")
+    };
+    let out = ronctl(&["cluster", "status"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["safe_mode"], "disk_full", "{rows}");
+
+    // Space is back: the operator clears it (`ronctl cluster clear-safe-mode`); the re-check
+    // passes, the record is gone.
     log.full.store(false, Ordering::SeqCst);
-    let (code, v) = post(&http, &base, "/v1/admin/safe-mode/clear", "{}".into()).await;
-    assert_eq!(code, 200, "{v}");
+    let out = ronctl(&["cluster", "clear-safe-mode", &running.api_addr]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["reason"], "disk_full");
     assert_eq!(v["restart_required"], true);
     assert!(
@@ -199,5 +225,10 @@ async fn a_full_disk_puts_the_node_in_disk_full_safe_mode_until_cleared() {
         "{v}"
     );
     assert!(!data.join("safe-mode.json").exists());
+    // Clearing is idempotent; the node stays in safe mode until it is restarted.
+    let (code, v) = post(&http, &base, "/v1/admin/safe-mode/clear", "{}".into()).await;
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = post(&http, &base, "/v1/accounts", accounts(6..=6)).await;
+    assert_eq!(code, 503, "{v}");
     running.shutdown().await;
 }
