@@ -672,3 +672,153 @@ async fn a_node_that_lost_its_data_does_not_vote_until_it_is_replaced() {
     next += 1;
     transfer(&c, next, &rest).await;
 }
+
+/// A tmpfs mounted on a node's data directory for one test; unmounted when dropped.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, mib: u64) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let status = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={mib}m,mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .status()
+            .expect("run mount (the tests run as root)");
+        assert!(
+            status.success(),
+            "mount a {mib} MiB tmpfs on {}",
+            dir.display()
+        );
+        Self(dir.to_path_buf())
+    }
+
+    /// Fill it with 1 MiB files until it is full, then free `leave` of them.
+    fn fill(&self, leave: usize) -> Vec<std::path::PathBuf> {
+        use std::io::Write;
+        let mut files = Vec::new();
+        for i in 0.. {
+            let path = self.0.join(format!("filler-{i}"));
+            let mut f = std::fs::File::create(&path).unwrap();
+            let full = f.write_all(&vec![0u8; 1 << 20]).is_err();
+            files.push(path);
+            if full {
+                break;
+            }
+        }
+        for path in files.drain(files.len().saturating_sub(leave + 1)..) {
+            std::fs::remove_file(path).unwrap();
+        }
+        files
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A node whose data directory fills up under load (a real, size-limited filesystem) enters
+/// safe mode `disk_full`; the other two keep committing; nothing acknowledged is lost; once
+/// space is freed and safe mode cleared, the restarted node catches up to the same root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_disk_fills_enters_disk_full_and_catches_up_after() {
+    let _serial = SERIAL.lock().await;
+    let mut c = Cluster::new(3, "");
+    let disk = SmallDisk::mount(&c.dir.path().join("node-3"), 64);
+    for id in 1..=3 {
+        c.start(id);
+    }
+    c.init(&[1, 2, 3]).await;
+    c.write_until_acked(
+        "/v1/accounts",
+        &accounts_json(1..=3),
+        &[1, 2, 3],
+        Duration::from_secs(20),
+    )
+    .await;
+    c.converged(&[1, 2, 3]).await;
+    let filler = disk.fill(2);
+    let started = std::time::Instant::now();
+    let mut acked = 0u128;
+    let mut next = 10_000u128;
+    async fn batch(c: &Cluster, next: &mut u128) {
+        let first = *next + 1;
+        *next += 200;
+        let body = Value::Array(
+            (first..=*next)
+                .map(|id| transfer_json(id, 1, 2, 1))
+                .collect(),
+        );
+        c.write_until_acked("/v1/transfers", &body, &[1, 2], Duration::from_secs(30))
+            .await;
+    }
+    let mut detected = None;
+    for _ in 0..400 {
+        batch(&c, &mut next).await;
+        acked += 200;
+        if let Some(s) = c.status(3).await {
+            if s["safe_mode_reason"] == "disk_full" {
+                detected = Some(started.elapsed());
+                break;
+            }
+        }
+    }
+    let detected = detected.expect("node 3 enters safe mode disk_full as its disk fills");
+    // The other two keep committing meanwhile.
+    for _ in 0..5 {
+        batch(&c, &mut next).await;
+        acked += 200;
+    }
+    let metrics = c
+        .http
+        .get(c.url(3, "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("safe_mode{reason=\"disk_full\"} 1"),
+        "{metrics}"
+    );
+
+    // Space is freed; the operator clears safe mode and restarts the node: it catches up.
+    for f in filler {
+        std::fs::remove_file(f).unwrap();
+    }
+    let (code, v) = c
+        .post(3, "/v1/admin/safe-mode/clear", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{v}");
+    c.kill(3);
+    let restarted = std::time::Instant::now();
+    c.start(3);
+    c.converged(&[1, 2, 3]).await;
+    let caught_up = restarted.elapsed();
+    for id in 1..=3 {
+        let b = balances(&c, id, 3).await;
+        assert_eq!(
+            b[&1].0, acked,
+            "node {id}: every acknowledged transfer applied once"
+        );
+    }
+    eprintln!(
+        "disk full: detected after {detected:?} of load, {acked} transfers acknowledged, caught up {caught_up:?} after the restart"
+    );
+    for id in 1..=3 {
+        c.kill(id);
+    }
+    drop(disk);
+}
