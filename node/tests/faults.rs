@@ -118,14 +118,7 @@ async fn a_full_disk_puts_the_node_in_disk_full_safe_mode_until_cleared() {
 
     let entered = async {
         loop {
-            let v: Value = http
-                .get(format!("{base}/v1/status"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let v: Value = common::get_json(&http, &format!("{base}/v1/status")).await;
             if v["safe_mode_reason"] == "disk_full" {
                 return v;
             }
@@ -144,14 +137,7 @@ async fn a_full_disk_puts_the_node_in_disk_full_safe_mode_until_cleared() {
     assert_eq!(marker["reason"], "disk_full");
     assert_eq!(node::metrics::safe_mode_value("disk_full"), 1);
 
-    let scraped = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let scraped = common::get_text(&http, &format!("{base}/metrics")).await;
     assert!(
         scraped.contains("safe_mode{reason=\"disk_full\"} 1"),
         "{scraped}"
@@ -175,18 +161,16 @@ async fn a_full_disk_puts_the_node_in_disk_full_safe_mode_until_cleared() {
             .contains("disk_full"),
         "{v}"
     );
-    let stale = http
-        .get(format!("{base}/v1/accounts/1?consistency=stale"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stale.status(), 200, "what was written is still readable");
-    let missing = http
-        .get(format!("{base}/v1/accounts/3?consistency=stale"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(missing.status(), 404, "the unsynced write was not applied");
+    assert_eq!(
+        common::get_status(&http, &format!("{base}/v1/accounts/1?consistency=stale")).await,
+        200,
+        "what was written is still readable"
+    );
+    assert_eq!(
+        common::get_status(&http, &format!("{base}/v1/accounts/3?consistency=stale")).await,
+        404,
+        "the unsynced write was not applied"
+    );
 
     // The operator sees it in `ronctl cluster status`.
     let ronctl = |args: &[&str]| {

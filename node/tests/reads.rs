@@ -66,14 +66,7 @@ async fn status_pairs_the_applied_index_with_its_own_tree_under_concurrent_write
     // The reader samples /v1/status until every writer is done.
     let mut samples = Vec::new();
     while writers.iter().any(|w| !w.is_finished()) {
-        let v: Value = http
-            .get(format!("{base}/v1/status"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = common::get_json(&http, &format!("{base}/v1/status")).await;
         samples.push(v);
     }
     let mut produced: BTreeMap<u64, u64> = BTreeMap::new();
@@ -136,14 +129,7 @@ async fn write(http: &reqwest::Client, base: &str, path: &str, events: Vec<Value
 }
 
 async fn state_of(http: &reqwest::Client, base: &str, id: u128) -> String {
-    let v: Value = http
-        .get(format!("{base}/v1/transfers/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = common::get_json(http, &format!("{base}/v1/transfers/{id}")).await;
     assert_eq!(v["id"], id.to_string(), "{v}");
     v["state"].as_str().unwrap_or("(none)").to_string()
 }
@@ -225,14 +211,8 @@ async fn transfer_reads_say_where_each_transfer_stands() {
         "a hold without timeout stays pending"
     );
     // The account's history carries the same states.
-    let page: Value = http
-        .get(format!("{base}/v1/accounts/1/transfers?limit=1000"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value =
+        common::get_json(&http, &format!("{base}/v1/accounts/1/transfers?limit=1000")).await;
     let states: BTreeMap<String, String> = page["transfers"]
         .as_array()
         .unwrap()
@@ -354,26 +334,24 @@ async fn safe_mode_refuses_writes_and_linearizable_reads_and_survives_a_restart(
                     .contains("root_mismatch"),
                 "{v}"
             );
-            let linear = http
-                .get(format!("{base}/v1/accounts/1"))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(linear.status(), 503);
-            let stale = http
-                .get(format!("{base}/v1/accounts/1?consistency=stale"))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(stale.status(), 200, "stale reads are still served");
-            let missing = http
-                .get(format!("{base}/v1/accounts/2?consistency=stale"))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(missing.status(), 404, "the refused write wrote nothing");
-            let health = http.get(format!("{base}/healthz")).send().await.unwrap();
-            assert_eq!(health.status(), 200);
+            assert_eq!(
+                common::get_status(&http, &format!("{base}/v1/accounts/1")).await,
+                503
+            );
+            assert_eq!(
+                common::get_status(&http, &format!("{base}/v1/accounts/1?consistency=stale")).await,
+                200,
+                "stale reads are still served"
+            );
+            assert_eq!(
+                common::get_status(&http, &format!("{base}/v1/accounts/2?consistency=stale")).await,
+                404,
+                "the refused write wrote nothing"
+            );
+            assert_eq!(
+                common::get_status(&http, &format!("{base}/healthz")).await,
+                200
+            );
             let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
             assert_eq!(ready.status(), 503);
             let v: Value = ready.json().await.unwrap();
@@ -382,23 +360,9 @@ async fn safe_mode_refuses_writes_and_linearizable_reads_and_survives_a_restart(
                 .as_array()
                 .unwrap()
                 .contains(&json!("safe_mode")));
-            let v: Value = http
-                .get(format!("{base}/v1/status"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let v: Value = common::get_json(&http, &format!("{base}/v1/status")).await;
             assert_eq!(v["safe_mode_reason"], "root_mismatch", "{v}");
-            let metrics = http
-                .get(format!("{base}/metrics"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let metrics = common::get_text(&http, &format!("{base}/metrics")).await;
             assert!(
                 metrics.contains("safe_mode{reason=\"root_mismatch\"} 1"),
                 "{metrics}"

@@ -29,6 +29,21 @@ async fn balances(c: &Cluster, id: u64, count: u128) -> BTreeMap<u128, (u128, u1
     out
 }
 
+/// Start nodes 1..=3, initialise them as one cluster and create accounts 1..=3.
+async fn three_with_accounts(c: &mut Cluster) {
+    for id in 1..=3 {
+        c.start(id);
+    }
+    c.init(&[1, 2, 3]).await;
+    c.write_until_acked(
+        "/v1/accounts",
+        &accounts_json(1..=3),
+        &[1, 2, 3],
+        Duration::from_secs(20),
+    )
+    .await;
+}
+
 fn conserved(b: &BTreeMap<u128, (u128, u128)>) -> bool {
     b.values().map(|x| x.0).sum::<u128>() == b.values().map(|x| x.1).sum::<u128>()
 }
@@ -530,17 +545,7 @@ async fn bad_input_is_rejected_with_a_reason_and_changes_nothing() {
 async fn a_node_that_lost_its_data_does_not_vote_until_it_is_replaced() {
     let _serial = SERIAL.lock().await;
     let mut c = Cluster::new(3, "");
-    for id in 1..=3 {
-        c.start(id);
-    }
-    c.init(&[1, 2, 3]).await;
-    c.write_until_acked(
-        "/v1/accounts",
-        &accounts_json(1..=3),
-        &[1, 2, 3],
-        Duration::from_secs(20),
-    )
-    .await;
+    three_with_accounts(&mut c).await;
     let mut acked = 0u128;
     let mut next = 900u128;
     async fn transfer(c: &Cluster, id: u128, nodes: &[u64]) {
@@ -735,17 +740,7 @@ async fn a_node_whose_disk_fills_enters_disk_full_and_catches_up_after() {
     let _serial = SERIAL.lock().await;
     let mut c = Cluster::new(3, "");
     let disk = SmallDisk::mount(&c.dir.path().join("node-3"), 64);
-    for id in 1..=3 {
-        c.start(id);
-    }
-    c.init(&[1, 2, 3]).await;
-    c.write_until_acked(
-        "/v1/accounts",
-        &accounts_json(1..=3),
-        &[1, 2, 3],
-        Duration::from_secs(20),
-    )
-    .await;
+    three_with_accounts(&mut c).await;
     c.converged(&[1, 2, 3]).await;
     let filler = disk.fill(2);
     let started = std::time::Instant::now();

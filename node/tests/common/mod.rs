@@ -1,6 +1,7 @@
 //! What the one-node, in-process tests share (each test file is its own crate and includes this
 //! with `mod common;`): a plaintext, capability-free configuration on loopback, and initialising
-//! the node as a cluster of one.
+//! the node as a cluster of one; small HTTP reads. Not every test file uses every helper.
+#![allow(dead_code)]
 
 use node::{Config, RunningNode};
 use raft_store::NodeInfo;
@@ -47,4 +48,19 @@ pub async fn initialize(running: &RunningNode) {
         .state(openraft::ServerState::Leader, "leader")
         .await
         .unwrap();
+}
+
+/// GET `url`: the status code.
+pub async fn get_status(http: &reqwest::Client, url: &str) -> u16 {
+    http.get(url).send().await.unwrap().status().as_u16()
+}
+
+/// GET `url`: the body as text (`/metrics`).
+pub async fn get_text(http: &reqwest::Client, url: &str) -> String {
+    http.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// GET `url`: the body as JSON.
+pub async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
 }
