@@ -61,6 +61,11 @@ impl RocksBackend {
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_paranoid_checks(true);
+        // Every write is synced before it is acknowledged, so the only damage a crash can leave
+        // in the WAL is a torn last record (never acknowledged): tolerate that, and refuse to
+        // open on any other corruption. RocksDB's default (point-in-time recovery) would open
+        // quietly without everything after a damaged record — acknowledged entries included.
+        opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
         opts.set_keep_log_file_num(4);
         // Statistics feed `wal_syncs` (a metric, and how the tests prove appends are synced).
         opts.enable_statistics();

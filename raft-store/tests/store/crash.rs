@@ -156,3 +156,74 @@ fn sigkill_at_random_points_recovers_exactly_the_synced_state() {
         previous = applied;
     }
 }
+
+/// A byte damaged in the middle of a stopped node's write-ahead log (bit rot, a bad sector)
+/// never makes the store open quietly without what it had acknowledged: either the open fails
+/// with a corruption error, or everything acknowledged is there.
+#[test]
+fn a_damaged_wal_record_is_refused_not_silently_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_process_entry",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("RON_STORE_CHILD", "crash")
+        .env("RON_CRASH_DIR", &data)
+        .env("RON_CRASH_SEED", "7")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn child");
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut acked = 0u64;
+    for line in stdout.lines().map_while(Result::ok) {
+        if let Some(i) = line.strip_prefix("ACK ") {
+            acked = i.parse().unwrap_or(0);
+            if acked >= 40 {
+                break;
+            }
+        }
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    assert!(acked >= 40, "the child made no progress");
+    // The newest WAL file holds the acknowledged entries (nothing was flushed to tables yet).
+    let wal = std::fs::read_dir(data.join("db"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .expect("a WAL file");
+    let mut bytes = std::fs::read(&wal).unwrap();
+    assert!(bytes.len() > 4096, "{} bytes of WAL", bytes.len());
+    let middle = bytes.len() / 3;
+    bytes[middle] ^= 0x5a;
+    std::fs::write(&wal, &bytes).unwrap();
+    match RocksBackend::open(&data) {
+        Err(e) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("Corruption"),
+                "refused, but not as corruption: {text}"
+            );
+            assert!(e.is_corruption(), "{text}");
+            println!("refused: {text}");
+        }
+        Ok(backend) => {
+            let applied = backend
+                .applied()
+                .unwrap()
+                .last_applied
+                .map_or(0, |l| l.index);
+            assert!(
+                applied >= acked,
+                "the store opened without acknowledged entries: applied {applied} < acknowledged {acked}"
+            );
+            println!("opened with everything acknowledged: applied {applied} >= {acked}");
+        }
+    }
+}
