@@ -216,3 +216,196 @@ async fn a_full_disk_puts_the_node_in_disk_full_safe_mode_until_cleared() {
     assert_eq!(code, 503, "{v}");
     running.shutdown().await;
 }
+
+/// The memory state, whose account lookups fail their checksum while `damaged` is set (a
+/// record the disk damaged under a read).
+#[derive(Default)]
+struct DamagedState {
+    inner: MemoryStateBackend,
+    damaged: AtomicBool,
+}
+
+mod delegate {
+    use super::DamagedState;
+    use ledger::{
+        AccountRecord, Batch, Changes, ConsistencyProof, Hash, InclusionProof, LedgerMeta, Outcome,
+        TransferRecord,
+    };
+    use raft_store::backend::{SnapshotSource, StateBackend};
+    use raft_store::revocation::TokenId;
+    use raft_store::{AppliedState, RevocationRecord, SnapshotData, SnapshotMeta, StoreError};
+    use std::sync::atomic::Ordering;
+
+    impl StateBackend for DamagedState {
+        fn is_blocking(&self) -> bool {
+            self.inner.is_blocking()
+        }
+        fn applied(&self) -> Result<AppliedState, StoreError> {
+            self.inner.applied()
+        }
+        fn ledger_meta(&self) -> Result<LedgerMeta, StoreError> {
+            self.inner.ledger_meta()
+        }
+        fn applied_with_meta(&self) -> Result<(AppliedState, LedgerMeta), StoreError> {
+            self.inner.applied_with_meta()
+        }
+        fn apply(&self, batch: &Batch) -> Result<(Outcome, Changes), StoreError> {
+            self.inner.apply(batch)
+        }
+        fn commit(
+            &self,
+            changes: Option<Changes>,
+            applied: &AppliedState,
+            sync: bool,
+        ) -> Result<(), StoreError> {
+            self.inner.commit(changes, applied, sync)
+        }
+        fn commit_admin(
+            &self,
+            records: &[RevocationRecord],
+            applied: &AppliedState,
+            sync: bool,
+        ) -> Result<(), StoreError> {
+            self.inner.commit_admin(records, applied, sync)
+        }
+        fn revocation(&self, token_id: &TokenId) -> Result<Option<RevocationRecord>, StoreError> {
+            self.inner.revocation(token_id)
+        }
+        fn revocations(
+            &self,
+            after: Option<TokenId>,
+            limit: usize,
+        ) -> Result<Vec<RevocationRecord>, StoreError> {
+            self.inner.revocations(after, limit)
+        }
+        fn build_snapshot(&self) -> Result<(SnapshotMeta, SnapshotData), StoreError> {
+            self.inner.build_snapshot()
+        }
+        fn receive_buffer(&self) -> Result<SnapshotData, StoreError> {
+            self.inner.receive_buffer()
+        }
+        fn install_snapshot(
+            &self,
+            meta: &SnapshotMeta,
+            data: SnapshotSource,
+        ) -> Result<(), StoreError> {
+            self.inner.install_snapshot(meta, data)
+        }
+        fn current_snapshot(&self) -> Result<Option<(SnapshotMeta, SnapshotData)>, StoreError> {
+            self.inner.current_snapshot()
+        }
+        fn digest(&self) -> Result<Hash, StoreError> {
+            if self.damaged.load(Ordering::SeqCst) {
+                return Err(damage());
+            }
+            self.inner.digest()
+        }
+        fn lookup_account(&self, id: u128) -> Result<Option<AccountRecord>, StoreError> {
+            if self.damaged.load(Ordering::SeqCst) {
+                return Err(damage());
+            }
+            self.inner.lookup_account(id)
+        }
+        fn lookup_transfer(&self, id: u128) -> Result<Option<TransferRecord>, StoreError> {
+            self.inner.lookup_transfer(id)
+        }
+        fn lookup_transfer_read(
+            &self,
+            id: u128,
+        ) -> Result<Option<ledger::TransferRead>, StoreError> {
+            self.inner.lookup_transfer_read(id)
+        }
+        fn account_history(
+            &self,
+            account_id: u128,
+            from: u64,
+            to: u64,
+            limit: usize,
+        ) -> Result<Vec<u128>, StoreError> {
+            self.inner.account_history(account_id, from, to, limit)
+        }
+        fn leaf_data(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.leaf_data(index)
+        }
+        fn inclusion_proof(&self, index: u64, size: u64) -> Result<InclusionProof, StoreError> {
+            self.inner.inclusion_proof(index, size)
+        }
+        fn consistency_proof(&self, old: u64, new: u64) -> Result<ConsistencyProof, StoreError> {
+            self.inner.consistency_proof(old, new)
+        }
+        fn root_at(&self, size: u64) -> Result<Hash, StoreError> {
+            self.inner.root_at(size)
+        }
+    }
+
+    fn damage() -> StoreError {
+        StoreError::Corruption {
+            cf: "accounts",
+            key: "0000".into(),
+            reason: "crc mismatch".into(),
+        }
+    }
+}
+
+/// A checksum failure met by a client read answers 503 `safe_mode` and puts the node in safe
+/// mode `checksum_mismatch` (recorded, writes refused too); clearing is refused while the store
+/// does not read back clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_record_met_by_a_read_puts_the_node_in_checksum_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let state = Arc::new(DamagedState::default());
+    let mut c = common::config(&data);
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let peer = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    c.advertise_api_addr = Some(api.local_addr().unwrap().to_string());
+    c.advertise_peer_addr = Some(peer.local_addr().unwrap().to_string());
+    let seams = Seams {
+        connector: Arc::new(HttpConnector::new(Duration::from_secs(2)).unwrap()),
+        clock: Arc::new(SystemClock),
+        storage: Some(Backends {
+            log: Arc::new(MemoryLog::new()),
+            state: state.clone(),
+        }),
+    };
+    let running = Node::start_on(c, seams, api, peer).await.expect("starts");
+    common::initialize(&running).await;
+    let base = format!("http://{}", running.api_addr);
+    let http = reqwest::Client::new();
+    let body = raw_body(vec![account_json(1, 1)]);
+    let (code, v) = post(&http, &base, "/v1/accounts", body).await;
+    assert_eq!(code, 200, "{v}");
+
+    state.damaged.store(true, Ordering::SeqCst);
+    let read = common::get_json(&http, &format!("{base}/v1/accounts/1?consistency=stale")).await;
+    assert_eq!(read["error"]["reason"], "safe_mode", "{read}");
+    let status = common::get_json(&http, &format!("{base}/v1/status")).await;
+    assert_eq!(status["safe_mode_reason"], "checksum_mismatch", "{status}");
+    let marker: Value =
+        serde_json::from_slice(&std::fs::read(data.join("safe-mode.json")).unwrap()).unwrap();
+    assert_eq!(marker["reason"], "checksum_mismatch");
+    let (code, v) = post(
+        &http,
+        &base,
+        "/v1/accounts",
+        raw_body(vec![account_json(2, 1)]),
+    )
+    .await;
+    assert_eq!(
+        (code, v["error"]["reason"].as_str()),
+        (503, Some("safe_mode")),
+        "{v}"
+    );
+    let (code, v) = post(&http, &base, "/v1/admin/safe-mode/clear", "{}".into()).await;
+    assert_eq!(
+        (code, v["error"]["reason"].as_str()),
+        (409, Some("safe_mode_check_failed")),
+        "the store does not read back clean: {v}"
+    );
+    assert!(
+        data.join("safe-mode.json").exists(),
+        "a failed check changes nothing"
+    );
+    running.shutdown().await;
+}
