@@ -1,7 +1,7 @@
 //! The node's own safe-mode latch: a fault this node found in itself (today: `root_mismatch`,
-//! from [`crate::divergence`]) that makes it refuse writes and linearizable reads until an
+//! from divergence detection) that makes it refuse writes and linearizable reads until an
 //! operator acts. Raft stopping after a storage error is the other way into safe mode (see
-//! [`crate::node::Node::safe_mode`]).
+//! `Node::safe_mode`).
 //!
 //! Entering is recorded in `data_dir/safe-mode.json` (0600, replaced atomically) where the disk
 //! still allows, so a restarted node comes back in safe mode instead of as if nothing happened.
