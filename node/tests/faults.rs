@@ -52,7 +52,8 @@ impl LogBackend for FillableLog {
     }
 }
 
-async fn start(dir: &std::path::Path, log: Arc<FillableLog>) -> RunningNode {
+/// Node 1 on `backends`, initialised as a cluster of one.
+async fn start(dir: &std::path::Path, backends: Backends) -> RunningNode {
     let mut c = common::config(dir);
     let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let peer = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -61,10 +62,7 @@ async fn start(dir: &std::path::Path, log: Arc<FillableLog>) -> RunningNode {
     let seams = Seams {
         connector: Arc::new(HttpConnector::new(Duration::from_secs(2)).unwrap()),
         clock: Arc::new(SystemClock),
-        storage: Some(Backends {
-            log,
-            state: Arc::new(MemoryStateBackend::new()),
-        }),
+        storage: Some(backends),
     };
     let running = Node::start_on(c, seams, api, peer).await.expect("starts");
     common::initialize(&running).await;
@@ -92,7 +90,11 @@ async fn a_full_disk_puts_the_node_in_disk_full_safe_mode_until_cleared() {
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
     let log = Arc::new(FillableLog::default());
-    let running = start(&data, log.clone()).await;
+    let backends = Backends {
+        log: log.clone(),
+        state: Arc::new(MemoryStateBackend::new()),
+    };
+    let running = start(&data, backends).await;
     let base = format!("http://{}", running.api_addr);
     let http = reqwest::Client::new();
     let accounts = |ids: std::ops::RangeInclusive<u128>| {
@@ -356,21 +358,11 @@ async fn a_damaged_record_met_by_a_read_puts_the_node_in_checksum_mismatch() {
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
     let state = Arc::new(DamagedState::default());
-    let mut c = common::config(&data);
-    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let peer = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    c.advertise_api_addr = Some(api.local_addr().unwrap().to_string());
-    c.advertise_peer_addr = Some(peer.local_addr().unwrap().to_string());
-    let seams = Seams {
-        connector: Arc::new(HttpConnector::new(Duration::from_secs(2)).unwrap()),
-        clock: Arc::new(SystemClock),
-        storage: Some(Backends {
-            log: Arc::new(MemoryLog::new()),
-            state: state.clone(),
-        }),
+    let backends = Backends {
+        log: Arc::new(MemoryLog::new()),
+        state: state.clone(),
     };
-    let running = Node::start_on(c, seams, api, peer).await.expect("starts");
-    common::initialize(&running).await;
+    let running = start(&data, backends).await;
     let base = format!("http://{}", running.api_addr);
     let http = reqwest::Client::new();
     let body = raw_body(vec![account_json(1, 1)]);
