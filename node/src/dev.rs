@@ -257,28 +257,13 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         auth.join("admin.token").display()
     );
     println!("Ctrl-C stops every node.");
-    shutdown_signal().await;
+    crate::start::shutdown_signal().await;
     println!("stopping...");
     for n in nodes {
         n.shutdown().await;
     }
     println!("stopped cleanly; data kept in {}", dir.display());
     Ok(())
-}
-
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
-pub async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
 
 fn prepare(dir: &Path) -> anyhow::Result<()> {

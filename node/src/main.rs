@@ -214,7 +214,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             };
             let init = init || config.amnesia;
-            match runtime.block_on(run_node(config, init)) {
+            match runtime.block_on(node::start::run_until_signal(config, init, None)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("ron-ledger: {e:#}");
@@ -317,33 +317,4 @@ fn certs(
             ExitCode::from(1)
         }
     }
-}
-
-async fn run_node(config: Config, init: bool) -> anyhow::Result<()> {
-    let running = node::Node::start(config).await?;
-    if init && !running.node.raft.is_initialized().await.unwrap_or(false) {
-        let members: std::collections::BTreeMap<u64, raft_store::NodeInfo> = [(
-            running.node.id,
-            raft_store::NodeInfo {
-                api_addr: running.node.config.public_api_addr(),
-                peer_addr: running.node.config.public_peer_addr(),
-            },
-        )]
-        .into_iter()
-        .collect();
-        running
-            .node
-            .raft
-            .initialize(members)
-            .await
-            .context("initialise single-node cluster")?;
-    }
-    println!(
-        "ron-ledger node {} serving api on {} and peers on {}",
-        running.node.id, running.api_addr, running.peer_addr
-    );
-    dev::shutdown_signal().await;
-    tracing::info!("shutting down");
-    running.shutdown().await;
-    Ok(())
 }

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 struct Metrics {
     registry: Registry,
     rejected: IntCounterVec,
-    auth_failures: IntCounter,
+    auth_failures: IntCounterVec,
     tls_handshake_failures: IntCounter,
     uds_denied: IntCounter,
     connections_rejected: IntCounter,
@@ -33,7 +33,15 @@ struct Metrics {
     is_leader: IntGauge,
     replication_lag: IntGaugeVec,
     snapshots: HistogramVec,
+    wal_syncs: IntCounter,
+    wal_bytes: IntGauge,
+    table_bytes: IntGauge,
+    memtable_bytes: IntGauge,
 }
+
+/// The `peer` label of `auth_failures_total`: the kind of caller, never its address (the address
+/// is in the log line), so the series stay few.
+pub const AUTH_PEERS: [&str; 4] = ["node", "client", "unix", "anonymous"];
 
 /// Latency buckets (seconds): sub-millisecond to seconds, dense around the seed's SLO
 /// (p95 ≤ 80 ms, p99 ≤ 150 ms).
@@ -174,10 +182,42 @@ fn metrics() -> &'static Metrics {
                 "Divergence checks in which a peer's Merkle root at a tree size differed from this node's.",
             ),
             rejected,
-            auth_failures: counter(
+            auth_failures: {
+                let c = IntCounterVec::new(
+                    Opts::new(
+                        "auth_failures_total",
+                        "Requests refused for missing, invalid, expired or revoked capabilities, or a missing client certificate, by the kind of caller (node, client, unix, anonymous).",
+                    ),
+                    &["peer"],
+                )
+                .expect("valid metric");
+                registry
+                    .register(Box::new(c.clone()))
+                    .expect("metric registered once");
+                for peer in AUTH_PEERS {
+                    c.with_label_values(&[peer]);
+                }
+                c
+            },
+            wal_syncs: counter(
                 &registry,
-                "auth_failures_total",
-                "Requests refused for missing, invalid, expired or revoked capabilities, or a missing client certificate.",
+                "rocksdb_wal_syncs_total",
+                "Syncs of RocksDB's write-ahead log since the node's store was opened.",
+            ),
+            wal_bytes: gauge(
+                &registry,
+                "rocksdb_wal_bytes",
+                "Bytes in RocksDB's write-ahead log files.",
+            ),
+            table_bytes: gauge(
+                &registry,
+                "rocksdb_sst_bytes",
+                "Bytes in RocksDB's table (SST) files, every column family.",
+            ),
+            memtable_bytes: gauge(
+                &registry,
+                "rocksdb_memtable_bytes",
+                "Bytes in RocksDB's memtables (in the write-ahead log, not yet in tables).",
             ),
             tls_handshake_failures: counter(
                 &registry,
@@ -220,9 +260,10 @@ pub fn rejected(reason: &str) {
     metrics().rejected.with_label_values(&[reason]).inc();
 }
 
-/// Count an authentication or authorization failure.
-pub fn auth_failure() {
-    metrics().auth_failures.inc();
+/// Count an authentication or authorization failure by the kind of caller (one of
+/// [`AUTH_PEERS`]).
+pub fn auth_failure(peer: &str) {
+    metrics().auth_failures.with_label_values(&[peer]).inc();
 }
 
 /// Count a failed or timed-out TLS handshake.
@@ -240,11 +281,11 @@ pub fn connection_rejected() {
     metrics().connections_rejected.inc();
 }
 
-/// A storage fault that stopped Raft, by its safe-mode reason: `io_error` and `disk_full`
-/// count in `wal_fsync_fail_total`, `log_gap` in `seq_gap_detected_total`.
+/// A storage fault that stopped Raft, by its safe-mode reason: `fsync_failed`, `io_error` and
+/// `disk_full` count in `wal_fsync_fail_total`, `log_gap` in `seq_gap_detected_total`.
 pub fn storage_fault(reason: &str) {
     match reason {
-        "io_error" | "disk_full" => metrics().wal_fsync_failures.inc(),
+        "fsync_failed" | "io_error" | "disk_full" => metrics().wal_fsync_failures.inc(),
         "log_gap" => metrics().seq_gaps.inc(),
         _ => {}
     }
@@ -315,9 +356,12 @@ pub fn rejected_count(reason: &str) -> u64 {
     metrics().rejected.with_label_values(&[reason]).get()
 }
 
-/// Current value of `auth_failures_total`.
+/// Current value of `auth_failures_total`, every kind of caller.
 pub fn auth_failure_count() -> u64 {
-    metrics().auth_failures.get()
+    AUTH_PEERS
+        .iter()
+        .map(|p| metrics().auth_failures.with_label_values(&[p]).get())
+        .sum()
 }
 
 /// Current value of `tls_handshake_failures_total`.
@@ -352,6 +396,8 @@ pub struct Scrape {
     pub leader: bool,
     /// On the leader: follower id → entries it has not matched.
     pub replication_lag: Vec<(u64, u64)>,
+    /// The storage engine's disk figures (`None` in memory).
+    pub disk: Option<raft_store::DiskStats>,
 }
 
 fn set(g: &IntGauge, v: u64) {
@@ -381,6 +427,14 @@ pub fn render(s: &Scrape) -> String {
             *lag,
         );
     }
+    if let Some(d) = &s.disk {
+        // A counter read from RocksDB's statistics: advance it to the store's count.
+        m.wal_syncs
+            .inc_by(d.wal_syncs.saturating_sub(m.wal_syncs.get()));
+        set(&m.wal_bytes, d.wal_bytes);
+        set(&m.table_bytes, d.table_bytes);
+        set(&m.memtable_bytes, d.memtable_bytes);
+    }
     let mut out = Vec::new();
     if let Err(e) = TextEncoder::new().encode(&m.registry.gather(), &mut out) {
         return format!("# metrics encoding failed: {e}\n");
@@ -396,7 +450,7 @@ mod tests {
     fn counters_show_in_the_exposition_text() {
         let before = rejected_count("cap_invalid");
         rejected("cap_invalid");
-        auth_failure();
+        auth_failure("client");
         tls_handshake_failure();
         assert_eq!(rejected_count("cap_invalid"), before + 1);
         commit_latency(0.003);
@@ -408,9 +462,19 @@ mod tests {
             committed_index: 8,
             leader: true,
             replication_lag: vec![(2, 4)],
+            disk: Some(raft_store::DiskStats {
+                wal_syncs: 5,
+                wal_bytes: 4096,
+                table_bytes: 0,
+                memtable_bytes: 512,
+            }),
         });
         assert!(text.contains("rejected_total{reason=\"cap_invalid\"}"));
-        assert!(text.contains("auth_failures_total "));
+        assert!(text.contains("auth_failures_total{peer=\"client\"}"));
+        assert!(text.contains("auth_failures_total{peer=\"node\"} 0"));
+        assert!(text.contains("rocksdb_wal_syncs_total 5"));
+        assert!(text.contains("rocksdb_wal_bytes 4096"));
+        assert!(text.contains("rocksdb_memtable_bytes 512"));
         assert!(text.contains("tls_handshake_failures_total "));
         assert!(text.contains("ledger_applied_index 7"));
         assert!(text.contains("ledger_queue_depth 3"));

@@ -38,6 +38,20 @@ pub struct PeerIdentity {
 }
 
 impl PeerIdentity {
+    /// The kind of caller, for `auth_failures_total{peer}`: `node` (a node certificate),
+    /// `client` (a client certificate), `unix` (the Unix socket), else `anonymous`.
+    pub fn kind(&self) -> &'static str {
+        if self.node_cert {
+            "node"
+        } else if self.client_cert.is_some() {
+            "client"
+        } else if self.addr.starts_with("uid=") {
+            "unix"
+        } else {
+            "anonymous"
+        }
+    }
+
     /// The rate-limit key: the host part of `addr` (the IP for TCP), or all of it.
     pub fn host(&self) -> &str {
         match self.addr.rsplit_once(':') {

@@ -84,6 +84,15 @@ impl Node {
     /// With `[tls] enabled = true` the certificate material is loaded and checked first (start-up
     /// fails naming the file), both TCP listeners serve TLS 1.3 and peers are called over mTLS.
     pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
+        Self::start_storing(config, None).await
+    }
+
+    /// Like [`Node::start`], on `storage` instead of what the configuration names (`None`: the
+    /// configured storage). The fault-injection test node passes a wrapped RocksDB store here.
+    pub async fn start_storing(
+        config: Config,
+        storage: Option<Backends>,
+    ) -> anyhow::Result<RunningNode> {
         let tls = if config.tls.enabled {
             Some(tls::load(&config.tls).context("tls")?)
         } else {
@@ -112,7 +121,7 @@ impl Node {
         let seams = Seams {
             connector: Arc::new(connector),
             clock: Arc::new(SystemClock),
-            storage: None,
+            storage,
         };
         let mut running = Self::start_with(config, seams, api, peer, tls).await?;
         spawn_key_reloader(running.node.auth.clone());
@@ -181,6 +190,9 @@ impl Node {
         .context("raft configuration")?;
         let rc = Arc::new(rc);
 
+        let safe_mode_marker = (!config.amnesia)
+            .then(|| config.data_dir.as_ref().map(|d| d.join("safe-mode.json")))
+            .flatten();
         let backends = match seams.storage {
             Some(b) => b,
             None if config.amnesia => Backends {
@@ -189,10 +201,20 @@ impl Node {
             },
             None => {
                 let dir = config.data_dir.clone().context("data_dir")?;
-                let backend = Arc::new(
-                    RocksBackend::open(&dir)
-                        .with_context(|| format!("open storage in {}", dir.display()))?,
-                );
+                let backend = match RocksBackend::open(&dir) {
+                    Ok(b) => Arc::new(b),
+                    // A bad data directory (its mode, a missing parent) is a configuration
+                    // error, not a fault of stored data.
+                    Err(e) if e.safe_mode_reason() == "io_error" => {
+                        return Err(anyhow::Error::new(e)
+                            .context(format!("open storage in {}", dir.display())))
+                    }
+                    Err(e) => {
+                        let e = anyhow::Error::new(e)
+                            .context(format!("open storage in {}", dir.display()));
+                        return Err(fault_at_start(safe_mode_marker, e));
+                    }
+                };
                 Backends {
                     log: backend.clone(),
                     state: backend,
@@ -218,7 +240,11 @@ impl Node {
             StateMachine::<TypeConfig, dyn StateBackend>::new(state.clone()),
         )
         .await
-        .context("start raft")?;
+        .context("start raft");
+        let raft = match raft {
+            Ok(r) => r,
+            Err(e) => return Err(fault_at_start(safe_mode_marker, e)),
+        };
         // The voters the stored membership names, before any election can start.
         book.set_voters(voters_of(&raft));
 
@@ -243,9 +269,6 @@ impl Node {
             config.limits.entry_events_max,
             config.limits.inflight_entries_max,
         );
-        let safe_mode_marker = (!config.amnesia)
-            .then(|| config.data_dir.as_ref().map(|d| d.join("safe-mode.json")))
-            .flatten();
         let api_addr = api_listener.local_addr()?.to_string();
         let peer_addr = peer_listener.local_addr()?.to_string();
         let node = Arc::new(Node {
@@ -305,6 +328,73 @@ impl Node {
 
 /// Re-read the capability key file on SIGHUP (key rotation without a restart). A failed reload
 /// is logged and the keys in force stay.
+/// A storage fault met while starting (the store does not open, or Raft cannot read its log
+/// back): recorded as safe mode with its reason where the disk allows (so it is not forgotten
+/// by the next attempt) and logged at error level; start-up stops with an error naming the
+/// reason and the runbook. A node never runs on a store it cannot read.
+fn fault_at_start(marker: Option<std::path::PathBuf>, e: anyhow::Error) -> anyhow::Error {
+    let text = format!("{e:#}");
+    let reason = raft_store::error::safe_mode_reason_of(&text);
+    crate::safe_mode::SafeMode::open(marker).enter(crate::safe_mode::Fault {
+        reason: reason.into(),
+        message: text,
+    });
+    e.context(format!(
+        "storage fault at start-up, safe mode {reason} (see the runbook for {reason} in docs/OPERATIONS.md)"
+    ))
+}
+
+/// Run one node until SIGINT or SIGTERM (`ron-ledger start`): start it on `storage` (see
+/// [`Node::start_storing`]), initialise a cluster of one when `init` is set and the node has never
+/// been initialised, then shut down cleanly.
+pub async fn run_until_signal(
+    config: Config,
+    init: bool,
+    storage: Option<Backends>,
+) -> anyhow::Result<()> {
+    let running = Node::start_storing(config, storage).await?;
+    if init && !running.node.raft.is_initialized().await.unwrap_or(false) {
+        let members: std::collections::BTreeMap<u64, raft_store::NodeInfo> = [(
+            running.node.id,
+            raft_store::NodeInfo {
+                api_addr: running.node.config.public_api_addr(),
+                peer_addr: running.node.config.public_peer_addr(),
+            },
+        )]
+        .into_iter()
+        .collect();
+        running
+            .node
+            .raft
+            .initialize(members)
+            .await
+            .context("initialise single-node cluster")?;
+    }
+    println!(
+        "ron-ledger node {} serving api on {} and peers on {}",
+        running.node.id, running.api_addr, running.peer_addr
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+pub async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
 fn spawn_key_reloader(auth: Arc<Auth>) {
     let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
         tracing::warn!("cannot listen for SIGHUP; capability keys reload only at restart");

@@ -48,6 +48,23 @@ pub trait LogBackend: Send + Sync + 'static {
     fn meta_get(&self, key: &'static str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Write a metadata record, synced if `sync`.
     fn meta_put(&self, key: &'static str, value: Vec<u8>, sync: bool) -> Result<(), StoreError>;
+    /// The engine's disk figures, for `/metrics` (`None`: the engine keeps nothing on disk).
+    fn disk_stats(&self) -> Option<DiskStats> {
+        None
+    }
+}
+
+/// What a storage engine has on disk, read when `/metrics` is scraped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DiskStats {
+    /// Syncs of the write-ahead log since the store was opened.
+    pub wal_syncs: u64,
+    /// Bytes in write-ahead log files.
+    pub wal_bytes: u64,
+    /// Bytes in table (SST) files, every column family.
+    pub table_bytes: u64,
+    /// Bytes held in memtables (written to the WAL, not yet flushed to tables).
+    pub memtable_bytes: u64,
 }
 
 /// What the state machine has applied: stored in the same atomic write as the entry's changes.

@@ -55,8 +55,9 @@ impl StoreError {
 
     /// The safe-mode reason this error stands for when it stops a node (the reasons and their
     /// runbooks are in `docs/OPERATIONS.md`): `checksum_mismatch`, `log_gap`,
-    /// `snapshot_invalid`, `disk_full` (ENOSPC, from RocksDB or a file operation), else
-    /// `io_error` (a failed write or fsync, a bad data directory).
+    /// `snapshot_invalid`, `disk_full` (ENOSPC, from RocksDB or a file operation),
+    /// `fsync_failed` (an fsync or fdatasync that reported an error: what was written may not be
+    /// on the disk), else `io_error` (a failed write, a bad data directory).
     pub fn safe_mode_reason(&self) -> &'static str {
         match self {
             StoreError::Corruption { .. } => "checksum_mismatch",
@@ -67,6 +68,7 @@ impl StoreError {
             StoreError::Snapshot(_) => "snapshot_invalid",
             StoreError::Io(e) if e.raw_os_error() == Some(ENOSPC) => "disk_full",
             _ if is_no_space(&self.to_string()) => "disk_full",
+            _ if is_sync_failure(&self.to_string()) => "fsync_failed",
             _ => "io_error",
         }
     }
@@ -85,6 +87,12 @@ fn is_no_space(text: &str) -> bool {
     text.contains("No space left on device") || text.contains("os error 28")
 }
 
+/// Whether an error's text reports a failed sync. RocksDB's POSIX environment words them
+/// `While fdatasync: FILE: ...` and `While fsync: FILE: ...`.
+fn is_sync_failure(text: &str) -> bool {
+    text.contains("While fdatasync") || text.contains("While fsync")
+}
+
 /// The safe-mode reason of a fatal storage error as openraft reports it (its text carries the
 /// [`StoreError`] that caused it, see `into_raft`); the one place that maps the two.
 pub fn safe_mode_reason_of(raft_error_text: &str) -> &'static str {
@@ -98,6 +106,8 @@ pub fn safe_mode_reason_of(raft_error_text: &str) -> &'static str {
         "snapshot_invalid"
     } else if is_no_space(raft_error_text) {
         "disk_full"
+    } else if is_sync_failure(raft_error_text) {
+        "fsync_failed"
     } else {
         "io_error"
     }
@@ -153,6 +163,12 @@ mod tests {
             (
                 StoreError::Io(std::io::Error::from_raw_os_error(5)),
                 "io_error",
+            ),
+            (
+                StoreError::Io(std::io::Error::other(
+                    "While fdatasync: db/000012.log: Input/output error",
+                )),
+                "fsync_failed",
             ),
             (StoreError::DataDir("mode 0755".into()), "io_error"),
         ];

@@ -238,15 +238,22 @@ impl Cluster {
     }
 
     pub fn start(&mut self, id: u64) {
+        self.start_program(id, &binary(), &[]);
+    }
+
+    /// Start node `id` with another program taking `ron-ledger start --config FILE`'s arguments
+    /// (a fault-injecting build of the node), with `env` added to its environment.
+    pub fn start_program(&mut self, id: u64, program: &Path, env: &[(&str, &Path)]) {
         let n = &mut self.nodes[(id - 1) as usize];
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&n.log)
             .unwrap();
-        let child = Command::new(binary())
+        let child = Command::new(program)
             .args(["start", "--config"])
             .arg(&n.config)
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -259,6 +266,14 @@ impl Cluster {
             c.kill().expect("SIGKILL");
             c.wait().unwrap();
         }
+    }
+
+    /// Node `id`'s exit code once its process has exited (-1 for a signal), else `None`.
+    pub fn try_exit(&mut self, id: u64) -> Option<i32> {
+        let n = &mut self.nodes[(id - 1) as usize];
+        let status = n.child.as_mut()?.try_wait().expect("wait on node")?;
+        n.child = None;
+        Some(status.code().unwrap_or(-1))
     }
 
     pub fn url(&self, id: u64, path: &str) -> String {
@@ -385,4 +400,38 @@ impl Cluster {
         })
         .await
     }
+
+    /// Balances (debits posted, credits posted) of accounts `1..=count` as node `id` reads them
+    /// (linearizable reads).
+    pub async fn balances(&self, id: u64, count: u128) -> BTreeMap<u128, (u128, u128)> {
+        let mut out = BTreeMap::new();
+        for a in 1..=count {
+            let (code, v) = self.get(id, &format!("/v1/accounts/{a}")).await.expect("read");
+            assert_eq!(code, 200, "{v}");
+            out.insert(a, (amount(&v["debits_posted"]), amount(&v["credits_posted"])));
+        }
+        out
+    }
+
+    /// Start nodes 1..=3, initialise them as one cluster and create accounts 1..=3.
+    pub async fn start_three_with_accounts(&mut self) {
+        for id in 1..=3 {
+            self.start(id);
+        }
+        self.init(&[1, 2, 3]).await;
+        self.write_until_acked(
+            "/v1/accounts",
+            &crate::events::accounts_json(1..=3),
+            &[1, 2, 3],
+            Duration::from_secs(20),
+        )
+        .await;
+    }
+}
+
+/// An amount as the API writes it (a decimal string).
+fn amount(v: &Value) -> u128 {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("decimal string")
 }

@@ -177,6 +177,7 @@ pub(crate) async fn metrics(State(node): State<Arc<Node>>) -> Response {
         committed_index: committed_index(&node).unwrap_or(0),
         leader: m.state == openraft::ServerState::Leader,
         replication_lag,
+        disk: node.log.disk_stats(),
     };
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

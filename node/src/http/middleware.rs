@@ -3,7 +3,7 @@
 //! query strings on writes, and the `X-Ron-Leader` header on every answer.
 
 use crate::error::ApiError;
-use crate::http::respond::err;
+use crate::http::respond::{err, AuthFailure};
 use crate::node::Node;
 use crate::security::capabilities;
 use crate::serve::PeerIdentity;
@@ -26,7 +26,8 @@ fn correlation_id(headers: &HeaderMap) -> String {
 }
 
 /// Run the request inside a span carrying `corr_id` and `peer`, so every log line it causes
-/// names both, and echo the correlation id. The request's own header is set to the id in use
+/// names both, echo the correlation id, and count an authentication failure by the kind of
+/// caller (`auth_failures_total{peer}`). The request's own header is set to the id in use
 /// (see [`request_corr_id`]), so a handler that passes the request on (a forwarded write) names
 /// the same id.
 pub(crate) async fn correlate(
@@ -37,13 +38,16 @@ pub(crate) async fn correlate(
     if let Ok(v) = axum::http::HeaderValue::from_str(&corr_id) {
         req.headers_mut().insert(CORRELATION_HEADER, v);
     }
-    let peer = req
+    let (peer, kind) = req
         .extensions()
         .get::<PeerIdentity>()
-        .map(|p| p.addr.clone())
-        .unwrap_or_default();
+        .map(|p| (p.addr.clone(), p.kind()))
+        .unwrap_or((String::new(), "anonymous"));
     let span = tracing::info_span!("request", corr_id = %corr_id, peer = %peer);
     let mut response = tracing::Instrument::instrument(next.run(req), span).await;
+    if response.extensions().get::<AuthFailure>().is_some() {
+        crate::metrics::auth_failure(kind);
+    }
     if let Ok(v) = axum::http::HeaderValue::from_str(&corr_id) {
         response.headers_mut().insert(CORRELATION_HEADER, v);
     }

@@ -1,5 +1,5 @@
-//! Answering a rejected request: one place that logs it, counts it (`rejected_total{reason}`,
-//! `auth_failures_total`) and renders the error body with the leader; and the 404-or-JSON answer
+//! Answering a rejected request: one place that logs it, counts it (`rejected_total{reason}`;
+//! `auth_failures_total` through a mark the request's middleware counts) and renders the error body with the leader; and the 404-or-JSON answer
 //! of lookups.
 
 use crate::error::ApiError;
@@ -19,11 +19,13 @@ pub(crate) fn err(node: &Node, e: ApiError) -> Response {
         });
     }
     crate::metrics::rejected(&e.reason);
-    if is_auth_failure(&e.reason) {
-        crate::metrics::auth_failure();
-    }
+    let auth_failure = is_auth_failure(&e.reason);
     let too_large = e.status == StatusCode::PAYLOAD_TOO_LARGE.as_u16();
     let mut response = e.into_response_with_leader(node.leader_id());
+    if auth_failure {
+        // Counted by `middleware::correlate`, which knows who called.
+        response.extensions_mut().insert(AuthFailure);
+    }
     if too_large {
         // The rest of the body was never read: the connection cannot carry another request.
         response.headers_mut().insert(
@@ -33,6 +35,10 @@ pub(crate) fn err(node: &Node, e: ApiError) -> Response {
     }
     response
 }
+
+/// Marks an answer that refused authentication or authorization (`auth_failures_total`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AuthFailure;
 
 /// Reasons that are authentication or authorization failures (`auth_failures_total`).
 fn is_auth_failure(reason: &str) -> bool {

@@ -7,6 +7,7 @@
 //! what goes into a batch, and never reads a table's records beyond checking their seal.
 
 use super::layout::ALL_CFS;
+use crate::backend::DiskStats;
 use crate::error::StoreError;
 use crate::record::open;
 use ledger::codec::Kind;
@@ -94,6 +95,36 @@ impl RocksBackend {
     pub fn wal_syncs(&self) -> u64 {
         self.opts
             .get_ticker_count(rocksdb::statistics::Ticker::WalFileSynced)
+    }
+
+    /// The database's disk figures: WAL syncs (RocksDB's statistics), the WAL files' size, and
+    /// RocksDB's own table and memtable sizes summed over the column families.
+    pub fn disk_stats(&self) -> DiskStats {
+        let mut stats = DiskStats {
+            wal_syncs: self.wal_syncs(),
+            ..DiskStats::default()
+        };
+        for name in ALL_CFS {
+            let Ok(cf) = self.cf(name) else { continue };
+            let property = |p: &str| {
+                self.db
+                    .property_int_value_cf(cf, p)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0)
+            };
+            stats.table_bytes += property("rocksdb.total-sst-files-size");
+            stats.memtable_bytes += property("rocksdb.cur-size-all-mem-tables");
+        }
+        if let Ok(files) = fs::read_dir(self.db.path()) {
+            stats.wal_bytes = files
+                .filter_map(Result::ok)
+                .filter(|f| f.path().extension().is_some_and(|e| e == "log"))
+                .filter_map(|f| f.metadata().ok())
+                .map(|m| m.len())
+                .sum();
+        }
+        stats
     }
 
     pub(super) fn cf(&self, name: &'static str) -> Result<&ColumnFamily, StoreError> {

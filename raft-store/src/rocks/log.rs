@@ -8,7 +8,7 @@
 
 use super::db::RocksBackend;
 use super::layout::{parse_index, CF_LOG, CF_META, KEY_END};
-use crate::backend::{meta_key, LogBackend};
+use crate::backend::{meta_key, DiskStats, LogBackend};
 use crate::error::StoreError;
 use rocksdb::{IteratorMode, WriteBatch};
 
@@ -86,5 +86,9 @@ impl LogBackend for RocksBackend {
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(CF_META)?, key, value);
         self.write(batch, sync)
+    }
+
+    fn disk_stats(&self) -> Option<DiskStats> {
+        Some(RocksBackend::disk_stats(self))
     }
 }
