@@ -1,6 +1,5 @@
 //! `ron-ledger`: run one node (`start`), or a local cluster for trying things (`dev`).
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use node::config::{self, Config};
 use node::dev::{self, DevOptions};

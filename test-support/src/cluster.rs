@@ -406,9 +406,15 @@ impl Cluster {
     pub async fn balances(&self, id: u64, count: u128) -> BTreeMap<u128, (u128, u128)> {
         let mut out = BTreeMap::new();
         for a in 1..=count {
-            let (code, v) = self.get(id, &format!("/v1/accounts/{a}")).await.expect("read");
+            let (code, v) = self
+                .get(id, &format!("/v1/accounts/{a}"))
+                .await
+                .expect("read");
             assert_eq!(code, 200, "{v}");
-            out.insert(a, (amount(&v["debits_posted"]), amount(&v["credits_posted"])));
+            out.insert(
+                a,
+                (amount(&v["debits_posted"]), amount(&v["credits_posted"])),
+            );
         }
         out
     }

@@ -220,9 +220,15 @@ async fn repeated_sigkill_under_load_recovers_monotonically_and_loses_nothing() 
         let applied_before = before["applied_index"].as_u64().unwrap();
         c.kill(victim);
         c.start(victim);
-        let after = poll(Duration::from_secs(30), Duration::from_millis(50), || async {
-            c.status(victim).await.ok_or("the killed node never served again")
-        })
+        let after = poll(
+            Duration::from_secs(30),
+            Duration::from_millis(50),
+            || async {
+                c.status(victim)
+                    .await
+                    .ok_or("the killed node never served again")
+            },
+        )
         .await;
         assert!(
             after["applied_index"].as_u64().unwrap() >= applied_before,

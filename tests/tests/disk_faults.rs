@@ -148,7 +148,11 @@ async fn a_node_whose_disk_fills_enters_disk_full_and_catches_up_after() {
         acked += 200;
     }
     let scraped = metrics(&c, 3).await;
-    assert_eq!(metric(&scraped, "safe_mode{reason=\"disk_full\"}"), 1.0, "{scraped}");
+    assert_eq!(
+        metric(&scraped, "safe_mode{reason=\"disk_full\"}"),
+        1.0,
+        "{scraped}"
+    );
     assert!(metric(&scraped, "wal_fsync_fail_total") >= 1.0, "{scraped}");
 
     // Space is freed; the operator clears safe mode and restarts the node: it catches up.
@@ -256,10 +260,24 @@ async fn a_leader_whose_fsync_fails_enters_fsync_failed_and_the_others_carry_on(
         .post(leader, "/v1/transfers", json!([transfer_json(1, 1, 2, 1)]))
         .await
         .unwrap();
-    assert_eq!((code, v["error"]["reason"].as_str()), (503, Some("safe_mode")), "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("fsync_failed"), "{v}");
+    assert_eq!(
+        (code, v["error"]["reason"].as_str()),
+        (503, Some("safe_mode")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("fsync_failed"),
+        "{v}"
+    );
     let (code, v) = c.get(leader, "/readyz").await.unwrap();
-    assert_eq!((code, &v["safe_mode_reason"]), (503, &json!("fsync_failed")), "{v}");
+    assert_eq!(
+        (code, &v["safe_mode_reason"]),
+        (503, &json!("fsync_failed")),
+        "{v}"
+    );
     let (code, _) = c
         .get(leader, "/v1/accounts/1?consistency=stale")
         .await
@@ -283,7 +301,10 @@ async fn a_leader_whose_fsync_fails_enters_fsync_failed_and_the_others_carry_on(
     let caught_up = restarted.elapsed();
     for id in 1..=3 {
         let b = c.balances(id, 3).await;
-        assert_eq!(b[&1].0, acked, "node {id}: every acknowledged transfer applied once");
+        assert_eq!(
+            b[&1].0, acked,
+            "node {id}: every acknowledged transfer applied once"
+        );
     }
     eprintln!(
         "fsync failure: detected {detected:?} after the fault, the others committed 1000 transfers in {meanwhile:?} meanwhile, caught up {caught_up:?} after the restart ({acked} acknowledged)"
@@ -365,11 +386,12 @@ async fn a_damaged_ledger_record_puts_the_node_in_checksum_mismatch_not_served()
         c.status(3).await.is_some()
     })
     .await;
-    let (code, v) = c
-        .get(3, "/v1/accounts/1?consistency=stale")
-        .await
-        .unwrap();
-    assert_eq!((code, v["error"]["reason"].as_str()), (503, Some("safe_mode")), "{v}");
+    let (code, v) = c.get(3, "/v1/accounts/1?consistency=stale").await.unwrap();
+    assert_eq!(
+        (code, v["error"]["reason"].as_str()),
+        (503, Some("safe_mode")),
+        "{v}"
+    );
     let detected = safe_mode_entered(&c, 3, "checksum_mismatch", started).await;
     let scraped = metrics(&c, 3).await;
     assert_eq!(
@@ -378,7 +400,11 @@ async fn a_damaged_ledger_record_puts_the_node_in_checksum_mismatch_not_served()
         "{scraped}"
     );
     let (code, v) = c.get(3, "/readyz").await.unwrap();
-    assert_eq!((code, &v["safe_mode_reason"]), (503, &json!("checksum_mismatch")), "{v}");
+    assert_eq!(
+        (code, &v["safe_mode_reason"]),
+        (503, &json!("checksum_mismatch")),
+        "{v}"
+    );
     let (code, v) = c
         .post(3, "/v1/admin/safe-mode/clear", json!({}))
         .await
