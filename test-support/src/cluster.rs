@@ -419,15 +419,15 @@ impl Cluster {
         out
     }
 
-    /// Start nodes 1..=3, initialise them as one cluster and create accounts 1..=3.
-    pub async fn start_three_with_accounts(&mut self) {
+    /// Start nodes 1..=3, initialise them as one cluster and create accounts `1..=accounts`.
+    pub async fn start_three_with_accounts(&mut self, accounts: u128) {
         for id in 1..=3 {
             self.start(id);
         }
         self.init(&[1, 2, 3]).await;
         self.write_until_acked(
             "/v1/accounts",
-            &crate::events::accounts_json(1..=3),
+            &crate::events::accounts_json(1..=accounts),
             &[1, 2, 3],
             Duration::from_secs(20),
         )

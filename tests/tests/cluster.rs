@@ -147,18 +147,8 @@ async fn expect_moves(
 async fn leader_sigkill_under_load_loses_no_acknowledged_transfer() {
     let _serial = SERIAL.lock().await;
     let mut c = Cluster::new(3, "");
-    for id in 1..=3 {
-        c.start(id);
-    }
-    c.init(&[1, 2, 3]).await;
     const ACCOUNTS: u128 = 10;
-    c.write_until_acked(
-        "/v1/accounts",
-        &accounts_json(1..=ACCOUNTS),
-        &[1, 2, 3],
-        Duration::from_secs(20),
-    )
-    .await;
+    c.start_three_with_accounts(ACCOUNTS).await;
     let old_leader = c.leader(&[1, 2, 3]).await;
     let acked = Arc::new(AtomicU64::new(0));
     let tasks = spawn_writers(&c, ACCOUNTS, 4, 60, acked.clone());
@@ -191,18 +181,8 @@ async fn leader_sigkill_under_load_loses_no_acknowledged_transfer() {
 async fn repeated_sigkill_under_load_recovers_monotonically_and_loses_nothing() {
     let _serial = SERIAL.lock().await;
     let mut c = Cluster::new(3, "");
-    for id in 1..=3 {
-        c.start(id);
-    }
-    c.init(&[1, 2, 3]).await;
     const ACCOUNTS: u128 = 10;
-    c.write_until_acked(
-        "/v1/accounts",
-        &accounts_json(1..=ACCOUNTS),
-        &[1, 2, 3],
-        Duration::from_secs(20),
-    )
-    .await;
+    c.start_three_with_accounts(ACCOUNTS).await;
     let acked = Arc::new(AtomicU64::new(0));
     let tasks = spawn_writers(&c, ACCOUNTS, 4, 150, acked.clone());
     for round in 0..5u64 {
@@ -595,7 +575,7 @@ async fn bad_input_is_rejected_with_a_reason_and_changes_nothing() {
 async fn a_node_that_lost_its_data_does_not_vote_until_it_is_replaced() {
     let _serial = SERIAL.lock().await;
     let mut c = Cluster::new(3, "");
-    c.start_three_with_accounts().await;
+    c.start_three_with_accounts(3).await;
     let mut acked = 0u128;
     let mut next = 900u128;
     async fn transfer(c: &Cluster, id: u128, nodes: &[u64]) {

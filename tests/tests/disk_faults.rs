@@ -124,7 +124,7 @@ async fn a_node_whose_disk_fills_enters_disk_full_and_catches_up_after() {
     let _serial = SERIAL.lock().await;
     let mut c = Cluster::new(3, "");
     let disk = SmallDisk::mount(&c.dir.path().join("node-3"), 64);
-    c.start_three_with_accounts().await;
+    c.start_three_with_accounts(3).await;
     c.converged(&[1, 2, 3]).await;
     let filler = disk.fill(2);
     let started = std::time::Instant::now();
@@ -164,18 +164,7 @@ async fn a_node_whose_disk_fills_enters_disk_full_and_catches_up_after() {
         .await
         .unwrap();
     assert_eq!(code, 200, "{v}");
-    c.kill(3);
-    let restarted = std::time::Instant::now();
-    c.start(3);
-    c.converged(&[1, 2, 3]).await;
-    let caught_up = restarted.elapsed();
-    for id in 1..=3 {
-        let b = c.balances(id, 3).await;
-        assert_eq!(
-            b[&1].0, acked,
-            "node {id}: every acknowledged transfer applied once"
-        );
-    }
+    let caught_up = restart_and_catch_up(&mut c, 3, acked).await;
     eprintln!(
         "disk full: detected after {detected:?} of load, {acked} transfers acknowledged, caught up {caught_up:?} after the restart"
     );
@@ -183,6 +172,24 @@ async fn a_node_whose_disk_fills_enters_disk_full_and_catches_up_after() {
         c.kill(id);
     }
     drop(disk);
+}
+
+/// Restart node `id` on `ron-ledger` and wait until all three converge with `acked` transfers
+/// out of account 1 on each (every acknowledged transfer applied once); how long it took.
+async fn restart_and_catch_up(c: &mut Cluster, id: u64, acked: u128) -> Duration {
+    c.kill(id);
+    let restarted = Instant::now();
+    c.start(id);
+    c.converged(&[1, 2, 3]).await;
+    let caught_up = restarted.elapsed();
+    for node in 1..=3 {
+        let b = c.balances(node, 3).await;
+        assert_eq!(
+            b[&1].0, acked,
+            "node {node}: every acknowledged transfer applied once"
+        );
+    }
+    caught_up
 }
 
 /// `ronctl --seeds ADDR ARGS…` against cluster `c`: exit code and stderr.
@@ -294,18 +301,7 @@ async fn a_leader_whose_fsync_fails_enters_fsync_failed_and_the_others_carry_on(
     let addr = c.node(leader).api.clone();
     let (code, stderr) = ronctl(&c, &addr, &["cluster", "clear-safe-mode", &addr]);
     assert_eq!(code, 0, "{stderr}");
-    c.kill(leader);
-    let restarted = Instant::now();
-    c.start(leader);
-    c.converged(&[1, 2, 3]).await;
-    let caught_up = restarted.elapsed();
-    for id in 1..=3 {
-        let b = c.balances(id, 3).await;
-        assert_eq!(
-            b[&1].0, acked,
-            "node {id}: every acknowledged transfer applied once"
-        );
-    }
+    let caught_up = restart_and_catch_up(&mut c, leader, acked).await;
     eprintln!(
         "fsync failure: detected {detected:?} after the fault, the others committed 1000 transfers in {meanwhile:?} meanwhile, caught up {caught_up:?} after the restart ({acked} acknowledged)"
     );
@@ -359,7 +355,7 @@ fn flip_a_stored_byte(data: &Path, cf: &str, pick: Pick) -> std::path::PathBuf {
 /// Start a cluster of three with accounts 1..=3 and 600 transfers, all applied everywhere; stop
 /// node 3 (SIGKILL) and return the acknowledged transfer count.
 async fn three_then_stop_node_3(c: &mut Cluster, next: &mut u128) -> u128 {
-    c.start_three_with_accounts().await;
+    c.start_three_with_accounts(3).await;
     for _ in 0..3 {
         batch(c, next, &[1, 2, 3]).await;
     }
