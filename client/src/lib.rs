@@ -16,6 +16,10 @@
 //! - **Verification** ([`verify`]): with trusted checkpoint keys configured, the client checks
 //!   signed checkpoints, their consistency with the last one it accepted, and inclusion proofs
 //!   of accounts, transfers and leaves ([`Client::verified_transfer`] and friends).
+//! - **Events** ([`events`]): [`Client::events`] consumes every committed event in commit order
+//!   from a position, each batch proven against a signed checkpoint before it is delivered.
+//! - **Queries**: accounts and transfers by their fields ([`Client::query_accounts`],
+//!   [`Client::query_transfers`]), and balances as of a point for accounts that keep history.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), ron_ledger_client::Error> {
@@ -45,6 +49,7 @@ mod cluster;
 mod config;
 mod discovery;
 mod error;
+pub mod events;
 mod outcome;
 mod reads;
 pub mod retry;
@@ -60,7 +65,8 @@ pub use client::Client;
 pub use config::ClientConfig;
 pub use discovery::{Member, Status};
 pub use error::Error;
+pub use events::{EventConsumer, StreamEvent};
 pub use outcome::{EventOutcome, ExistsIsOk};
-pub use reads::{Consistency, HistoryPage};
+pub use reads::{AsOf, BalanceAt, Consistency, HistoryPage, Page, QueryFilter, TransferSide};
 pub use transport::{install_crypto_provider, ClientTls};
 pub use verify::{Verified, VerifyError};

@@ -90,7 +90,7 @@ impl Client {
     }
 
     /// Fetch, check and remember the latest checkpoint; returns it and the node that served it.
-    async fn advance_checkpoint(&self) -> Result<(SignedCheckpoint, String), Error> {
+    pub(crate) async fn advance_checkpoint(&self) -> Result<(SignedCheckpoint, String), Error> {
         let config = &self.shared.config;
         let keys = config.trusted_keys.as_ref().ok_or_else(|| {
             Error::Invalid("verification needs trusted checkpoint keys in the config".into())

@@ -118,6 +118,15 @@ pub enum VerifyError {
     /// The inclusion proof does not lead from the leaf to the checkpoint's root.
     #[error("inclusion proof does not verify: {0}")]
     InclusionFailed(ProofError),
+    /// An event stream disagrees with itself: an event out of order, a frontier that is not
+    /// the one this consumer computed, or a root its own leaves do not give.
+    #[error("event stream at leaf {index}: {reason}")]
+    StreamMismatch {
+        /// The leaf index where it happened.
+        index: u64,
+        /// What disagreed.
+        reason: String,
+    },
     /// The leaf preimage is not a valid leaf.
     #[error("leaf data does not decode: {0}")]
     LeafUndecodable(LeafDecodeError),

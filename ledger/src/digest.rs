@@ -4,12 +4,13 @@
 
 use crate::canonical::{account_bytes, status_bytes, transfer_bytes};
 use crate::merkle::Hash;
+use crate::query::{BalanceEntry, IndexKey};
 use crate::types::{
     AccountRecord, ExpiryKey, HistoryKey, LedgerMeta, TransferRecord, TransferStatus,
 };
 
 /// Incremental state digest. Callers feed each table in key order: accounts, transfers, statuses,
-/// expiry index, history index.
+/// expiry index, history index, secondary index, balance history.
 pub struct StateDigest {
     hasher: blake3::Hasher,
 }
@@ -68,6 +69,31 @@ impl StateDigest {
         self.hasher.update(&k.account_id.to_le_bytes());
         self.hasher.update(&k.timestamp.to_le_bytes());
         self.hasher.update(&transfer_id.to_le_bytes());
+    }
+
+    /// Add a secondary index entry.
+    pub fn index(&mut self, k: &IndexKey, id: u128) {
+        self.hasher.update(b"I");
+        self.hasher.update(&[k.field as u8]);
+        self.hasher.update(&k.value.to_le_bytes());
+        self.hasher.update(&k.timestamp.to_le_bytes());
+        self.hasher.update(&id.to_le_bytes());
+    }
+
+    /// Add a balance-history entry.
+    pub fn balance(&mut self, k: &HistoryKey, e: &BalanceEntry) {
+        self.hasher.update(b"B");
+        self.hasher.update(&k.account_id.to_le_bytes());
+        self.hasher.update(&k.timestamp.to_le_bytes());
+        for v in [
+            e.debits_pending,
+            e.debits_posted,
+            e.credits_pending,
+            e.credits_posted,
+        ] {
+            self.hasher.update(&v.to_le_bytes());
+        }
+        self.hasher.update(&e.leaf.to_le_bytes());
     }
 
     /// The digest.

@@ -42,6 +42,7 @@ pub mod limits;
 pub mod merkle;
 mod overlay;
 pub mod proof;
+pub mod query;
 pub mod results;
 pub mod state;
 pub mod types;
@@ -56,6 +57,7 @@ pub use codec::{CodecError, Kind};
 pub use export::{verify_bundle, BundleReport, ExportBundle};
 pub use merkle::{Frontier, Hash};
 pub use proof::{ConsistencyProof, InclusionProof, ProofError, TreeSource};
+pub use query::{BalanceEntry, Filter, IndexField, IndexKey, IndexRead, Order, Side, Target};
 pub use results::{CreateAccountResult, CreateTransferResult, EventResult};
 pub use state::{Changes, MemoryState, ReadError, StateRead};
 pub use types::{

@@ -1,6 +1,7 @@
 //! Uncommitted writes of one entry over a [`StateRead`], with savepoints so that a failed
 //! `linked` chain can be undone. Turned into a [`Changes`] at the end of the entry.
 
+use crate::query::{account_entries, transfer_entries, BalanceEntry};
 use crate::state::{Changes, ReadError, StateRead};
 use crate::types::{
     AccountRecord, ExpiryKey, HistoryKey, LedgerMeta, TransferRecord, TransferStatus,
@@ -19,6 +20,7 @@ pub(crate) struct Savepoint {
     undo: usize,
     expiry: usize,
     history: usize,
+    balances: usize,
 }
 
 pub(crate) struct Overlay<'a, S: StateRead> {
@@ -29,6 +31,8 @@ pub(crate) struct Overlay<'a, S: StateRead> {
     /// (key, true = put / false = delete), in order; the last operation on a key wins.
     expiry: Vec<(ExpiryKey, bool)>,
     history: Vec<(HistoryKey, u128)>,
+    /// Balance-history entries of `history`-flagged accounts, in the order they happened.
+    balances: Vec<(HistoryKey, BalanceEntry)>,
     undo: Vec<Undo>,
 }
 
@@ -41,6 +45,7 @@ impl<'a, S: StateRead> Overlay<'a, S> {
             statuses: HashMap::new(),
             expiry: Vec::new(),
             history: Vec::new(),
+            balances: Vec::new(),
             undo: Vec::new(),
         }
     }
@@ -99,11 +104,16 @@ impl<'a, S: StateRead> Overlay<'a, S> {
         self.history.push((key, transfer_id));
     }
 
+    pub(crate) fn balance(&mut self, key: HistoryKey, entry: BalanceEntry) {
+        self.balances.push((key, entry));
+    }
+
     pub(crate) fn savepoint(&self) -> Savepoint {
         Savepoint {
             undo: self.undo.len(),
             expiry: self.expiry.len(),
             history: self.history.len(),
+            balances: self.balances.len(),
         }
     }
 
@@ -120,11 +130,15 @@ impl<'a, S: StateRead> Overlay<'a, S> {
         }
         self.expiry.truncate(sp.expiry);
         self.history.truncate(sp.history);
+        self.balances.truncate(sp.balances);
     }
 
     /// The entry's net effect, every list sorted so the result is byte-identical on every node.
+    /// Accounts stamped at or after `first_timestamp` (the entry's first) were created by it and
+    /// are indexed; every transfer in the overlay is new and is indexed.
     pub(crate) fn into_changes(
         self,
+        first_timestamp: u64,
         leaves: Vec<crate::merkle::Hash>,
         leaf_data: Vec<crate::canonical::LeafData>,
         first_leaf: u64,
@@ -154,6 +168,19 @@ impl<'a, S: StateRead> Overlay<'a, S> {
         expiry_delete.sort_unstable();
         let mut history = self.history;
         history.sort_unstable();
+        let mut index = Vec::new();
+        for r in accounts
+            .iter()
+            .filter(|r| r.account.timestamp >= first_timestamp)
+        {
+            account_entries(&r.account, &mut index);
+        }
+        for r in &transfers {
+            transfer_entries(&r.transfer, &mut index);
+        }
+        index.sort_unstable();
+        let mut balances = self.balances;
+        balances.sort_unstable_by_key(|(k, _)| *k);
         Changes {
             accounts,
             transfers,
@@ -161,6 +188,8 @@ impl<'a, S: StateRead> Overlay<'a, S> {
             expiry_put,
             expiry_delete,
             history,
+            index,
+            balances,
             leaves,
             leaf_data,
             first_leaf,

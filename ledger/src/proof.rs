@@ -254,6 +254,25 @@ pub fn root_at<S: TreeSource + ?Sized>(src: &S, size: u64) -> Result<Hash, S::Er
     )
 }
 
+/// The frontier of the first `size` leaves of `src`: the roots of the perfect subtrees its
+/// binary decomposition names, largest first (what [`crate::Frontier`] keeps). A consumer that
+/// pushes the following leaves onto it computes every later root itself.
+pub fn frontier_at<S: TreeSource + ?Sized>(
+    src: &S,
+    size: u64,
+) -> Result<crate::Frontier, S::Error> {
+    let mut nodes = Vec::with_capacity(size.count_ones() as usize);
+    let mut start = 0u64;
+    for level in (0..64).rev() {
+        let len = 1u64 << level;
+        if size & len != 0 {
+            nodes.push(span_root(src, Span { start, len })?);
+            start += len;
+        }
+    }
+    Ok(crate::Frontier { size, nodes })
+}
+
 /// The inclusion proof of leaf `index` in the tree of the first `size` leaves of `src`.
 ///
 /// The caller bounds `size` by what `src` holds; a leaf `src` lacks is its error.

@@ -5,6 +5,7 @@
 use crate::canonical::LeafData;
 use crate::merkle::Hash;
 use crate::proof::{ProofError, TreeSource};
+use crate::query::{BalanceEntry, IndexField, IndexKey, IndexRead, Order};
 use crate::types::{AccountRecord, TransferRecord, TransferStatus};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -54,6 +55,10 @@ pub struct Changes {
     pub expiry_delete: Vec<ExpiryKey>,
     /// History index entries: (account, timestamp) → transfer id.
     pub history: Vec<(HistoryKey, u128)>,
+    /// Secondary index entries (`crate::query`), sorted.
+    pub index: Vec<(IndexKey, u128)>,
+    /// Balance-history entries of accounts with the `history` flag, sorted.
+    pub balances: Vec<(HistoryKey, BalanceEntry)>,
     /// Leaf hashes appended to the tree, starting at leaf index `first_leaf`.
     pub leaves: Vec<Hash>,
     /// The preimage of each of `leaves` (`leaf_data[i].hash() == leaves[i]`).
@@ -78,6 +83,10 @@ pub struct MemoryState {
     /// Per account, (timestamp, transfer id) in timestamp order: timestamps only grow, so
     /// commits append.
     history: BTreeMap<u128, Vec<(u64, u128)>>,
+    /// The secondary indexes (`crate::query`).
+    index: BTreeMap<IndexKey, u128>,
+    /// Balance history of accounts with the `history` flag.
+    balances: BTreeMap<HistoryKey, BalanceEntry>,
     leaves: Vec<Hash>,
     leaf_data: Vec<LeafData>,
     /// `nodes[level - 1][index]`: the perfect-subtree roots; appended in index order.
@@ -120,6 +129,8 @@ impl MemoryState {
                 _ => entries.push((k.timestamp, id)),
             }
         }
+        self.index.extend(changes.index);
+        self.balances.extend(changes.balances);
         debug_assert_eq!(self.leaves.len() as u64, changes.first_leaf);
         debug_assert_eq!(changes.leaves.len(), changes.leaf_data.len());
         self.leaves.extend(changes.leaves);
@@ -181,6 +192,16 @@ impl MemoryState {
         })
     }
 
+    /// The secondary indexes in key order.
+    pub fn index_entries(&self) -> impl Iterator<Item = (&IndexKey, &u128)> {
+        self.index.iter()
+    }
+
+    /// The balance history in key order.
+    pub fn balance_entries(&self) -> impl Iterator<Item = (&HistoryKey, &BalanceEntry)> {
+        self.balances.iter()
+    }
+
     /// Every leaf hash, in order.
     pub fn leaves(&self) -> &[Hash] {
         &self.leaves
@@ -225,6 +246,12 @@ impl MemoryState {
         for (k, id) in self.history_index() {
             digest.history(&k, id);
         }
+        for (k, id) in &self.index {
+            digest.index(k, *id);
+        }
+        for (k, e) in &self.balances {
+            digest.balance(k, e);
+        }
         Ok(digest.finish())
     }
 }
@@ -254,6 +281,57 @@ impl StateRead for MemoryState {
             .take(limit)
             .copied()
             .collect())
+    }
+}
+
+impl IndexRead for MemoryState {
+    fn index_seek(
+        &self,
+        field: IndexField,
+        value: u128,
+        timestamp: u64,
+        order: Order,
+    ) -> Result<Option<(u64, u128)>, ReadError> {
+        if field == IndexField::TransferAccount {
+            let Some(entries) = self.history.get(&value) else {
+                return Ok(None);
+            };
+            return Ok(match order {
+                Order::Asc => entries.get(entries.partition_point(|(t, _)| *t < timestamp)),
+                Order::Desc => entries
+                    .partition_point(|(t, _)| *t <= timestamp)
+                    .checked_sub(1)
+                    .and_then(|i| entries.get(i)),
+            }
+            .copied());
+        }
+        let key = |timestamp| IndexKey {
+            field,
+            value,
+            timestamp,
+        };
+        let found = match order {
+            Order::Asc => self.index.range(key(timestamp)..=key(u64::MAX)).next(),
+            Order::Desc => self.index.range(key(0)..=key(timestamp)).next_back(),
+        };
+        Ok(found.map(|(k, id)| (k.timestamp, *id)))
+    }
+
+    fn balance_seek(
+        &self,
+        account_id: u128,
+        timestamp: u64,
+        order: Order,
+    ) -> Result<Option<(u64, BalanceEntry)>, ReadError> {
+        let key = |timestamp| HistoryKey {
+            account_id,
+            timestamp,
+        };
+        let found = match order {
+            Order::Asc => self.balances.range(key(timestamp)..=key(u64::MAX)).next(),
+            Order::Desc => self.balances.range(key(0)..=key(timestamp)).next_back(),
+        };
+        Ok(found.map(|(k, e)| (k.timestamp, *e)))
     }
 }
 

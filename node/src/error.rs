@@ -22,6 +22,7 @@ pub const REASONS: &[&str] = &[
     "cap_revoked",
     "empty_batch",
     "headers_too_large",
+    "history_not_kept",
     "internal",
     "invalid_encoding",
     "invalid_id",

@@ -326,8 +326,31 @@ mod delegate {
         ) -> Result<Vec<u128>, StoreError> {
             self.inner.account_history(account_id, from, to, limit)
         }
+        fn query_accounts(
+            &self,
+            filter: &ledger::Filter,
+        ) -> Result<Vec<ledger::AccountRecord>, StoreError> {
+            self.inner.query_accounts(filter)
+        }
+        fn query_transfers(
+            &self,
+            target: ledger::Target,
+            filter: &ledger::Filter,
+        ) -> Result<Vec<ledger::TransferRead>, StoreError> {
+            self.inner.query_transfers(target, filter)
+        }
+        fn balances(
+            &self,
+            account_id: u128,
+            range: raft_store::BalanceRange,
+        ) -> Result<Vec<(u64, ledger::BalanceEntry)>, StoreError> {
+            self.inner.balances(account_id, range)
+        }
         fn leaf_data(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
             self.inner.leaf_data(index)
+        }
+        fn frontier_at(&self, size: u64) -> Result<ledger::Frontier, StoreError> {
+            self.inner.frontier_at(size)
         }
         fn inclusion_proof(&self, index: u64, size: u64) -> Result<InclusionProof, StoreError> {
             self.inner.inclusion_proof(index, size)

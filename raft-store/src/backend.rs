@@ -10,9 +10,10 @@ use crate::revocation::{AdminCommand, AdminOutcome, RevocationRecord, TokenId};
 use crate::snapshot::SnapshotData;
 use crate::types::{LogId, NodeId, NodeInfo, StoredMembership};
 use ledger::merkle::Hash;
+use ledger::query::{self as q, IndexRead};
 use ledger::{
-    AccountRecord, Batch, Changes, ConsistencyProof, InclusionProof, LedgerMeta, Outcome,
-    ProofError, TransferRecord,
+    AccountRecord, BalanceEntry, Batch, Changes, ConsistencyProof, Filter, InclusionProof,
+    LedgerMeta, Order, Outcome, ProofError, StateRead, Target, TransferRecord,
 };
 use serde::{Deserialize, Serialize};
 
@@ -154,6 +155,20 @@ pub trait StateBackend: Send + Sync + 'static {
         to: u64,
         limit: usize,
     ) -> Result<Vec<u128>, StoreError>;
+    /// Accounts matching `filter` (`ledger::query`), from one consistent view.
+    fn query_accounts(&self, filter: &Filter) -> Result<Vec<AccountRecord>, StoreError>;
+    /// Transfers matching `filter` (all, or one account's), with where each stands.
+    fn query_transfers(
+        &self,
+        target: Target,
+        filter: &Filter,
+    ) -> Result<Vec<ledger::TransferRead>, StoreError>;
+    /// Balance-history entries of `account_id` in `range`, as `(timestamp, entry)`.
+    fn balances(
+        &self,
+        account_id: u128,
+        range: BalanceRange,
+    ) -> Result<Vec<(u64, BalanceEntry)>, StoreError>;
     /// The preimage of leaf `index` (see `ledger::canonical::decode_leaf`), if applied.
     fn leaf_data(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError>;
     /// Inclusion proof of leaf `index` in the tree of the first `size` leaves. A `size` beyond
@@ -165,6 +180,94 @@ pub trait StateBackend: Send + Sync + 'static {
     /// The root of the first `size` leaves, from the stored nodes. A `size` beyond the applied
     /// tree is [`StoreError::Proof`].
     fn root_at(&self, size: u64) -> Result<Hash, StoreError>;
+    /// The frontier of the first `size` leaves (`ledger::proof::frontier_at`). A `size` beyond
+    /// the applied tree is [`StoreError::Proof`].
+    fn frontier_at(&self, size: u64) -> Result<ledger::Frontier, StoreError>;
+}
+
+/// Which balance-history entries to read: timestamps in `[lo, hi]`, in `order`, at most `limit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BalanceRange {
+    pub lo: u64,
+    pub hi: u64,
+    pub order: Order,
+    pub limit: usize,
+}
+
+impl BalanceRange {
+    /// The one entry in force at `timestamp`.
+    pub fn as_of(timestamp: u64) -> Self {
+        Self {
+            lo: 0,
+            hi: timestamp,
+            order: Order::Desc,
+            limit: 1,
+        }
+    }
+}
+
+/// An index entry that does not lead to a record agreeing with it: the index is damaged.
+fn index_mismatch(what: &str, id: u128, ts: u64) -> StoreError {
+    StoreError::Corruption {
+        cf: "index",
+        key: format!("{what} {id} at {ts}"),
+        reason: "index entry does not match the record".into(),
+    }
+}
+
+/// Run an accounts query on `s` and read each account; every result is checked against the
+/// filter, so a damaged index answers an error, never a wrong account.
+pub(crate) fn query_accounts<S: IndexRead + StateRead>(
+    s: &S,
+    filter: &Filter,
+) -> Result<Vec<AccountRecord>, StoreError> {
+    q::query(s, Target::Accounts, filter)?
+        .into_iter()
+        .map(|(ts, id)| match s.account(id)? {
+            Some(r) if r.account.timestamp == ts && filter.matches_account(&r.account) => Ok(r),
+            _ => Err(index_mismatch("account", id, ts)),
+        })
+        .collect()
+}
+
+/// Run a transfers query on `s` and read each transfer and its status, checked like
+/// [`query_accounts`].
+pub(crate) fn query_transfers<S: IndexRead + StateRead>(
+    s: &S,
+    target: Target,
+    filter: &Filter,
+) -> Result<Vec<ledger::TransferRead>, StoreError> {
+    q::query(s, target, filter)?
+        .into_iter()
+        .map(|(ts, id)| match s.transfer(id)? {
+            Some(r)
+                if r.transfer.timestamp == ts && filter.matches_transfer(target, &r.transfer) =>
+            {
+                let status = s.status(id)?;
+                Ok(ledger::TransferRead {
+                    state: ledger::TransferState::of(&r.transfer, status),
+                    transfer: r.transfer,
+                })
+            }
+            _ => Err(index_mismatch("transfer", id, ts)),
+        })
+        .collect()
+}
+
+/// Balance-history entries of `account_id` in `range` on `s`.
+pub(crate) fn balances<S: IndexRead>(
+    s: &S,
+    account_id: u128,
+    range: BalanceRange,
+) -> Result<Vec<(u64, BalanceEntry)>, StoreError> {
+    Ok(q::balance_history(
+        s,
+        account_id,
+        range.lo,
+        range.hi,
+        range.order,
+        range.limit,
+    )?)
 }
 
 /// Refuse a tree size beyond the applied tree (proofs must never read past it).

@@ -36,7 +36,7 @@ pub mod state_machine;
 pub mod stats;
 pub mod types;
 
-pub use backend::{AppliedState, DiskStats, LogBackend, SnapshotMeta, StateBackend};
+pub use backend::{AppliedState, BalanceRange, DiskStats, LogBackend, SnapshotMeta, StateBackend};
 pub use error::StoreError;
 pub use log_store::LogStore;
 pub use memory::{MemoryLog, MemoryStateBackend};

@@ -2,7 +2,9 @@
 //! implements the same interfaces as RocksDB and stores the same sealed records, so the log
 //! and state behave identically (the deny-list included); it never touches the filesystem.
 
-use crate::backend::{self, AppliedState, LogBackend, SnapshotMeta, SnapshotSource, StateBackend};
+use crate::backend::{
+    self, AppliedState, BalanceRange, LogBackend, SnapshotMeta, SnapshotSource, StateBackend,
+};
 use crate::error::StoreError;
 use crate::restore::read_snapshot;
 use crate::revocation::{self, RevocationRecord, TokenId};
@@ -10,7 +12,8 @@ use crate::snapshot::{SnapshotData, SnapshotItem, SnapshotWriter};
 use ledger::merkle::Hash;
 use ledger::proof;
 use ledger::{
-    Batch, Changes, ConsistencyProof, InclusionProof, LedgerMeta, MemoryState, Outcome, StateRead,
+    AccountRecord, BalanceEntry, Batch, Changes, ConsistencyProof, Filter, InclusionProof,
+    LedgerMeta, MemoryState, Outcome, StateRead, Target,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::io::Cursor;
@@ -156,6 +159,12 @@ impl MemoryStateBackend {
         }
         for (k, id) in state.history_index() {
             w.push(&SnapshotItem::History(k, id))?;
+        }
+        for (k, id) in state.index_entries() {
+            w.push(&SnapshotItem::Index(*k, *id))?;
+        }
+        for (k, e) in state.balance_entries() {
+            w.push(&SnapshotItem::Balance(*k, *e))?;
         }
         for index in 0..state.leaves().len() as u64 {
             let data = state
@@ -355,6 +364,26 @@ impl StateBackend for MemoryStateBackend {
         Ok(self.state().account_history(account_id, from, to, limit))
     }
 
+    fn query_accounts(&self, filter: &Filter) -> Result<Vec<AccountRecord>, StoreError> {
+        backend::query_accounts(&*self.state(), filter)
+    }
+
+    fn query_transfers(
+        &self,
+        target: Target,
+        filter: &Filter,
+    ) -> Result<Vec<ledger::TransferRead>, StoreError> {
+        backend::query_transfers(&*self.state(), target, filter)
+    }
+
+    fn balances(
+        &self,
+        account_id: u128,
+        range: BalanceRange,
+    ) -> Result<Vec<(u64, BalanceEntry)>, StoreError> {
+        backend::balances(&*self.state(), account_id, range)
+    }
+
     fn leaf_data(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.state().leaf_data(index).map(|d| d.as_bytes().to_vec()))
     }
@@ -369,6 +398,12 @@ impl StateBackend for MemoryStateBackend {
         let state = self.state();
         backend::check_tree_size(new, state.meta()?.tree.size)?;
         Ok(proof::consistency_proof(&*state, old, new)?)
+    }
+
+    fn frontier_at(&self, size: u64) -> Result<ledger::Frontier, StoreError> {
+        let state = self.state();
+        backend::check_tree_size(size, state.meta()?.tree.size)?;
+        Ok(proof::frontier_at(&*state, size)?)
     }
 
     fn root_at(&self, size: u64) -> Result<Hash, StoreError> {

@@ -79,6 +79,8 @@ fn collect(changes: &mut Changes, item: SnapshotItem) -> Result<(), StoreError> 
         SnapshotItem::Status(id, s) => changes.statuses.push((id, s)),
         SnapshotItem::Expiry(k) => changes.expiry_put.push(k),
         SnapshotItem::History(k, id) => changes.history.push((k, id)),
+        SnapshotItem::Index(k, id) => changes.index.push((k, id)),
+        SnapshotItem::Balance(k, e) => changes.balances.push((k, e)),
         SnapshotItem::Leaf(i, data) => {
             if i != changes.leaves.len() as u64 {
                 return Err(StoreError::Snapshot(format!("leaf {i} out of order")));

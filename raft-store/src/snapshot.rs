@@ -13,7 +13,10 @@ use crate::node::{LogId, StoredMembership};
 use crate::record::{open, seal};
 use crate::revocation::RevocationRecord;
 use ledger::codec::Kind;
-use ledger::{AccountRecord, ExpiryKey, HistoryKey, LedgerMeta, TransferRecord, TransferStatus};
+use ledger::{
+    AccountRecord, BalanceEntry, ExpiryKey, HistoryKey, IndexKey, LedgerMeta, TransferRecord,
+    TransferStatus,
+};
 use serde::{Deserialize, Serialize};
 use std::io::{Cursor, Read, Write};
 use std::pin::Pin;
@@ -56,6 +59,10 @@ pub enum SnapshotItem {
     /// A capability revocation (deny-list record), in token id order after the leaves. Not part
     /// of the Merkle tree; covered by the state digest.
     Revocation(RevocationRecord),
+    /// A secondary index entry (`ledger::query`), after the history index.
+    Index(IndexKey, u128),
+    /// A balance-history entry, after the secondary index.
+    Balance(HistoryKey, BalanceEntry),
     /// Always last: how many items came before it (header included).
     End {
         /// Item count, header included.

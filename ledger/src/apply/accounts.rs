@@ -6,6 +6,7 @@
 use super::chains::ChainCodes;
 use super::engine::{Engine, Slot, Verdict};
 use crate::canonical::account_leaf_data;
+use crate::query::{balance_key, BalanceEntry};
 use crate::results::{CreateAccountResult, EventResult};
 use crate::state::{ReadError, StateRead};
 use crate::types::{Account, AccountFlags, AccountRecord};
@@ -77,6 +78,12 @@ impl<S: StateRead> Engine<'_, S> {
             account: stamped,
             leaf: slot.leaf,
         });
+        if stamped.flags.has(AccountFlags::HISTORY) {
+            self.overlay.balance(
+                balance_key(stamped.id, slot.timestamp),
+                BalanceEntry::of(&stamped, slot.leaf),
+            );
+        }
         Ok(Verdict::accepted(A::Ok, stamped))
     }
 }

@@ -10,8 +10,9 @@
 use crate::canonical::{expiry_leaf_data, LeafData};
 use crate::merkle::Hash;
 use crate::overlay::Overlay;
+use crate::query::{balance_key, BalanceEntry};
 use crate::state::{ReadError, StateRead};
-use crate::types::{HistoryKey, Transfer, TransferRecord};
+use crate::types::{AccountFlags, AccountRecord, HistoryKey, Transfer, TransferRecord};
 
 /// The state of one entry being applied.
 pub(super) struct Engine<'a, S: StateRead> {
@@ -56,6 +57,20 @@ impl<S: StateRead> Engine<'_, S> {
         let at = (slot.leaf - self.first_leaf) as usize;
         self.leaves[at] = data.hash();
         self.leaf_data[at] = data;
+    }
+
+    /// Store the new balances of an event's two accounts, and keep them in the balance history
+    /// of those created with the `history` flag.
+    pub(super) fn put_balances(&mut self, dr: AccountRecord, cr: AccountRecord, slot: Slot) {
+        for r in [dr, cr] {
+            if r.account.flags.has(AccountFlags::HISTORY) {
+                self.overlay.balance(
+                    balance_key(r.account.id, slot.timestamp),
+                    BalanceEntry::of(&r.account, slot.leaf),
+                );
+            }
+            self.overlay.put_account(r);
+        }
     }
 
     /// Store a new transfer and index it under both accounts.

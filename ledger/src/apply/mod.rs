@@ -76,6 +76,6 @@ pub fn apply<S: StateRead>(state: &S, batch: &Batch) -> Result<(Outcome, Changes
         leaf_data,
         ..
     } = engine;
-    let changes = overlay.into_changes(leaves, leaf_data, first_leaf, nodes, meta);
+    let changes = overlay.into_changes(base, leaves, leaf_data, first_leaf, nodes, meta);
     Ok((outcome, changes))
 }

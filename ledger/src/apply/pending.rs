@@ -30,10 +30,10 @@ impl<S: StateRead> Engine<'_, S> {
                 .overlay
                 .transfer(key.transfer_id)?
                 .ok_or_else(|| corrupt("expiry index names a missing transfer"))?;
-            self.release(&pending.transfer)?;
+            let slot = self.take_slot();
+            self.release(&pending.transfer, slot)?;
             self.overlay
                 .put_status(key.transfer_id, TransferStatus::Expired);
-            let slot = self.take_slot();
             self.set_leaf(slot, expiry_leaf_data(key.transfer_id, slot.timestamp));
             expired += 1;
         }
@@ -118,8 +118,7 @@ impl<S: StateRead> Engine<'_, S> {
         } else {
             reopen(&mut dr.account, &mut cr.account, &p);
         }
-        self.overlay.put_account(dr);
-        self.overlay.put_account(cr);
+        self.put_balances(dr, cr, slot);
         let status = if post {
             TransferStatus::Posted
         } else {
@@ -146,12 +145,11 @@ impl<S: StateRead> Engine<'_, S> {
     }
 
     /// Give back what a pending transfer reserved (expiry).
-    fn release(&mut self, p: &Transfer) -> Result<(), ReadError> {
+    fn release(&mut self, p: &Transfer, slot: Slot) -> Result<(), ReadError> {
         let (mut dr, mut cr) = self.pending_accounts(p)?;
         unreserve(&mut dr.account, &mut cr.account, p)?;
         reopen(&mut dr.account, &mut cr.account, p);
-        self.overlay.put_account(dr);
-        self.overlay.put_account(cr);
+        self.put_balances(dr, cr, slot);
         Ok(())
     }
 

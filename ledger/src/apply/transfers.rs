@@ -152,8 +152,7 @@ impl<S: StateRead> Engine<'_, S> {
         let mut applied = *t;
         applied.amount = amount;
         applied.timestamp = slot.timestamp;
-        self.overlay.put_account(dr);
-        self.overlay.put_account(cr);
+        self.put_balances(dr, cr, slot);
         if pending {
             self.overlay.put_status(t.id, TransferStatus::Pending);
         }
@@ -211,8 +210,7 @@ impl<S: StateRead> Engine<'_, S> {
         }
         dr.account.debits_posted += o.amount;
         cr.account.credits_posted += o.amount;
-        self.overlay.put_account(dr);
-        self.overlay.put_account(cr);
+        self.put_balances(dr, cr, slot);
         self.overlay.put_status(o.id, TransferStatus::Reversed);
         let applied = Transfer {
             debit_account_id: o.credit_account_id,

@@ -20,9 +20,17 @@ use std::sync::Arc;
 pub(crate) struct ReadQuery {
     /// `linearizable` (default) or `stale`.
     pub(crate) consistency: Option<String>,
-    pub(crate) from: Option<String>,
-    pub(crate) to: Option<String>,
-    pub(crate) limit: Option<usize>,
+}
+
+/// A read's query parameters: each read route has its own set, all with `consistency`.
+pub(crate) trait ReadParams: serde::de::DeserializeOwned {
+    fn consistency(&self) -> Option<&str>;
+}
+
+impl ReadParams for ReadQuery {
+    fn consistency(&self) -> Option<&str> {
+        self.consistency.as_deref()
+    }
 }
 
 /// How a read is served: through the leader (default) or from this node's applied state.
@@ -77,21 +85,22 @@ pub(crate) async fn linearize(
 }
 
 /// Run a read handler body with the read-consistency rules applied.
-pub(crate) async fn read<F>(
+pub(crate) async fn read<Q, F>(
     node: Arc<Node>,
     headers: HeaderMap,
     uri: axum::http::Uri,
-    q: Result<Query<ReadQuery>, QueryRejection>,
+    q: Result<Query<Q>, QueryRejection>,
     f: F,
 ) -> Response
 where
-    F: FnOnce(&Node, &ReadQuery) -> Result<Response, ApiError>,
+    Q: ReadParams,
+    F: FnOnce(&Node, &Q) -> Result<Response, ApiError>,
 {
     let q = match query(q) {
         Ok(q) => q,
         Err(e) => return err(&node, e),
     };
-    let c = match consistency(q.consistency.as_deref()) {
+    let c = match consistency(q.consistency()) {
         Ok(c) => c,
         Err(e) => return err(&node, e),
     };

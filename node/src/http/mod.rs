@@ -17,8 +17,10 @@ pub mod health;
 pub mod middleware;
 pub mod proofs;
 pub mod proxy;
+pub mod queries;
 pub mod respond;
 pub mod revocations;
+pub mod stream;
 pub mod transfers;
 pub mod writes;
 
@@ -44,6 +46,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .merge(admin::routes())
         .merge(proofs::routes())
         .merge(revocations::routes())
+        .merge(stream::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             node.clone(),
             middleware::refuse_write_query,

@@ -18,7 +18,10 @@ use std::sync::Arc;
 /// The transfers routes.
 pub fn routes() -> Router<Arc<Node>> {
     Router::new()
-        .route("/v1/transfers", post(create_transfers))
+        .route(
+            "/v1/transfers",
+            post(create_transfers).get(crate::http::queries::query_transfers),
+        )
         .route("/v1/transfers/{id}", get(get_transfer))
 }
 

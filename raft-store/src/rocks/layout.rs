@@ -8,7 +8,7 @@
 
 use crate::error::StoreError;
 use crate::record::hex;
-use ledger::{ExpiryKey, HistoryKey};
+use ledger::{ExpiryKey, HistoryKey, IndexField, IndexKey};
 
 pub(super) const CF_LOG: &str = "log";
 pub(super) const CF_META: &str = "meta";
@@ -18,12 +18,16 @@ pub(super) const CF_TRANSFERS: &str = "transfers";
 pub(super) const CF_STATUSES: &str = "statuses";
 pub(super) const CF_EXPIRY: &str = "expiry";
 pub(super) const CF_HISTORY: &str = "history";
+/// The secondary indexes (`ledger::query`): [`index_key`] → id.
+pub(super) const CF_INDEX: &str = "index";
+/// Balance history of `history`-flagged accounts: [`history_key`] → `ledger::BalanceEntry`.
+pub(super) const CF_BALANCES: &str = "balances";
 pub(super) const CF_LEAVES: &str = "leaves";
 pub(super) const CF_NODES: &str = "nodes";
 /// The capability deny-list: token id → [`crate::RevocationRecord`] (not part of the Merkle
 /// tree).
 pub(super) const CF_REVOKED: &str = "revoked";
-pub(super) const ALL_CFS: [&str; 11] = [
+pub(super) const ALL_CFS: [&str; 13] = [
     CF_LOG,
     CF_META,
     CF_STATE,
@@ -32,41 +36,49 @@ pub(super) const ALL_CFS: [&str; 11] = [
     CF_STATUSES,
     CF_EXPIRY,
     CF_HISTORY,
+    CF_INDEX,
+    CF_BALANCES,
     CF_LEAVES,
     CF_NODES,
     CF_REVOKED,
 ];
 /// The column families that hold replicated state (replaced whole by a snapshot install).
-pub(super) const LEDGER_CFS: [&str; 8] = [
+pub(super) const LEDGER_CFS: [&str; 10] = [
     CF_ACCOUNTS,
     CF_TRANSFERS,
     CF_STATUSES,
     CF_EXPIRY,
     CF_HISTORY,
+    CF_INDEX,
+    CF_BALANCES,
     CF_LEAVES,
     CF_NODES,
     CF_REVOKED,
 ];
 /// The column families a snapshot carries, in stream order. `nodes` is derived: the receiver
 /// rebuilds it from the leaves.
-pub(super) const SNAPSHOT_CFS: [&str; 7] = [
+pub(super) const SNAPSHOT_CFS: [&str; 9] = [
     CF_ACCOUNTS,
     CF_TRANSFERS,
     CF_STATUSES,
     CF_EXPIRY,
     CF_HISTORY,
+    CF_INDEX,
+    CF_BALANCES,
     CF_LEAVES,
     CF_REVOKED,
 ];
 /// The column families the state digest covers, in the order it is fed: the tables
 /// `ledger::digest` reads, then the deny-list (`crate::revocation::combine_digest`). Leaves and
 /// nodes are covered by the root in the ledger metadata.
-pub(super) const DIGEST_CFS: [&str; 6] = [
+pub(super) const DIGEST_CFS: [&str; 8] = [
     CF_ACCOUNTS,
     CF_TRANSFERS,
     CF_STATUSES,
     CF_EXPIRY,
     CF_HISTORY,
+    CF_INDEX,
+    CF_BALANCES,
     CF_REVOKED,
 ];
 /// `state`: the [`crate::AppliedState`].
@@ -95,6 +107,28 @@ pub(super) fn history_key(k: &HistoryKey) -> [u8; 24] {
     out[..16].copy_from_slice(&k.account_id.to_be_bytes());
     out[16..].copy_from_slice(&k.timestamp.to_be_bytes());
     out
+}
+
+/// Key of a secondary index entry: field (1 byte), value (u128 BE), timestamp (u64 BE), so
+/// one field-and-value's entries are contiguous and in timestamp order.
+pub(super) fn index_key(k: &IndexKey) -> [u8; 25] {
+    let mut out = [0u8; 25];
+    out[0] = k.field as u8;
+    out[1..17].copy_from_slice(&k.value.to_be_bytes());
+    out[17..].copy_from_slice(&k.timestamp.to_be_bytes());
+    out
+}
+
+pub(super) fn parse_index_key(key: &[u8]) -> Result<IndexKey, StoreError> {
+    let bad = || bad_key(CF_INDEX, key);
+    let (&field, rest) = key.split_first().ok_or_else(bad)?;
+    let field = IndexField::from_u8(field).ok_or_else(bad)?;
+    let (value, ts) = split_key::<16, 8>(CF_INDEX, rest).map_err(|_| bad())?;
+    Ok(IndexKey {
+        field,
+        value: u128::from_be_bytes(value),
+        timestamp: u64::from_be_bytes(ts),
+    })
 }
 
 /// Key of an interior node: level (1 byte) then index (u64 BE), so a level's nodes are
@@ -150,8 +184,8 @@ pub(super) fn parse_expiry(key: &[u8]) -> Result<ExpiryKey, StoreError> {
     })
 }
 
-pub(super) fn parse_history(key: &[u8]) -> Result<HistoryKey, StoreError> {
-    let (id, ts) = split_key::<16, 8>(CF_HISTORY, key)?;
+pub(super) fn parse_history(cf: &'static str, key: &[u8]) -> Result<HistoryKey, StoreError> {
+    let (id, ts) = split_key::<16, 8>(cf, key)?;
     Ok(HistoryKey {
         account_id: u128::from_be_bytes(id),
         timestamp: u64::from_be_bytes(ts),

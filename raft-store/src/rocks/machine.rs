@@ -8,15 +8,17 @@
 
 use super::db::RocksBackend;
 use super::tree::StoredTree;
-use crate::backend::{self, AppliedState, SnapshotMeta, SnapshotSource, StateBackend};
+use crate::backend::{
+    self, AppliedState, BalanceRange, SnapshotMeta, SnapshotSource, StateBackend,
+};
 use crate::error::StoreError;
 use crate::revocation::{RevocationRecord, TokenId};
 use crate::snapshot::SnapshotData;
 use ledger::merkle::Hash;
 use ledger::proof;
 use ledger::{
-    AccountRecord, Batch, Changes, ConsistencyProof, InclusionProof, LedgerMeta, Outcome,
-    StateRead, TransferRecord,
+    AccountRecord, BalanceEntry, Batch, Changes, ConsistencyProof, Filter, InclusionProof,
+    LedgerMeta, Outcome, StateRead, Target, TransferRecord,
 };
 use rocksdb::WriteBatch;
 
@@ -128,6 +130,26 @@ impl StateBackend for RocksBackend {
         self.history_range(account_id, from, to, limit)
     }
 
+    fn query_accounts(&self, filter: &Filter) -> Result<Vec<AccountRecord>, StoreError> {
+        backend::query_accounts(&self.view(), filter)
+    }
+
+    fn query_transfers(
+        &self,
+        target: Target,
+        filter: &Filter,
+    ) -> Result<Vec<ledger::TransferRead>, StoreError> {
+        backend::query_transfers(&self.view(), target, filter)
+    }
+
+    fn balances(
+        &self,
+        account_id: u128,
+        range: BalanceRange,
+    ) -> Result<Vec<(u64, BalanceEntry)>, StoreError> {
+        backend::balances(&self.view(), account_id, range)
+    }
+
     fn leaf_data(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
         self.leaf_preimage(index)
     }
@@ -140,6 +162,11 @@ impl StateBackend for RocksBackend {
     fn consistency_proof(&self, old: u64, new: u64) -> Result<ConsistencyProof, StoreError> {
         backend::check_tree_size(new, self.ledger_meta()?.tree.size)?;
         proof::consistency_proof(&StoredTree(self), old, new)
+    }
+
+    fn frontier_at(&self, size: u64) -> Result<ledger::Frontier, StoreError> {
+        backend::check_tree_size(size, self.ledger_meta()?.tree.size)?;
+        proof::frontier_at(&StoredTree(self), size)
     }
 
     fn root_at(&self, size: u64) -> Result<Hash, StoreError> {

@@ -9,8 +9,9 @@
 
 use super::db::RocksBackend;
 use super::layout::{
-    be128, expiry_key, history_key, node_key, parse_expiry, CF_ACCOUNTS, CF_EXPIRY, CF_HISTORY,
-    CF_LEAVES, CF_NODES, CF_STATE, CF_STATUSES, CF_TRANSFERS, KEY_APPLIED, KEY_LEDGER,
+    be128, expiry_key, history_key, index_key, node_key, parse_expiry, CF_ACCOUNTS, CF_BALANCES,
+    CF_EXPIRY, CF_HISTORY, CF_INDEX, CF_LEAVES, CF_NODES, CF_STATE, CF_STATUSES, CF_TRANSFERS,
+    KEY_APPLIED, KEY_LEDGER,
 };
 use crate::backend::AppliedState;
 use crate::error::StoreError;
@@ -51,6 +52,14 @@ impl RocksBackend {
         let history = self.cf(CF_HISTORY)?;
         for (k, id) in &changes.history {
             batch.put_cf(history, history_key(k), seal(Kind::StateRecord, id));
+        }
+        let index = self.cf(CF_INDEX)?;
+        for (k, id) in &changes.index {
+            batch.put_cf(index, index_key(k), seal(Kind::StateRecord, id));
+        }
+        let balances = self.cf(CF_BALANCES)?;
+        for (k, e) in &changes.balances {
+            batch.put_cf(balances, history_key(k), seal(Kind::StateRecord, e));
         }
         // Leaves are stored as their preimages; the hash is recomputed when read.
         let leaves = self.cf(CF_LEAVES)?;

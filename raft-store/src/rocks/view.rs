@@ -8,9 +8,9 @@
 
 use super::db::RocksBackend;
 use super::layout::{
-    be128, parse_expiry, parse_history, parse_id, parse_index, CF_ACCOUNTS, CF_EXPIRY, CF_HISTORY,
-    CF_LEAVES, CF_REVOKED, CF_STATE, CF_STATUSES, CF_TRANSFERS, DIGEST_CFS, KEY_APPLIED,
-    KEY_LEDGER,
+    be128, expiry_key, history_key, index_key, parse_expiry, parse_history, parse_id, parse_index,
+    parse_index_key, CF_ACCOUNTS, CF_BALANCES, CF_EXPIRY, CF_HISTORY, CF_INDEX, CF_LEAVES,
+    CF_REVOKED, CF_STATE, CF_STATUSES, CF_TRANSFERS, DIGEST_CFS, KEY_APPLIED, KEY_LEDGER,
 };
 use super::revoked::open_revocation;
 use crate::backend::AppliedState;
@@ -21,7 +21,11 @@ use crate::snapshot::SnapshotItem;
 use ledger::codec::Kind;
 use ledger::digest::StateDigest;
 use ledger::merkle::Hash;
-use ledger::{LedgerMeta, TransferRead, TransferRecord, TransferState, TransferStatus};
+use ledger::query::{BalanceEntry, IndexField, IndexKey, IndexRead, Order};
+use ledger::{
+    AccountRecord, ExpiryKey, HistoryKey, LedgerMeta, ReadError, StateRead, TransferRead,
+    TransferRecord, TransferState, TransferStatus,
+};
 use rocksdb::{IteratorMode, Snapshot};
 
 /// The state as of one instant.
@@ -117,12 +121,143 @@ impl View<'_> {
                 SnapshotItem::Status(id, s) => digest.status(id, s),
                 SnapshotItem::Expiry(k) => digest.expiry(&k),
                 SnapshotItem::History(k, id) => digest.history(&k, id),
+                SnapshotItem::Index(k, id) => digest.index(&k, id),
+                SnapshotItem::Balance(k, e) => digest.balance(&k, &e),
                 SnapshotItem::Revocation(r) => revoked.push(r),
                 _ => {}
             }
             Ok(())
         })?;
         Ok(revocation::combine_digest(digest.finish(), &revoked))
+    }
+}
+
+/// A stored key and value.
+type RawRecord = (Box<[u8]>, Box<[u8]>);
+
+impl View<'_> {
+    /// The record nearest `from` in `order` among keys in `[lo, hi]` of `cf`.
+    fn seek(
+        &self,
+        cf: &'static str,
+        lo: &[u8],
+        hi: &[u8],
+        from: &[u8],
+        order: Order,
+    ) -> Result<Option<RawRecord>, StoreError> {
+        let mut it = self.snap.raw_iterator_cf(self.backend.cf(cf)?);
+        match order {
+            Order::Asc => it.seek(from),
+            Order::Desc => it.seek_for_prev(from),
+        }
+        if !it.valid() {
+            it.status()?;
+            return Ok(None);
+        }
+        match (it.key(), it.value()) {
+            (Some(k), Some(v)) if k >= lo && k <= hi => Ok(Some((k.into(), v.into()))),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// What apply reads, as of the view (queries read records through it).
+impl StateRead for View<'_> {
+    fn meta(&self) -> Result<LedgerMeta, ReadError> {
+        Ok(self.ledger_meta()?)
+    }
+
+    fn account(&self, id: u128) -> Result<Option<AccountRecord>, ReadError> {
+        Ok(self.record(CF_ACCOUNTS, &be128(id))?)
+    }
+
+    fn transfer(&self, id: u128) -> Result<Option<TransferRecord>, ReadError> {
+        Ok(self.record(CF_TRANSFERS, &be128(id))?)
+    }
+
+    fn status(&self, id: u128) -> Result<Option<TransferStatus>, ReadError> {
+        Ok(self.record(CF_STATUSES, &be128(id))?)
+    }
+
+    fn expiring(&self, now: u64, limit: usize) -> Result<Vec<ExpiryKey>, ReadError> {
+        let mut out = Vec::new();
+        let cf = self.backend.cf(CF_EXPIRY)?;
+        let end = expiry_key(&ExpiryKey {
+            expires_at: now,
+            transfer_id: u128::MAX,
+        });
+        for item in self.snap.iterator_cf(cf, IteratorMode::Start) {
+            let (key, _) = item.map_err(StoreError::from)?;
+            if out.len() >= limit || key.as_ref() > end.as_slice() {
+                break;
+            }
+            out.push(parse_expiry(&key)?);
+        }
+        Ok(out)
+    }
+}
+
+impl IndexRead for View<'_> {
+    fn index_seek(
+        &self,
+        field: IndexField,
+        value: u128,
+        timestamp: u64,
+        order: Order,
+    ) -> Result<Option<(u64, u128)>, ReadError> {
+        if field == IndexField::TransferAccount {
+            let key = |timestamp| {
+                history_key(&HistoryKey {
+                    account_id: value,
+                    timestamp,
+                })
+            };
+            let found = self.seek(CF_HISTORY, &key(0), &key(u64::MAX), &key(timestamp), order)?;
+            return Ok(match found {
+                Some((k, v)) => Some((
+                    parse_history(CF_HISTORY, &k)?.timestamp,
+                    open(Kind::StateRecord, CF_HISTORY, &k, &v)?,
+                )),
+                None => None,
+            });
+        }
+        let key = |timestamp| {
+            index_key(&IndexKey {
+                field,
+                value,
+                timestamp,
+            })
+        };
+        let found = self.seek(CF_INDEX, &key(0), &key(u64::MAX), &key(timestamp), order)?;
+        Ok(match found {
+            Some((k, v)) => Some((
+                parse_index_key(&k)?.timestamp,
+                open(Kind::StateRecord, CF_INDEX, &k, &v)?,
+            )),
+            None => None,
+        })
+    }
+
+    fn balance_seek(
+        &self,
+        account_id: u128,
+        timestamp: u64,
+        order: Order,
+    ) -> Result<Option<(u64, BalanceEntry)>, ReadError> {
+        let key = |timestamp| {
+            history_key(&HistoryKey {
+                account_id,
+                timestamp,
+            })
+        };
+        let found = self.seek(CF_BALANCES, &key(0), &key(u64::MAX), &key(timestamp), order)?;
+        Ok(match found {
+            Some((k, v)) => Some((
+                parse_history(CF_BALANCES, &k)?.timestamp,
+                open(Kind::StateRecord, CF_BALANCES, &k, &v)?,
+            )),
+            None => None,
+        })
     }
 }
 
@@ -136,7 +271,15 @@ fn decode_item(cf: &'static str, key: &[u8], value: &[u8]) -> Result<SnapshotIte
         }
         CF_EXPIRY => SnapshotItem::Expiry(parse_expiry(key)?),
         CF_HISTORY => SnapshotItem::History(
-            parse_history(key)?,
+            parse_history(cf, key)?,
+            open(Kind::StateRecord, cf, key, value)?,
+        ),
+        CF_INDEX => SnapshotItem::Index(
+            parse_index_key(key)?,
+            open(Kind::StateRecord, cf, key, value)?,
+        ),
+        CF_BALANCES => SnapshotItem::Balance(
+            parse_history(cf, key)?,
             open(Kind::StateRecord, cf, key, value)?,
         ),
         CF_LEAVES => SnapshotItem::Leaf(

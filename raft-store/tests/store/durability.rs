@@ -40,6 +40,8 @@ pub fn raw_db(dir: &Path) -> rocksdb::DB {
         "statuses",
         "expiry",
         "history",
+        "index",
+        "balances",
         "leaves",
         "nodes",
         "revoked",

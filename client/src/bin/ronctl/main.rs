@@ -22,6 +22,8 @@ mod cap;
 mod checkpoint;
 mod cluster;
 mod common;
+mod query;
+mod tail;
 mod transfer;
 
 #[derive(Parser)]
@@ -48,6 +50,23 @@ enum Cmd {
     /// Cluster status and membership.
     #[command(subcommand)]
     Cluster(cluster::ClusterCmd),
+    /// Queries: accounts and transfers by their fields, balances as of a point.
+    #[command(subcommand)]
+    Query(query::QueryCmd),
+    /// Print committed events in commit order from --from (leaf index), following new ones;
+    /// with --keys each batch is proven against a signed checkpoint before it is printed.
+    ///
+    /// Example: ronctl tail --from 0 --keys keys.json --json
+    Tail {
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Stop after this many events (default: follow until interrupted).
+        #[arg(long)]
+        count: Option<u64>,
+        /// Trusted checkpoint keys (`ronctl keys` output).
+        #[arg(long, value_name = "FILE")]
+        keys: Option<PathBuf>,
+    },
     /// Load generator: N transfers, C concurrent requests, over A accounts.
     ///
     /// Example: ronctl bench --transfers 200000 --concurrency 4 --batch 2000 --accounts 10000
@@ -162,12 +181,22 @@ async fn run(cli: Cli) -> Result<(), Fail> {
     {
         return checkpoint::verified(&cli.opts, *now, keys, state.as_deref(), json).await;
     }
+    if let Cmd::Tail { from, count, keys } = &cli.command {
+        let args = tail::TailArgs {
+            from: *from,
+            count: *count,
+            keys: keys.as_deref(),
+        };
+        return tail::run(&cli.opts, args, json).await;
+    }
     let client = cli.opts.connect()?;
     let c = cli.opts.consistency();
     match cli.command {
         Cmd::Account(cmd) => account::run(cmd, &client, c, json).await,
         Cmd::Transfer(cmd) => transfer::run(cmd, &client, c, json).await,
         Cmd::Cluster(cmd) => cluster::run(cmd, &client, json).await,
+        Cmd::Query(cmd) => query::run(cmd, &client, c, json).await,
+        Cmd::Tail { .. } => Err(Fail::Usage("tail connects by itself".into())),
         Cmd::Bench(args) => bench::run(&client, args, json).await,
         Cmd::Export {
             from,
