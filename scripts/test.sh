@@ -5,7 +5,8 @@
 #
 # On a fresh Debian 12 machine it first installs what the tests need:
 #   - clang + libclang-dev (the rocksdb crate builds C++ and runs bindgen),
-#   - the rustfmt and clippy toolchain components (used by .ci/run).
+#   - the rustfmt and clippy toolchain components (used by .ci/run),
+#   - promtool and systemd-analyze (tests/tests/deploy.rs checks the alert rules and the unit).
 # Then it runs every unit, integration and property test, followed by the doctests.
 set -euo pipefail
 
@@ -14,7 +15,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # --- install step --------------------------------------------------------------------------
 
 # shellcheck source=scripts/install-deps.sh
-source scripts/install-deps.sh
+RON_LEDGER_TEST_DEPS=1 source scripts/install-deps.sh
 
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
     echo "test.sh: adding the rustfmt and clippy components" >&2

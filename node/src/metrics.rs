@@ -37,11 +37,25 @@ struct Metrics {
     wal_bytes: IntGauge,
     table_bytes: IntGauge,
     memtable_bytes: IntGauge,
+    data_dir_available: IntGauge,
+    data_dir_size: IntGauge,
 }
 
 /// The `peer` label of `auth_failures_total`: the kind of caller, never its address (the address
 /// is in the log line), so the series stay few.
 pub const AUTH_PEERS: [&str; 4] = ["node", "client", "unix", "anonymous"];
+
+/// Every safe-mode reason (`docs/OPERATIONS.md` has a runbook for each): `safe_mode{reason}` is
+/// exported at 0 for each from the start, so an alert rule on it is never left without a series.
+pub const SAFE_MODE_REASONS: [&str; 7] = [
+    "root_mismatch",
+    "checksum_mismatch",
+    "log_gap",
+    "snapshot_invalid",
+    "disk_full",
+    "fsync_failed",
+    "io_error",
+];
 
 /// Latency buckets (seconds): sub-millisecond to seconds, dense around the seed's SLO
 /// (p95 ≤ 80 ms, p99 ≤ 150 ms).
@@ -100,6 +114,10 @@ fn metrics() -> &'static Metrics {
         registry
             .register(Box::new(rejected.clone()))
             .expect("metric registered once");
+        // Every series starts at 0, so `increase()` sees a request's first rejection.
+        for reason in crate::error::REASONS {
+            rejected.with_label_values(&[reason]);
+        }
         let safe_mode = IntGaugeVec::new(
             Opts::new(
                 "safe_mode",
@@ -111,6 +129,9 @@ fn metrics() -> &'static Metrics {
         registry
             .register(Box::new(safe_mode.clone()))
             .expect("metric registered once");
+        for reason in SAFE_MODE_REASONS {
+            safe_mode.with_label_values(&[reason]).set(0);
+        }
         let commit_latency = Histogram::with_opts(
             HistogramOpts::new(
                 "committer_batch_latency_seconds",
@@ -123,12 +144,28 @@ fn metrics() -> &'static Metrics {
             .register(Box::new(commit_latency.clone()))
             .expect("metric registered once");
         raft_store::stats::observe_with(snapshot_observed);
+        let snapshots = histogram_vec(
+            &registry,
+            "snapshot_duration_seconds",
+            "Snapshot builds and installs on a node, by what (build, install) and outcome (ok, failed).",
+            &["what", "outcome"],
+        );
+        for what in ["build", "install"] {
+            for outcome in ["ok", "failed"] {
+                snapshots.with_label_values(&[what, outcome]);
+            }
+        }
         Metrics {
-            snapshots: histogram_vec(
+            snapshots,
+            data_dir_available: gauge(
                 &registry,
-                "snapshot_duration_seconds",
-                "Snapshot builds and installs on a node, by what (build, install) and outcome (ok, failed).",
-                &["what", "outcome"],
+                "data_dir_available_bytes",
+                "Bytes available to the node on the file system of its data directory (at scrape time).",
+            ),
+            data_dir_size: gauge(
+                &registry,
+                "data_dir_size_bytes",
+                "Size in bytes of the file system of the node's data directory (at scrape time).",
             ),
             commit_latency,
             request_duration: histogram_vec(
@@ -398,6 +435,8 @@ pub struct Scrape {
     pub replication_lag: Vec<(u64, u64)>,
     /// The storage engine's disk figures (`None` in memory).
     pub disk: Option<raft_store::DiskStats>,
+    /// The data directory's file system: (bytes available, size); `None` in memory.
+    pub filesystem: Option<(u64, u64)>,
 }
 
 fn set(g: &IntGauge, v: u64) {
@@ -435,6 +474,10 @@ pub fn render(s: &Scrape) -> String {
         set(&m.table_bytes, d.table_bytes);
         set(&m.memtable_bytes, d.memtable_bytes);
     }
+    if let Some((available, size)) = s.filesystem {
+        set(&m.data_dir_available, available);
+        set(&m.data_dir_size, size);
+    }
     let mut out = Vec::new();
     if let Err(e) = TextEncoder::new().encode(&m.registry.gather(), &mut out) {
         return format!("# metrics encoding failed: {e}\n");
@@ -468,7 +511,15 @@ mod tests {
                 table_bytes: 0,
                 memtable_bytes: 512,
             }),
+            filesystem: Some((1_000, 4_000)),
         });
+        assert!(text.contains("data_dir_available_bytes 1000"));
+        assert!(text.contains("data_dir_size_bytes 4000"));
+        assert!(text.contains("safe_mode{reason=\"log_gap\"} 0"));
+        assert!(text.contains("rejected_total{reason=\"unknown_kind\"} 0"));
+        assert!(
+            text.contains("snapshot_duration_seconds_count{outcome=\"failed\",what=\"install\"} 0")
+        );
         assert!(text.contains("rejected_total{reason=\"cap_invalid\"}"));
         assert!(text.contains("auth_failures_total{peer=\"client\"}"));
         assert!(text.contains("auth_failures_total{peer=\"node\"} 0"));

@@ -153,6 +153,20 @@ fn committed_index(node: &Node) -> Option<u64> {
     committed.map(|c| c.index)
 }
 
+/// The data directory's file system: (bytes available to the node, size). `None` in amnesia
+/// mode, or when it cannot be read (the gauges then keep their last value).
+fn filesystem(node: &Node) -> Option<(u64, u64)> {
+    if node.config.amnesia {
+        return None;
+    }
+    let dir = node.config.data_dir.as_ref()?;
+    let st = rustix::fs::statvfs(dir).ok()?;
+    Some((
+        st.f_bavail.saturating_mul(st.f_frsize),
+        st.f_blocks.saturating_mul(st.f_frsize),
+    ))
+}
+
 pub(crate) async fn metrics(State(node): State<Arc<Node>>) -> Response {
     let m = node.raft.metrics().borrow().clone();
     let last_log_index = m.last_log_index.unwrap_or(0);
@@ -178,6 +192,7 @@ pub(crate) async fn metrics(State(node): State<Arc<Node>>) -> Response {
         leader: m.state == openraft::ServerState::Leader,
         replication_lag,
         disk: node.log.disk_stats(),
+        filesystem: filesystem(&node),
     };
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
