@@ -15,6 +15,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/install-deps.sh
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ron-ledger-target}"
-echo "start.sh: building ron-ledger and ronctl (the first build compiles RocksDB: 7-13 minutes on 2 cores)" >&2
+echo "start.sh: building ron-ledger and ronctl (a cold build takes about 9 minutes on 2 cores, most of it RocksDB)" >&2
 cargo build -p node -p client --bins
 exec "$CARGO_TARGET_DIR/debug/ron-ledger" dev "$@"

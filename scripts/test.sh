@@ -15,7 +15,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # --- install step --------------------------------------------------------------------------
 
 # shellcheck source=scripts/install-deps.sh
-RON_LEDGER_TEST_DEPS=1 source scripts/install-deps.sh
+INSTALL_TEST_DEPS=1 source scripts/install-deps.sh
 
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
     echo "test.sh: adding the rustfmt and clippy components" >&2

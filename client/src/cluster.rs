@@ -27,7 +27,37 @@ impl Unbatched {
     }
 }
 
+/// A member of a cluster being initialised: its id and the addresses the others reach it at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InitMember {
+    pub node_id: u64,
+    pub api_addr: String,
+    pub peer_addr: String,
+}
+
 impl Client {
+    /// Initialise a new cluster of `members` through the node at `addr`, which must be one of
+    /// them (`POST /v1/admin/init`, admin). Done once in a cluster's life: a node already
+    /// initialised answers [`Error::Rejected`] with reason `already_initialized`.
+    pub async fn init_cluster(&self, addr: &str, members: &[InitMember]) -> Result<(), Error> {
+        let members: serde_json::Map<String, serde_json::Value> = members
+            .iter()
+            .map(|m| {
+                (
+                    m.node_id.to_string(),
+                    serde_json::json!({"api_addr": m.api_addr, "peer_addr": m.peer_addr}),
+                )
+            })
+            .collect();
+        let body = serde_json::to_vec(&serde_json::json!({ "members": members }))
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let _: serde_json::Value = self
+            .clone_without_batcher()
+            .once_post(addr, "/v1/admin/init", body)
+            .await?;
+        Ok(())
+    }
+
     /// `/v1/status` of the node at `addr`.
     pub async fn status_of(&self, addr: &str) -> Result<Status, Error> {
         let u = self.clone_without_batcher();

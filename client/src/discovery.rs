@@ -150,19 +150,30 @@ impl Unbatched {
     }
 
     /// Where to send the next attempt: the request's pinned node, else the cached leader, else
-    /// whoever discovery finds, else the seeds in turn.
-    pub(crate) async fn target(&self, req: &Req, attempt: u32) -> String {
+    /// whoever discovery finds, else the seeds in turn. Addresses in `failed` (attempts of this
+    /// request that got no answer) are passed over: a leader that advertises an address this
+    /// client cannot reach (a client outside the nodes' network, through published ports or a
+    /// load balancer) is then reached through a seed, which forwards the request to it.
+    pub(crate) async fn target(&self, req: &Req, attempt: u32, failed: &[String]) -> String {
         if let Some(addr) = &req.pin {
             return addr.clone();
         }
         if let Some(l) = self.shared.cached_leader() {
-            return l;
+            if !failed.contains(&l) {
+                return l;
+            }
         }
         if let Some(l) = self.discover().await {
-            return l;
+            if !failed.contains(&l) {
+                return l;
+            }
         }
         let seeds = &self.shared.config.seeds;
-        seeds[attempt as usize % seeds.len()].clone()
+        let untried: Vec<&String> = seeds.iter().filter(|s| !failed.contains(s)).collect();
+        match untried.len() {
+            0 => seeds[attempt as usize % seeds.len()].clone(),
+            n => untried[attempt as usize % n].clone(),
+        }
     }
 }
 

@@ -62,6 +62,7 @@ mod writes;
 
 pub use caps::Capability;
 pub use client::Client;
+pub use cluster::InitMember;
 pub use config::ClientConfig;
 pub use discovery::{Member, Status};
 pub use error::Error;

@@ -155,8 +155,10 @@ impl Unbatched {
             .map(|s| s ^ call.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let mut backoff = Backoff::new(cfg.backoff_base, cfg.backoff_max, seed);
         let mut last = String::new();
+        // Nodes this request could not reach; once every seed is among them, all are tried again.
+        let mut unreached: Vec<String> = Vec::new();
         for attempt in 0..cfg.retry_attempts_max {
-            let addr = self.target(req, attempt).await;
+            let addr = self.target(req, attempt, &unreached).await;
             let (why, after) = match self.attempt(&addr, req).await {
                 Ok(done) => return done.map(|body| (body, attempt > 0, addr)),
                 Err(retry) => retry,
@@ -165,6 +167,9 @@ impl Unbatched {
             // A busy leader (429) is still the leader; anything else may mean it moved.
             if !why.starts_with("429") {
                 self.shared.forget_leader();
+            }
+            if !answered(&why) && !unreached.contains(&addr) {
+                unreached.push(addr.clone());
             }
             let pause = after.unwrap_or_else(|| backoff.next_delay());
             if start.elapsed() + pause > cfg.retry_total {
@@ -181,7 +186,8 @@ impl Unbatched {
         })
     }
 
-    /// One attempt. `Ok(final result)` or `Err((why, retry-after))` to retry.
+    /// One attempt. `Ok(final result)` or `Err((why, retry-after))` to retry; `why` starts
+    /// with the HTTP status when the node answered (see [`answered`]).
     #[allow(clippy::type_complexity)]
     async fn attempt(
         &self,
@@ -279,6 +285,13 @@ impl Unbatched {
     }
 }
 
+/// Whether a retry reason is a node's answer (`"503 unavailable"`) rather than no answer at
+/// all (a connection refused, a name that does not resolve, a timeout).
+fn answered(why: &str) -> bool {
+    let b = why.as_bytes();
+    b.len() > 3 && b[..3].iter().all(u8::is_ascii_digit) && b[3] == b' '
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,5 +305,23 @@ mod tests {
             assert!(*d <= Duration::from_millis(100));
         }
         assert!(delays[7] >= Duration::from_millis(50), "{delays:?}");
+    }
+}
+
+#[cfg(test)]
+mod answered_tests {
+    #[test]
+    fn statuses_are_answers_and_transport_errors_are_not() {
+        for why in ["429 busy", "503 safe_mode", "504 timeout"] {
+            assert!(super::answered(why), "{why}");
+        }
+        for why in [
+            "error sending request for url (https://node1:7001/v1/accounts)",
+            "connection refused",
+            "",
+            "50",
+        ] {
+            assert!(!super::answered(why), "{why}");
+        }
     }
 }

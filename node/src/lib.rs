@@ -15,6 +15,7 @@ pub mod http;
 pub mod metrics;
 pub mod node;
 pub mod pipeline;
+pub mod probe;
 pub mod raft;
 pub mod safe_mode;
 pub mod seam;

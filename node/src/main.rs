@@ -94,10 +94,42 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Ask this node's own client API whether it is ready (or only alive); exit 0 if it is.
+    ///
+    /// For container health checks: reads the same configuration as `start`.
+    /// Example: ron-ledger probe --config /etc/ron-ledger/node.toml
+    Probe {
+        /// TOML configuration file (as for `start`); `RON_LEDGER_*` variables apply too.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Any other key, dotted for sections (as for `start`).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Ask `/healthz` (the process answers) instead of `/readyz`.
+        #[arg(long)]
+        alive: bool,
+        /// Give up after this many milliseconds.
+        #[arg(long, default_value_t = 3000)]
+        timeout_ms: u64,
+    },
     /// Install the seccomp filter in this process, check that exec is denied and that ordinary
     /// work still runs, print one JSON line; exit 0 only if all of that held.
     #[command(hide = true)]
     SeccompSelftest,
+}
+
+/// `--set KEY=VALUE` arguments as configuration overrides; a malformed one is a usage error
+/// (exit 2, said on stderr).
+fn set_overrides(set: &[String]) -> Result<Vec<(String, String)>, ExitCode> {
+    set.iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => Ok((k.to_string(), v.to_string())),
+            None => {
+                eprintln!("ron-ledger: --set takes KEY=VALUE, got {kv:?}");
+                Err(ExitCode::from(2))
+            }
+        })
+        .collect()
 }
 
 fn init_logging(config: &Config) {
@@ -177,16 +209,10 @@ fn main() -> ExitCode {
             set,
             seccomp,
         } => {
-            let mut overrides = Vec::new();
-            for kv in &set {
-                match kv.split_once('=') {
-                    Some((k, v)) => overrides.push((k.to_string(), v.to_string())),
-                    None => {
-                        eprintln!("ron-ledger: --set takes KEY=VALUE, got {kv:?}");
-                        return ExitCode::from(2);
-                    }
-                }
-            }
+            let mut overrides = match set_overrides(&set) {
+                Ok(o) => o,
+                Err(code) => return code,
+            };
             let mut push = |k: &str, v: Option<String>| {
                 if let Some(v) = v {
                     overrides.push((k.to_string(), v));
@@ -250,6 +276,40 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("ron-ledger dev: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Probe {
+            config,
+            set,
+            alive,
+            timeout_ms,
+        } => {
+            let overrides = match set_overrides(&set) {
+                Ok(o) => o,
+                Err(code) => return code,
+            };
+            let config = match config::load(config.as_deref(), std::env::vars(), &overrides) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("ron-ledger probe: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let Some(runtime) = runtime() else {
+                return ExitCode::from(1);
+            };
+            let check = if alive {
+                node::probe::Check::Alive
+            } else {
+                node::probe::Check::Ready
+            };
+            let timeout = std::time::Duration::from_millis(timeout_ms);
+            match runtime.block_on(node::probe::probe(&config, check, timeout)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ron-ledger probe: {e}");
                     ExitCode::from(1)
                 }
             }

@@ -1,7 +1,9 @@
 //! The deployment files against the node they deploy: the Prometheus alert rules validate and
 //! pass their unit tests (`promtool`, from Debian's `prometheus` package), and every metric name
-//! they use is one a live node of a 3-node cluster exports on `/metrics` — so a renamed metric
-//! cannot leave an alert that silently never fires.
+//! they and the Grafana dashboard use is one a live node of a 3-node cluster exports on
+//! `/metrics` — so a renamed metric cannot leave an alert that silently never fires; the systemd
+//! unit verifies and its signals do what it expects; the Kubernetes manifests validate against
+//! the schemas and name only ports, paths and variables the node has.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -124,6 +126,22 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
     names
 }
 
+/// Every `expr` string anywhere in a Grafana dashboard.
+fn dashboard_exprs(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                match (k.as_str(), v) {
+                    ("expr", serde_json::Value::String(e)) => out.push(e.clone()),
+                    _ => dashboard_exprs(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| dashboard_exprs(v, out)),
+        _ => {}
+    }
+}
+
 /// The `expr:` of every rule in a rules file.
 fn rule_exprs(rules: &str) -> Vec<String> {
     rules
@@ -173,12 +191,20 @@ fn the_alert_rules_validate_and_pass_their_unit_tests() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_metric_the_alert_rules_use_is_exported_by_a_live_node() {
+async fn every_metric_the_alert_rules_and_the_dashboard_use_is_exported_by_a_live_node() {
     let _serial = SERIAL.lock().await;
     let rules = std::fs::read_to_string(repo().join("deploy/prometheus/rules.yml")).unwrap();
     let exprs = rule_exprs(&rules);
     assert!(exprs.len() >= 15, "rules.yml lost its rules: {exprs:?}");
-    let used: BTreeSet<String> = exprs.iter().flat_map(|e| metric_names(e)).collect();
+    let mut used: BTreeSet<String> = exprs.iter().flat_map(|e| metric_names(e)).collect();
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("deploy/grafana/ron-ledger.json")).unwrap(),
+    )
+    .unwrap();
+    let mut queries = Vec::new();
+    dashboard_exprs(&dashboard, &mut queries);
+    assert!(queries.len() >= 10, "the dashboard lost its queries");
+    used.extend(queries.iter().flat_map(|e| metric_names(e)));
 
     let mut c = Cluster::new(3, "");
     c.start_three_with_accounts(2).await;
@@ -207,7 +233,7 @@ async fn every_metric_the_alert_rules_use_is_exported_by_a_live_node() {
         .collect();
     assert!(
         missing.is_empty(),
-        "rules.yml uses metrics the node does not export: {missing:?}\nexported: {offered:?}"
+        "the rules or the dashboard use metrics the node does not export: {missing:?}\nexported: {offered:?}"
     );
 }
 
@@ -362,4 +388,175 @@ async fn the_node_reloads_keys_on_sighup_and_stops_cleanly_on_sigterm_within_the
         Duration::from_secs(30),
     )
     .await;
+}
+
+#[test]
+fn the_container_seccomp_profile_is_the_nodes_list_without_exec() {
+    let read = |path: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(repo().join(path)).unwrap()).unwrap()
+    };
+    let node = read("deploy/seccomp.json");
+    let container = read("deploy/docker/seccomp.json");
+    let names = |profile: &serde_json::Value| -> Vec<(String, serde_json::Value)> {
+        profile["syscalls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|rule| {
+                rule["names"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| (n.as_str().unwrap().to_string(), rule["args"].clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let want: Vec<_> = names(&node)
+        .into_iter()
+        .filter(|(n, _)| n != "execve" && n != "execveat")
+        .collect();
+    assert_eq!(names(&container), want);
+    assert_eq!(container["defaultAction"], node["defaultAction"]);
+    assert_eq!(container["architectures"], node["architectures"]);
+    assert!(names(&node).iter().any(|(n, _)| n == "execve"));
+}
+
+/// `kubectl kustomize DIR`'s output.
+fn kustomize(dir: &str) -> String {
+    let out = Command::new("kubectl")
+        .args(["kustomize"])
+        .arg(repo().join(dir))
+        .output()
+        .expect("kubectl (Debian's kubernetes-client)");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {dir}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Every `RON_LEDGER_*` name in `text`.
+fn env_names(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("RON_LEDGER_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+            .unwrap_or(tail.len());
+        // `RON_LEDGER_*` in prose names the family, not a variable.
+        if end > "RON_LEDGER_".len() {
+            out.insert(tail[..end].to_string());
+        }
+        rest = &tail[end..];
+    }
+    out
+}
+
+#[test]
+fn the_kubernetes_manifests_validate_and_name_only_what_the_node_reads() {
+    let overlays = [
+        ("deploy/kubernetes/base", 3),
+        ("deploy/kubernetes/overlays/five", 5),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut names = BTreeSet::new();
+    for (overlay, nodes) in overlays {
+        let manifests = kustomize(overlay);
+        let file = dir.path().join(format!("{nodes}.yaml"));
+        std::fs::write(&file, &manifests).unwrap();
+        let out = Command::new("kubernetes-validate")
+            .arg("--strict")
+            .arg(&file)
+            .output()
+            .expect("kubernetes-validate (PyPI)");
+        assert!(
+            out.status.success(),
+            "{overlay} does not validate:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // A quorum survives disruptions; every member is initialised.
+        assert!(
+            manifests.contains(&format!("replicas: {nodes}")),
+            "{overlay}"
+        );
+        let quorum = nodes / 2 + 1;
+        assert!(
+            manifests.contains(&format!("minAvailable: {quorum}")),
+            "{overlay}: the PodDisruptionBudget must keep {quorum}"
+        );
+        for id in 1..=nodes {
+            let member = format!(
+                "{id}=ron-ledger-{0}.ron-ledger-peers:7001,ron-ledger-{0}.ron-ledger-peers:7101",
+                id - 1
+            );
+            assert!(
+                manifests.contains(&member),
+                "{overlay}: init lacks {member}"
+            );
+        }
+        // The probes ask what the node serves, on the ports it listens on.
+        for expected in [
+            "path: /readyz",
+            "path: /healthz",
+            "containerPort: 7001",
+            "containerPort: 7101",
+            "value: 0.0.0.0:7001",
+            "value: 0.0.0.0:7101",
+            "readOnlyRootFilesystem: true",
+            "runAsNonRoot: true",
+            "publishNotReadyAddresses: true",
+        ] {
+            assert!(manifests.contains(expected), "{overlay} lacks {expected}");
+        }
+        names.extend(env_names(&manifests));
+    }
+    for file in [
+        "deploy/compose/docker-compose.yml",
+        "deploy/docker/Dockerfile",
+    ] {
+        names.extend(env_names(
+            &std::fs::read_to_string(repo().join(file)).unwrap(),
+        ));
+    }
+    assert!(names.len() >= 10, "{names:?}");
+
+    // Every variable the deployment files set is one the node's configuration reads: with all
+    // of them set, `probe` gets past the configuration (an unknown RON_LEDGER_ name stops it
+    // with exit 2, naming the variable) and fails only at reaching the node.
+    let mut probe = Command::new(test_support::cluster::binary());
+    probe.args(["probe", "--timeout-ms", "200"]);
+    probe.env_clear();
+    for name in &names {
+        let value = match name.as_str() {
+            "RON_LEDGER_NODE_ID" => "1",
+            "RON_LEDGER_SECCOMP" | "RON_LEDGER_TLS__ENABLED" => "true",
+            "RON_LEDGER_API_ADDR" => "127.0.0.1:9",
+            "RON_LEDGER_PEER_ADDR" => "127.0.0.1:10",
+            "RON_LEDGER_LOG__FORMAT" => "json",
+            "RON_LEDGER_DATA_DIR" => "/nonexistent/data",
+            "RON_LEDGER_CLUSTER_ID" => "ron-ledger",
+            "RON_LEDGER_ADVERTISE_API_ADDR" => "node1:7001",
+            "RON_LEDGER_ADVERTISE_PEER_ADDR" => "node1:7101",
+            other => {
+                if other.ends_with("_FILE") {
+                    "/nonexistent/file"
+                } else {
+                    panic!("no test value for {other}: add it here")
+                }
+            }
+        };
+        probe.env(name, value);
+    }
+    let out = probe.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the deployment files' variables must load as configuration: {stderr}"
+    );
+    assert!(stderr.contains("tls.ca_file"), "{stderr}");
 }

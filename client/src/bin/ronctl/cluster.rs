@@ -1,14 +1,24 @@
 //! `ronctl cluster …`: every node's view, and membership changes (add a learner, promote it,
 //! remove a member).
 
-use crate::common::{no_node_answered, opt, print_json, table, Fail};
+use crate::common::{no_node_answered, opt, print_json, table, Fail, Options};
 use clap::Subcommand;
-use ron_ledger_client::Client;
+use ron_ledger_client::{Client, Error, InitMember};
+use std::time::{Duration, Instant};
 
 #[derive(Subcommand)]
 pub(crate) enum ClusterCmd {
     /// Every node's view. Example: ronctl cluster status
     Status,
+    /// Initialise a new cluster (admin), once in its life, through the first seed, which must be
+    /// one of the members. A cluster already initialised is reported and left alone (exit 0), so
+    /// a deployment may run this at every start.
+    /// Example: ronctl --seeds node1:7001 cluster init 1=node1:7001,node1:7101 2=node2:7001,node2:7101 3=node3:7001,node3:7101
+    Init {
+        /// Members as ID=API_ADDR,PEER_ADDR (the addresses the nodes advertise).
+        #[arg(required = true, value_name = "ID=API_ADDR,PEER_ADDR")]
+        members: Vec<String>,
+    },
     /// Add a non-voting member. Example: ronctl cluster add-learner 4 127.0.0.1:7004 127.0.0.1:7104
     AddLearner {
         node_id: u64,
@@ -28,9 +38,17 @@ pub(crate) enum ClusterCmd {
     },
 }
 
-pub(crate) async fn run(cmd: ClusterCmd, client: &Client, json: bool) -> Result<(), Fail> {
+pub(crate) async fn run(
+    cmd: ClusterCmd,
+    client: &Client,
+    opts: &Options,
+    json: bool,
+) -> Result<(), Fail> {
     match cmd {
         ClusterCmd::Status => status(client, json).await,
+        ClusterCmd::Init { members } => {
+            init(client, opts.first_seed(), opts.retry_for(), &members).await
+        }
         ClusterCmd::AddLearner {
             node_id,
             api_addr,
@@ -150,4 +168,75 @@ async fn current_voters(client: &Client) -> Result<Vec<u64>, Fail> {
         }
     }
     Err(no_node_answered(1))
+}
+
+/// One `ID=API_ADDR,PEER_ADDR` argument of `cluster init`.
+fn member(text: &str) -> Result<InitMember, String> {
+    let bad = || format!("member {text:?} is not ID=API_ADDR,PEER_ADDR");
+    let (id, addrs) = text.split_once('=').ok_or_else(bad)?;
+    let (api_addr, peer_addr) = addrs.split_once(',').ok_or_else(bad)?;
+    let node_id: u64 = id.parse().map_err(|_| bad())?;
+    if node_id == 0 || api_addr.is_empty() || peer_addr.is_empty() {
+        return Err(bad());
+    }
+    Ok(InitMember {
+        node_id,
+        api_addr: api_addr.to_string(),
+        peer_addr: peer_addr.to_string(),
+    })
+}
+
+/// Initialise through `addr`, trying again while it cannot be reached (a deployment starts the
+/// nodes and this together), for at most `retry_for`.
+async fn init(
+    client: &Client,
+    addr: &str,
+    retry_for: Duration,
+    members: &[String],
+) -> Result<(), Fail> {
+    let members = members
+        .iter()
+        .map(|m| member(m))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Fail::Usage)?;
+    let deadline = Instant::now() + retry_for;
+    loop {
+        match client.init_cluster(addr, &members).await {
+            Ok(()) => {
+                println!("cluster initialised with {} members", members.len());
+                return Ok(());
+            }
+            Err(Error::Rejected { reason, .. }) if reason == "already_initialized" => {
+                println!("{addr} is already initialised; nothing done");
+                return Ok(());
+            }
+            Err(Error::Unavailable { .. }) if Instant::now() < deadline => {
+                tokio::time::sleep(INIT_RETRY_EVERY).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// How often `cluster init` tries an unreachable node again.
+const INIT_RETRY_EVERY: Duration = Duration::from_millis(500);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_parse_and_malformed_ones_are_refused() {
+        assert_eq!(
+            member("2=node2:7001,node2:7101").unwrap(),
+            InitMember {
+                node_id: 2,
+                api_addr: "node2:7001".into(),
+                peer_addr: "node2:7101".into(),
+            }
+        );
+        for bad in ["", "2", "2=a", "x=a,b", "0=a,b", "2=,b", "2=a,"] {
+            assert!(member(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -49,6 +49,16 @@ pub(crate) struct Options {
 }
 
 impl Options {
+    /// The first of `--seeds`: the node a command that must talk to one node asks.
+    pub(crate) fn first_seed(&self) -> &str {
+        self.seeds.split(',').next().unwrap_or_default().trim()
+    }
+
+    /// `--retry-for`: how long to keep trying an unreachable cluster.
+    pub(crate) fn retry_for(&self) -> Duration {
+        Duration::from_secs(self.retry_for.max(1))
+    }
+
     /// The client these options describe.
     pub(crate) fn connect(&self) -> Result<Client, Fail> {
         Ok(Client::new(self.config()?)?)

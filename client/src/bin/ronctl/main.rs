@@ -194,7 +194,7 @@ async fn run(cli: Cli) -> Result<(), Fail> {
     match cli.command {
         Cmd::Account(cmd) => account::run(cmd, &client, c, json).await,
         Cmd::Transfer(cmd) => transfer::run(cmd, &client, c, json).await,
-        Cmd::Cluster(cmd) => cluster::run(cmd, &client, json).await,
+        Cmd::Cluster(cmd) => cluster::run(cmd, &client, &cli.opts, json).await,
         Cmd::Query(cmd) => query::run(cmd, &client, c, json).await,
         Cmd::Tail { .. } => Err(Fail::Usage("tail connects by itself".into())),
         Cmd::Bench(args) => bench::run(&client, args, json).await,
