@@ -22,6 +22,7 @@ pub mod seam;
 pub mod security;
 pub mod serve;
 pub mod start;
+pub mod version;
 
 pub use config::Config;
 pub use node::Node;

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(
     name = "ron-ledger",
-    version,
+    version = node::version::text(),
     about = "A Raft-replicated ledger of record"
 )]
 struct Cli {

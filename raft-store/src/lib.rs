@@ -44,7 +44,7 @@ pub use revocation::{
     AdminCommand, AdminOutcome, Command, Response, Revocation, RevocationRecord, RevokeResult,
     TokenId,
 };
-pub use rocks::RocksBackend;
+pub use rocks::{RocksBackend, STORAGE_FORMAT, STORAGE_FORMAT_MIN};
 pub use snapshot::{SnapshotData, SnapshotItem};
 pub use state_machine::StateMachine;
 pub use types::{LedgerConfig, LogId, NodeId, NodeInfo, StoredMembership, TypeConfig, Vote};

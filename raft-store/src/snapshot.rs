@@ -24,6 +24,8 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 
 const MAGIC: &[u8; 8] = b"RLSNAP03";
+/// The snapshot format this build writes and reads: the number in [`MAGIC`].
+pub const SNAPSHOT_FORMAT: u32 = 3;
 /// The previous format (no revocation deny-list): refused with a clear message.
 const MAGIC_V2: &[u8; 8] = b"RLSNAP02";
 /// The first format (leaf hashes without preimages): refused with a clear message.
@@ -262,5 +264,14 @@ impl AsyncSeek for SnapshotData {
             SnapshotData::Memory(c) => Pin::new(c).poll_complete(cx),
             SnapshotData::File(f) => Pin::new(f).poll_complete(cx),
         }
+    }
+}
+
+#[cfg(test)]
+mod format_tests {
+    #[test]
+    fn the_snapshot_format_is_the_number_in_the_magic() {
+        let digits = std::str::from_utf8(&super::MAGIC[6..]).unwrap();
+        assert_eq!(digits.parse::<u32>().unwrap(), super::SNAPSHOT_FORMAT);
     }
 }

@@ -227,6 +227,43 @@ async fn every_metric_the_alert_rules_and_the_dashboard_use_is_exported_by_a_liv
         .await
         .unwrap();
     let offered = exported(&text);
+
+    // /v1/status says what the node runs, the same as `ron-ledger --version`.
+    let status = c.status(leader).await.expect("status");
+    let version = Command::new(test_support::cluster::binary())
+        .arg("--version")
+        .output()
+        .unwrap();
+    let version = String::from_utf8_lossy(&version.stdout).into_owned();
+    let v = &status["version"];
+    for (field, shown) in [
+        (
+            "release",
+            format!("ron-ledger {}", v["release"].as_str().unwrap()),
+        ),
+        (
+            "commit",
+            format!("commit {}", v["commit"].as_str().unwrap()),
+        ),
+        (
+            "storage_format",
+            format!("storage format {}", v["storage_format"]),
+        ),
+        (
+            "snapshot_format",
+            format!("snapshot format {}", v["snapshot_format"]),
+        ),
+        (
+            "record_codec",
+            format!("record codec {}", v["record_codec"]),
+        ),
+    ] {
+        assert!(
+            version.contains(&shown),
+            "--version ({version}) lacks the status' {field}: {v}"
+        );
+    }
+    assert_eq!(v["release"], env!("CARGO_PKG_VERSION"));
     let missing: Vec<&String> = used
         .iter()
         .filter(|n| !offered.contains(*n) && !PROMETHEUS_OWN.contains(&n.as_str()))

@@ -138,6 +138,7 @@ async fn status(State(node): State<Arc<Node>>) -> Response {
         "queue_depth": node.sequencer.depth(),
         "safe_mode": node.safe_mode(),
         "safe_mode_reason": node.safe_mode_reason(),
+        "version": crate::version::versions(),
     }))
     .into_response()
 }

@@ -6,7 +6,7 @@
 //! This module owns the database options and the write path's fsync switch. It never decides
 //! what goes into a batch, and never reads a table's records beyond checking their seal.
 
-use super::layout::ALL_CFS;
+use super::layout::{ALL_CFS, CF_INDEX, CF_META, KEY_STORAGE_FORMAT};
 use crate::backend::DiskStats;
 use crate::error::StoreError;
 use crate::record::open;
@@ -17,6 +17,13 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
+
+/// The storage format this build writes: the column families and record layouts of
+/// `super::layout`. Release 0.1.0 wrote this format without recording it; a store without the
+/// record is marked at its first open by a later release.
+pub const STORAGE_FORMAT: u32 = 1;
+/// The oldest storage format this build opens.
+pub const STORAGE_FORMAT_MIN: u32 = 1;
 
 /// RocksDB storage for the log and the ledger state of one node.
 pub struct RocksBackend {
@@ -52,8 +59,77 @@ pub fn prepare_private_dir(dir: &Path) -> Result<(), StoreError> {
     }
 }
 
+/// Refuse a store from before release 0.1.0: it has no query indexes, and opening it would
+/// answer queries without the events it already holds.
+fn check_pre_release_layout(opts: &Options, db_dir: &Path) -> Result<(), StoreError> {
+    let cfs = DB::list_cf(opts, db_dir)?;
+    if cfs.iter().any(|c| c == CF_INDEX) {
+        return Ok(());
+    }
+    Err(StoreError::DataDir(format!(
+        "{} was written by a build older than ron-ledger 0.1.0 (no query indexes); this release \
+         ({}) opens storage formats {STORAGE_FORMAT_MIN} to {STORAGE_FORMAT}: replace the node \
+         from its peers (docs/OPERATIONS.md, \"A node that lost its data\")",
+        db_dir.display(),
+        env!("CARGO_PKG_VERSION"),
+    )))
+}
+
+/// Check the storage format recorded in the store, and record it in a new store or in one
+/// release 0.1.0 wrote (which recorded none; its layout is format 1). A format this build does
+/// not read stops the open, naming both.
+fn check_storage_format(db: &DB, db_dir: &Path, existed: bool) -> Result<(), StoreError> {
+    let meta = db
+        .cf_handle(CF_META)
+        .ok_or_else(|| StoreError::DataDir(format!("column family {CF_META} missing")))?;
+    let found = match db.get_cf(meta, KEY_STORAGE_FORMAT)? {
+        Some(bytes) => Some(open::<u32>(
+            Kind::RaftMeta,
+            CF_META,
+            KEY_STORAGE_FORMAT.as_bytes(),
+            &bytes,
+        )?),
+        None => None,
+    };
+    match found {
+        Some(f) if (STORAGE_FORMAT_MIN..=STORAGE_FORMAT).contains(&f) => Ok(()),
+        Some(f) => Err(StoreError::DataDir(format!(
+            "{} holds storage format {f}; this release ({}) opens formats {STORAGE_FORMAT_MIN} \
+             to {STORAGE_FORMAT}{}",
+            db_dir.display(),
+            env!("CARGO_PKG_VERSION"),
+            if f > STORAGE_FORMAT {
+                ": it was written by a newer release; run that release (or a newer one)"
+            } else {
+                ""
+            },
+        ))),
+        None => {
+            let mut opts = WriteOptions::default();
+            opts.set_sync(true);
+            let mut batch = WriteBatch::default();
+            batch.put_cf(
+                meta,
+                KEY_STORAGE_FORMAT,
+                crate::record::seal(Kind::RaftMeta, &STORAGE_FORMAT),
+            );
+            db.write_opt(batch, &opts)?;
+            if existed {
+                tracing::info!(
+                    dir = %db_dir.display(),
+                    storage_format = STORAGE_FORMAT,
+                    "store written by ron-ledger 0.1.0, which recorded no storage format: \
+                     recorded format {STORAGE_FORMAT} (its layout; nothing else changes)"
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
 impl RocksBackend {
-    /// Open (or create) the store under `data_dir`, which must be private (0700).
+    /// Open (or create) the store under `data_dir`, which must be private (0700). A store
+    /// of a storage format this build does not read is refused, naming the formats.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         prepare_private_dir(data_dir)?;
         let snapshot_dir = data_dir.join("snapshots");
@@ -70,10 +146,16 @@ impl RocksBackend {
         opts.set_keep_log_file_num(4);
         // Statistics feed `wal_syncs` (a metric, and how the tests prove appends are synced).
         opts.enable_statistics();
+        let db_dir = data_dir.join("db");
+        let existed = db_dir.join("CURRENT").exists();
+        if existed {
+            check_pre_release_layout(&opts, &db_dir)?;
+        }
         let cfs = ALL_CFS
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
-        let db = DB::open_cf_descriptors(&opts, data_dir.join("db"), cfs)?;
+        let db = DB::open_cf_descriptors(&opts, &db_dir, cfs)?;
+        check_storage_format(&db, &db_dir, existed)?;
         // Leftovers of an interrupted snapshot build or receive are never the current snapshot.
         for entry in fs::read_dir(&snapshot_dir)? {
             let path = entry?.path();

@@ -83,6 +83,8 @@ pub(super) const DIGEST_CFS: [&str; 8] = [
 ];
 /// `state`: the [`crate::AppliedState`].
 pub(super) const KEY_APPLIED: &[u8] = b"applied";
+/// `meta`: the storage format (`u32`, see `super::db::STORAGE_FORMAT`).
+pub(super) const KEY_STORAGE_FORMAT: &str = "storage_format";
 /// `state`: the [`ledger::LedgerMeta`].
 pub(super) const KEY_LEDGER: &[u8] = b"ledger";
 /// `meta`: the current snapshot's metadata and file name.

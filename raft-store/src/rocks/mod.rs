@@ -32,4 +32,4 @@ mod tables;
 mod tree;
 mod view;
 
-pub use db::{prepare_private_dir, RocksBackend};
+pub use db::{prepare_private_dir, RocksBackend, STORAGE_FORMAT, STORAGE_FORMAT_MIN};

@@ -5,6 +5,7 @@
 mod common;
 mod crash;
 mod durability;
+mod formats;
 mod nofiles;
 mod proofs;
 mod revocations;

@@ -1,0 +1,69 @@
+//! What this build is: the release (the crates' version), the commit it was built from, and the
+//! formats it reads and writes — reported by `ron-ledger --version` and `/v1/status`, so an
+//! operator can tell the nodes of a cluster apart during an upgrade.
+
+use serde::Serialize;
+use std::sync::OnceLock;
+
+/// The release version.
+pub const RELEASE: &str = env!("CARGO_PKG_VERSION");
+/// The commit the binary was built from (`build.rs`), or `unknown`.
+pub const COMMIT: &str = env!("LEDGER_COMMIT");
+
+/// The versions a node reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Versions {
+    pub release: &'static str,
+    pub commit: &'static str,
+    /// The storage format of the data directory (`raft_store::STORAGE_FORMAT`) and the oldest
+    /// it opens.
+    pub storage_format: u32,
+    pub storage_format_min: u32,
+    /// The snapshot stream's format (`raft_store::snapshot::SNAPSHOT_FORMAT`).
+    pub snapshot_format: u32,
+    /// The encoding version every log entry, state record and forwarded batch carries
+    /// (`ledger::codec::CODEC_VERSION`); records of a later version are refused.
+    pub record_codec: u8,
+}
+
+/// This build's versions.
+pub fn versions() -> Versions {
+    Versions {
+        release: RELEASE,
+        commit: COMMIT,
+        storage_format: raft_store::STORAGE_FORMAT,
+        storage_format_min: raft_store::STORAGE_FORMAT_MIN,
+        snapshot_format: raft_store::snapshot::SNAPSHOT_FORMAT,
+        record_codec: ledger::codec::CODEC_VERSION,
+    }
+}
+
+/// The text of `--version`: `0.2.0-dev (commit 1a2b3c4d5e6f; storage format 1, snapshot format
+/// 3, record codec 1)`.
+pub fn text() -> &'static str {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    TEXT.get_or_init(|| {
+        let v = versions();
+        format!(
+            "{} (commit {}; storage format {}, snapshot format {}, record codec {})",
+            v.release, v.commit, v.storage_format, v.snapshot_format, v.record_codec
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_version_text_names_the_release_and_every_format() {
+        let t = super::text();
+        assert!(t.starts_with(env!("CARGO_PKG_VERSION")), "{t}");
+        for part in [
+            "commit ",
+            "storage format 1",
+            "snapshot format 3",
+            "record codec 1",
+        ] {
+            assert!(t.contains(part), "{t} lacks {part}");
+        }
+    }
+}
