@@ -135,7 +135,16 @@ async fn a_compose_cluster_survives_its_leaders_container_being_killed() {
         "no Docker engine: {}",
         String::from_utf8_lossy(&info.stderr)
     );
-    check(Command::new("bash").arg(repo().join("deploy/docker/build-image.sh")));
+    // The image from the binaries this test run uses.
+    let bin_dir = test_support::cluster::binary()
+        .parent()
+        .expect("binary directory")
+        .to_path_buf();
+    check(
+        Command::new("bash")
+            .arg(repo().join("deploy/docker/build-image.sh"))
+            .arg(bin_dir),
+    );
 
     let project = Project {
         name: format!("ronledgertest{}", std::process::id()),
