@@ -4,9 +4,9 @@
 
 use crate::canonical::{account_bytes, status_bytes, transfer_bytes};
 use crate::merkle::Hash;
-use crate::query::{BalanceEntry, IndexKey};
 use crate::types::{
-    AccountRecord, ExpiryKey, HistoryKey, LedgerMeta, TransferRecord, TransferStatus,
+    AccountRecord, BalanceEntry, ExpiryKey, HistoryKey, IndexKey, LedgerMeta, TransferRecord,
+    TransferStatus,
 };
 
 /// Incremental state digest. Callers feed each table in key order: accounts, transfers, statuses,

@@ -13,10 +13,12 @@
 //!
 //! [`Changes`]: crate::Changes
 
-use crate::state::ReadError;
+use crate::state::{MemoryState, ReadError};
 use crate::types::{Account, HistoryKey, Transfer};
-use crate::wire;
 use serde::{Deserialize, Serialize};
+
+// The stored index types live with the other stored records in `types`; named here too.
+pub use crate::types::{BalanceEntry, IndexField, IndexKey};
 
 /// Most results one page of a query returns.
 pub const QUERY_LIMIT_MAX: usize = 1_000;
@@ -24,100 +26,6 @@ pub const QUERY_LIMIT_MAX: usize = 1_000;
 /// Most results one call to [`query`] or [`balance_history`] fetches: a full page and one more,
 /// so the caller can tell whether a next page exists.
 pub const QUERY_FETCH_MAX: usize = QUERY_LIMIT_MAX + 1;
-
-/// The field an index entry is filed under. The numbers are part of the storage format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[repr(u8)]
-pub enum IndexField {
-    /// Every account, by creation time.
-    AccountAll = 0,
-    AccountUserData128 = 1,
-    AccountUserData64 = 2,
-    AccountUserData32 = 3,
-    AccountLedger = 4,
-    AccountCode = 5,
-    /// Every transfer, by timestamp.
-    TransferAll = 16,
-    TransferUserData128 = 17,
-    TransferUserData64 = 18,
-    TransferUserData32 = 19,
-    TransferLedger = 20,
-    TransferCode = 21,
-    /// Transfers by the account they debit.
-    TransferDebitAccount = 22,
-    /// Transfers by the account they credit.
-    TransferCreditAccount = 23,
-    /// Transfers by either account. Never stored under this field: it is the history index
-    /// (`HistoryKey`), which apply already keeps, read through the same seek.
-    TransferAccount = 24,
-}
-
-impl IndexField {
-    /// Every field, for parsing stored keys.
-    pub const ALL: [IndexField; 15] = [
-        Self::AccountAll,
-        Self::AccountUserData128,
-        Self::AccountUserData64,
-        Self::AccountUserData32,
-        Self::AccountLedger,
-        Self::AccountCode,
-        Self::TransferAll,
-        Self::TransferUserData128,
-        Self::TransferUserData64,
-        Self::TransferUserData32,
-        Self::TransferLedger,
-        Self::TransferCode,
-        Self::TransferDebitAccount,
-        Self::TransferCreditAccount,
-        Self::TransferAccount,
-    ];
-
-    /// The field a stored byte names.
-    pub fn from_u8(b: u8) -> Option<Self> {
-        Self::ALL.into_iter().find(|f| *f as u8 == b)
-    }
-}
-
-/// Key of a secondary index entry; the value is the account's or transfer's id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct IndexKey {
-    pub field: IndexField,
-    /// The field's value, widened.
-    pub value: u128,
-    /// The event's timestamp.
-    pub timestamp: u64,
-}
-
-/// An account's balances right after one event changed them (or at its creation), kept for
-/// accounts with the `history` flag under `HistoryKey { account_id, timestamp }`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct BalanceEntry {
-    #[serde(with = "wire::dec")]
-    pub debits_pending: u128,
-    #[serde(with = "wire::dec")]
-    pub debits_posted: u128,
-    #[serde(with = "wire::dec")]
-    pub credits_pending: u128,
-    #[serde(with = "wire::dec")]
-    pub credits_posted: u128,
-    /// The leaf of the event that produced these balances: fetch its inclusion proof to check
-    /// the event, then check the balances against it.
-    #[serde(with = "wire::dec")]
-    pub leaf: u64,
-}
-
-impl BalanceEntry {
-    /// The balances of `a` after the event at `leaf`.
-    pub fn of(a: &Account, leaf: u64) -> Self {
-        Self {
-            debits_pending: a.debits_pending,
-            debits_posted: a.debits_posted,
-            credits_pending: a.credits_pending,
-            credits_posted: a.credits_posted,
-            leaf,
-        }
-    }
-}
 
 fn push_nonzero(
     out: &mut Vec<(IndexKey, u128)>,
@@ -210,6 +118,67 @@ pub trait IndexRead {
         timestamp: u64,
         order: Order,
     ) -> Result<Option<(u64, BalanceEntry)>, ReadError>;
+}
+
+/// Seeks straight from memory (the in-memory backend, the simulation and the tests).
+impl IndexRead for MemoryState {
+    fn index_seek(
+        &self,
+        field: IndexField,
+        value: u128,
+        timestamp: u64,
+        order: Order,
+    ) -> Result<Option<(u64, u128)>, ReadError> {
+        if field == IndexField::TransferAccount {
+            let Some(entries) = self.history_of(value) else {
+                return Ok(None);
+            };
+            return Ok(match order {
+                Order::Asc => entries.get(entries.partition_point(|(t, _)| *t < timestamp)),
+                Order::Desc => entries
+                    .partition_point(|(t, _)| *t <= timestamp)
+                    .checked_sub(1)
+                    .and_then(|i| entries.get(i)),
+            }
+            .copied());
+        }
+        let key = |timestamp| IndexKey {
+            field,
+            value,
+            timestamp,
+        };
+        let found = match order {
+            Order::Asc => self
+                .index_map()
+                .range(key(timestamp)..=key(u64::MAX))
+                .next(),
+            Order::Desc => self.index_map().range(key(0)..=key(timestamp)).next_back(),
+        };
+        Ok(found.map(|(k, id)| (k.timestamp, *id)))
+    }
+
+    fn balance_seek(
+        &self,
+        account_id: u128,
+        timestamp: u64,
+        order: Order,
+    ) -> Result<Option<(u64, BalanceEntry)>, ReadError> {
+        let key = |timestamp| HistoryKey {
+            account_id,
+            timestamp,
+        };
+        let found = match order {
+            Order::Asc => self
+                .balance_map()
+                .range(key(timestamp)..=key(u64::MAX))
+                .next(),
+            Order::Desc => self
+                .balance_map()
+                .range(key(0)..=key(timestamp))
+                .next_back(),
+        };
+        Ok(found.map(|(k, e)| (k.timestamp, *e)))
+    }
 }
 
 /// Which side of an account's transfers.

@@ -5,8 +5,7 @@
 use crate::canonical::LeafData;
 use crate::merkle::Hash;
 use crate::proof::{ProofError, TreeSource};
-use crate::query::{BalanceEntry, IndexField, IndexKey, IndexRead, Order};
-use crate::types::{AccountRecord, TransferRecord, TransferStatus};
+use crate::types::{AccountRecord, BalanceEntry, IndexKey, TransferRecord, TransferStatus};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 // Stored records, owned by `types`; re-exported here, where they have always been named.
@@ -192,6 +191,21 @@ impl MemoryState {
         })
     }
 
+    /// One account's history index: (timestamp, transfer id) in timestamp order.
+    pub(crate) fn history_of(&self, account_id: u128) -> Option<&[(u64, u128)]> {
+        self.history.get(&account_id).map(Vec::as_slice)
+    }
+
+    /// The secondary indexes, for seeks.
+    pub(crate) fn index_map(&self) -> &BTreeMap<IndexKey, u128> {
+        &self.index
+    }
+
+    /// The balance history, for seeks.
+    pub(crate) fn balance_map(&self) -> &BTreeMap<HistoryKey, BalanceEntry> {
+        &self.balances
+    }
+
     /// The secondary indexes in key order.
     pub fn index_entries(&self) -> impl Iterator<Item = (&IndexKey, &u128)> {
         self.index.iter()
@@ -281,57 +295,6 @@ impl StateRead for MemoryState {
             .take(limit)
             .copied()
             .collect())
-    }
-}
-
-impl IndexRead for MemoryState {
-    fn index_seek(
-        &self,
-        field: IndexField,
-        value: u128,
-        timestamp: u64,
-        order: Order,
-    ) -> Result<Option<(u64, u128)>, ReadError> {
-        if field == IndexField::TransferAccount {
-            let Some(entries) = self.history.get(&value) else {
-                return Ok(None);
-            };
-            return Ok(match order {
-                Order::Asc => entries.get(entries.partition_point(|(t, _)| *t < timestamp)),
-                Order::Desc => entries
-                    .partition_point(|(t, _)| *t <= timestamp)
-                    .checked_sub(1)
-                    .and_then(|i| entries.get(i)),
-            }
-            .copied());
-        }
-        let key = |timestamp| IndexKey {
-            field,
-            value,
-            timestamp,
-        };
-        let found = match order {
-            Order::Asc => self.index.range(key(timestamp)..=key(u64::MAX)).next(),
-            Order::Desc => self.index.range(key(0)..=key(timestamp)).next_back(),
-        };
-        Ok(found.map(|(k, id)| (k.timestamp, *id)))
-    }
-
-    fn balance_seek(
-        &self,
-        account_id: u128,
-        timestamp: u64,
-        order: Order,
-    ) -> Result<Option<(u64, BalanceEntry)>, ReadError> {
-        let key = |timestamp| HistoryKey {
-            account_id,
-            timestamp,
-        };
-        let found = match order {
-            Order::Asc => self.balances.range(key(timestamp)..=key(u64::MAX)).next(),
-            Order::Desc => self.balances.range(key(0)..=key(timestamp)).next_back(),
-        };
-        Ok(found.map(|(k, e)| (k.timestamp, *e)))
     }
 }
 

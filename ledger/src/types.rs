@@ -319,3 +319,97 @@ pub struct HistoryKey {
     /// The transfer's timestamp (unique cluster-wide).
     pub timestamp: u64,
 }
+
+/// The field an index entry is filed under. The numbers are part of the storage format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum IndexField {
+    /// Every account, by creation time.
+    AccountAll = 0,
+    AccountUserData128 = 1,
+    AccountUserData64 = 2,
+    AccountUserData32 = 3,
+    AccountLedger = 4,
+    AccountCode = 5,
+    /// Every transfer, by timestamp.
+    TransferAll = 16,
+    TransferUserData128 = 17,
+    TransferUserData64 = 18,
+    TransferUserData32 = 19,
+    TransferLedger = 20,
+    TransferCode = 21,
+    /// Transfers by the account they debit.
+    TransferDebitAccount = 22,
+    /// Transfers by the account they credit.
+    TransferCreditAccount = 23,
+    /// Transfers by either account. Never stored under this field: it is the history index
+    /// (`HistoryKey`), which apply already keeps, read through the same seek.
+    TransferAccount = 24,
+}
+
+impl IndexField {
+    /// Every field, for parsing stored keys.
+    pub const ALL: [IndexField; 15] = [
+        Self::AccountAll,
+        Self::AccountUserData128,
+        Self::AccountUserData64,
+        Self::AccountUserData32,
+        Self::AccountLedger,
+        Self::AccountCode,
+        Self::TransferAll,
+        Self::TransferUserData128,
+        Self::TransferUserData64,
+        Self::TransferUserData32,
+        Self::TransferLedger,
+        Self::TransferCode,
+        Self::TransferDebitAccount,
+        Self::TransferCreditAccount,
+        Self::TransferAccount,
+    ];
+
+    /// The field a stored byte names.
+    pub fn from_u8(b: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| *f as u8 == b)
+    }
+}
+
+/// Key of a secondary index entry; the value is the account's or transfer's id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct IndexKey {
+    pub field: IndexField,
+    /// The field's value, widened.
+    pub value: u128,
+    /// The event's timestamp.
+    pub timestamp: u64,
+}
+
+/// An account's balances right after one event changed them (or at its creation), kept for
+/// accounts with the `history` flag under `HistoryKey { account_id, timestamp }`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BalanceEntry {
+    #[serde(with = "wire::dec")]
+    pub debits_pending: u128,
+    #[serde(with = "wire::dec")]
+    pub debits_posted: u128,
+    #[serde(with = "wire::dec")]
+    pub credits_pending: u128,
+    #[serde(with = "wire::dec")]
+    pub credits_posted: u128,
+    /// The leaf of the event that produced these balances: fetch its inclusion proof to check
+    /// the event, then check the balances against it.
+    #[serde(with = "wire::dec")]
+    pub leaf: u64,
+}
+
+impl BalanceEntry {
+    /// The balances of `a` after the event at `leaf`.
+    pub fn of(a: &Account, leaf: u64) -> Self {
+        Self {
+            debits_pending: a.debits_pending,
+            debits_posted: a.debits_posted,
+            credits_pending: a.credits_pending,
+            credits_posted: a.credits_posted,
+            leaf,
+        }
+    }
+}
