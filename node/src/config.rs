@@ -201,7 +201,9 @@ pub struct RaftSection {
     pub snapshot_every_entries: u64,
     /// Entries kept in the log behind a snapshot (for slow followers).
     pub keep_entries_after_snapshot: u64,
-    /// Timeout of one peer RPC (append entries, vote, one snapshot chunk).
+    /// Timeout of one peer RPC (a vote, a snapshot). An append entries call is bounded by the
+    /// smaller of this and `heartbeat_ms`: openraft 0.9 times every append out after one
+    /// heartbeat interval, whatever the network allows.
     pub rpc_timeout_ms: u64,
     /// Bytes per snapshot chunk sent to a follower.
     pub snapshot_chunk_bytes: u64,
