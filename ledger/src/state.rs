@@ -54,7 +54,7 @@ pub struct Changes {
     pub expiry_delete: Vec<ExpiryKey>,
     /// History index entries: (account, timestamp) → transfer id.
     pub history: Vec<(HistoryKey, u128)>,
-    /// Secondary index entries (`crate::query`), sorted.
+    /// Secondary index entries (see the `query` module), sorted.
     pub index: Vec<(IndexKey, u128)>,
     /// Balance-history entries of accounts with the `history` flag, sorted.
     pub balances: Vec<(HistoryKey, BalanceEntry)>,
@@ -82,7 +82,7 @@ pub struct MemoryState {
     /// Per account, (timestamp, transfer id) in timestamp order: timestamps only grow, so
     /// commits append.
     history: BTreeMap<u128, Vec<(u64, u128)>>,
-    /// The secondary indexes (`crate::query`).
+    /// The secondary indexes (see the `query` module).
     index: BTreeMap<IndexKey, u128>,
     /// Balance history of accounts with the `history` flag.
     balances: BTreeMap<HistoryKey, BalanceEntry>,

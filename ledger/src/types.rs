@@ -52,7 +52,7 @@ flag_set! {
         DEBITS_MUST_NOT_EXCEED_CREDITS = 1 << 1, "debits_must_not_exceed_credits";
         /// Credits (pending + posted) may never exceed posted debits.
         CREDITS_MUST_NOT_EXCEED_DEBITS = 1 << 2, "credits_must_not_exceed_debits";
-        /// Keep every balance change (`crate::query::balance_as_of`).
+        /// Keep every balance change (the `query` module answers balances as of a point).
         HISTORY = 1 << 3, "history";
         /// The account takes no new transfers. Set by a closing pending transfer and cleared when
         /// that transfer is voided or expires; accounts may also be created closed.
