@@ -190,6 +190,14 @@ fn cut<T>(mut items: Vec<T>, limit: usize, ts: impl Fn(&T) -> u64) -> (Vec<T>, O
     (items, next)
 }
 
+/// The page of a query over the whole ledger (`route`): every filter, no `side` and no
+/// `from`/`to` (those belong to one account's transfers).
+fn ledger_wide_page(q: &ListQuery, route: &str) -> Result<Page, ApiError> {
+    refuse(q.side.is_some(), "side", route)?;
+    refuse(q.from.is_some() || q.to.is_some(), "from/to", route)?;
+    page(q, filter(q)?)
+}
+
 pub(crate) async fn query_accounts(
     State(node): State<Arc<Node>>,
     q: Result<Query<ListQuery>, QueryRejection>,
@@ -197,13 +205,7 @@ pub(crate) async fn query_accounts(
     uri: axum::http::Uri,
 ) -> Response {
     read(node, headers, uri, q, |node, q| {
-        refuse(q.side.is_some(), "side", "GET /v1/accounts")?;
-        refuse(
-            q.from.is_some() || q.to.is_some(),
-            "from/to",
-            "GET /v1/accounts",
-        )?;
-        let page = page(q, filter(q)?)?;
+        let page = ledger_wide_page(q, "GET /v1/accounts")?;
         let found = node
             .state
             .query_accounts(&page.filter)
@@ -222,13 +224,7 @@ pub(crate) async fn query_transfers(
     uri: axum::http::Uri,
 ) -> Response {
     read(node, headers, uri, q, |node, q| {
-        refuse(q.side.is_some(), "side", "GET /v1/transfers")?;
-        refuse(
-            q.from.is_some() || q.to.is_some(),
-            "from/to",
-            "GET /v1/transfers",
-        )?;
-        let page = page(q, filter(q)?)?;
+        let page = ledger_wide_page(q, "GET /v1/transfers")?;
         let found = node
             .state
             .query_transfers(Target::Transfers, &page.filter)
