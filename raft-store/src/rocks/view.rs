@@ -197,6 +197,26 @@ impl StateRead for View<'_> {
     }
 }
 
+impl View<'_> {
+    /// The record of `cf` nearest `timestamp` in `order` among the keys `key(0)..=key(u64::MAX)`
+    /// (one account's or one index value's entries, in timestamp order), as the timestamp
+    /// `parse` reads from its key and its value.
+    fn seek_by_time<K: AsRef<[u8]>, T: serde::de::DeserializeOwned>(
+        &self,
+        cf: &'static str,
+        key: impl Fn(u64) -> K,
+        parse: impl Fn(&[u8]) -> Result<u64, StoreError>,
+        timestamp: u64,
+        order: Order,
+    ) -> Result<Option<(u64, T)>, ReadError> {
+        let (lo, hi, from) = (key(0), key(u64::MAX), key(timestamp));
+        match self.seek(cf, lo.as_ref(), hi.as_ref(), from.as_ref(), order)? {
+            Some((k, v)) => Ok(Some((parse(&k)?, open(Kind::StateRecord, cf, &k, &v)?))),
+            None => Ok(None),
+        }
+    }
+}
+
 impl IndexRead for View<'_> {
     fn index_seek(
         &self,
@@ -212,14 +232,8 @@ impl IndexRead for View<'_> {
                     timestamp,
                 })
             };
-            let found = self.seek(CF_HISTORY, &key(0), &key(u64::MAX), &key(timestamp), order)?;
-            return Ok(match found {
-                Some((k, v)) => Some((
-                    parse_history(CF_HISTORY, &k)?.timestamp,
-                    open(Kind::StateRecord, CF_HISTORY, &k, &v)?,
-                )),
-                None => None,
-            });
+            let parse = |k: &[u8]| Ok(parse_history(CF_HISTORY, k)?.timestamp);
+            return self.seek_by_time(CF_HISTORY, key, parse, timestamp, order);
         }
         let key = |timestamp| {
             index_key(&IndexKey {
@@ -228,14 +242,8 @@ impl IndexRead for View<'_> {
                 timestamp,
             })
         };
-        let found = self.seek(CF_INDEX, &key(0), &key(u64::MAX), &key(timestamp), order)?;
-        Ok(match found {
-            Some((k, v)) => Some((
-                parse_index_key(&k)?.timestamp,
-                open(Kind::StateRecord, CF_INDEX, &k, &v)?,
-            )),
-            None => None,
-        })
+        let parse = |k: &[u8]| Ok(parse_index_key(k)?.timestamp);
+        self.seek_by_time(CF_INDEX, key, parse, timestamp, order)
     }
 
     fn balance_seek(
@@ -250,14 +258,8 @@ impl IndexRead for View<'_> {
                 timestamp,
             })
         };
-        let found = self.seek(CF_BALANCES, &key(0), &key(u64::MAX), &key(timestamp), order)?;
-        Ok(match found {
-            Some((k, v)) => Some((
-                parse_history(CF_BALANCES, &k)?.timestamp,
-                open(Kind::StateRecord, CF_BALANCES, &k, &v)?,
-            )),
-            None => None,
-        })
+        let parse = |k: &[u8]| Ok(parse_history(CF_BALANCES, k)?.timestamp);
+        self.seek_by_time(CF_BALANCES, key, parse, timestamp, order)
     }
 }
 
