@@ -5,6 +5,7 @@
 //! [`LogStore`]: crate::LogStore
 //! [`StateMachine`]: crate::StateMachine
 
+use crate::backup::BackupSummary;
 use crate::error::StoreError;
 use crate::revocation::{AdminCommand, AdminOutcome, RevocationRecord, TokenId};
 use crate::snapshot::SnapshotData;
@@ -134,6 +135,16 @@ pub trait StateBackend: Send + Sync + 'static {
     /// the current snapshot.
     fn install_snapshot(&self, meta: &SnapshotMeta, data: SnapshotSource)
         -> Result<(), StoreError>;
+    /// A backup stream: the snapshot stream of one consistent view, written to an unlinked
+    /// temporary file (positioned at the start; it disappears when closed), with what the view
+    /// covers and the state digest read from the same view (see [`crate::backup`]). Apply carries
+    /// on meanwhile. Backends that keep nothing on disk refuse.
+    fn export_backup(&self) -> Result<(BackupSummary, std::fs::File), StoreError> {
+        Err(StoreError::DataDir(
+            "this node keeps its state in memory (amnesia): there is no data directory to back up"
+                .into(),
+        ))
+    }
     /// The current snapshot, if any, positioned at the start.
     fn current_snapshot(&self) -> Result<Option<(SnapshotMeta, SnapshotData)>, StoreError>;
     /// Digest of the entire replicated state: `ledger::digest` combined with the deny-list (see

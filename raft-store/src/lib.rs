@@ -22,6 +22,7 @@
 //! ```
 
 pub mod backend;
+pub mod backup;
 pub mod error;
 pub mod log_store;
 pub mod memory;

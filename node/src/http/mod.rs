@@ -11,6 +11,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod backup;
 pub mod consistency;
 pub mod decode;
 pub mod health;
@@ -44,6 +45,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .merge(transfers::routes())
         .merge(health::routes())
         .merge(admin::routes())
+        .merge(backup::routes())
         .merge(proofs::routes())
         .merge(revocations::routes())
         .merge(stream::routes())

@@ -16,7 +16,7 @@ use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
 /// The storage format this build writes: the column families and record layouts of
 /// `super::layout`. Release 0.1.0 wrote this format without recording it; a store without the
@@ -36,6 +36,10 @@ pub struct RocksBackend {
     pub(super) snapshot_lock: Mutex<()>,
     /// The file the snapshot being received is written to.
     pub(super) receiving: Mutex<Option<PathBuf>>,
+    /// Held for writing while an install replaces the state (`super::install`), for reading by
+    /// every state-machine call: nothing reads a half-replaced state. Taken before
+    /// `snapshot_lock`, never while holding it, and once per call (never nested).
+    pub(super) install_gate: RwLock<()>,
 }
 
 /// Create `dir` with mode 0700, or check that an existing one is not readable by others.
@@ -163,14 +167,17 @@ impl RocksBackend {
                 let _ = fs::remove_file(path);
             }
         }
-        Ok(Self {
+        let backend = Self {
             db,
             opts,
             snapshot_dir,
             snapshots_built: AtomicU64::new(0),
             snapshot_lock: Mutex::new(()),
             receiving: Mutex::new(None),
-        })
+            install_gate: RwLock::new(()),
+        };
+        backend.resume_install()?;
+        Ok(backend)
     }
 
     /// How many times RocksDB has fsynced its write-ahead log since this store was opened.
@@ -207,6 +214,11 @@ impl RocksBackend {
                 .sum();
         }
         stats
+    }
+
+    /// A read hold on the install gate: every state-machine call takes one, once.
+    pub(super) fn reading(&self) -> RwLockReadGuard<'_, ()> {
+        self.install_gate.read().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(super) fn cf(&self, name: &'static str) -> Result<&ColumnFamily, StoreError> {

@@ -89,6 +89,9 @@ pub(super) const KEY_STORAGE_FORMAT: &str = "storage_format";
 pub(super) const KEY_LEDGER: &[u8] = b"ledger";
 /// `meta`: the current snapshot's metadata and file name.
 pub(super) const KEY_SNAPSHOT: &str = "snapshot";
+/// `meta`: an install in progress — the snapshot's metadata and file name (see
+/// `super::install`); present only between the start of an install and its last batch.
+pub(super) const KEY_INSTALL: &str = "install";
 /// Longer than any key we write: the exclusive end of a whole-table range delete.
 pub(super) const KEY_END: [u8; 32] = [0xff; 32];
 

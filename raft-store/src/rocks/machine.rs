@@ -11,6 +11,7 @@ use super::tree::StoredTree;
 use crate::backend::{
     self, AppliedState, BalanceRange, SnapshotMeta, SnapshotSource, StateBackend,
 };
+use crate::backup::BackupSummary;
 use crate::error::StoreError;
 use crate::revocation::{RevocationRecord, TokenId};
 use crate::snapshot::SnapshotData;
@@ -28,14 +29,17 @@ impl StateBackend for RocksBackend {
     }
 
     fn applied(&self) -> Result<AppliedState, StoreError> {
+        let _gate = self.reading();
         self.applied_state()
     }
 
     fn ledger_meta(&self) -> Result<LedgerMeta, StoreError> {
+        let _gate = self.reading();
         Ok(StateRead::meta(self)?)
     }
 
     fn applied_with_meta(&self) -> Result<(AppliedState, LedgerMeta), StoreError> {
+        let _gate = self.reading();
         // Both records are written by one batch per commit; one RocksDB snapshot reads them
         // from the same commit.
         let view = self.view();
@@ -43,6 +47,7 @@ impl StateBackend for RocksBackend {
     }
 
     fn apply(&self, batch: &Batch) -> Result<(Outcome, Changes), StoreError> {
+        let _gate = self.reading();
         Ok(ledger::apply(self, batch)?)
     }
 
@@ -52,6 +57,7 @@ impl StateBackend for RocksBackend {
         applied: &AppliedState,
         sync: bool,
     ) -> Result<(), StoreError> {
+        let _gate = self.reading();
         let mut batch = WriteBatch::default();
         if let Some(changes) = &changes {
             self.stage(&mut batch, changes)?;
@@ -66,6 +72,7 @@ impl StateBackend for RocksBackend {
         applied: &AppliedState,
         sync: bool,
     ) -> Result<(), StoreError> {
+        let _gate = self.reading();
         let mut batch = WriteBatch::default();
         self.stage_revocations(&mut batch, records)?;
         self.stage_applied(&mut batch, applied)?;
@@ -73,6 +80,7 @@ impl StateBackend for RocksBackend {
     }
 
     fn revocation(&self, token_id: &TokenId) -> Result<Option<RevocationRecord>, StoreError> {
+        let _gate = self.reading();
         self.revocation_record(token_id)
     }
 
@@ -81,6 +89,7 @@ impl StateBackend for RocksBackend {
         after: Option<TokenId>,
         limit: usize,
     ) -> Result<Vec<RevocationRecord>, StoreError> {
+        let _gate = self.reading();
         self.revocation_page(after, limit)
     }
 
@@ -100,23 +109,32 @@ impl StateBackend for RocksBackend {
         self.install_snapshot_file(meta, data)
     }
 
+    fn export_backup(&self) -> Result<(BackupSummary, std::fs::File), StoreError> {
+        self.export_backup_file()
+    }
+
     fn current_snapshot(&self) -> Result<Option<(SnapshotMeta, SnapshotData)>, StoreError> {
+        let _gate = self.reading();
         self.current_snapshot_file()
     }
 
     fn digest(&self) -> Result<Hash, StoreError> {
+        let _gate = self.reading();
         self.view().digest()
     }
 
     fn lookup_account(&self, id: u128) -> Result<Option<AccountRecord>, StoreError> {
+        let _gate = self.reading();
         self.account_record(id)
     }
 
     fn lookup_transfer(&self, id: u128) -> Result<Option<TransferRecord>, StoreError> {
+        let _gate = self.reading();
         self.transfer_record(id)
     }
 
     fn lookup_transfer_read(&self, id: u128) -> Result<Option<ledger::TransferRead>, StoreError> {
+        let _gate = self.reading();
         self.view().transfer_read(id)
     }
 
@@ -127,10 +145,12 @@ impl StateBackend for RocksBackend {
         to: u64,
         limit: usize,
     ) -> Result<Vec<u128>, StoreError> {
+        let _gate = self.reading();
         self.history_range(account_id, from, to, limit)
     }
 
     fn query_accounts(&self, filter: &Filter) -> Result<Vec<AccountRecord>, StoreError> {
+        let _gate = self.reading();
         backend::query_accounts(&self.view(), filter)
     }
 
@@ -139,6 +159,7 @@ impl StateBackend for RocksBackend {
         target: Target,
         filter: &Filter,
     ) -> Result<Vec<ledger::TransferRead>, StoreError> {
+        let _gate = self.reading();
         backend::query_transfers(&self.view(), target, filter)
     }
 
@@ -147,30 +168,36 @@ impl StateBackend for RocksBackend {
         account_id: u128,
         range: BalanceRange,
     ) -> Result<Vec<(u64, BalanceEntry)>, StoreError> {
+        let _gate = self.reading();
         backend::balances(&self.view(), account_id, range)
     }
 
     fn leaf_data(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let _gate = self.reading();
         self.leaf_preimage(index)
     }
 
     fn inclusion_proof(&self, index: u64, size: u64) -> Result<InclusionProof, StoreError> {
-        backend::check_tree_size(size, self.ledger_meta()?.tree.size)?;
+        let _gate = self.reading();
+        backend::check_tree_size(size, StateRead::meta(self)?.tree.size)?;
         proof::inclusion_proof(&StoredTree(self), index, size)
     }
 
     fn consistency_proof(&self, old: u64, new: u64) -> Result<ConsistencyProof, StoreError> {
-        backend::check_tree_size(new, self.ledger_meta()?.tree.size)?;
+        let _gate = self.reading();
+        backend::check_tree_size(new, StateRead::meta(self)?.tree.size)?;
         proof::consistency_proof(&StoredTree(self), old, new)
     }
 
     fn frontier_at(&self, size: u64) -> Result<ledger::Frontier, StoreError> {
-        backend::check_tree_size(size, self.ledger_meta()?.tree.size)?;
+        let _gate = self.reading();
+        backend::check_tree_size(size, StateRead::meta(self)?.tree.size)?;
         proof::frontier_at(&StoredTree(self), size)
     }
 
     fn root_at(&self, size: u64) -> Result<Hash, StoreError> {
-        backend::check_tree_size(size, self.ledger_meta()?.tree.size)?;
+        let _gate = self.reading();
+        backend::check_tree_size(size, StateRead::meta(self)?.tree.size)?;
         proof::root_at(&StoredTree(self), size)
     }
 }

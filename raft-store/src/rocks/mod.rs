@@ -16,13 +16,15 @@
 //! - `tree`: the stored Merkle tree that proofs read.
 //! - `revoked`: the capability deny-list.
 //! - `view`: a consistent read-only view of the whole state (snapshot export, the digest).
-//! - `snapshots`: snapshot files, the current-snapshot record, install.
+//! - `snapshots`: snapshot files, the current-snapshot record, export.
+//! - `install`: replacing the state from a received snapshot in bounded memory.
 //! - `machine`: `StateBackend`: the atomic write per applied entry, and dispatch to the above.
 //!
 //! The parts depend on each other in that order (`layout` and `db` below everything, `machine`
 //! on top); none imports from this file.
 
 mod db;
+mod install;
 mod layout;
 mod log;
 mod machine;
@@ -33,3 +35,4 @@ mod tree;
 mod view;
 
 pub use db::{prepare_private_dir, RocksBackend, STORAGE_FORMAT, STORAGE_FORMAT_MIN};
+pub use install::INSTALL_BATCH_BYTES_MAX;

@@ -1,24 +1,24 @@
 //! Raft snapshots on RocksDB: snapshot files under `<data_dir>/snapshots` (mode 0600, written as
 //! `*.tmp`, fsynced, then renamed to `<hash of the id>.snap` and the directory fsynced), the
-//! current-snapshot record in the `meta` column family, export of a consistent view, and install
-//! — one atomic write that replaces every replicated table, the applied state and the
-//! current-snapshot record together.
+//! current-snapshot record in the `meta` column family, and export of a consistent view (install
+//! is `super::install`).
 //!
 //! This module owns the snapshot directory and the current-snapshot record. It never uses a
 //! snapshot id from the leader as a path, never lets a build replace a newer current snapshot,
 //! and never touches the state before a received snapshot has been read and checked whole.
 
 use super::db::RocksBackend;
-use super::layout::{CF_META, KEY_END, KEY_SNAPSHOT, LEDGER_CFS, SNAPSHOT_CFS};
-use crate::backend::{self, AppliedState, LogBackend, SnapshotMeta, SnapshotSource};
+use super::layout::{CF_META, KEY_SNAPSHOT, SNAPSHOT_CFS};
+use super::view::Digesting;
+use crate::backend::{self, AppliedState, LogBackend, SnapshotMeta};
+use crate::backup::{BackupSummary, HashingWriter};
 use crate::error::StoreError;
 use crate::record::{open, seal};
-use crate::restore::read_snapshot;
 use crate::snapshot::{SnapshotData, SnapshotWriter};
 use ledger::codec::Kind;
 use rocksdb::WriteBatch;
 use std::fs;
-use std::io::{BufReader, BufWriter, Seek, Write};
+use std::io::{BufWriter, Seek, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -41,7 +41,10 @@ impl RocksBackend {
 
     /// A new, empty, private `<purpose>-<n>.tmp` file in the snapshot directory, and its `n`
     /// (unique while this store is open).
-    fn new_snapshot_file(&self, purpose: &str) -> Result<(u64, PathBuf, fs::File), StoreError> {
+    pub(super) fn new_snapshot_file(
+        &self,
+        purpose: &str,
+    ) -> Result<(u64, PathBuf, fs::File), StoreError> {
         let n = self.snapshots_built.fetch_add(1, Ordering::Relaxed);
         let path = self.snapshot_dir.join(format!("{purpose}-{n}.tmp"));
         let file = fs::OpenOptions::new()
@@ -64,52 +67,37 @@ impl RocksBackend {
         }
     }
 
-    /// Make `tmp` the current snapshot for `meta` — unless a newer one is already current and
-    /// this is only a build — durably, and drop older files. `with` (an install's state
-    /// replacement) is written in the same atomic batch as the new current-snapshot record, so a
-    /// crash never leaves state and snapshot disagreeing. Returns the current snapshot.
+    /// Make the built snapshot `tmp` the current snapshot for `meta` — unless a newer one is
+    /// already current — durably, and drop older files. Returns the current snapshot.
     fn keep_snapshot(
         &self,
         meta: &SnapshotMeta,
         tmp: &Path,
-        with: Option<WriteBatch>,
     ) -> Result<(SnapshotMeta, PathBuf), StoreError> {
         let _guard = self.snapshot_lock.lock().unwrap_or_else(|p| p.into_inner());
-        if with.is_none() {
-            if let Some((current, name)) = self.current_meta()? {
-                if current.last_log_id > meta.last_log_id {
-                    let _ = fs::remove_file(tmp);
-                    return Ok((current, self.snapshot_dir.join(name)));
-                }
+        if let Some((current, name)) = self.current_meta()? {
+            if current.last_log_id > meta.last_log_id {
+                let _ = fs::remove_file(tmp);
+                return Ok((current, self.snapshot_dir.join(name)));
             }
         }
-        // The id comes from the leader: never use it as a path.
-        let name = format!(
-            "{}.snap",
-            &blake3::hash(meta.snapshot_id.as_bytes()).to_hex()[..32]
-        );
-        let path = self.snapshot_dir.join(&name);
-        fs::rename(tmp, &path)?;
-        fs::File::open(&self.snapshot_dir)?.sync_all()?;
-        let mut batch = with.unwrap_or_default();
+        let (name, path) = self.place_snapshot(meta, tmp)?;
+        let mut batch = WriteBatch::default();
         batch.put_cf(
             self.cf(CF_META)?,
             KEY_SNAPSHOT,
             seal(Kind::SnapshotMeta, &(meta, &name)),
         );
         self.write(batch, true)?;
-        for entry in fs::read_dir(&self.snapshot_dir)? {
-            let p = entry?.path();
-            if p != path && p.extension().is_some_and(|e| e == "snap") {
-                let _ = fs::remove_file(p);
-            }
-        }
+        self.remove_other_snapshots(&path);
         Ok((meta.clone(), path))
     }
 
     /// `StateBackend::build_snapshot`: export to a file, fsync it and keep it as the current
     /// snapshot (unless a newer one is).
     pub(super) fn build_snapshot_file(&self) -> Result<(SnapshotMeta, SnapshotData), StoreError> {
+        // Never export a state an install is replacing.
+        let _gate = self.install_gate.read().unwrap_or_else(|p| p.into_inner());
         let (n, tmp, file) = self.new_snapshot_file("build")?;
         let (applied, out) = self.export(BufWriter::new(file))?;
         let file = out
@@ -117,7 +105,7 @@ impl RocksBackend {
             .map_err(|e| StoreError::Io(e.into_error()))?;
         file.sync_all()?;
         let meta = backend::snapshot_meta(&applied, n);
-        let (meta, path) = self.keep_snapshot(&meta, &tmp, None)?;
+        let (meta, path) = self.keep_snapshot(&meta, &tmp)?;
         let file = fs::File::open(path)?;
         Ok((meta, file_data(file)))
     }
@@ -136,55 +124,48 @@ impl RocksBackend {
         Ok(file_data(file))
     }
 
-    /// `StateBackend::install_snapshot`: read and check `data` whole, put its file in place, then
-    /// replace the state in one atomic write.
-    pub(super) fn install_snapshot_file(
-        &self,
-        meta: &SnapshotMeta,
-        data: SnapshotSource,
-    ) -> Result<(), StoreError> {
-        // Read and check everything before touching the state.
-        let (mut changes, applied, revoked) = match &data {
-            SnapshotSource::Memory(bytes) => read_snapshot(meta, &bytes[..])?,
-            SnapshotSource::File(f) => read_snapshot(meta, BufReader::new(f))?,
+    /// `StateBackend::export_backup`: the stream of one view into an unlinked file in the
+    /// snapshot directory, hashed as it is written, with the digest fed from the same items.
+    pub(super) fn export_backup_file(&self) -> Result<(BackupSummary, fs::File), StoreError> {
+        let _gate = self.reading();
+        let (_, tmp, file) = self.new_snapshot_file("backup")?;
+        // Unlinked at once: only the open file is left, so nothing stays behind whatever
+        // happens to the caller.
+        fs::remove_file(&tmp)?;
+        let view = self.view();
+        let applied = view.applied()?;
+        let ledger = view.ledger_meta()?;
+        let mut digest = Digesting::new(&ledger);
+        let mut out = HashingWriter::new(BufWriter::new(file));
+        let mut w = SnapshotWriter::new(&mut out, backend::header(&applied, ledger.clone()))?;
+        view.for_each_item(&SNAPSHOT_CFS, |item| {
+            digest.feed(&item);
+            w.push(&item)
+        })?;
+        w.finish()?;
+        let (stream_bytes, stream_blake3, buffered) = out.finish();
+        let mut file = buffered
+            .into_inner()
+            .map_err(|e| StoreError::Io(e.into_error()))?;
+        file.rewind()?;
+        let summary = BackupSummary {
+            applied,
+            ledger,
+            digest: digest.finish(),
+            stream_bytes,
+            stream_blake3,
         };
-        changes.first_leaf = 0;
-        // The snapshot file goes into place first (fsynced); then one atomic write replaces the
-        // whole ledger state, the applied state and the current-snapshot record.
-        let received = self
-            .receiving
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        let tmp = match (data, received) {
-            (SnapshotSource::File(f), Some(path)) => {
-                f.sync_all()?;
-                path
-            }
-            (data, leftover) => {
-                if let Some(p) = leftover {
-                    let _ = fs::remove_file(p);
-                }
-                let (_, tmp, mut file) = self.new_snapshot_file("installed")?;
-                match data {
-                    SnapshotSource::Memory(bytes) => file.write_all(&bytes)?,
-                    SnapshotSource::File(mut f) => {
-                        f.rewind()?;
-                        std::io::copy(&mut f, &mut file)?;
-                    }
-                }
-                file.sync_all()?;
-                tmp
-            }
-        };
+        Ok((summary, file))
+    }
+
+    /// Forget the current snapshot (its record and its file): a restore that rewrote the
+    /// membership does this, so that the node builds a snapshot of its new state at start.
+    pub fn forget_current_snapshot(&self) -> Result<(), StoreError> {
+        let _guard = self.snapshot_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut batch = WriteBatch::default();
-        for cf in LEDGER_CFS {
-            batch.delete_range_cf(self.cf(cf)?, &[][..], &KEY_END[..]);
-        }
-        self.stage(&mut batch, &changes)?;
-        self.stage_revocations(&mut batch, &revoked)?;
-        self.stage_applied(&mut batch, &applied)?;
-        self.keep_snapshot(meta, &tmp, Some(batch))?;
+        batch.delete_cf(self.cf(CF_META)?, KEY_SNAPSHOT);
+        self.write(batch, true)?;
+        self.remove_other_snapshots(&self.snapshot_dir);
         Ok(())
     }
 

@@ -112,23 +112,48 @@ impl View<'_> {
     /// Digest of the entire replicated state: `ledger::digest` over the ledger tables, combined
     /// with the deny-list ([`revocation::combine_digest`]).
     pub(super) fn digest(&self) -> Result<Hash, StoreError> {
-        let mut digest = StateDigest::new(&self.ledger_meta()?);
-        let mut revoked = Vec::new();
+        let mut digest = Digesting::new(&self.ledger_meta()?);
         self.for_each_item(&DIGEST_CFS, |item| {
-            match item {
-                SnapshotItem::Account(r) => digest.account(&r),
-                SnapshotItem::Transfer(r) => digest.transfer(&r),
-                SnapshotItem::Status(id, s) => digest.status(id, s),
-                SnapshotItem::Expiry(k) => digest.expiry(&k),
-                SnapshotItem::History(k, id) => digest.history(&k, id),
-                SnapshotItem::Index(k, id) => digest.index(&k, id),
-                SnapshotItem::Balance(k, e) => digest.balance(&k, &e),
-                SnapshotItem::Revocation(r) => revoked.push(r),
-                _ => {}
-            }
+            digest.feed(&item);
             Ok(())
         })?;
-        Ok(revocation::combine_digest(digest.finish(), &revoked))
+        Ok(digest.finish())
+    }
+}
+
+/// The state digest fed one snapshot item at a time, in table order: `ledger::digest` over the
+/// ledger tables, combined with the deny-list at the end.
+pub(super) struct Digesting {
+    digest: StateDigest,
+    revoked: Vec<revocation::RevocationRecord>,
+}
+
+impl Digesting {
+    pub(super) fn new(meta: &LedgerMeta) -> Self {
+        Self {
+            digest: StateDigest::new(meta),
+            revoked: Vec::new(),
+        }
+    }
+
+    /// Feed one item (leaves and markers are not part of the digest and are skipped).
+    pub(super) fn feed(&mut self, item: &SnapshotItem) {
+        let digest = &mut self.digest;
+        match item {
+            SnapshotItem::Account(r) => digest.account(r),
+            SnapshotItem::Transfer(r) => digest.transfer(r),
+            SnapshotItem::Status(id, s) => digest.status(*id, s.clone()),
+            SnapshotItem::Expiry(k) => digest.expiry(k),
+            SnapshotItem::History(k, id) => digest.history(k, *id),
+            SnapshotItem::Index(k, id) => digest.index(k, *id),
+            SnapshotItem::Balance(k, e) => digest.balance(k, e),
+            SnapshotItem::Revocation(r) => self.revoked.push(r.clone()),
+            _ => {}
+        }
+    }
+
+    pub(super) fn finish(self) -> Hash {
+        revocation::combine_digest(self.digest.finish(), &self.revoked)
     }
 }
 
