@@ -41,6 +41,7 @@
 //! checks) and `verified` (the client's verified reads), `caps` (capability tokens), `transport`
 //! (moving one HTTP request).
 
+pub mod backup;
 mod batcher;
 pub mod caps;
 pub mod checkpoints;

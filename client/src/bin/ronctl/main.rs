@@ -17,6 +17,7 @@ use std::process::ExitCode;
 
 mod account;
 mod audit;
+mod backup;
 mod bench;
 mod cap;
 mod checkpoint;
@@ -105,6 +106,19 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Back up one node (admin): a consistent copy of its state at one applied index, taken
+    /// while it keeps serving, written to a new directory (manifest.json + state.rlsnap, every
+    /// file fsynced). Restore it with `ron-ledger restore` (docs/OPERATIONS.md).
+    ///
+    /// Example: ronctl backup --node 10.0.0.1:7001 --out /backups/ledger-2026-12-06
+    Backup {
+        /// The directory to create (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+        /// API address of the node to back up (default: the first of --seeds).
+        #[arg(long, value_name = "NODE_ADDR")]
+        node: Option<String>,
+    },
     /// Capabilities: mint, attenuate, inspect, revoke, list revoked.
     #[command(subcommand)]
     Cap(cap::CapCmd),
@@ -189,6 +203,10 @@ async fn run(cli: Cli) -> Result<(), Fail> {
         };
         return tail::run(&cli.opts, args, json).await;
     }
+    if let Cmd::Backup { out, node } = &cli.command {
+        let addr = node.as_deref().unwrap_or(cli.opts.first_seed());
+        return backup::run(&cli.opts, addr, out, json).await;
+    }
     let client = cli.opts.connect()?;
     let c = cli.opts.consistency();
     match cli.command {
@@ -205,6 +223,7 @@ async fn run(cli: Cli) -> Result<(), Fail> {
             pretty,
         } => audit::export(&client, from, to, &file, pretty, json).await,
         Cmd::Verify { .. } => Err(Fail::Usage("verify runs offline".into())),
+        Cmd::Backup { .. } => Err(Fail::Usage("backup connects by itself".into())),
         Cmd::Keys { out } => audit::keys(&client, &out, json).await,
         Cmd::Cap(c) => cap::run_online(c, &client, json).await,
         Cmd::Checkpoint {
