@@ -142,7 +142,7 @@ impl Digesting {
         match item {
             SnapshotItem::Account(r) => digest.account(r),
             SnapshotItem::Transfer(r) => digest.transfer(r),
-            SnapshotItem::Status(id, s) => digest.status(*id, s.clone()),
+            SnapshotItem::Status(id, s) => digest.status(*id, *s),
             SnapshotItem::Expiry(k) => digest.expiry(k),
             SnapshotItem::History(k, id) => digest.history(k, *id),
             SnapshotItem::Index(k, id) => digest.index(k, *id),
