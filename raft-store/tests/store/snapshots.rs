@@ -189,3 +189,117 @@ fn memory_and_rocksdb_agree_on_random_workloads() {
         assert!(totals.is_ok(), "seed {seed}: {totals:?}");
     }
 }
+
+#[test]
+fn an_interrupted_install_is_replayed_when_the_store_opens() {
+    use ledger::codec::Kind;
+    use raft_store::LogBackend;
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let source_backend = Arc::new(RocksBackend::open(&dir.path().join("s")).unwrap());
+        let mut source = StateMachine::<TypeConfig, _>::new(source_backend.clone());
+        let entries: Vec<_> = (1..=8).map(|i| workload_entry(21, i, 200)).collect();
+        source.apply(entries).await.unwrap();
+        let snap = source
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        let bytes = read_all(*snap.snapshot).await;
+        let want = (source_backend.digest().unwrap(), source_backend.applied().unwrap());
+
+        let path = dir.path().join("t");
+        {
+            let rocks = Arc::new(RocksBackend::open(&path).unwrap());
+            let mut target = StateMachine::<TypeConfig, _>::new(rocks.clone());
+            let buf = receive(&mut target, &bytes).await;
+            target.install_snapshot(&snap.meta, buf).await.unwrap();
+            assert_eq!((rocks.digest().unwrap(), rocks.applied().unwrap()), want);
+            // A crash in the middle of a later install of the same snapshot: its redo record is
+            // in place, and the tables hold something else (here: more entries applied).
+            let more: Vec<_> = (9..=11).map(|i| workload_entry(21, i, 200)).collect();
+            target.apply(more).await.unwrap();
+            assert_ne!(rocks.digest().unwrap(), want.0);
+            let name = format!(
+                "{}.snap",
+                &blake3::hash(snap.meta.snapshot_id.as_bytes()).to_hex()[..32]
+            );
+            rocks
+                .meta_put(
+                    "install",
+                    raft_store::record::seal(Kind::SnapshotMeta, &(&snap.meta, &name)),
+                    true,
+                )
+                .unwrap();
+        }
+        // The next open replays the install before anything reads the state.
+        let rocks = RocksBackend::open(&path).unwrap();
+        assert_eq!((rocks.digest().unwrap(), rocks.applied().unwrap()), want);
+        assert_eq!(rocks.meta_get("install").unwrap(), None, "redo record removed");
+        assert_eq!(
+            rocks.ledger_meta().unwrap(),
+            source_backend.ledger_meta().unwrap()
+        );
+        let size = rocks.ledger_meta().unwrap().tree.size;
+        assert_eq!(
+            rocks.root_at(size).unwrap(),
+            source_backend.ledger_meta().unwrap().root,
+            "the stored tree was rebuilt whole"
+        );
+    });
+}
+
+#[test]
+fn a_backup_restores_checked_and_a_lying_one_writes_nothing() {
+    use raft_store::backup::{self, Manifest, RestoreMode};
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let source = RocksBackend::open(&dir.path().join("s")).unwrap();
+    let entries: Vec<_> = (1..=6).map(|i| workload_entry(33, i, 100)).collect();
+    StateMachine::<TypeConfig, _>::apply_blocking(&source, entries).unwrap();
+    let (summary, mut file) = source.export_backup().unwrap();
+    // The stream is an unlinked file: nothing is left in the snapshot directory.
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("s").join("snapshots"))
+            .unwrap()
+            .count(),
+        0
+    );
+    let mut stream = Vec::new();
+    file.read_to_end(&mut stream).unwrap();
+    assert_eq!(stream.len() as u64, summary.stream_bytes);
+    assert_eq!(summary.digest, source.digest().unwrap());
+    let write_backup = |at: &std::path::Path, manifest: &Manifest| {
+        std::fs::create_dir(at).unwrap();
+        std::fs::write(at.join(backup::STREAM_FILE), &stream).unwrap();
+        std::fs::write(
+            at.join(backup::MANIFEST_FILE),
+            serde_json::to_vec(manifest).unwrap(),
+        )
+        .unwrap();
+    };
+    let manifest = Manifest::new(&summary, "c1", 1, "test");
+    let good = dir.path().join("good");
+    write_backup(&good, &manifest);
+    let mut lying = manifest.clone();
+    lying.state_digest = "00".repeat(32);
+    let bad = dir.path().join("bad");
+    write_backup(&bad, &lying);
+
+    let target = dir.path().join("t-bad");
+    let err = backup::restore(&bad, &target, "c1", RestoreMode::Seed).unwrap_err();
+    assert!(err.to_string().contains("state digest"), "{err}");
+    assert!(!target.exists() && !dir.path().join(".t-bad.restoring").exists());
+
+    let target = dir.path().join("t");
+    let restored = backup::restore(&good, &target, "c1", RestoreMode::Seed).unwrap();
+    assert_eq!(restored, manifest);
+    let store = RocksBackend::open(&target).unwrap();
+    assert_eq!(store.digest().unwrap(), source.digest().unwrap());
+    assert_eq!(store.applied().unwrap(), source.applied().unwrap());
+    // Restoring again into the now non-empty directory is refused.
+    drop(store);
+    let err = backup::restore(&good, &target, "c1", RestoreMode::Seed).unwrap_err();
+    assert!(err.to_string().contains("not empty"), "{err}");
+}
