@@ -13,8 +13,9 @@
 //! state.
 //!
 //! Memory during an install: one batch ([`INSTALL_BATCH_BYTES_MAX`]), one frame
-//! ([`crate::snapshot::FRAME_BYTES_MAX`]), the Merkle frontier, and RocksDB's memtables (bounded
-//! by the store's options, see `super::db`), whatever the snapshot's size.
+//! ([`crate::snapshot::FRAME_BYTES_MAX`]), the Merkle frontier, and RocksDB's memtables (at most
+//! [`super::MEMTABLES_BYTES_MAX`] for the whole store), whatever the snapshot's size: about
+//! 300 MiB with RocksDB's caches and the program itself (`docs/BENCHMARKS.md`).
 
 use super::db::RocksBackend;
 use super::layout::{

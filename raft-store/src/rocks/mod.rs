@@ -34,5 +34,7 @@ mod tables;
 mod tree;
 mod view;
 
-pub use db::{prepare_private_dir, RocksBackend, STORAGE_FORMAT, STORAGE_FORMAT_MIN};
+pub use db::{
+    prepare_private_dir, RocksBackend, MEMTABLES_BYTES_MAX, STORAGE_FORMAT, STORAGE_FORMAT_MIN,
+};
 pub use install::INSTALL_BATCH_BYTES_MAX;
