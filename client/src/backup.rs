@@ -118,8 +118,14 @@ async fn download(config: &ClientConfig, addr: &str, dir: &Path) -> Result<(Valu
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         return Err(Error::Rejected {
             status,
-            reason: body["reason"].as_str().unwrap_or("unknown").to_string(),
-            message: body["message"].as_str().unwrap_or("").to_string(),
+            reason: body["error"]["reason"]
+                .as_str()
+                .unwrap_or("unknown")
+                .to_string(),
+            message: body["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
         });
     }
     let lost = |e: reqwest::Error| Error::Unavailable {

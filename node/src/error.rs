@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 pub const REASONS: &[&str] = &[
     "account_not_found",
     "already_initialized",
+    "backup_failed",
     "bad_gateway",
     "busy",
     "cap_ambiguous",
