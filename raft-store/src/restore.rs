@@ -16,12 +16,23 @@ use ledger::canonical::LeafData;
 use ledger::merkle::Frontier;
 use ledger::Changes;
 
-/// Read and check a whole snapshot stream into the `Changes` both backends commit, the
-/// applied state it carries and its deny-list (in token id order). Nothing is written.
+/// A whole snapshot, read and checked: what a backend installs.
+pub(crate) struct Restored {
+    /// The ledger state, in the form both backends commit.
+    pub changes: Changes,
+    /// The applied state the snapshot carries.
+    pub applied: AppliedState,
+    /// The deny-list, in token id order.
+    pub revoked: Vec<RevocationRecord>,
+    /// The cluster's effective version ([`crate::cluster_version::BASE`] in format 3).
+    pub cluster_version: u32,
+}
+
+/// Read and check a whole snapshot stream into what a backend installs. Nothing is written.
 pub(crate) fn read_snapshot(
     meta: &SnapshotMeta,
     input: impl std::io::Read,
-) -> Result<(Changes, AppliedState, Vec<RevocationRecord>), StoreError> {
+) -> Result<Restored, StoreError> {
     let (header, mut reader) = SnapshotReader::new(input)?;
     let SnapshotItem::Header {
         last_log_id,
@@ -37,6 +48,20 @@ pub(crate) fn read_snapshot(
         ..Changes::default()
     };
     let mut revoked = Vec::new();
+    let cluster_version = if reader.format() >= 4 {
+        match reader.next_item()? {
+            Some(SnapshotItem::ClusterVersion(v)) if v > crate::cluster_version::BASE => {
+                crate::cluster_version::check_supported(v, "the snapshot")?
+            }
+            _ => {
+                return Err(StoreError::Snapshot(
+                    "format 4 without a cluster version after the header".into(),
+                ))
+            }
+        }
+    } else {
+        crate::cluster_version::BASE
+    };
     while let Some(item) = reader.next_item()? {
         match item {
             SnapshotItem::Revocation(r) => revoked.push(r),
@@ -50,14 +75,15 @@ pub(crate) fn read_snapshot(
     }
     check_leaves(&mut changes)?;
     revocation::check_snapshot_list(&revoked)?;
-    Ok((
+    Ok(Restored {
         changes,
-        AppliedState {
+        applied: AppliedState {
             last_applied: last_log_id,
             membership,
         },
         revoked,
-    ))
+        cluster_version,
+    })
 }
 
 /// The snapshot must be the one openraft says it is.
@@ -90,7 +116,10 @@ fn collect(changes: &mut Changes, item: SnapshotItem) -> Result<(), StoreError> 
             changes.leaves.push(data.hash());
             changes.leaf_data.push(data);
         }
-        SnapshotItem::Header { .. } | SnapshotItem::End { .. } | SnapshotItem::Revocation(_) => {
+        SnapshotItem::Header { .. }
+        | SnapshotItem::End { .. }
+        | SnapshotItem::Revocation(_)
+        | SnapshotItem::ClusterVersion(_) => {
             return Err(StoreError::Snapshot("unexpected marker".into()))
         }
     }

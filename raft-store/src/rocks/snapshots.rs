@@ -34,7 +34,11 @@ impl RocksBackend {
     fn export<W: Write>(&self, out: W) -> Result<(AppliedState, W), StoreError> {
         let view = self.view();
         let applied = view.applied()?;
-        let mut w = SnapshotWriter::new(out, backend::header(&applied, view.ledger_meta()?))?;
+        let mut w = SnapshotWriter::versioned(
+            out,
+            backend::header(&applied, view.ledger_meta()?),
+            view.cluster_version()?,
+        )?;
         view.for_each_item(&SNAPSHOT_CFS, |item| w.push(&item))?;
         Ok((applied, w.finish()?))
     }
@@ -144,11 +148,11 @@ impl RocksBackend {
         data: SnapshotSource,
     ) -> Result<(), StoreError> {
         // Read and check everything before touching the state.
-        let (mut changes, applied, revoked) = match &data {
+        let mut restored = match &data {
             SnapshotSource::Memory(bytes) => read_snapshot(meta, &bytes[..])?,
             SnapshotSource::File(f) => read_snapshot(meta, BufReader::new(f))?,
         };
-        changes.first_leaf = 0;
+        restored.changes.first_leaf = 0;
         // The snapshot file goes into place first (fsynced); then one atomic write replaces the
         // whole ledger state, the applied state and the current-snapshot record.
         let received = self
@@ -181,9 +185,10 @@ impl RocksBackend {
         for cf in LEDGER_CFS {
             batch.delete_range_cf(self.cf(cf)?, &[][..], &KEY_END[..]);
         }
-        self.stage(&mut batch, &changes)?;
-        self.stage_revocations(&mut batch, &revoked)?;
-        self.stage_applied(&mut batch, &applied)?;
+        self.stage(&mut batch, &restored.changes)?;
+        self.stage_revocations(&mut batch, &restored.revoked)?;
+        self.stage_cluster_version(&mut batch, restored.cluster_version)?;
+        self.stage_applied(&mut batch, &restored.applied)?;
         self.keep_snapshot(meta, &tmp, Some(batch))?;
         Ok(())
     }

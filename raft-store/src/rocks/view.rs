@@ -10,7 +10,8 @@ use super::db::RocksBackend;
 use super::layout::{
     be128, expiry_key, history_key, index_key, parse_expiry, parse_history, parse_id, parse_index,
     parse_index_key, CF_ACCOUNTS, CF_BALANCES, CF_EXPIRY, CF_HISTORY, CF_INDEX, CF_LEAVES,
-    CF_REVOKED, CF_STATE, CF_STATUSES, CF_TRANSFERS, DIGEST_CFS, KEY_APPLIED, KEY_LEDGER,
+    CF_REVOKED, CF_STATE, CF_STATUSES, CF_TRANSFERS, DIGEST_CFS, KEY_APPLIED, KEY_CLUSTER_VERSION,
+    KEY_LEDGER,
 };
 use super::revoked::open_revocation;
 use crate::backend::AppliedState;
@@ -91,6 +92,15 @@ impl View<'_> {
             .unwrap_or_else(LedgerMeta::empty))
     }
 
+    /// The cluster's effective version (`cluster_version::BASE` if none was recorded).
+    pub(super) fn cluster_version(&self) -> Result<u32, StoreError> {
+        let v: Option<u32> = self.state_record(KEY_CLUSTER_VERSION)?;
+        crate::cluster_version::check_supported(
+            v.unwrap_or(crate::cluster_version::BASE),
+            "the data directory",
+        )
+    }
+
     /// Every record of the tables `cfs`, table by table in key order, as snapshot items.
     pub(super) fn for_each_item(
         &self,
@@ -128,7 +138,10 @@ impl View<'_> {
             }
             Ok(())
         })?;
-        Ok(revocation::combine_digest(digest.finish(), &revoked))
+        Ok(crate::cluster_version::fold_digest(
+            revocation::combine_digest(digest.finish(), &revoked),
+            self.cluster_version()?,
+        ))
     }
 }
 

@@ -10,6 +10,7 @@ mod nofiles;
 mod proofs;
 mod revocations;
 mod snapshots;
+mod versions;
 mod suite;
 
 /// Entry point for child processes started by the crash and no-files tests (they re-run this
