@@ -93,7 +93,10 @@ mod tests {
     #[test]
     fn versions_outside_what_this_build_runs_are_refused() {
         assert_eq!(check_supported(1, "x").unwrap(), 1);
-        assert_eq!(check_supported(CLUSTER_VERSION, "x").unwrap(), CLUSTER_VERSION);
+        assert_eq!(
+            check_supported(CLUSTER_VERSION, "x").unwrap(),
+            CLUSTER_VERSION
+        );
         assert!(check_supported(0, "x").is_err());
         assert!(check_supported(CLUSTER_VERSION + 1, "the store")
             .unwrap_err()

@@ -43,8 +43,8 @@ pub use error::StoreError;
 pub use log_store::LogStore;
 pub use memory::{MemoryLog, MemoryStateBackend};
 pub use revocation::{
-    AdminCommand, AdminOutcome, AdminWrite, Command, Response, Revocation, RevocationRecord, RevokeResult,
-    TokenId,
+    AdminCommand, AdminOutcome, AdminWrite, Command, Response, Revocation, RevocationRecord,
+    RevokeResult, TokenId,
 };
 pub use rocks::{RocksBackend, STORAGE_FORMAT, STORAGE_FORMAT_MIN};
 pub use snapshot::{SnapshotData, SnapshotItem};

@@ -75,8 +75,16 @@ fn advance<B: StateBackend>(backend: &B) -> (raft_store::backend::AppliedState, 
         replies[1]
     );
     assert_eq!(backend.cluster_version().unwrap(), 2);
-    assert_ne!(backend.digest().unwrap(), before, "the digest covers the version");
-    assert_eq!(backend.ledger_meta().unwrap().root, root, "the ledger is untouched");
+    assert_ne!(
+        backend.digest().unwrap(),
+        before,
+        "the digest covers the version"
+    );
+    assert_eq!(
+        backend.ledger_meta().unwrap().root,
+        root,
+        "the ledger is untouched"
+    );
     (backend.applied().unwrap(), backend.digest().unwrap().0)
 }
 
@@ -99,7 +107,11 @@ fn snapshots_use_the_old_format_until_the_cluster_advances_and_carry_the_version
         let rocks = Arc::new(RocksBackend::open(&dir.path().join("a")).unwrap());
         apply(&*rocks, (1..=3).map(|i| workload_entry(4, i, 10)).collect());
         let (_, old) = snapshot_bytes(rocks.clone()).await;
-        assert_eq!(&old[..8], b"RLSNAP03", "a previous-release member can install it");
+        assert_eq!(
+            &old[..8],
+            b"RLSNAP03",
+            "a previous-release member can install it"
+        );
 
         apply(&*rocks, vec![set_version(4, 2)]);
         let (meta, new) = snapshot_bytes(rocks.clone()).await;
@@ -134,7 +146,10 @@ fn a_version_this_build_cannot_run_stops_apply_and_writes_nothing() {
     )
     .unwrap_err();
     assert_eq!(err.safe_mode_reason(), "version_unsupported");
-    assert!(err.to_string().contains("replace it with a newer release"), "{err}");
+    assert!(
+        err.to_string().contains("replace it with a newer release"),
+        "{err}"
+    );
     assert_eq!((rocks.applied().unwrap(), rocks.digest().unwrap()), before);
 }
 
@@ -143,7 +158,10 @@ fn a_format_4_snapshot_without_its_version_or_of_an_unknown_format_is_refused() 
     let dir = tempfile::tempdir().unwrap();
     rt().block_on(async {
         let source = Arc::new(MemoryStateBackend::new());
-        apply(&*source, (1..=2).map(|i| workload_entry(4, i, 10)).collect());
+        apply(
+            &*source,
+            (1..=2).map(|i| workload_entry(4, i, 10)).collect(),
+        );
         let (meta, v3) = snapshot_bytes(source.clone()).await;
         let target = Arc::new(RocksBackend::open(&dir.path().join("r")).unwrap());
         let before = target.digest().unwrap();
