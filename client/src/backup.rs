@@ -122,10 +122,7 @@ async fn download(config: &ClientConfig, addr: &str, dir: &Path) -> Result<(Valu
                 .as_str()
                 .unwrap_or("unknown")
                 .to_string(),
-            message: body["error"]["message"]
-                .as_str()
-                .unwrap_or("")
-                .to_string(),
+            message: body["error"]["message"].as_str().unwrap_or("").to_string(),
         });
     }
     let lost = |e: reqwest::Error| Error::Unavailable {

@@ -124,7 +124,7 @@ pub async fn compare(node: &Node) -> (BTreeSet<NodeId>, Vec<NodeId>, usize, u64)
             method: "POST",
             addr: info.peer_addr.clone(),
             path: "/internal/root".into(),
-            headers: Vec::new(),
+            headers: crate::cluster_version::request_headers(),
             body: body.clone(),
             timeout,
         });
@@ -137,6 +137,8 @@ pub async fn compare(node: &Node) -> (BTreeSet<NodeId>, Vec<NodeId>, usize, u64)
                 {
                     tracing::warn!(peer = id, %was, %now, "a voter answers from a new data directory");
                 }
+                node.versions
+                    .record(*id, a.runs.as_deref(), node.clock.now_ns());
                 match rpc::decode::<Result<RootAnswer, String>>(&a.body) {
                     Ok(Ok(r)) => r,
                     _ => continue,

@@ -7,6 +7,7 @@
 //! RocksDB write. [`node`] is the state the handlers share, [`start`] wires it all up.
 
 pub mod checkpoints;
+pub mod cluster_version;
 pub mod config;
 pub mod dev;
 pub mod divergence;

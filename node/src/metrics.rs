@@ -47,11 +47,12 @@ pub const AUTH_PEERS: [&str; 4] = ["node", "client", "unix", "anonymous"];
 
 /// Every safe-mode reason (`docs/OPERATIONS.md` has a runbook for each): `safe_mode{reason}` is
 /// exported at 0 for each from the start, so an alert rule on it is never left without a series.
-pub const SAFE_MODE_REASONS: [&str; 7] = [
+pub const SAFE_MODE_REASONS: [&str; 8] = [
     "root_mismatch",
     "checksum_mismatch",
     "log_gap",
     "snapshot_invalid",
+    "version_unsupported",
     "disk_full",
     "fsync_failed",
     "io_error",

@@ -51,6 +51,8 @@ pub struct Answer {
     pub retry_after: Option<String>,
     /// `x-ron-incarnation` (a peer's data-directory identity), if present.
     pub incarnation: Option<String>,
+    /// `x-ron-cluster-max` (the highest cluster version a peer runs), if present.
+    pub runs: Option<String>,
     /// Body bytes.
     pub body: Vec<u8>,
 }
@@ -159,11 +161,17 @@ impl Connector for HttpConnector {
                 .get(crate::raft::incarnation::INCARNATION_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
+            let runs = resp
+                .headers()
+                .get(crate::cluster_version::RUNS_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
             let body = resp.bytes().await.map_err(classify)?.to_vec();
             Ok(Answer {
                 status,
                 retry_after,
                 incarnation,
+                runs,
                 body,
             })
         })

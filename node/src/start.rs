@@ -227,10 +227,13 @@ impl Node {
             crate::raft::incarnation::IncarnationBook::open(log.clone())
                 .context("read the store's incarnation")?,
         );
+        let versions = Arc::new(crate::cluster_version::PeerVersions::new());
         let network = Network::new(
             seams.connector.clone(),
             Duration::from_millis(config.raft.rpc_timeout_ms),
             book.clone(),
+            versions.clone(),
+            seams.clock.clone(),
         );
         let raft = Raft::new(
             config.node_id,
@@ -284,6 +287,7 @@ impl Node {
             clock,
             safe: crate::safe_mode::SafeMode::open(safe_mode_marker),
             incarnation: book,
+            versions,
         });
         if node.safe.fault().is_some() {
             // Recorded by an earlier run: come back in safe mode, not as if nothing happened.
@@ -311,6 +315,7 @@ impl Node {
                 stopped.clone(),
             ),
         ];
+        crate::cluster_version::spawn_advancer(node.clone(), stopped.clone());
         let every = node.config.divergence.check_interval_ms;
         if every > 0 {
             crate::divergence::spawn(node.clone(), Duration::from_millis(every), stopped);

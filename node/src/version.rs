@@ -24,6 +24,14 @@ pub struct Versions {
     /// The encoding version every log entry, state record and forwarded batch carries
     /// (`ledger::codec::CODEC_VERSION`); records of a later version are refused.
     pub record_codec: u8,
+    /// The oldest snapshot format read (written while the cluster has not advanced).
+    pub snapshot_format_min: u32,
+    /// The peer wire format spoken, and the oldest read (`crate::cluster_version`).
+    pub peer_wire: u32,
+    pub peer_wire_min: u32,
+    /// The highest cluster version this build runs, and the lowest it joins.
+    pub cluster_version_max: u32,
+    pub cluster_version_min: u32,
 }
 
 /// This build's versions.
@@ -35,18 +43,33 @@ pub fn versions() -> Versions {
         storage_format_min: raft_store::STORAGE_FORMAT_MIN,
         snapshot_format: raft_store::snapshot::SNAPSHOT_FORMAT,
         record_codec: ledger::codec::CODEC_VERSION,
+        snapshot_format_min: raft_store::snapshot::SNAPSHOT_FORMAT_MIN,
+        peer_wire: crate::cluster_version::PEER_WIRE,
+        peer_wire_min: crate::cluster_version::PEER_WIRE_MIN,
+        cluster_version_max: raft_store::CLUSTER_VERSION,
+        cluster_version_min: raft_store::CLUSTER_VERSION_MIN,
     }
 }
 
 /// The text of `--version`: `0.2.0-dev (commit 1a2b3c4d5e6f; storage format 1, snapshot format
-/// 3, record codec 1)`.
+/// 4 (reads 3), record codec 1, peer wire 2 (reads 1), cluster version 1 to 2)`.
 pub fn text() -> &'static str {
     static TEXT: OnceLock<String> = OnceLock::new();
     TEXT.get_or_init(|| {
         let v = versions();
         format!(
-            "{} (commit {}; storage format {}, snapshot format {}, record codec {})",
-            v.release, v.commit, v.storage_format, v.snapshot_format, v.record_codec
+            "{} (commit {}; storage format {}, snapshot format {} (reads {}), record codec {}, \
+             peer wire {} (reads {}), cluster version {} to {})",
+            v.release,
+            v.commit,
+            v.storage_format,
+            v.snapshot_format,
+            v.snapshot_format_min,
+            v.record_codec,
+            v.peer_wire,
+            v.peer_wire_min,
+            v.cluster_version_min,
+            v.cluster_version_max
         )
     })
 }
@@ -60,8 +83,10 @@ mod tests {
         for part in [
             "commit ",
             "storage format 1",
-            "snapshot format 3",
+            "snapshot format 4 (reads 3)",
             "record codec 1",
+            "peer wire 2 (reads 1)",
+            "cluster version 1 to 2",
         ] {
             assert!(t.contains(part), "{t} lacks {part}");
         }

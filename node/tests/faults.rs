@@ -264,11 +264,14 @@ mod delegate {
         }
         fn commit_admin(
             &self,
-            records: &[RevocationRecord],
+            write: &raft_store::AdminWrite,
             applied: &AppliedState,
             sync: bool,
         ) -> Result<(), StoreError> {
-            self.inner.commit_admin(records, applied, sync)
+            self.inner.commit_admin(write, applied, sync)
+        }
+        fn cluster_version(&self) -> Result<u32, StoreError> {
+            self.inner.cluster_version()
         }
         fn revocation(&self, token_id: &TokenId) -> Result<Option<RevocationRecord>, StoreError> {
             self.inner.revocation(token_id)

@@ -19,9 +19,7 @@
 use ledger::{apply, Account, Batch, MemoryState, Operation, StateRead, Transfer};
 use raft_store::backend::SnapshotSource;
 use raft_store::snapshot::SnapshotWriter;
-use raft_store::{
-    LogId, RocksBackend, SnapshotItem, SnapshotMeta, StateBackend, StoredMembership,
-};
+use raft_store::{LogId, RocksBackend, SnapshotItem, SnapshotMeta, StateBackend, StoredMembership};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -194,7 +192,11 @@ fn install(dir: &Path) {
     assert_eq!(ledger.root.to_hex(), expected["root"], "root");
     assert_eq!(ledger.tree.size, expected["tree_size"], "tree size");
     let checked = Instant::now();
-    assert_eq!(store.digest().expect("digest").to_hex(), expected["digest"], "digest");
+    assert_eq!(
+        store.digest().expect("digest").to_hex(),
+        expected["digest"],
+        "digest"
+    );
     println!(
         "installed {} leaves in {:.1?} (root and digest match; digest recomputed in {:.1?})",
         ledger.tree.size,

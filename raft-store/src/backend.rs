@@ -7,7 +7,7 @@
 
 use crate::backup::BackupSummary;
 use crate::error::StoreError;
-use crate::revocation::{AdminCommand, AdminOutcome, RevocationRecord, TokenId};
+use crate::revocation::{AdminCommand, AdminOutcome, AdminWrite, RevocationRecord, TokenId};
 use crate::snapshot::SnapshotData;
 use crate::types::{LogId, NodeId, NodeInfo, StoredMembership};
 use ledger::merkle::Hash;
@@ -98,24 +98,29 @@ pub trait StateBackend: Send + Sync + 'static {
         applied: &AppliedState,
         sync: bool,
     ) -> Result<(), StoreError>;
-    /// Decide what an admin command does against the current deny-list, at `log_index` (nothing
-    /// is written): the outcome and the new records. An invalid command is
-    /// [`AdminOutcome::Invalid`] with no records.
+    /// Decide what an admin command does against the current deny-list and cluster version, at
+    /// `log_index` (nothing is written): the outcome and what to write. An invalid command is
+    /// [`AdminOutcome::Invalid`] and writes nothing.
     fn apply_admin(
         &self,
         cmd: &AdminCommand,
         log_index: u64,
-    ) -> Result<(AdminOutcome, Vec<RevocationRecord>), StoreError> {
-        crate::revocation::plan(cmd, log_index, |id| self.revocation(id))
+    ) -> Result<(AdminOutcome, AdminWrite), StoreError> {
+        crate::revocation::plan(cmd, log_index, self.cluster_version()?, |id| {
+            self.revocation(id)
+        })
     }
-    /// Atomically write `records` (new deny-list entries) together with `applied`; synced if
-    /// `sync`. The admin counterpart of [`StateBackend::commit`].
+    /// Atomically write `write` (new deny-list entries, or a new cluster version) together with
+    /// `applied`; synced if `sync`. The admin counterpart of [`StateBackend::commit`].
     fn commit_admin(
         &self,
-        records: &[RevocationRecord],
+        write: &AdminWrite,
         applied: &AppliedState,
         sync: bool,
     ) -> Result<(), StoreError>;
+    /// The cluster's effective version as of the last applied entry
+    /// ([`crate::cluster_version::BASE`] until one is recorded).
+    fn cluster_version(&self) -> Result<u32, StoreError>;
     /// The deny-list record of `token_id`, if it was revoked (a point lookup: called on every
     /// write request).
     fn revocation(&self, token_id: &TokenId) -> Result<Option<RevocationRecord>, StoreError>;

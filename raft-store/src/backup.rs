@@ -26,7 +26,7 @@ use crate::backend::{meta_key, AppliedState, LogBackend, SnapshotMeta, SnapshotS
 use crate::error::StoreError;
 use crate::record::seal;
 use crate::rocks::{RocksBackend, STORAGE_FORMAT};
-use crate::snapshot::{SnapshotItem, SnapshotReader, SNAPSHOT_FORMAT};
+use crate::snapshot::{SnapshotItem, SnapshotReader, SNAPSHOT_FORMAT, SNAPSHOT_FORMAT_MIN};
 use crate::types::{LogId, NodeId, NodeInfo, StoredMembership, Vote};
 use ledger::codec::Kind;
 use ledger::merkle::Hash;
@@ -60,6 +60,8 @@ pub struct BackupSummary {
     pub stream_bytes: u64,
     /// BLAKE3 of the stream.
     pub stream_blake3: Hash,
+    /// The cluster's effective version at the view (it picks the stream's format).
+    pub cluster_version: u32,
 }
 
 /// One file of a backup.
@@ -113,7 +115,12 @@ impl Manifest {
             tree_size: summary.ledger.tree.size,
             root: summary.ledger.root.to_hex(),
             state_digest: summary.digest.to_hex(),
-            snapshot_format: SNAPSHOT_FORMAT,
+            // Format 3 until the cluster advanced (`SnapshotWriter::versioned`).
+            snapshot_format: if summary.cluster_version > crate::cluster_version::BASE {
+                SNAPSHOT_FORMAT
+            } else {
+                SNAPSHOT_FORMAT_MIN
+            },
             storage_format: STORAGE_FORMAT,
             release: release.to_string(),
             files: vec![BackupFile {
@@ -238,9 +245,10 @@ pub fn check_backup(dir: &Path) -> Result<Manifest, BackupError> {
             manifest.manifest_format
         )));
     }
-    if manifest.snapshot_format != SNAPSHOT_FORMAT {
+    if !(SNAPSHOT_FORMAT_MIN..=SNAPSHOT_FORMAT).contains(&manifest.snapshot_format) {
         return Err(BackupError::Manifest(format!(
-            "snapshot format {}; this build reads format {SNAPSHOT_FORMAT}",
+            "snapshot format {}; this build reads formats {SNAPSHOT_FORMAT_MIN} to \
+             {SNAPSHOT_FORMAT}",
             manifest.snapshot_format
         )));
     }
@@ -400,7 +408,12 @@ fn restore_into(
     mode: &RestoreMode,
 ) -> Result<(), BackupError> {
     let stream = backup.join(STREAM_FILE);
-    let (header, _) = SnapshotReader::new(fs::File::open(&stream)?)?;
+    let (header, reader) = SnapshotReader::new(fs::File::open(&stream)?)?;
+    compare(
+        "the stream's format",
+        &manifest.snapshot_format,
+        &reader.format(),
+    )?;
     let SnapshotItem::Header {
         last_log_id,
         membership,

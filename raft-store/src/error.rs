@@ -39,6 +39,10 @@ pub enum StoreError {
     /// A background task failed to complete.
     #[error("background task: {0}")]
     Task(String),
+    /// The cluster, a store or a snapshot is at a version this build does not run (see
+    /// [`crate::cluster_version`]).
+    #[error("version: {0}")]
+    Unsupported(String),
 }
 
 impl StoreError {
@@ -55,7 +59,8 @@ impl StoreError {
 
     /// The safe-mode reason this error stands for when it stops a node (the reasons and their
     /// runbooks are in `docs/OPERATIONS.md`): `checksum_mismatch`, `log_gap`,
-    /// `snapshot_invalid`, `disk_full` (ENOSPC, from RocksDB or a file operation),
+    /// `snapshot_invalid`, `version_unsupported` (the cluster advanced past this build),
+    /// `disk_full` (ENOSPC, from RocksDB or a file operation),
     /// `fsync_failed` (an fsync or fdatasync that reported an error: what was written may not be
     /// on the disk), else `io_error` (a failed write, a bad data directory).
     pub fn safe_mode_reason(&self) -> &'static str {
@@ -66,6 +71,7 @@ impl StoreError {
             }
             StoreError::LogGap(_) => "log_gap",
             StoreError::Snapshot(_) => "snapshot_invalid",
+            StoreError::Unsupported(_) => "version_unsupported",
             StoreError::Io(e) if e.raw_os_error() == Some(ENOSPC) => "disk_full",
             _ if is_no_space(&self.to_string()) => "disk_full",
             _ if is_sync_failure(&self.to_string()) => "fsync_failed",

@@ -23,6 +23,7 @@
 
 pub mod backend;
 pub mod backup;
+pub mod cluster_version;
 pub mod error;
 pub mod log_store;
 pub mod memory;
@@ -38,12 +39,13 @@ pub mod stats;
 pub mod types;
 
 pub use backend::{AppliedState, BalanceRange, DiskStats, LogBackend, SnapshotMeta, StateBackend};
+pub use cluster_version::{CLUSTER_VERSION, CLUSTER_VERSION_MIN};
 pub use error::StoreError;
 pub use log_store::LogStore;
 pub use memory::{MemoryLog, MemoryStateBackend};
 pub use revocation::{
-    AdminCommand, AdminOutcome, Command, Response, Revocation, RevocationRecord, RevokeResult,
-    TokenId,
+    AdminCommand, AdminOutcome, AdminWrite, Command, Response, Revocation, RevocationRecord,
+    RevokeResult, TokenId,
 };
 pub use rocks::{RocksBackend, STORAGE_FORMAT, STORAGE_FORMAT_MIN};
 pub use snapshot::{SnapshotData, SnapshotItem};

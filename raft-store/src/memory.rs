@@ -7,7 +7,7 @@ use crate::backend::{
 };
 use crate::error::StoreError;
 use crate::restore::read_snapshot;
-use crate::revocation::{self, RevocationRecord, TokenId};
+use crate::revocation::{self, AdminWrite, RevocationRecord, TokenId};
 use crate::snapshot::{SnapshotData, SnapshotItem, SnapshotWriter};
 use ledger::merkle::Hash;
 use ledger::proof;
@@ -108,6 +108,8 @@ pub struct MemoryStateBackend {
     /// The capability deny-list, by token id. Written only while holding the state write lock
     /// (like `applied`), so a reader holding the state read lock sees a consistent view.
     revoked: RwLock<BTreeMap<TokenId, RevocationRecord>>,
+    /// The cluster's effective version, if one was recorded (written like `revoked`).
+    cluster_version: RwLock<Option<u32>>,
     snapshot: Mutex<Option<(SnapshotMeta, Vec<u8>)>>,
     snapshots_built: AtomicU64,
 }
@@ -135,6 +137,13 @@ impl MemoryStateBackend {
         self.revoked.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn version(&self) -> u32 {
+        self.cluster_version
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or(crate::cluster_version::BASE)
+    }
+
     fn export(&self) -> Result<(AppliedState, Vec<u8>), StoreError> {
         // Hold the read lock for the whole export: a consistent view. Apply waits meanwhile;
         // memory snapshots are fast compared with RocksDB ones.
@@ -144,7 +153,11 @@ impl MemoryStateBackend {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let mut w = SnapshotWriter::new(Vec::new(), backend::header(&applied, state.meta()?))?;
+        let mut w = SnapshotWriter::versioned(
+            Vec::new(),
+            backend::header(&applied, state.meta()?),
+            self.version(),
+        )?;
         for r in state.accounts() {
             w.push(&SnapshotItem::Account(r))?;
         }
@@ -233,18 +246,28 @@ impl StateBackend for MemoryStateBackend {
 
     fn commit_admin(
         &self,
-        records: &[RevocationRecord],
+        write: &AdminWrite,
         applied: &AppliedState,
         _sync: bool,
     ) -> Result<(), StoreError> {
         let _state = self.state_mut();
         let mut current = self.applied.write().unwrap_or_else(|p| p.into_inner());
         let mut revoked = self.revoked_mut();
-        for r in records {
+        for r in &write.records {
             revoked.entry(r.token_id).or_insert_with(|| r.clone());
+        }
+        if let Some(v) = write.cluster_version {
+            *self
+                .cluster_version
+                .write()
+                .unwrap_or_else(|p| p.into_inner()) = Some(v);
         }
         *current = applied.clone();
         Ok(())
+    }
+
+    fn cluster_version(&self) -> Result<u32, StoreError> {
+        Ok(self.version())
     }
 
     fn revocation(&self, token_id: &TokenId) -> Result<Option<RevocationRecord>, StoreError> {
@@ -301,18 +324,25 @@ impl StateBackend for MemoryStateBackend {
                 b
             }
         };
-        let (changes, applied_state, list) = read_snapshot(meta, &bytes[..])?;
+        let restored = read_snapshot(meta, &bytes[..])?;
         // Build the new state aside, then swap: the old state stays whole until the swap.
         let mut fresh = MemoryState::new();
-        fresh.commit(changes);
-        let list: BTreeMap<TokenId, RevocationRecord> =
-            list.into_iter().map(|r| (r.token_id, r)).collect();
+        fresh.commit(restored.changes);
+        let list: BTreeMap<TokenId, RevocationRecord> = restored
+            .revoked
+            .into_iter()
+            .map(|r| (r.token_id, r))
+            .collect();
         let mut state = self.state_mut();
         let mut applied = self.applied.write().unwrap_or_else(|p| p.into_inner());
         let mut revoked = self.revoked_mut();
         *state = fresh;
-        *applied = applied_state;
+        *applied = restored.applied;
         *revoked = list;
+        *self
+            .cluster_version
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(restored.cluster_version);
         *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some((meta.clone(), bytes));
         Ok(())
     }
@@ -328,9 +358,9 @@ impl StateBackend for MemoryStateBackend {
 
     fn digest(&self) -> Result<Hash, StoreError> {
         let state = self.state();
-        Ok(revocation::combine_digest(
-            state.digest()?,
-            self.revoked().values(),
+        Ok(crate::cluster_version::fold_digest(
+            revocation::combine_digest(state.digest()?, self.revoked().values()),
+            self.version(),
         ))
     }
 

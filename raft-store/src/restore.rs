@@ -37,6 +37,20 @@ pub(crate) struct Streamed {
     pub applied: AppliedState,
     /// The ledger metadata (timestamp, frontier, root), checked against the leaves.
     pub ledger: LedgerMeta,
+    /// The cluster's effective version ([`crate::cluster_version::BASE`] in format 3).
+    pub cluster_version: u32,
+}
+
+/// A whole snapshot, read and checked: what the in-memory backend installs.
+pub(crate) struct Restored {
+    /// The ledger state, in the form the backend commits.
+    pub changes: Changes,
+    /// The applied state the snapshot carries.
+    pub applied: AppliedState,
+    /// The deny-list, in token id order.
+    pub revoked: Vec<RevocationRecord>,
+    /// The cluster's effective version ([`crate::cluster_version::BASE`] in format 3).
+    pub cluster_version: u32,
 }
 
 /// Read and check a whole snapshot stream, handing every record to `sink` as it is read (a
@@ -57,6 +71,20 @@ pub(crate) fn stream_snapshot(
         return Err(StoreError::Snapshot("missing header".into()));
     };
     check_header(meta, last_log_id)?;
+    let cluster_version = if reader.format() >= 4 {
+        match reader.next_item()? {
+            Some(SnapshotItem::ClusterVersion(v)) if v > crate::cluster_version::BASE => {
+                crate::cluster_version::check_supported(v, "the snapshot")?
+            }
+            _ => {
+                return Err(StoreError::Snapshot(
+                    "format 4 without a cluster version after the header".into(),
+                ))
+            }
+        }
+    } else {
+        crate::cluster_version::BASE
+    };
     let mut tree = Frontier::default();
     let mut nodes = Vec::with_capacity(64);
     let mut last_revoked: Option<RevocationRecord> = None;
@@ -96,7 +124,9 @@ pub(crate) fn stream_snapshot(
             | SnapshotItem::History(..)
             | SnapshotItem::Index(..)
             | SnapshotItem::Balance(..) => sink(Record::Ledger(item))?,
-            SnapshotItem::Header { .. } | SnapshotItem::End { .. } => {
+            SnapshotItem::Header { .. }
+            | SnapshotItem::End { .. }
+            | SnapshotItem::ClusterVersion(_) => {
                 return Err(StoreError::Snapshot("unexpected marker".into()))
             }
         }
@@ -114,16 +144,16 @@ pub(crate) fn stream_snapshot(
             membership,
         },
         ledger: ledger_meta,
+        cluster_version,
     })
 }
 
-/// Read and check a whole snapshot stream into the `Changes` the in-memory backend commits, the
-/// applied state it carries and its deny-list (in token id order). Nothing is written. Holds the
-/// whole state in memory: that is what the in-memory backend keeps anyway.
+/// Read and check a whole snapshot stream into what the in-memory backend installs. Nothing is
+/// written. Holds the whole state in memory: that is what the in-memory backend keeps anyway.
 pub(crate) fn read_snapshot(
     meta: &SnapshotMeta,
     input: impl std::io::Read,
-) -> Result<(Changes, AppliedState, Vec<RevocationRecord>), StoreError> {
+) -> Result<Restored, StoreError> {
     let mut changes = Changes::default();
     let mut revoked = Vec::new();
     let streamed = stream_snapshot(meta, input, |record| {
@@ -139,7 +169,12 @@ pub(crate) fn read_snapshot(
         Ok(())
     })?;
     changes.meta = streamed.ledger;
-    Ok((changes, streamed.applied, revoked))
+    Ok(Restored {
+        changes,
+        applied: streamed.applied,
+        revoked,
+        cluster_version: streamed.cluster_version,
+    })
 }
 
 /// The snapshot must be the one openraft says it is.

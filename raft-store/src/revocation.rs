@@ -47,6 +47,9 @@ pub enum Command {
 pub enum AdminCommand {
     /// Add tokens to the deny-list (1..=[`REVOCATIONS_PER_COMMAND_MAX`]).
     Revoke(#[serde(deserialize_with = "bounded::list")] Vec<Revocation>),
+    /// Raise the cluster's effective version ([`crate::cluster_version`]). Proposed by the
+    /// leader only once every member runs it: a node of an earlier release cannot decode it.
+    SetClusterVersion(u32),
 }
 
 /// One token to revoke, as proposed by the leader.
@@ -95,6 +98,17 @@ pub enum AdminOutcome {
     Revoked(Vec<RevokeResult>),
     /// The command broke a bound and changed nothing (the text says which).
     Invalid(String),
+    /// The cluster's effective version is now this.
+    ClusterVersion(u32),
+}
+
+/// What applying an admin command writes: new deny-list records, or a new cluster version.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AdminWrite {
+    /// New deny-list records (only new token ids).
+    pub records: Vec<RevocationRecord>,
+    /// The new effective cluster version, if the command raised it.
+    pub cluster_version: Option<u32>,
 }
 
 /// The result of one revocation.
@@ -167,6 +181,7 @@ impl AdminCommand {
                 }
                 list.iter().try_for_each(Revocation::check)
             }
+            AdminCommand::SetClusterVersion(_) => Ok(()),
         }
     }
 }
@@ -178,18 +193,37 @@ impl RevocationRecord {
     }
 }
 
-/// Decide what an admin command does against the stored deny-list (`lookup`), at `log_index`:
-/// the outcome, and the records to write (only new token ids; the first record of an id is
-/// kept). Pure apart from `lookup`; an invalid command writes nothing.
+/// Decide what an admin command does against the stored deny-list (`lookup`) and the current
+/// cluster version, at `log_index`: the outcome, and what to write (only new token ids — the
+/// first record of an id is kept — or the new version). Pure apart from `lookup`; an invalid
+/// command writes nothing. A version this build cannot run is an error (see
+/// [`crate::cluster_version::plan_advance`]).
 pub fn plan(
     cmd: &AdminCommand,
     log_index: u64,
+    cluster_version: u32,
     mut lookup: impl FnMut(&TokenId) -> Result<Option<RevocationRecord>, StoreError>,
-) -> Result<(AdminOutcome, Vec<RevocationRecord>), StoreError> {
+) -> Result<(AdminOutcome, AdminWrite), StoreError> {
     if let Err(e) = cmd.check() {
-        return Ok((AdminOutcome::Invalid(e.to_string()), Vec::new()));
+        return Ok((AdminOutcome::Invalid(e.to_string()), AdminWrite::default()));
     }
-    let AdminCommand::Revoke(list) = cmd;
+    let list = match cmd {
+        AdminCommand::Revoke(list) => list,
+        AdminCommand::SetClusterVersion(target) => {
+            return Ok(
+                match crate::cluster_version::plan_advance(cluster_version, *target)? {
+                    Ok(v) => (
+                        AdminOutcome::ClusterVersion(v),
+                        AdminWrite {
+                            records: Vec::new(),
+                            cluster_version: Some(v),
+                        },
+                    ),
+                    Err(why) => (AdminOutcome::Invalid(why), AdminWrite::default()),
+                },
+            )
+        }
+    };
     let mut seen = BTreeSet::new();
     let mut results = Vec::with_capacity(list.len());
     let mut records = Vec::new();
@@ -207,7 +241,13 @@ pub fn plan(
             log_index,
         });
     }
-    Ok((AdminOutcome::Revoked(results), records))
+    Ok((
+        AdminOutcome::Revoked(results),
+        AdminWrite {
+            records,
+            cluster_version: None,
+        },
+    ))
 }
 
 /// The digest of the whole replicated state: the ledger digest alone when the deny-list is empty
@@ -390,10 +430,24 @@ mod tests {
             ),
         ];
         for (cmd, expected) in cases {
-            let (outcome, records) = plan(&cmd, 9, |_| panic!("no lookup")).unwrap();
+            let (outcome, write) = plan(&cmd, 9, 1, |_| panic!("no lookup")).unwrap();
             assert_eq!(outcome, AdminOutcome::Invalid(expected.to_string()));
-            assert!(records.is_empty());
+            assert_eq!(write, AdminWrite::default());
         }
+    }
+
+    #[test]
+    fn plan_raises_the_cluster_version_and_never_lowers_it() {
+        let up = AdminCommand::SetClusterVersion(2);
+        let (outcome, write) = plan(&up, 9, 1, |_| panic!("no lookup")).unwrap();
+        assert_eq!(outcome, AdminOutcome::ClusterVersion(2));
+        assert_eq!(write.cluster_version, Some(2));
+        let (outcome, write) = plan(&up, 10, 2, |_| panic!("no lookup")).unwrap();
+        assert!(matches!(outcome, AdminOutcome::Invalid(why) if why.contains("already 2")));
+        assert_eq!(write, AdminWrite::default());
+        let beyond = AdminCommand::SetClusterVersion(crate::CLUSTER_VERSION + 1);
+        let err = plan(&beyond, 11, 2, |_| panic!("no lookup")).unwrap_err();
+        assert_eq!(err.safe_mode_reason(), "version_unsupported");
     }
 
     #[test]
@@ -406,10 +460,11 @@ mod tests {
             revoked_at: 1,
             log_index: 3,
         };
-        let (outcome, records) = plan(&cmd, 9, |id| {
+        let (outcome, write) = plan(&cmd, 9, 1, |id| {
             Ok((id == &stored.token_id).then(|| stored.clone()))
         })
         .unwrap();
+        let records = write.records;
         assert_eq!(
             outcome,
             AdminOutcome::Revoked(vec![
@@ -434,7 +489,9 @@ mod tests {
         let Command::Admin(back) = back else {
             panic!("not admin")
         };
-        let AdminCommand::Revoke(kept) = &back;
+        let AdminCommand::Revoke(kept) = &back else {
+            panic!("not a revocation")
+        };
         assert_eq!(kept.len(), REVOCATIONS_PER_COMMAND_MAX + 1);
         assert_eq!(back.check(), Err(AdminError::TooMany));
         let one = Command::Admin(AdminCommand::Revoke(vec![rev(1, &"r".repeat(10_000))]));

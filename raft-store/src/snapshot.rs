@@ -23,9 +23,16 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 
-const MAGIC: &[u8; 8] = b"RLSNAP03";
-/// The snapshot format this build writes and reads: the number in [`MAGIC`].
-pub const SNAPSHOT_FORMAT: u32 = 3;
+const MAGIC: &[u8; 8] = b"RLSNAP04";
+/// The newest snapshot format this build writes and reads: the number in [`MAGIC`]. Format 4 is
+/// format 3 with a [`SnapshotItem::ClusterVersion`] right after the header; it is written only
+/// once the cluster's version is above [`crate::cluster_version::BASE`], so a member of the
+/// previous release can install every snapshot until the cluster advances.
+pub const SNAPSHOT_FORMAT: u32 = 4;
+/// The oldest format this build reads (and writes, while the cluster has not advanced).
+pub const SNAPSHOT_FORMAT_MIN: u32 = 3;
+/// Format 3: the previous release's (no cluster version).
+const MAGIC_V3: &[u8; 8] = b"RLSNAP03";
 /// The previous format (no revocation deny-list): refused with a clear message.
 const MAGIC_V2: &[u8; 8] = b"RLSNAP02";
 /// The first format (leaf hashes without preimages): refused with a clear message.
@@ -70,6 +77,9 @@ pub enum SnapshotItem {
         /// Item count, header included.
         items: u64,
     },
+    /// The cluster's effective version (format 4 and later): the item right after the header.
+    /// After `End` in this enum so that every earlier item keeps its encoding.
+    ClusterVersion(u32),
 }
 
 /// Writes a snapshot stream.
@@ -79,11 +89,26 @@ pub struct SnapshotWriter<W: Write> {
 }
 
 impl<W: Write> SnapshotWriter<W> {
-    /// Start a snapshot with its header.
-    pub fn new(mut out: W, header: SnapshotItem) -> Result<Self, StoreError> {
-        out.write_all(MAGIC)?;
+    /// Start a snapshot with its header, in the format of a cluster that has not advanced
+    /// (format 3).
+    pub fn new(out: W, header: SnapshotItem) -> Result<Self, StoreError> {
+        Self::versioned(out, header, crate::cluster_version::BASE)
+    }
+
+    /// Start a snapshot of a cluster at `cluster_version`: format 3 at the base version (what the
+    /// previous release reads), else format 4 with the version right after the header.
+    pub fn versioned(
+        mut out: W,
+        header: SnapshotItem,
+        cluster_version: u32,
+    ) -> Result<Self, StoreError> {
+        let advanced = cluster_version > crate::cluster_version::BASE;
+        out.write_all(if advanced { MAGIC } else { MAGIC_V3 })?;
         let mut w = Self { out, items: 0 };
         w.push(&header)?;
+        if advanced {
+            w.push(&SnapshotItem::ClusterVersion(cluster_version))?;
+        }
         Ok(w)
     }
 
@@ -115,6 +140,7 @@ pub struct SnapshotReader<R: Read> {
     input: R,
     items: u64,
     done: bool,
+    format: u32,
 }
 
 impl<R: Read> SnapshotReader<R> {
@@ -132,17 +158,27 @@ impl<R: Read> SnapshotReader<R> {
         if &magic == MAGIC_V2 {
             return Err(StoreError::Snapshot(
                 "snapshot format RLSNAP02 (no revocation deny-list) is no longer read; \
-                 this build reads RLSNAP03"
+                 this build reads RLSNAP03 and RLSNAP04"
                     .into(),
             ));
         }
-        if &magic != MAGIC {
+        let format = if &magic == MAGIC {
+            SNAPSHOT_FORMAT
+        } else if &magic == MAGIC_V3 {
+            3
+        } else if magic.starts_with(b"RLSNAP") {
+            return Err(StoreError::Unsupported(format!(
+                "snapshot format {} is newer than this build reads (RLSNAP03 and RLSNAP04)",
+                String::from_utf8_lossy(&magic[6..])
+            )));
+        } else {
             return Err(StoreError::Snapshot("not a ron-ledger snapshot".into()));
-        }
+        };
         let mut reader = Self {
             input,
             items: 0,
             done: false,
+            format,
         };
         match reader.frame()? {
             header @ SnapshotItem::Header { .. } => Ok((header, reader)),
@@ -167,6 +203,11 @@ impl<R: Read> SnapshotReader<R> {
         let item = open(Kind::StateRecord, "snapshot", &key, &buf)?;
         self.items += 1;
         Ok(item)
+    }
+
+    /// The stream's format (3 or 4).
+    pub fn format(&self) -> u32 {
+        self.format
     }
 
     /// The next item, or `None` after a valid end marker.
@@ -273,5 +314,7 @@ mod format_tests {
     fn the_snapshot_format_is_the_number_in_the_magic() {
         let digits = std::str::from_utf8(&super::MAGIC[6..]).unwrap();
         assert_eq!(digits.parse::<u32>().unwrap(), super::SNAPSHOT_FORMAT);
+        let digits = std::str::from_utf8(&super::MAGIC_V3[6..]).unwrap();
+        assert_eq!(digits.parse::<u32>().unwrap(), super::SNAPSHOT_FORMAT_MIN);
     }
 }

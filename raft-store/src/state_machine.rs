@@ -5,7 +5,7 @@
 
 use crate::backend::{run, AppliedState, SnapshotSource, StateBackend};
 use crate::error::StoreError;
-use crate::revocation::{Command, Response};
+use crate::revocation::{AdminOutcome, Command, Response};
 use crate::snapshot::SnapshotData;
 use crate::types::{LedgerConfig, StorageError, StoredMembership};
 use ledger::Outcome;
@@ -70,8 +70,15 @@ impl<C: LedgerConfig, B: StateBackend + ?Sized> StateMachine<C, B> {
                     replies.push(Response::Ledger(outcome));
                 }
                 EntryPayload::Normal(Command::Admin(cmd)) => {
-                    let (outcome, records) = backend.apply_admin(&cmd, entry.log_id.index)?;
-                    backend.commit_admin(&records, &applied, sync)?;
+                    let (outcome, write) = backend.apply_admin(&cmd, entry.log_id.index)?;
+                    backend.commit_admin(&write, &applied, sync)?;
+                    if let AdminOutcome::ClusterVersion(v) = outcome {
+                        tracing::info!(
+                            version = v,
+                            log_index = entry.log_id.index,
+                            "the cluster's effective version is now {v}"
+                        );
+                    }
                     replies.push(Response::Admin(outcome));
                 }
                 EntryPayload::Membership(m) => {

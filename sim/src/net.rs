@@ -131,6 +131,11 @@ where
         .get(node::raft::incarnation::INCARNATION_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let runs = resp
+        .headers()
+        .get(node::cluster_version::RUNS_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let body = resp
         .into_body()
         .collect()
@@ -142,6 +147,7 @@ where
         status,
         retry_after,
         incarnation,
+        runs,
         body,
     })
 }

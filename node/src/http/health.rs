@@ -93,6 +93,9 @@ struct Member {
     voter: bool,
     /// The data-directory identity this node knows the member by (`null`: not learned yet).
     incarnation: Option<String>,
+    /// The highest cluster version the member's latest answer said it runs (this node's own
+    /// for itself; `null`: not heard from).
+    runs_cluster_version: Option<u32>,
 }
 
 async fn status(State(node): State<Arc<Node>>) -> Response {
@@ -107,6 +110,11 @@ async fn status(State(node): State<Arc<Node>>) -> Response {
             peer_addr: info.peer_addr.clone(),
             voter: voters.contains(id),
             incarnation: node.incarnation.known(*id, node.id),
+            runs_cluster_version: if *id == node.id {
+                Some(raft_store::CLUSTER_VERSION)
+            } else {
+                node.versions.runs(*id)
+            },
         })
         .collect();
     let committed = committed_index(&node);
@@ -139,6 +147,7 @@ async fn status(State(node): State<Arc<Node>>) -> Response {
         "safe_mode": node.safe_mode(),
         "safe_mode_reason": node.safe_mode_reason(),
         "version": crate::version::versions(),
+        "cluster_version": node.state.cluster_version().ok(),
     }))
     .into_response()
 }

@@ -88,8 +88,10 @@ fn parse_body(body: &[u8], revoked_at: u64) -> Result<(bool, Vec<Revocation>), A
         ),
         other => invalid(other),
     })?;
-    let AdminCommand::Revoke(revocations) = command;
-    Ok((is_list, revocations))
+    match command {
+        AdminCommand::Revoke(revocations) => Ok((is_list, revocations)),
+        AdminCommand::SetClusterVersion(_) => Err(ApiError::internal("not a revocation")),
+    }
 }
 
 async fn revoke(State(node): State<Arc<Node>>, headers: HeaderMap, body: Body) -> Response {

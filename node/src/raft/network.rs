@@ -3,8 +3,10 @@
 //! chunked by openraft (`snapshot_chunk_bytes` per call), so a large snapshot never times out.
 //! This is the transport seam: TLS and the simulation replace the client here.
 
+use crate::cluster_version::PeerVersions;
 use crate::raft::incarnation::{IncarnationBook, Seen};
 use crate::raft::rpc;
+use crate::seam::Clock;
 use crate::seam::{Call, CallError, Connector};
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -26,20 +28,26 @@ pub struct Network {
     connector: Arc<dyn Connector>,
     rpc_timeout: Duration,
     book: Arc<IncarnationBook>,
+    versions: Arc<PeerVersions>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Network {
     /// A network whose calls time out after `rpc_timeout`, judging peers' incarnations by
-    /// `book`.
+    /// `book` and recording the cluster versions they run in `versions` (at `clock`'s time).
     pub fn new(
         connector: Arc<dyn Connector>,
         rpc_timeout: Duration,
         book: Arc<IncarnationBook>,
+        versions: Arc<PeerVersions>,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             connector,
             rpc_timeout,
             book,
+            versions,
+            clock,
         }
     }
 }
@@ -54,6 +62,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             addr: node.peer_addr.clone(),
             rpc_timeout: self.rpc_timeout,
             book: self.book.clone(),
+            versions: self.versions.clone(),
+            clock: self.clock.clone(),
         }
     }
 }
@@ -65,6 +75,8 @@ pub struct PeerClient {
     addr: String,
     rpc_timeout: Duration,
     book: Arc<IncarnationBook>,
+    versions: Arc<PeerVersions>,
+    clock: Arc<dyn Clock>,
 }
 
 impl PeerClient {
@@ -87,7 +99,7 @@ impl PeerClient {
                 method: "POST",
                 addr: self.addr.clone(),
                 path: path.to_string(),
-                headers: Vec::new(),
+                headers: crate::cluster_version::request_headers(),
                 body,
                 timeout: ttl.min(self.rpc_timeout),
             })
@@ -97,8 +109,16 @@ impl PeerClient {
                 _ => RPCError::Network(NetworkError::new(&e)),
             })?;
         if answer.status != 200 {
-            return Err(network(format!("peer answered HTTP {}", answer.status)));
+            // The refusal's text (a wire format it does not read, say), bounded.
+            let why =
+                String::from_utf8_lossy(&answer.body[..answer.body.len().min(300)]).into_owned();
+            return Err(network(format!(
+                "peer answered HTTP {}: {why}",
+                answer.status
+            )));
         }
+        self.versions
+            .record(self.target, answer.runs.as_deref(), self.clock.now_ns());
         let seen = self.book.seen(self.target, answer.incarnation.as_deref());
         let result: Result<Resp, E> = rpc::decode(&answer.body).map_err(network)?;
         result

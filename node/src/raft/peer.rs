@@ -1,5 +1,7 @@
 //! The peer listener: openraft's RPCs (append entries, vote, snapshot chunks) and followers'
-//! forwarded writes, all bincode over HTTP/2.
+//! forwarded writes, all bincode over HTTP/2. Every request's peer wire format is checked before
+//! its body is read, and every answer names this node's incarnation and versions (see
+//! [`crate::cluster_version`]).
 
 use crate::error::ApiError;
 use crate::node::{Accepted, Node};
@@ -26,6 +28,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/internal/submit", post(submit))
         .route("/internal/root", post(root))
         .layer(DefaultBodyLimit::max(rpc::PEER_BODY_BYTES_MAX))
+        .layer(axum::middleware::from_fn(wire_format))
         .layer(axum::middleware::map_response_with_state(
             node.clone(),
             with_incarnation,
@@ -33,12 +36,33 @@ pub fn router(node: Arc<Node>) -> Router {
         .with_state(node)
 }
 
-/// Every peer answer names this store's incarnation (see [`crate::raft::incarnation`]).
+/// Refuse a request in a peer wire format this build does not read (400, naming both), before
+/// its body is decoded.
+async fn wire_format(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let header = request
+        .headers()
+        .get(crate::cluster_version::WIRE_HEADER)
+        .map(|v| v.to_str().unwrap_or("?"));
+    match crate::cluster_version::check_wire(header) {
+        Ok(_) => next.run(request).await,
+        Err(why) => {
+            tracing::warn!(reason = %why, path = %request.uri().path(), "peer request refused");
+            (StatusCode::BAD_REQUEST, why).into_response()
+        }
+    }
+}
+
+/// Every peer answer names this store's incarnation (see [`crate::raft::incarnation`]), the
+/// peer wire format and the highest cluster version this build runs.
 async fn with_incarnation(State(node): State<Arc<Node>>, mut response: Response) -> Response {
+    let headers = response.headers_mut();
     if let Ok(v) = axum::http::HeaderValue::from_str(node.incarnation.own()) {
-        response
-            .headers_mut()
-            .insert(crate::raft::incarnation::INCARNATION_HEADER, v);
+        headers.insert(crate::raft::incarnation::INCARNATION_HEADER, v);
+    }
+    for (name, value) in crate::cluster_version::request_headers() {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
     }
     response
 }

@@ -6,7 +6,8 @@
 //! the `meta/install` record names the snapshot file (already fsynced and in place) and is
 //! written synced. The chunks go to the memtables without the WAL; they are flushed to table
 //! files (fsynced by RocksDB) before the last, synced batch writes the ledger metadata, the
-//! applied state and the current-snapshot record and deletes `meta/install`. A crash anywhere in
+//! applied state, the cluster version and the current-snapshot record and deletes
+//! `meta/install`. A crash anywhere in
 //! between leaves `meta/install` behind, and the next open replays the install from the file
 //! before anything reads the state. While the state is being replaced, every state-machine
 //! call waits on the install gate (`RocksBackend::install_gate`), so nothing reads a half
@@ -157,6 +158,7 @@ impl RocksBackend {
             KEY_LEDGER,
             seal(Kind::StateRecord, &streamed.ledger),
         );
+        self.stage_cluster_version(&mut last, streamed.cluster_version)?;
         self.stage_applied(&mut last, &streamed.applied)?;
         last.put_cf(
             self.cf(CF_META)?,

@@ -85,6 +85,9 @@ pub(super) const DIGEST_CFS: [&str; 8] = [
 pub(super) const KEY_APPLIED: &[u8] = b"applied";
 /// `meta`: the storage format (`u32`, see `super::db::STORAGE_FORMAT`).
 pub(super) const KEY_STORAGE_FORMAT: &str = "storage_format";
+/// `state`: the cluster's effective version (`u32`, see `crate::cluster_version`); absent until
+/// the cluster first advances (every store of release 0.1.0).
+pub(super) const KEY_CLUSTER_VERSION: &[u8] = b"cluster_version";
 /// `state`: the [`ledger::LedgerMeta`].
 pub(super) const KEY_LEDGER: &[u8] = b"ledger";
 /// `meta`: the current snapshot's metadata and file name.

@@ -13,7 +13,7 @@ use crate::backend::{
 };
 use crate::backup::BackupSummary;
 use crate::error::StoreError;
-use crate::revocation::{RevocationRecord, TokenId};
+use crate::revocation::{AdminWrite, RevocationRecord, TokenId};
 use crate::snapshot::SnapshotData;
 use ledger::merkle::Hash;
 use ledger::proof;
@@ -68,15 +68,22 @@ impl StateBackend for RocksBackend {
 
     fn commit_admin(
         &self,
-        records: &[RevocationRecord],
+        write: &AdminWrite,
         applied: &AppliedState,
         sync: bool,
     ) -> Result<(), StoreError> {
         let _gate = self.reading();
         let mut batch = WriteBatch::default();
-        self.stage_revocations(&mut batch, records)?;
+        self.stage_revocations(&mut batch, &write.records)?;
+        if let Some(v) = write.cluster_version {
+            self.stage_cluster_version(&mut batch, v)?;
+        }
         self.stage_applied(&mut batch, applied)?;
         self.write(batch, sync)
+    }
+
+    fn cluster_version(&self) -> Result<u32, StoreError> {
+        self.stored_cluster_version()
     }
 
     fn revocation(&self, token_id: &TokenId) -> Result<Option<RevocationRecord>, StoreError> {

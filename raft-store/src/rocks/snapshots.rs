@@ -34,7 +34,11 @@ impl RocksBackend {
     fn export<W: Write>(&self, out: W) -> Result<(AppliedState, W), StoreError> {
         let view = self.view();
         let applied = view.applied()?;
-        let mut w = SnapshotWriter::new(out, backend::header(&applied, view.ledger_meta()?))?;
+        let mut w = SnapshotWriter::versioned(
+            out,
+            backend::header(&applied, view.ledger_meta()?),
+            view.cluster_version()?,
+        )?;
         view.for_each_item(&SNAPSHOT_CFS, |item| w.push(&item))?;
         Ok((applied, w.finish()?))
     }
@@ -135,9 +139,14 @@ impl RocksBackend {
         let view = self.view();
         let applied = view.applied()?;
         let ledger = view.ledger_meta()?;
+        let cluster_version = view.cluster_version()?;
         let mut digest = Digesting::new(&ledger);
         let mut out = HashingWriter::new(BufWriter::new(file));
-        let mut w = SnapshotWriter::new(&mut out, backend::header(&applied, ledger.clone()))?;
+        let mut w = SnapshotWriter::versioned(
+            &mut out,
+            backend::header(&applied, ledger.clone()),
+            cluster_version,
+        )?;
         view.for_each_item(&SNAPSHOT_CFS, |item| {
             digest.feed(&item);
             w.push(&item)
@@ -151,7 +160,8 @@ impl RocksBackend {
         let summary = BackupSummary {
             applied,
             ledger,
-            digest: digest.finish(),
+            digest: digest.finish(cluster_version),
+            cluster_version,
             stream_bytes,
             stream_blake3,
         };

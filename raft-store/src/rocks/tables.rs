@@ -11,7 +11,7 @@ use super::db::RocksBackend;
 use super::layout::{
     be128, expiry_key, history_key, index_key, node_key, parse_expiry, CF_ACCOUNTS, CF_BALANCES,
     CF_EXPIRY, CF_HISTORY, CF_INDEX, CF_LEAVES, CF_NODES, CF_STATE, CF_STATUSES, CF_TRANSFERS,
-    KEY_APPLIED, KEY_LEDGER,
+    KEY_APPLIED, KEY_CLUSTER_VERSION, KEY_LEDGER,
 };
 use crate::backend::AppliedState;
 use crate::error::StoreError;
@@ -100,6 +100,31 @@ impl RocksBackend {
             seal(Kind::StateRecord, applied),
         );
         Ok(())
+    }
+
+    /// Add a cluster version to `batch` (committed with its entry's applied state). The base
+    /// version is stored as no record, as release 0.1.0 left it.
+    pub(super) fn stage_cluster_version(
+        &self,
+        batch: &mut WriteBatch,
+        version: u32,
+    ) -> Result<(), StoreError> {
+        let cf = self.cf(CF_STATE)?;
+        if version > crate::cluster_version::BASE {
+            batch.put_cf(cf, KEY_CLUSTER_VERSION, seal(Kind::StateRecord, &version));
+        } else {
+            batch.delete_cf(cf, KEY_CLUSTER_VERSION);
+        }
+        Ok(())
+    }
+
+    /// The cluster's effective version as last committed (`cluster_version::BASE` if none was).
+    pub(super) fn stored_cluster_version(&self) -> Result<u32, StoreError> {
+        let v: Option<u32> = self.get(CF_STATE, Kind::StateRecord, KEY_CLUSTER_VERSION)?;
+        crate::cluster_version::check_supported(
+            v.unwrap_or(crate::cluster_version::BASE),
+            "the data directory",
+        )
     }
 
     /// The applied state as last committed (the default before the first commit).

@@ -10,7 +10,8 @@ use super::db::RocksBackend;
 use super::layout::{
     be128, expiry_key, history_key, index_key, parse_expiry, parse_history, parse_id, parse_index,
     parse_index_key, CF_ACCOUNTS, CF_BALANCES, CF_EXPIRY, CF_HISTORY, CF_INDEX, CF_LEAVES,
-    CF_REVOKED, CF_STATE, CF_STATUSES, CF_TRANSFERS, DIGEST_CFS, KEY_APPLIED, KEY_LEDGER,
+    CF_REVOKED, CF_STATE, CF_STATUSES, CF_TRANSFERS, DIGEST_CFS, KEY_APPLIED, KEY_CLUSTER_VERSION,
+    KEY_LEDGER,
 };
 use super::revoked::open_revocation;
 use crate::backend::AppliedState;
@@ -91,6 +92,15 @@ impl View<'_> {
             .unwrap_or_else(LedgerMeta::empty))
     }
 
+    /// The cluster's effective version (`cluster_version::BASE` if none was recorded).
+    pub(super) fn cluster_version(&self) -> Result<u32, StoreError> {
+        let v: Option<u32> = self.state_record(KEY_CLUSTER_VERSION)?;
+        crate::cluster_version::check_supported(
+            v.unwrap_or(crate::cluster_version::BASE),
+            "the data directory",
+        )
+    }
+
     /// Every record of the tables `cfs`, table by table in key order, as snapshot items.
     pub(super) fn for_each_item(
         &self,
@@ -117,12 +127,12 @@ impl View<'_> {
             digest.feed(&item);
             Ok(())
         })?;
-        Ok(digest.finish())
+        Ok(digest.finish(self.cluster_version()?))
     }
 }
 
 /// The state digest fed one snapshot item at a time, in table order: `ledger::digest` over the
-/// ledger tables, combined with the deny-list at the end.
+/// ledger tables, combined with the deny-list, then the cluster version folded in, at the end.
 pub(super) struct Digesting {
     digest: StateDigest,
     revoked: Vec<revocation::RevocationRecord>,
@@ -152,8 +162,11 @@ impl Digesting {
         }
     }
 
-    pub(super) fn finish(self) -> Hash {
-        revocation::combine_digest(self.digest.finish(), &self.revoked)
+    pub(super) fn finish(self, cluster_version: u32) -> Hash {
+        crate::cluster_version::fold_digest(
+            revocation::combine_digest(self.digest.finish(), &self.revoked),
+            cluster_version,
+        )
     }
 }
 

@@ -11,6 +11,7 @@ mod proofs;
 mod revocations;
 mod snapshots;
 mod suite;
+mod versions;
 
 /// Entry point for child processes started by the crash and no-files tests (they re-run this
 /// binary with `RON_STORE_CHILD` set). Without that variable it has nothing to do.

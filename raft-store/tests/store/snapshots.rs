@@ -207,7 +207,10 @@ fn an_interrupted_install_is_replayed_when_the_store_opens() {
             .await
             .unwrap();
         let bytes = read_all(*snap.snapshot).await;
-        let want = (source_backend.digest().unwrap(), source_backend.applied().unwrap());
+        let want = (
+            source_backend.digest().unwrap(),
+            source_backend.applied().unwrap(),
+        );
 
         let path = dir.path().join("t");
         {
@@ -236,7 +239,11 @@ fn an_interrupted_install_is_replayed_when_the_store_opens() {
         // The next open replays the install before anything reads the state.
         let rocks = RocksBackend::open(&path).unwrap();
         assert_eq!((rocks.digest().unwrap(), rocks.applied().unwrap()), want);
-        assert_eq!(rocks.meta_get("install").unwrap(), None, "redo record removed");
+        assert_eq!(
+            rocks.meta_get("install").unwrap(),
+            None,
+            "redo record removed"
+        );
         assert_eq!(
             rocks.ledger_meta().unwrap(),
             source_backend.ledger_meta().unwrap()
