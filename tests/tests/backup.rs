@@ -454,3 +454,30 @@ async fn snapshots_installed(c: &Cluster, id: u64) -> u64 {
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("no install count in node {id}'s metrics"))
 }
+
+/// The install benchmark (`raft-store/examples/install_bench.rs`, measured in docs/BENCHMARKS.md
+/// at 5 million transfers) runs end to end at a small size, so that CI keeps it working: the
+/// stream it builds installs in a separate process with the root and state digest checked.
+/// Not timed.
+#[test]
+fn the_install_benchmark_installs_and_checks_a_small_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = test_support::cluster::example_binary("install_bench");
+    let run = |args: &[&str]| {
+        let o = Command::new(&program)
+            .args(args)
+            .arg("--dir")
+            .arg(dir.path())
+            .output()
+            .expect("run install_bench");
+        outcome(o)
+    };
+    let (code, out, err) = run(&["build", "--transfers", "20000"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("applied 30000 leaves"), "{out}");
+    let (code, out, err) = run(&["install"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("installed 30000 leaves"), "{out}");
+    assert!(out.contains("root and digest match"), "{out}");
+    assert!(out.contains("peak RSS"), "{out}");
+}
