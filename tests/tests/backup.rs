@@ -154,6 +154,26 @@ async fn backup_under_writes_restores_a_new_cluster_and_damage_is_refused() {
         .collect();
     names.sort();
     assert_eq!(names, ["manifest.json", "state.rlsnap"]);
+    // A backup never goes into a directory that exists, and one refused leaves it as it was.
+    let (code, _, err) = ronctl_backup(&c, 1, &backup);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("exists"), "{err}");
+    assert_eq!(manifest(&backup), m);
+    // Without an admin capability the node refuses (the admin gate), and nothing is written.
+    let refused = c.dir.path().join("backup-unauthorized");
+    let o = Command::new(ronctl_binary())
+        .envs(
+            c.ronctl_env()
+                .into_iter()
+                .filter(|(k, _)| *k != "RONCTL_TOKEN_FILE"),
+        )
+        .args(["backup", "--node", &c.node(2).api, "--out"])
+        .arg(&refused)
+        .output()
+        .expect("run ronctl");
+    let (code, out, err) = outcome(o);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(!refused.exists());
 
     // Damaged backups are refused, naming what is wrong, and write nothing.
     let damaged = |name: &str| c.dir.path().join(format!("damaged-{name}"));
