@@ -310,3 +310,54 @@ fn a_backup_restores_checked_and_a_lying_one_writes_nothing() {
     let err = backup::restore(&good, &target, "c1", RestoreMode::Seed).unwrap_err();
     assert!(err.to_string().contains("not empty"), "{err}");
 }
+
+#[test]
+fn a_backup_of_an_advanced_cluster_is_format_4_and_restores_with_its_version() {
+    use openraft::EntryPayload;
+    use raft_store::backup::{self, Manifest, RestoreMode};
+    use raft_store::{AdminCommand, Command};
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let source = RocksBackend::open(&dir.path().join("s")).unwrap();
+    let mut entries: Vec<_> = (1..=4).map(|i| workload_entry(44, i, 50)).collect();
+    entries.push(crate::common::entry(
+        1,
+        5,
+        EntryPayload::Normal(Command::Admin(AdminCommand::SetClusterVersion(2))),
+    ));
+    StateMachine::<TypeConfig, _>::apply_blocking(&source, entries).unwrap();
+    let (summary, mut file) = source.export_backup().unwrap();
+    assert_eq!(summary.cluster_version, 2);
+    assert_eq!(
+        summary.digest,
+        source.digest().unwrap(),
+        "the version is in the digest"
+    );
+    let manifest = Manifest::new(&summary, "c1", 1, "test");
+    assert_eq!(manifest.snapshot_format, 4);
+    let at = dir.path().join("b");
+    std::fs::create_dir(&at).unwrap();
+    let mut stream = Vec::new();
+    file.read_to_end(&mut stream).unwrap();
+    std::fs::write(at.join(backup::STREAM_FILE), &stream).unwrap();
+    std::fs::write(
+        at.join(backup::MANIFEST_FILE),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
+    let target = dir.path().join("t");
+    backup::restore(&at, &target, "c1", RestoreMode::Seed).unwrap();
+    let store = RocksBackend::open(&target).unwrap();
+    assert_eq!(store.digest().unwrap(), source.digest().unwrap());
+    drop(store);
+    // A manifest claiming format 3 for this stream is refused.
+    let mut lying = manifest.clone();
+    lying.snapshot_format = 3;
+    std::fs::write(
+        at.join(backup::MANIFEST_FILE),
+        serde_json::to_vec(&lying).unwrap(),
+    )
+    .unwrap();
+    let err = backup::restore(&at, &dir.path().join("t2"), "c1", RestoreMode::Seed).unwrap_err();
+    assert!(err.to_string().contains("the stream's format"), "{err}");
+}
