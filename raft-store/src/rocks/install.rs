@@ -108,6 +108,14 @@ impl RocksBackend {
         let (meta, name): (SnapshotMeta, String) =
             open(Kind::SnapshotMeta, CF_META, KEY_INSTALL.as_bytes(), &bytes)?;
         let path = self.snapshot_dir.join(&name);
+        if !path.is_file() {
+            return Err(StoreError::DataDir(format!(
+                "an interrupted snapshot install cannot be replayed: its file {} is gone, so the \
+                 ledger tables may be half replaced; replace this node's data (docs/OPERATIONS.md, \
+                 \"A node that lost its data\")",
+                path.display()
+            )));
+        }
         tracing::warn!(
             snapshot = %meta.snapshot_id,
             last_log_id = ?meta.last_log_id,

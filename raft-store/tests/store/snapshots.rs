@@ -254,6 +254,19 @@ fn an_interrupted_install_is_replayed_when_the_store_opens() {
             source_backend.ledger_meta().unwrap().root,
             "the stored tree was rebuilt whole"
         );
+        // A redo record whose file is gone stops the open, saying so, every time.
+        rocks
+            .meta_put(
+                "install",
+                raft_store::record::seal(Kind::SnapshotMeta, &(&snap.meta, "gone.snap")),
+                true,
+            )
+            .unwrap();
+        drop(rocks);
+        for _ in 0..2 {
+            let err = RocksBackend::open(&path).err().expect("refused");
+            assert!(err.to_string().contains("cannot be replayed"), "{err}");
+        }
     });
 }
 
