@@ -22,7 +22,7 @@ function h(tag, attrs = {}, ...children) {
 }
 
 function show(id, ...children) {
-  $(id).replaceChildren(...children.flat());
+  $(id).replaceChildren(...children.flat().filter((c) => c != null));
 }
 
 const short = (hash) => (hash ? `${hash.slice(0, 12)}…` : '—');
