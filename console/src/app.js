@@ -49,6 +49,7 @@ function failure(e) {
 const samples = [];
 const leaderChanges = [];
 let lastLeader;
+let lastMembers = [];
 
 async function refreshCluster() {
   const cluster = await get('/v1/cluster');
@@ -78,12 +79,14 @@ async function refreshCluster() {
   }
   const leader = self?.leader ?? null;
   if (leader !== lastLeader) {
-    leaderChanges.unshift(`${new Date().toLocaleTimeString()}: leader ${lastLeader === undefined ? '(first seen)' : lastLeader ?? 'none'} → ${leader ?? 'none'} (term ${self?.term})`);
+    const was = lastLeader === undefined ? 'when this page opened' : `after ${lastLeader ?? 'none'}`;
+    leaderChanges.unshift(`${new Date().toLocaleTimeString()}: leader ${leader ?? 'none'} (term ${self?.term}), ${was}`);
     leaderChanges.length = Math.min(leaderChanges.length, 20);
     lastLeader = leader;
     show('leaders', leaderChanges.map((t) => h('li', {}, t)));
   }
-  renderCheckpoints(cluster.members);
+  lastMembers = cluster.members;
+  renderCheckpoints();
   return self;
 }
 
@@ -244,9 +247,10 @@ function renderTrust() {
   } catch (e) {
     show('remembered', failure(`stored checkpoint is unreadable: ${e.message}`));
   }
+  renderCheckpoints();
 }
 
-function renderCheckpoints(members) {
+function renderCheckpoints(members = lastMembers) {
   let trusted = null;
   try {
     trusted = loadTrusted();
