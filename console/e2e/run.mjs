@@ -117,6 +117,13 @@ try {
   result.bundle = { outcome: await page.locator('#bundle [data-outcome]').getAttribute('data-outcome'), text: await text(page, '#bundle') };
   await shot(page, 'proofs');
 
+  // Readable on a phone: the cluster page at a phone's viewport.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto(`${node}/console#cluster`);
+  await page.locator('#agreement.good').waitFor({ timeout: WAIT_MS });
+  result.phoneOverflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+  await shot(page, 'phone-cluster');
+
   // The same console through the proxy that alters one hash of every inclusion proof.
   const lied = await context.newPage();
   watch(lied);

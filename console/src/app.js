@@ -3,6 +3,7 @@
 // checked here with verify.js; the server is trusted for nothing it shows as verified.
 
 import * as v from './verify.js';
+import { verifyBundle } from './bundle.js';
 
 const POLL_MS = 5000;
 const SAMPLES_MAX = 60; // 5 minutes of 5 s samples
@@ -316,7 +317,7 @@ async function verifyBundleFile(file) {
   try {
     const trusted = loadTrusted();
     if (!trusted) throw new Error('no trusted keys: load a keys file first');
-    const r = v.verifyBundle(JSON.parse(await file.text()), trusted);
+    const r = verifyBundle(JSON.parse(await file.text()), trusted);
     show('bundle', h('p', { class: 'good', 'data-outcome': 'verified' },
       `OK: ${r.events} events [${r.from}, ${r.to}) verified against checkpoint size ${r.checkpoint.tree_size} root ${v.toHex(r.checkpoint.root)} signed by ${r.checkpoint.kid} (${r.accounts} accounts, ${r.transfers} transfers, ${r.expiries} expiries, ${r.rejected} rejected)`));
   } catch (e) {

@@ -1,7 +1,7 @@
 // The console's verifier: what docs/PROOFS.md specifies and the Rust SDK checks
 // (ledger/src/{merkle,proof,checkpoint,canonical,export}.rs, client/src/verify.rs), in plain
 // JavaScript for the browser. Pure functions, no I/O: app.js fetches, this module decides.
-// Every refusal is a VerifyError whose `code` is the name of the Rust variant that refuses the
+// Export bundles are bundle.js's. Every refusal is a VerifyError whose `code` is the name of the Rust variant that refuses the
 // same answer (`InclusionFailed` carries the ProofError name in `proof`), so the unit tests
 // can hold both verifiers to the same results.
 
@@ -17,8 +17,6 @@ export const MERKLE_VERSION = 0x01;
 export const CHECKPOINT_DOMAIN = 'ron-ledger/checkpoint/v1\u0000';
 export const CLUSTER_ID_BYTES_MAX = 256;
 export const KID_BYTES_MAX = 256;
-export const BUNDLE_FORMAT = 'ron-ledger-export/1';
-export const BUNDLE_EVENTS_MAX = 65536n;
 const U64_MAX = (1n << 64n) - 1n;
 const U128_MAX = (1n << 128n) - 1n;
 
@@ -448,7 +446,7 @@ export function parseConsistency(json) {
   };
 }
 
-function parsePath(path) {
+export function parsePath(path) {
   if (!Array.isArray(path)) throw new VerifyError('Malformed', 'path: not a list');
   return path.map((h, i) => fromHex(h, 32, `path[${i}]`));
 }
@@ -525,57 +523,6 @@ export function checkInclusion(query, cp, answer, step = () => {}) {
   }
   step('inclusion path', `${proof.path.length} hashes lead from the leaf hash to the checkpoint root`);
   return { leafIndex: proof.leaf_index, event };
-}
-
-// ---- export bundles (PROOFS.md §7) -------------------------------------------------------
-
-/** verify_bundle; returns a report or throws VerifyError naming the first failing item. */
-export function verifyBundle(json, trusted) {
-  if (json === null || typeof json !== 'object') throw new VerifyError('Malformed', 'not an export bundle');
-  if (json.format !== BUNDLE_FORMAT) throw new VerifyError('Format', `unsupported bundle format ${JSON.stringify(json.format)}`);
-  const cp = parseCheckpoint(json.checkpoint);
-  if (json.cluster_id !== cp.cluster_id) {
-    throw new VerifyError('ClusterMismatch', `bundle is for cluster "${json.cluster_id}", its checkpoint for "${cp.cluster_id}"`);
-  }
-  try {
-    verifyCheckpointSignature(cp, trusted);
-  } catch (e) {
-    throw new VerifyError(e.code, `checkpoint: ${e.message}`);
-  }
-  const from = decimal(json.from, 'from');
-  const to = decimal(json.to, 'to');
-  if (from >= to || to > cp.tree_size) {
-    throw new VerifyError('Range', `range [${from}, ${to}) is empty or beyond the checkpoint's ${cp.tree_size} leaves`);
-  }
-  const count = to - from;
-  if (count > BUNDLE_EVENTS_MAX) throw new VerifyError('TooManyEvents', `${count} events; a bundle carries at most ${BUNDLE_EVENTS_MAX}`);
-  if (!Array.isArray(json.events) || BigInt(json.events.length) !== count) {
-    throw new VerifyError('EventCount', `${json.events?.length} events for a range of ${count}`);
-  }
-  const report = { checkpoint: cp, from, to, events: count, accounts: 0, transfers: 0, expiries: 0, rejected: 0 };
-  json.events.forEach((event, i) => {
-    const index = from + BigInt(i);
-    const fail = (why) => new VerifyError('Event', `event ${index}: ${why}`, { index });
-    if (decimal(event.index, 'index') !== index) throw fail(`carries index ${event.index}`);
-    const data = fromHex(event.data, undefined, 'data');
-    let decoded;
-    try {
-      decoded = decodeLeaf(data);
-    } catch (e) {
-      throw fail(`leaf: ${e.message}`);
-    }
-    try {
-      verifyInclusion(leafHash(data), index, cp.tree_size, parsePath(event.proof), cp.root);
-    } catch (e) {
-      throw fail(`proof: ${e.message}`);
-    }
-    if (decoded.kind === 'expiry') report.expiries++;
-    else {
-      report[`${decoded.kind}s`]++;
-      if (decoded.result !== 0) report.rejected++;
-    }
-  });
-  return report;
 }
 
 /** A u128 id typed by a person: canonical decimal within range. */

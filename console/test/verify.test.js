@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as ed from '@noble/ed25519';
 import * as v from '../src/verify.js';
+import { BUNDLE_FORMAT, verifyBundle } from '../src/bundle.js';
 
 const vectors = JSON.parse(readFileSync(new URL('../../docs/proof-vectors.json', import.meta.url)));
 const hex = (h) => v.fromHex(h);
@@ -145,7 +146,7 @@ test('the ledger leaves decode and hash as the vectors say', () => {
 test('the export bundle vector verifies', () => {
   const b = vectors.export_bundle;
   const trusted = v.parseKeys({ [b.checkpoint.kid]: vectors.checkpoint.public_key });
-  const r = v.verifyBundle(b, trusted);
+  const r = verifyBundle(b, trusted);
   assert.deepEqual([r.events, r.accounts, r.transfers, r.rejected], [3n, 1, 2, 1]);
 });
 
@@ -333,7 +334,7 @@ test('tampered bundles name the first failing item (ronctl_verify_names_the_firs
   const hashes = leaves.map(v.leafHash);
   const cp = sign(SEED, KID, CLUSTER, leaves, 17);
   const bundleOf = (from, to) => ({
-    format: v.BUNDLE_FORMAT, cluster_id: CLUSTER, from: String(from), to: String(to),
+    format: BUNDLE_FORMAT, cluster_id: CLUSTER, from: String(from), to: String(to),
     checkpoint: v.checkpointJson(cp),
     events: Array.from({ length: to - from }, (_, i) => ({
       index: String(from + i), data: v.toHex(leaves[from + i]), proof: path(from + i, hashes).map(v.toHex),
@@ -356,7 +357,7 @@ test('tampered bundles name the first failing item (ronctl_verify_names_the_firs
   const badSignature = copy();
   badSignature.checkpoint.signature = (badSignature.checkpoint.signature[0] === '0' ? '1' : '0') + badSignature.checkpoint.signature.slice(1);
   const intruderKeys = v.parseKeys({ [KID]: v.toHex(ed.getPublicKey(new Uint8Array(32).fill(1))) });
-  const r = v.verifyBundle(honest, trusted());
+  const r = verifyBundle(honest, trusted());
   assert.equal(r.events, 13n);
   const cases = [
     [tamperedData, trusted(), /^event 5: proof: /],
@@ -367,7 +368,7 @@ test('tampered bundles name the first failing item (ronctl_verify_names_the_firs
     [honest, intruderKeys, /^checkpoint: checkpoint signature does not verify/],
   ];
   for (const [bundle, keys, message] of cases) {
-    assert.throws(() => v.verifyBundle(bundle, keys), { message });
+    assert.throws(() => verifyBundle(bundle, keys), { message });
   }
-  assert.throws(() => v.verifyBundle({ format: 1 }, trusted()), { code: 'Format' });
+  assert.throws(() => verifyBundle({ format: 1 }, trusted()), { code: 'Format' });
 });
