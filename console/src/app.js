@@ -97,7 +97,11 @@ function scrape(text) {
     const m = text.match(new RegExp(`^${name} ([0-9.e+-]+)$`, 'm'));
     return m ? Number(m[1]) : 0;
   };
-  return { sum: value('committer_batch_latency_seconds_sum'), count: value('committer_batch_latency_seconds_count') };
+  return {
+    sum: value('committer_batch_latency_seconds_sum'),
+    count: value('committer_batch_latency_seconds_count'),
+    leaderChanges: value('raft_leader_changes_total'),
+  };
 }
 
 async function sample(self) {
@@ -117,6 +121,7 @@ async function sample(self) {
   const last = (xs) => (xs.length ? xs[xs.length - 1].toFixed(1) : '—');
   $('throughput-label').textContent = `Events per second: ${last(rates)}`;
   $('latency-label').textContent = `Commit latency (mean ms per batch, on the leader): ${last(latencies)}`;
+  $('leader-count').textContent = `Leader changes this node has seen since its process started (raft_leader_changes_total): ${m.leaderChanges}. Seen while this page is open:`;
 }
 
 function chart(id, values) {
@@ -147,7 +152,7 @@ async function showAccount(id, cursor) {
   $('account-id').value = id;
   try {
     const a = await get(`/v1/accounts/${encodeURIComponent(id)}`);
-    const page = await get(`/v1/accounts/${encodeURIComponent(id)}/transfers?order=desc&limit=${PAGE_LIMIT}${cursor ? `&cursor=${cursor}` : ''}`);
+    const page = await get(`/v1/accounts/${encodeURIComponent(id)}/transfers?order=desc&limit=${PAGE_LIMIT}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
     const parts = [
       h('div', { class: 'record', 'data-account': a.id },
         table([['id', a.id], ['ledger', a.ledger], ['code', a.code], ['flags', a.flags.join(', ') || 'none'],
@@ -276,6 +281,7 @@ function renderCheckpoints(members = lastMembers) {
 
 /** Fetch and verify one leaf, showing every step; returns true when verified. */
 async function verify(kind, text) {
+  if (!['transfer', 'account', 'leaf'].includes(kind)) return false;
   const steps = [];
   const render = (outcome) => show('verification', h('div', { class: `verification ${outcome}`, 'data-outcome': outcome },
     h('h3', {}, `${kind} ${text}: `, outcome === 'verified' ? 'VERIFIED' : outcome === 'failed' ? 'FAILED' : 'checking…'),
