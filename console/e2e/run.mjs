@@ -6,6 +6,8 @@
 //   CONSOLE_E2E_CERTS     node certificate PEM files, ':'   CONSOLE_E2E_KEYS     keys file (all nodes' keys)
 //   CONSOLE_E2E_ACCOUNT   account id                        CONSOLE_E2E_TRANSFER transfer id
 //   CONSOLE_E2E_BUNDLE    export bundle file                CONSOLE_E2E_SHOTS    screenshot directory
+//   CONSOLE_E2E_FORK_PROXY http origin of the proxy that alters consistency proofs
+//   CONSOLE_E2E_REMEMBER  a checkpoint (JSON) the browser is to have verified before
 //
 // Chromium trusts the nodes' TLS certificates by their public keys only
 // (--ignore-certificate-errors-spki-list), not by switching certificate checks off.
@@ -23,6 +25,7 @@ const env = (name) => {
 };
 const node = env('CONSOLE_E2E_NODE');
 const proxy = env('CONSOLE_E2E_PROXY');
+const forkProxy = env('CONSOLE_E2E_FORK_PROXY');
 const shots = env('CONSOLE_E2E_SHOTS');
 const account = env('CONSOLE_E2E_ACCOUNT');
 const transfer = env('CONSOLE_E2E_TRANSFER');
@@ -43,7 +46,7 @@ const context = await chromium.launchPersistentContext(profile, {
     `--ignore-certificate-errors-spki-list=${spki.join(',')}`],
 });
 
-const allowed = new Set([new URL(node).origin, new URL(proxy).origin]);
+const allowed = new Set([new URL(node).origin, new URL(proxy).origin, new URL(forkProxy).origin]);
 const result = { offHost: [], consoleErrors: [], failedRequests: [], screenshots: [] };
 context.on('request', (r) => {
   const url = new URL(r.url());
@@ -134,6 +137,20 @@ try {
   await lied.locator('#verification [data-outcome="verified"], #verification [data-outcome="failed"]').waitFor({ timeout: WAIT_MS });
   result.tampered = { outcome: await lied.locator('#verification [data-outcome]').getAttribute('data-outcome'), steps: await steps(lied) };
   await shot(lied, 'tampered');
+
+  // A browser that verified an earlier checkpoint, and a server that cannot prove the newer one
+  // extends it (the proxy alters one hash of the consistency proof): refused as a fork.
+  const forked = await context.newPage();
+  watch(forked);
+  await forked.goto(`${forkProxy}/console#proofs`);
+  await forked.setInputFiles('#keys-file', env('CONSOLE_E2E_KEYS'));
+  await forked.locator('#keys li').nth(2).waitFor({ timeout: WAIT_MS });
+  await forked.evaluate((cp) => localStorage.setItem('ron-console/checkpoint', cp), env('CONSOLE_E2E_REMEMBER'));
+  await forked.goto(`${forkProxy}/console#verify/transfer/${transfer}`);
+  await forked.locator('#verification [data-outcome="verified"], #verification [data-outcome="failed"]').waitFor({ timeout: WAIT_MS });
+  result.forked = { outcome: await forked.locator('#verification [data-outcome]').getAttribute('data-outcome'), steps: await steps(forked) };
+  result.forkedRemembered = await forked.evaluate(() => localStorage.getItem('ron-console/checkpoint'));
+  await shot(forked, 'forked');
 } catch (e) {
   result.error = String(e.stack ?? e);
   // What the pages showed when it failed, for the report.

@@ -315,6 +315,7 @@ async function verify(kind, text) {
   } catch (e) {
     steps.push({ name: e.code ?? 'error', detail: e.message, ok: false });
     render('failed');
+    renderTrust();
     return false;
   }
 }

@@ -2,7 +2,9 @@
 //! loads with no console error and no request leaving the node, shows all three members with the
 //! same root, finds an account and a transfer written through the SDK, verifies the transfer's
 //! proof in the browser (and an export bundle offline), and, served through a proxy that alters
-//! one hash of every inclusion proof, reports the proof as failed.
+//! one hash of every inclusion proof, reports the proof as failed; through a proxy that alters
+//! one hash of every consistency proof, a browser that remembers an earlier checkpoint refuses
+//! the node's newer one as a fork.
 //!
 //! The browser is driven by `console/e2e/run.mjs` (Node.js, `playwright-core` from
 //! `console/package-lock.json`, Debian's `/usr/bin/chromium`); `scripts/install-deps.sh`
@@ -39,10 +41,16 @@ fn screenshot_dir() -> PathBuf {
     dir
 }
 
-/// Alter one hash of an inclusion answer: the first path element gets another last digit.
+/// Alter one hash of a proof answer (inclusion: `proof.path`, consistency: `path`): the first
+/// path element gets another last digit.
 fn tamper(body: &[u8]) -> Option<Vec<u8>> {
     let mut v: Value = serde_json::from_slice(body).ok()?;
-    let first = v["proof"]["path"].get_mut(0)?;
+    let path = if v.get("proof").is_some() {
+        &mut v["proof"]["path"]
+    } else {
+        &mut v["path"]
+    };
+    let first = path.get_mut(0)?;
     let mut hash = first.as_str()?.to_string();
     let last = hash.pop()?;
     hash.push(if last == '0' { '1' } else { '0' });
@@ -51,9 +59,10 @@ fn tamper(body: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// A plain-HTTP proxy on loopback in front of `upstream` (HTTPS): every GET is relayed, and
-/// every inclusion proof has one hash altered (counted in `tampered`). One request per
-/// connection (`Connection: close`), which is all the console needs.
+/// every answer to a path starting with `lie_on` has one hash altered (counted in `tampered`).
+/// One request per connection (`Connection: close`), which is all the console needs.
 async fn tampering_proxy(
+    lie_on: &'static str,
     upstream: String,
     http: reqwest::Client,
     tampered: Arc<AtomicUsize>,
@@ -102,7 +111,7 @@ async fn tampering_proxy(
                     }
                 }
                 let mut body = answer.bytes().await.unwrap_or_default().to_vec();
-                if path.starts_with("/v1/proofs/inclusion") && status == 200 {
+                if path.starts_with(lie_on) && status == 200 {
                     if let Some(altered) = tamper(&body) {
                         body = altered;
                         tampered.fetch_add(1, Ordering::SeqCst);
@@ -171,6 +180,12 @@ async fn the_console_shows_the_cluster_and_verifies_proofs_in_headless_chromium(
             .all(|o| o.result == ledger::CreateAccountResult::Ok),
         "{created:?}"
     );
+    // What a browser verified earlier: node 1's checkpoint of the 4 accounts.
+    let (code, early) = c
+        .get(1, "/v1/checkpoints/latest")
+        .await
+        .expect("checkpoint");
+    assert_eq!((code, &early["tree_size"]), (200, &json!("4")), "{early}");
     let transfers: Vec<_> = (100..110u128)
         .map(|id| transfer(id, 1 + id % 2, 3 + id % 2, id))
         .collect();
@@ -199,7 +214,21 @@ async fn the_console_shows_the_cluster_and_verifies_proofs_in_headless_chromium(
         Duration::from_secs(15),
         test_support::https::Alpn::None,
     );
-    let (proxy, proxy_task) = tampering_proxy(c.url(1, ""), plain, tampered.clone()).await;
+    let (proxy, proxy_task) = tampering_proxy(
+        "/v1/proofs/inclusion",
+        c.url(1, ""),
+        plain.clone(),
+        tampered.clone(),
+    )
+    .await;
+    let forked = Arc::new(AtomicUsize::new(0));
+    let (fork_proxy, fork_proxy_task) = tampering_proxy(
+        "/v1/proofs/consistency",
+        c.url(1, ""),
+        plain,
+        forked.clone(),
+    )
+    .await;
 
     let shots = screenshot_dir();
     let certs: Vec<String> = (1..=3)
@@ -213,6 +242,8 @@ async fn the_console_shows_the_cluster_and_verifies_proofs_in_headless_chromium(
         .current_dir(repo_root().join("console"))
         .env("CONSOLE_E2E_NODE", c.url(1, ""))
         .env("CONSOLE_E2E_PROXY", &proxy)
+        .env("CONSOLE_E2E_FORK_PROXY", &fork_proxy)
+        .env("CONSOLE_E2E_REMEMBER", early.to_string())
         .env("CONSOLE_E2E_CERTS", certs.join(":"))
         .env("CONSOLE_E2E_KEYS", &keys)
         .env("CONSOLE_E2E_BUNDLE", &bundle_file)
@@ -224,6 +255,7 @@ async fn the_console_shows_the_cluster_and_verifies_proofs_in_headless_chromium(
         .expect("join")
         .expect("run node");
     proxy_task.abort();
+    fork_proxy_task.abort();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!(
@@ -319,6 +351,25 @@ async fn the_console_shows_the_cluster_and_verifies_proofs_in_headless_chromium(
 
     // On a phone's viewport the page fits its width (wide tables scroll inside their box).
     assert_eq!(r["phoneOverflow"], false, "{r}");
+    // A browser that remembers the 4-leaf checkpoint, served a consistency proof with one hash
+    // altered, refuses the node's 14-leaf checkpoint as a fork (what it remembers is kept).
+    assert!(
+        forked.load(Ordering::SeqCst) >= 1,
+        "the proxy altered a consistency proof"
+    );
+    assert_eq!(r["forked"]["outcome"], "failed", "{r}");
+    let last = r["forked"]["steps"]
+        .as_array()
+        .and_then(|s| s.last())
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    assert!(
+        last.starts_with("Fork") && last.contains("size 14") && last.contains("accepted size 4"),
+        "{r}"
+    );
+    let kept: Value = serde_json::from_str(r["forkedRemembered"].as_str().expect("kept")).unwrap();
+    assert_eq!(kept["tree_size"], "4", "{r}");
+
     for name in [
         "cluster",
         "account",
@@ -326,6 +377,7 @@ async fn the_console_shows_the_cluster_and_verifies_proofs_in_headless_chromium(
         "proofs",
         "phone-cluster",
         "tampered",
+        "forked",
     ] {
         let png = std::fs::read(shots.join(format!("{name}.png"))).expect("screenshot");
         assert!(png.starts_with(b"\x89PNG"), "{name}.png is a PNG");
