@@ -3,8 +3,10 @@
 # clang + libclang-dev (the rocksdb crate compiles C++ and runs bindgen). Sourced by start.sh and
 # test.sh; safe to run again (it only installs what is absent). With INSTALL_TEST_DEPS=1
 # (test.sh sets it) also what the tests run: promtool (Debian's prometheus package) and
-# systemd-analyze (systemd) for the deployment files' tests, and a Docker engine with
-# docker-compose and debootstrap for the container tests; dockerd is started when not running.
+# systemd-analyze (systemd) for the deployment files' tests, a Docker engine with
+# docker-compose and debootstrap for the container tests (dockerd is started when not running),
+# and for the web console's tests Debian's chromium and chromium-driver and the console's npm
+# packages (`npm ci` of console/package-lock.json, rerun only when the lockfile changed).
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then
@@ -37,8 +39,12 @@ if [ "${INSTALL_TEST_DEPS:-0}" = 1 ]; then
     command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
     command -v objcopy >/dev/null 2>&1 || missing+=(binutils)
     command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+    # The console's end-to-end test (tests/tests/console.rs) drives /usr/bin/chromium.
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
+    command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+    dpkg -s fonts-dejavu-core >/dev/null 2>&1 || missing+=(fonts-dejavu-core)
     if [ "${#missing[@]}" -gt 0 ]; then
-        echo "install-deps.sh: installing ${missing[*]} (the deployment files' tests use them)" >&2
+        echo "install-deps.sh: installing ${missing[*]} (the deployment and console tests use them)" >&2
         as_root apt-get update
         # --no-install-recommends: promtool is all the tests need, not a running Prometheus.
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
@@ -63,5 +69,25 @@ if [ "${INSTALL_TEST_DEPS:-0}" = 1 ] && ! docker info >/dev/null 2>&1; then
     if ! docker info >/dev/null 2>&1; then
         echo "install-deps.sh: dockerd did not come up; see /var/log/ron-ledger-dockerd.log" >&2
         exit 1
+    fi
+fi
+
+if [ "${INSTALL_TEST_DEPS:-0}" = 1 ]; then
+    # The web console's verifier tests and its browser driver: Node.js 20 or newer (on the
+    # machine), and the packages pinned in console/package-lock.json. Install scripts are not
+    # run: esbuild takes its binary from its @esbuild/linux-x64 package, playwright-core
+    # downloads no browser (the tests use Debian's chromium).
+    console_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/console"
+    node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+    if [ "$node_major" -lt 20 ]; then
+        echo "install-deps.sh: the console tests need Node.js 20 or newer with npm (found: ${node_major})" >&2
+        exit 1
+    fi
+    lock_sum="$(sha256sum "$console_dir/package-lock.json" | cut -d' ' -f1)"
+    stamp="$console_dir/node_modules/.ron-ledger-lock-sha256"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$lock_sum" ]; then
+        echo "install-deps.sh: npm ci in console/ (the console's tests)" >&2
+        (cd "$console_dir" && npm ci --ignore-scripts --no-audit --no-fund)
+        echo "$lock_sum" >"$stamp"
     fi
 fi

@@ -537,3 +537,82 @@ async fn snapshot_builds_are_measured() {
         .expect("the build is measured");
     running.shutdown().await;
 }
+
+/// The console's assets are the committed bundle, served with their content types and the
+/// console's security headers; `/v1/cluster` (what the console's cluster page reads) carries
+/// each member's own status, latest signed checkpoint and keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_is_served_with_its_security_headers_and_the_cluster_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(&data_dir(dir.path())).await;
+    let base = format!("http://{}", running.api_addr);
+    let http = reqwest::Client::new();
+    let dist = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("console-dist");
+    for (path, file, content_type) in [
+        ("/console", "index.html", "text/html; charset=utf-8"),
+        ("/console/", "index.html", "text/html; charset=utf-8"),
+        (
+            "/console/app.js",
+            "app.js",
+            "text/javascript; charset=utf-8",
+        ),
+        ("/console/app.css", "app.css", "text/css; charset=utf-8"),
+    ] {
+        let r = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let headers = r.headers().clone();
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+        };
+        assert_eq!(header("content-type"), content_type, "{path}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        let csp = header("content-security-policy");
+        assert_eq!(csp, node::http::console::CONTENT_SECURITY_POLICY, "{path}");
+        for directive in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "connect-src 'self'",
+        ] {
+            assert!(csp.contains(directive), "{path}: {csp}");
+        }
+        assert!(
+            !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+            "{csp}"
+        );
+        let body = r.bytes().await.unwrap();
+        assert_eq!(body, std::fs::read(dist.join(file)).unwrap(), "{path}");
+    }
+    // The page loads its script from a file (no inline script) and names no other host.
+    let page = std::fs::read_to_string(dist.join("index.html")).unwrap();
+    assert!(page.contains(r#"<script type="module" src="/console/app.js"></script>"#));
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "{page}"
+    );
+    assert_eq!(
+        common::get_status(&http, &format!("{base}/console/missing.js")).await,
+        404
+    );
+
+    // The write creates a leaf, so there is a checkpoint to show.
+    write(&http, &base, "/v1/accounts", vec![account_json(1, 1)]).await;
+    let v: Value = common::get_json(&http, &format!("{base}/v1/cluster")).await;
+    assert_eq!(v["node_id"], 1, "{v}");
+    let members = v["members"].as_array().unwrap();
+    assert_eq!(members.len(), 1, "{v}");
+    let m = &members[0];
+    assert_eq!(m["id"], 1);
+    assert_eq!(m["status"]["ok"]["role"], "leader", "{m}");
+    assert_eq!(m["status"]["ok"]["tree_size"], "1", "{m}");
+    assert_eq!(m["checkpoint"]["ok"]["tree_size"], "1", "{m}");
+    assert_eq!(
+        m["checkpoint"]["ok"]["root"], m["status"]["ok"]["root"],
+        "{m}"
+    );
+    let kid = m["checkpoint"]["ok"]["kid"].as_str().unwrap();
+    assert!(m["keys"]["ok"]["keys"][kid].is_string(), "{m}");
+}

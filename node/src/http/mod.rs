@@ -2,6 +2,8 @@
 //! and the helpers they share. This module only assembles the router; handlers depend on
 //! [`Node`], never the other way round (the router is built where the listeners start).
 //!
+//! The web console's page and assets ([`console`]) are routes like the others.
+//!
 //! What a request meets, in order: [`middleware`] (correlation id, admin gate, leader header,
 //! no query string on a write),
 //! then its resource's handler, which uses [`decode`] for bodies and query strings,
@@ -12,7 +14,9 @@
 pub mod accounts;
 pub mod admin;
 pub mod backup;
+pub mod cluster;
 pub mod consistency;
+pub mod console;
 pub mod decode;
 pub mod health;
 pub mod middleware;
@@ -49,6 +53,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .merge(proofs::routes())
         .merge(revocations::routes())
         .merge(stream::routes())
+        .merge(cluster::routes())
+        .merge(console::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             node.clone(),
             middleware::refuse_write_query,
