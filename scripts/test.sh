@@ -35,6 +35,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ron-ledger-target}"
 
 # The multi-process tests (tests/) run the real `ron-ledger` and `ronctl` executables and the
 # SDK's example programs: build them first, so the tests never run a stale binary.
+# The rolling-upgrade test (tests/tests/upgrade.rs) runs the previous release's `ron-ledger`:
+# build it from its commit (RELEASES) first, reusing this target dir's dependencies.
+bash scripts/previous-release.sh >/dev/null
 cargo build --workspace --bins --examples
 cargo test --workspace --all-targets "$@"
 cargo test --workspace --doc
