@@ -6,8 +6,11 @@
 //! is there exactly once, the roots agree, no node's applied index went back across its restart,
 //! and the longest write interruption is reported.
 
-use serde_json::Value;
-use std::path::PathBuf;
+use ledger::canonical::LeafData;
+use ledger::checkpoint::{SignedCheckpoint, TrustedKeys};
+use ledger::proof::{ConsistencyProof, InclusionProof};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -88,7 +91,7 @@ async fn applied(c: &Cluster, id: u64) -> Option<u64> {
 /// Replace node `id`'s process with `program` on the same data directory; wait until it has
 /// applied at least what the others had when it came back, and check its applied index did not
 /// go back.
-async fn swap(c: &mut Cluster, id: u64, program: &PathBuf) {
+async fn swap(c: &mut Cluster, id: u64, program: &Path) {
     let before = applied(c, id).await.expect("node answers before the swap");
     c.kill(id);
     c.start_program(id, program, &[]);
@@ -97,20 +100,68 @@ async fn swap(c: &mut Cluster, id: u64, program: &PathBuf) {
     for o in &others {
         target = target.max(applied(c, *o).await.unwrap_or(0));
     }
-    let after = poll(Duration::from_secs(60), Duration::from_millis(50), || async {
-        match applied(c, id).await {
-            Some(a) if a >= target => Ok(a),
-            _ => Err(format!("node {id} did not catch up to {target}")),
-        }
-    })
+    let after = poll(
+        Duration::from_secs(60),
+        Duration::from_millis(50),
+        || async {
+            match applied(c, id).await {
+                Some(a) if a >= target => Ok(a),
+                _ => Err(format!("node {id} did not catch up to {target}")),
+            }
+        },
+    )
     .await;
-    assert!(after >= before, "node {id}: applied {before} before, {after} after");
+    assert!(
+        after >= before,
+        "node {id}: applied {before} before, {after} after"
+    );
+}
+
+/// The cluster's public checkpoint keys, from every node.
+async fn keys(c: &Cluster) -> TrustedKeys {
+    let mut keys = TrustedKeys::new();
+    for id in 1..=3 {
+        let (code, v) = c.get(id, "/v1/checkpoints/keys").await.expect("keys");
+        assert_eq!(code, 200, "{v}");
+        for (kid, public) in v["keys"].as_object().unwrap() {
+            keys.insert(kid.clone(), public.as_str().unwrap()).unwrap();
+        }
+    }
+    keys
+}
+
+/// A checkpoint signed by node `id` now, checked against `keys`.
+async fn checkpoint(c: &Cluster, id: u64, keys: &TrustedKeys) -> SignedCheckpoint {
+    let (code, v) = c
+        .post(id, "/v1/admin/checkpoint", json!({}))
+        .await
+        .expect("checkpoint");
+    assert_eq!(code, 200, "{v}");
+    let cp: SignedCheckpoint = serde_json::from_value(v).unwrap();
+    cp.verify(keys).expect("checkpoint signature verifies");
+    cp
+}
+
+/// Node `id`'s inclusion proof of leaf 0 in the tree of `size` leaves, and the leaf's hash.
+async fn leaf_zero(c: &Cluster, id: u64, size: u64) -> (InclusionProof, ledger::Hash) {
+    let (code, v) = c
+        .get(id, &format!("/v1/proofs/inclusion?leaf=0&tree_size={size}"))
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{v}");
+    let proof: InclusionProof = serde_json::from_value(v["proof"].clone()).unwrap();
+    let data = ledger::wire::hex::decode(v["leaf_data"].as_str().unwrap()).unwrap();
+    (proof, LeafData::from_bytes(&data).unwrap().hash())
 }
 
 async fn cluster_versions(c: &Cluster) -> Vec<Value> {
     let mut out = Vec::new();
     for id in 1..=3 {
-        out.push(c.status(id).await.map_or(Value::Null, |s| s["cluster_version"].clone()));
+        out.push(
+            c.status(id)
+                .await
+                .map_or(Value::Null, |s| s["cluster_version"].clone()),
+        );
     }
     out
 }
@@ -124,14 +175,26 @@ async fn a_rolling_upgrade_from_the_previous_release_keeps_every_write() {
         c.start_program(id, &old, &[]);
     }
     c.init(&[1, 2, 3]).await;
-    c.write_until_acked("/v1/accounts", &accounts_json(1..=2), &[1, 2, 3], Duration::from_secs(20))
-        .await;
+    c.write_until_acked(
+        "/v1/accounts",
+        &accounts_json(1..=2),
+        &[1, 2, 3],
+        Duration::from_secs(20),
+    )
+    .await;
     let old_status = c.status(1).await.unwrap();
     assert!(
         old_status["version"]["peer_wire"].is_null(),
         "node 1 runs the previous release: {}",
         old_status["version"]
     );
+    // A checkpoint and a proof issued by the previous release, checked again after the upgrade.
+    let old_keys = keys(&c).await;
+    let old_cp = checkpoint(&c, 1, &old_keys).await;
+    let (old_proof, leaf) = leaf_zero(&c, 1, old_cp.tree_size).await;
+    old_proof
+        .verify(&leaf, &old_cp.root)
+        .expect("the old proof verifies");
     let writer = start_writer(&c);
 
     // One follower to this build and back, while the cluster has not advanced.
@@ -139,7 +202,10 @@ async fn a_rolling_upgrade_from_the_previous_release_keeps_every_write() {
     let follower = (1..=3).find(|n| *n != leader).unwrap();
     swap(&mut c, follower, &new).await;
     let s = c.status(follower).await.unwrap();
-    assert_eq!(s["cluster_version"], 1, "a mixed cluster stays at version 1: {s}");
+    assert_eq!(
+        s["cluster_version"], 1,
+        "a mixed cluster stays at version 1: {s}"
+    );
     swap(&mut c, follower, &old).await;
 
     // Every node to this build, the leader last.
@@ -151,14 +217,18 @@ async fn a_rolling_upgrade_from_the_previous_release_keeps_every_write() {
     // The effective version advances by itself once every member runs this build.
     let max = c.status(1).await.unwrap()["version"]["cluster_version_max"].clone();
     assert!(max.as_u64().unwrap() > 1, "{max}");
-    poll(Duration::from_secs(30), Duration::from_millis(100), || async {
-        let v = cluster_versions(&c).await;
-        if v.iter().all(|x| *x == max) {
-            Ok(())
-        } else {
-            Err(format!("cluster versions {v:?}"))
-        }
-    })
+    poll(
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || async {
+            let v = cluster_versions(&c).await;
+            if v.iter().all(|x| *x == max) {
+                Ok(())
+            } else {
+                Err(format!("cluster versions {v:?}"))
+            }
+        },
+    )
     .await;
 
     writer.stop.store(true, Ordering::Relaxed);
@@ -175,6 +245,38 @@ async fn a_rolling_upgrade_from_the_previous_release_keeps_every_write() {
         assert_eq!(balances[&1].0, written, "node {id}: debits of account 1");
         assert_eq!(balances[&2].1, written, "node {id}: credits of account 2");
     }
+    // What the previous release signed and proved still holds: the same keys verify the old
+    // checkpoint, the new nodes prove the same leaf the same way, and the old tree is a prefix
+    // of the new one.
+    let new_keys = keys(&c).await;
+    old_cp
+        .verify(&new_keys)
+        .expect("the old checkpoint verifies after the upgrade");
+    let new_cp = checkpoint(&c, 2, &new_keys).await;
+    for id in 1..=3 {
+        let (proof, again) = leaf_zero(&c, id, old_cp.tree_size).await;
+        assert_eq!(
+            (proof.clone(), again),
+            (old_proof.clone(), leaf),
+            "node {id}"
+        );
+        proof.verify(&leaf, &old_cp.root).unwrap();
+    }
+    let (code, v) = c
+        .get(
+            3,
+            &format!(
+                "/v1/proofs/consistency?from={}&to={}",
+                old_cp.tree_size, new_cp.tree_size
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{v}");
+    let consistency: ConsistencyProof = serde_json::from_value(v).unwrap();
+    consistency
+        .verify(&old_cp.root, &new_cp.root)
+        .expect("the old checkpoint's tree is a prefix of the new one");
     for t in [1u128, written / 2, written] {
         let (code, v) = c.get(1, &format!("/v1/transfers/{t}")).await.unwrap();
         assert_eq!(code, 200, "transfer {t}: {v}");
