@@ -124,7 +124,7 @@ pub async fn compare(node: &Node) -> (BTreeSet<NodeId>, Vec<NodeId>, usize, u64)
             method: "POST",
             addr: info.peer_addr.clone(),
             path: "/internal/root".into(),
-            headers: crate::cluster_version::request_headers(),
+            headers: crate::raft::rpc::request_headers(),
             body: body.clone(),
             timeout,
         });

@@ -52,8 +52,8 @@ pub struct Node {
     pub safe: crate::safe_mode::SafeMode,
     /// This store's incarnation and the peers' (see [`crate::raft::incarnation`]).
     pub incarnation: Arc<crate::raft::incarnation::IncarnationBook>,
-    /// What cluster version each member runs (see [`crate::cluster_version`]).
-    pub versions: Arc<crate::cluster_version::PeerVersions>,
+    /// What cluster version each member runs (see the cluster-version module).
+    pub versions: Arc<crate::raft::peer_versions::PeerVersions>,
 }
 
 impl Node {
@@ -225,7 +225,7 @@ impl Node {
                 method: "POST",
                 addr: leader.peer_addr.clone(),
                 path: "/internal/submit".into(),
-                headers: crate::cluster_version::request_headers(),
+                headers: crate::raft::rpc::request_headers(),
                 body,
                 timeout: Duration::from_millis(self.config.limits.write_timeout_ms + 1_000),
             })

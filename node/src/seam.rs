@@ -163,7 +163,7 @@ impl Connector for HttpConnector {
                 .map(str::to_string);
             let runs = resp
                 .headers()
-                .get(crate::cluster_version::RUNS_HEADER)
+                .get(crate::raft::rpc::RUNS_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
             let body = resp.bytes().await.map_err(classify)?.to_vec();

@@ -227,7 +227,7 @@ impl Node {
             crate::raft::incarnation::IncarnationBook::open(log.clone())
                 .context("read the store's incarnation")?,
         );
-        let versions = Arc::new(crate::cluster_version::PeerVersions::new());
+        let versions = Arc::new(crate::raft::peer_versions::PeerVersions::new());
         let network = Network::new(
             seams.connector.clone(),
             Duration::from_millis(config.raft.rpc_timeout_ms),

@@ -44,8 +44,8 @@ pub fn versions() -> Versions {
         snapshot_format: raft_store::snapshot::SNAPSHOT_FORMAT,
         record_codec: ledger::codec::CODEC_VERSION,
         snapshot_format_min: raft_store::snapshot::SNAPSHOT_FORMAT_MIN,
-        peer_wire: crate::cluster_version::PEER_WIRE,
-        peer_wire_min: crate::cluster_version::PEER_WIRE_MIN,
+        peer_wire: crate::raft::rpc::PEER_WIRE,
+        peer_wire_min: crate::raft::rpc::PEER_WIRE_MIN,
         cluster_version_max: raft_store::CLUSTER_VERSION,
         cluster_version_min: raft_store::CLUSTER_VERSION_MIN,
     }

@@ -5,7 +5,6 @@
 //! [`LogStore`]: crate::LogStore
 //! [`StateMachine`]: crate::StateMachine
 
-use crate::backup::BackupSummary;
 use crate::error::StoreError;
 use crate::revocation::{AdminCommand, AdminOutcome, AdminWrite, RevocationRecord, TokenId};
 use crate::snapshot::SnapshotData;
@@ -67,6 +66,24 @@ pub struct DiskStats {
     pub table_bytes: u64,
     /// Bytes held in memtables (written to the WAL, not yet flushed to tables).
     pub memtable_bytes: u64,
+}
+
+/// What a backup stream covers, read from the same instant as the stream itself, and the
+/// stream's size and checksum.
+#[derive(Clone, Debug)]
+pub struct BackupSummary {
+    /// The applied state at the view.
+    pub applied: AppliedState,
+    /// The ledger metadata at the view.
+    pub ledger: LedgerMeta,
+    /// The state digest at the view.
+    pub digest: Hash,
+    /// Bytes in the stream.
+    pub stream_bytes: u64,
+    /// BLAKE3 of the stream.
+    pub stream_blake3: Hash,
+    /// The cluster's effective version at the view (it picks the stream's format).
+    pub cluster_version: u32,
 }
 
 /// What the state machine has applied: stored in the same atomic write as the entry's changes.
@@ -142,7 +159,7 @@ pub trait StateBackend: Send + Sync + 'static {
         -> Result<(), StoreError>;
     /// A backup stream: the snapshot stream of one consistent view, written to an unlinked
     /// temporary file (positioned at the start; it disappears when closed), with what the view
-    /// covers and the state digest read from the same view (see [`crate::backup`]). Apply carries
+    /// covers and the state digest read from the same view (see the `backup` module). Apply carries
     /// on meanwhile. Backends that keep nothing on disk refuse.
     fn export_backup(&self) -> Result<(BackupSummary, std::fs::File), StoreError> {
         Err(StoreError::DataDir(

@@ -30,7 +30,6 @@ use crate::snapshot::{SnapshotItem, SnapshotReader, SNAPSHOT_FORMAT, SNAPSHOT_FO
 use crate::types::{LogId, NodeId, NodeInfo, StoredMembership, Vote};
 use ledger::codec::Kind;
 use ledger::merkle::Hash;
-use ledger::LedgerMeta;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -46,23 +45,7 @@ pub const MANIFEST_FORMAT: u32 = 1;
 /// Largest manifest read (bytes): a manifest lists a handful of files.
 pub const MANIFEST_BYTES_MAX: u64 = 64 << 10;
 
-/// What a backup stream covers, read from the same instant as the stream itself, and the
-/// stream's size and checksum.
-#[derive(Clone, Debug)]
-pub struct BackupSummary {
-    /// The applied state at the view.
-    pub applied: AppliedState,
-    /// The ledger metadata at the view.
-    pub ledger: LedgerMeta,
-    /// The state digest at the view.
-    pub digest: Hash,
-    /// Bytes in the stream.
-    pub stream_bytes: u64,
-    /// BLAKE3 of the stream.
-    pub stream_blake3: Hash,
-    /// The cluster's effective version at the view (it picks the stream's format).
-    pub cluster_version: u32,
-}
+pub use crate::backend::BackupSummary;
 
 /// One file of a backup.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -40,7 +40,7 @@ pub enum StoreError {
     #[error("background task: {0}")]
     Task(String),
     /// The cluster, a store or a snapshot is at a version this build does not run (see
-    /// [`crate::cluster_version`]).
+    /// the `cluster_version` module).
     #[error("version: {0}")]
     Unsupported(String),
 }

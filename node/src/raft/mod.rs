@@ -5,4 +5,5 @@
 pub mod incarnation;
 pub mod network;
 pub mod peer;
+pub mod peer_versions;
 pub mod rpc;

@@ -3,8 +3,8 @@
 //! chunked by openraft (`snapshot_chunk_bytes` per call), so a large snapshot never times out.
 //! This is the transport seam: TLS and the simulation replace the client here.
 
-use crate::cluster_version::PeerVersions;
 use crate::raft::incarnation::{IncarnationBook, Seen};
+use crate::raft::peer_versions::PeerVersions;
 use crate::raft::rpc;
 use crate::seam::Clock;
 use crate::seam::{Call, CallError, Connector};
@@ -99,7 +99,7 @@ impl PeerClient {
                 method: "POST",
                 addr: self.addr.clone(),
                 path: path.to_string(),
-                headers: crate::cluster_version::request_headers(),
+                headers: crate::raft::rpc::request_headers(),
                 body,
                 timeout: ttl.min(self.rpc_timeout),
             })

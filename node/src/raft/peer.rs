@@ -41,9 +41,9 @@ pub fn router(node: Arc<Node>) -> Router {
 async fn wire_format(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let header = request
         .headers()
-        .get(crate::cluster_version::WIRE_HEADER)
+        .get(crate::raft::rpc::WIRE_HEADER)
         .map(|v| v.to_str().unwrap_or("?"));
-    match crate::cluster_version::check_wire(header) {
+    match crate::raft::rpc::check_wire(header) {
         Ok(_) => next.run(request).await,
         Err(why) => {
             tracing::warn!(reason = %why, path = %request.uri().path(), "peer request refused");
@@ -59,7 +59,7 @@ async fn with_incarnation(State(node): State<Arc<Node>>, mut response: Response)
     if let Ok(v) = axum::http::HeaderValue::from_str(node.incarnation.own()) {
         headers.insert(crate::raft::incarnation::INCARNATION_HEADER, v);
     }
-    for (name, value) in crate::cluster_version::request_headers() {
+    for (name, value) in crate::raft::rpc::request_headers() {
         if let Ok(v) = axum::http::HeaderValue::from_str(&value) {
             headers.insert(name, v);
         }

@@ -1,4 +1,5 @@
-//! Bodies on the peer channel, and the one message of ours that travels on it
+//! Bodies on the peer channel and the version headers every peer message carries (the cluster-version
+//! module says what they are for), and the one message of ours that travels on it
 //! ([`ForwardRequest`], a follower's write for the leader's sequencer): bincode with a size bound,
 //! so a peer's bytes can never make this node allocate without limit.
 
@@ -24,6 +25,52 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
 /// Decode a peer message.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     options().deserialize(bytes).map_err(|e| e.to_string())
+}
+
+/// The header naming the peer wire format of a request or answer.
+pub const WIRE_HEADER: &str = "x-ron-wire";
+/// The header naming the highest cluster version the sender runs.
+pub const RUNS_HEADER: &str = "x-ron-cluster-max";
+/// The peer wire format this build speaks: 2 adds the two version headers to the bincode bodies
+/// of format 1 (release 0.1.0), which are unchanged.
+pub const PEER_WIRE: u32 = 2;
+/// The oldest peer wire format this build reads (the previous release's).
+pub const PEER_WIRE_MIN: u32 = 1;
+/// The headers this node puts on every peer request.
+pub fn request_headers() -> Vec<(&'static str, String)> {
+    vec![
+        (WIRE_HEADER, PEER_WIRE.to_string()),
+        (RUNS_HEADER, raft_store::CLUSTER_VERSION.to_string()),
+    ]
+}
+
+/// The peer wire format a request or answer names (`None`: the header is absent, release 0.1.0,
+/// format 1), if this build reads it; else the refusal.
+pub fn check_wire(header: Option<&str>) -> Result<u32, String> {
+    let wire = match header {
+        None => PEER_WIRE_MIN,
+        Some(v) => v
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| format!("peer wire format {v:?} is not a number"))?,
+    };
+    if (PEER_WIRE_MIN..=PEER_WIRE).contains(&wire) {
+        Ok(wire)
+    } else {
+        Err(format!(
+            "peer wire format {wire} is not read by this node (release {}, reads formats \
+             {PEER_WIRE_MIN} to {PEER_WIRE}): run the same or adjacent releases in one cluster",
+            env!("CARGO_PKG_VERSION")
+        ))
+    }
+}
+
+/// The highest cluster version a peer's answer says it runs (`None` header: release 0.1.0, 1;
+/// an unreadable one counts as 1, the lowest).
+pub fn runs(header: Option<&str>) -> u32 {
+    header
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .unwrap_or(raft_store::cluster_version::BASE)
 }
 
 /// A follower's request to the leader's sequencer.
