@@ -88,6 +88,25 @@ pub fn encode<T: Serialize>(kind: Kind, value: &T) -> Vec<u8> {
 
 /// Decode a record of `kind`.
 pub fn decode<T: DeserializeOwned>(kind: Kind, bytes: &[u8]) -> Result<T, CodecError> {
+    check_header(kind, bytes)?;
+    options()
+        .deserialize(&bytes[HEADER_BYTES..])
+        .map_err(|e| CodecError::Malformed(e.to_string()))
+}
+
+/// Decode only the leading fields of a record of `kind`: `T` is a struct whose fields are the
+/// record's first fields, in order, and the rest of the body is not read. For a header out of a
+/// large record (a log entry's id without its megabytes of transfers).
+pub fn decode_prefix<T: DeserializeOwned>(kind: Kind, bytes: &[u8]) -> Result<T, CodecError> {
+    check_header(kind, bytes)?;
+    bincode::DefaultOptions::new()
+        .with_limit(ENCODED_BYTES_MAX)
+        .allow_trailing_bytes()
+        .deserialize(&bytes[HEADER_BYTES..])
+        .map_err(|e| CodecError::Malformed(e.to_string()))
+}
+
+fn check_header(kind: Kind, bytes: &[u8]) -> Result<(), CodecError> {
     if bytes.len() < HEADER_BYTES || bytes[..2] != MAGIC {
         return Err(CodecError::BadHeader);
     }
@@ -103,9 +122,7 @@ pub fn decode<T: DeserializeOwned>(kind: Kind, bytes: &[u8]) -> Result<T, CodecE
             expected: kind as u8,
         });
     }
-    options()
-        .deserialize(&bytes[HEADER_BYTES..])
-        .map_err(|e| CodecError::Malformed(e.to_string()))
+    Ok(())
 }
 
 /// Decode a log entry payload and check its bounds.
@@ -129,4 +146,41 @@ pub fn operation_from_json(text: &[u8]) -> Result<Operation, CodecError> {
         serde_json::from_slice(text).map_err(|e| CodecError::Malformed(e.to_string()))?;
     op.check_bounds()?;
     Ok(op)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Whole {
+        id: (u64, u64),
+        body: Vec<u8>,
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Head {
+        id: (u64, u64),
+    }
+
+    #[test]
+    fn a_prefix_decodes_the_leading_fields_and_checks_the_header() {
+        let bytes = encode(
+            Kind::LogEntry,
+            &Whole {
+                id: (3, 41),
+                body: vec![7; 10_000],
+            },
+        );
+        let head: Head = decode_prefix(Kind::LogEntry, &bytes).unwrap();
+        assert_eq!(head, Head { id: (3, 41) });
+        // The full decode still refuses trailing bytes; the prefix decode the wrong kind.
+        assert!(decode::<Head>(Kind::LogEntry, &bytes).is_err());
+        assert!(matches!(
+            decode_prefix::<Head>(Kind::Batch, &bytes),
+            Err(CodecError::WrongKind { .. })
+        ));
+        assert!(decode_prefix::<Head>(Kind::LogEntry, &bytes[..5]).is_err());
+    }
 }

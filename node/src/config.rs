@@ -263,8 +263,8 @@ impl Default for LimitsSection {
             handshake_timeout_ms: 5_000,
             header_read_timeout_ms: 5_000,
             request_timeout_ms: 30_000,
-            rate_per_peer_per_sec: 2_000,
-            rate_burst: 4_000,
+            rate_per_peer_per_sec: 100_000,
+            rate_burst: 200_000,
         }
     }
 }

@@ -182,8 +182,9 @@ impl Node {
             max_in_snapshot_log_to_keep: config.raft.keep_entries_after_snapshot,
             snapshot_max_chunk_size: config.raft.snapshot_chunk_bytes,
             install_snapshot_timeout: config.raft.rpc_timeout_ms,
-            // A log entry can carry 32,760 transfers (a few MiB): keep appends bounded.
-            max_payload_entries: 8,
+            // Entries per append; the log store also bounds an append's bytes (one entry always
+            // goes), since an entry can carry 32,760 transfers, a few MiB.
+            max_payload_entries: 64,
             ..Default::default()
         }
         .validate()

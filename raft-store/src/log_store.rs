@@ -4,7 +4,7 @@
 
 use crate::backend::{meta_key, run, LogBackend};
 use crate::error::StoreError;
-use crate::record::{open, seal};
+use crate::record::{open, open_prefix, seal};
 use crate::types::{LedgerConfig, LogId, StorageError, Vote};
 use ledger::codec::Kind;
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
@@ -13,6 +13,12 @@ use std::fmt::Debug;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
+
+/// The leading field of a stored `openraft::Entry` (serialized as `log_id`, then `payload`).
+#[derive(serde::Deserialize)]
+struct EntryHead {
+    log_id: LogId,
+}
 
 /// The Raft log of one node.
 pub struct LogStore<C, B: ?Sized> {
@@ -46,7 +52,32 @@ impl<C: LedgerConfig, B: LogBackend + ?Sized> LogStore<C, B> {
     /// Read and check entries `start..end`: every record must decode, carry its own index, and
     /// follow the previous one without a gap.
     pub fn read_entries(&self, start: u64, end: u64) -> Result<Vec<C::Entry>, StoreError> {
-        let raw = self.backend.read(start, end)?;
+        self.check_entries(self.backend.read(start, end)?)
+    }
+
+    /// Like [`LogStore::read_entries`], but only the first entries of `start..end` whose stored
+    /// records add up to at most `bytes_max` bytes — always at least one entry.
+    pub fn read_entries_bounded(
+        &self,
+        start: u64,
+        end: u64,
+        bytes_max: usize,
+    ) -> Result<Vec<C::Entry>, StoreError> {
+        let mut raw = self.backend.read(start, end)?;
+        let mut total = 0usize;
+        let keep = raw
+            .iter()
+            .position(|(_, bytes)| {
+                total += bytes.len();
+                total > bytes_max
+            })
+            .unwrap_or(raw.len())
+            .max(1);
+        raw.truncate(keep);
+        self.check_entries(raw)
+    }
+
+    fn check_entries(&self, raw: Vec<(u64, Vec<u8>)>) -> Result<Vec<C::Entry>, StoreError> {
         let mut out: Vec<C::Entry> = Vec::with_capacity(raw.len());
         for (index, bytes) in raw {
             let entry: C::Entry = open(Kind::LogEntry, "log", &index.to_be_bytes(), &bytes)?;
@@ -70,14 +101,49 @@ impl<C: LedgerConfig, B: LogBackend + ?Sized> LogStore<C, B> {
         Ok(out)
     }
 
+    /// The last entry's id. Only the id is decoded (an entry can hold megabytes of transfers,
+    /// and every append asks), after the whole record's checksum is checked.
     fn last_log_id(&self) -> Result<Option<LogId>, StoreError> {
         match self.backend.last()? {
             None => Ok(None),
             Some((index, bytes)) => {
-                let entry: C::Entry = open(Kind::LogEntry, "log", &index.to_be_bytes(), &bytes)?;
-                Ok(Some(*entry.get_log_id()))
+                let head: EntryHead =
+                    open_prefix(Kind::LogEntry, "log", &index.to_be_bytes(), &bytes)?;
+                if head.log_id.index != index {
+                    return Err(StoreError::Corruption {
+                        cf: "log",
+                        key: crate::record::hex(&index.to_be_bytes()),
+                        reason: format!("entry claims index {}", head.log_id.index),
+                    });
+                }
+                Ok(Some(head.log_id))
             }
         }
+    }
+
+    /// Seal `entries` and write them after the last entry, durably; refuses a gap.
+    fn append_blocking(&self, entries: Vec<C::Entry>) -> Result<(), StoreError> {
+        let sealed: Vec<(u64, Vec<u8>)> = entries
+            .iter()
+            .map(|e| (e.get_log_id().index, seal(Kind::LogEntry, e)))
+            .collect();
+        for pair in sealed.windows(2) {
+            if pair[0].0 + 1 != pair[1].0 {
+                return Err(StoreError::LogGap(format!(
+                    "append of {} after {}",
+                    pair[1].0, pair[0].0
+                )));
+            }
+        }
+        if let (Some(first), Some(last)) = (sealed.first(), self.last_log_id()?) {
+            if first.0 != last.index + 1 {
+                return Err(StoreError::LogGap(format!(
+                    "append of {} after last entry {}",
+                    first.0, last.index
+                )));
+            }
+        }
+        self.backend.append(sealed)
     }
 
     fn meta<T: serde::de::DeserializeOwned>(
@@ -123,7 +189,29 @@ impl<C: LedgerConfig, B: LogBackend + ?Sized> RaftLogReader<C> for LogStore<C, B
         .await
         .map_err(|e| e.into_raft(ErrorSubject::Logs, ErrorVerb::Read))
     }
+
+    /// What replication sends a follower in one append: at most [`APPEND_BYTES_MAX`] bytes of
+    /// entries (at least one entry). openraft 0.9 times every append out after one heartbeat
+    /// interval, and heartbeats wait behind it; a payload of several full entries (each up to a
+    /// few MiB) could not arrive in time on a loaded machine, and the stream would resend it
+    /// forever while the follower's election timer ran out.
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<C::Entry>, StorageError> {
+        let this = self.clone();
+        run(self.backend.is_blocking(), move || {
+            this.read_entries_bounded(start, end, APPEND_BYTES_MAX)
+        })
+        .await
+        .map_err(|e| e.into_raft(ErrorSubject::Logs, ErrorVerb::Read))
+    }
 }
+
+/// Bytes of stored entries one append to a follower carries at most (one entry of any size
+/// always goes): see `limited_get_log_entries`.
+pub const APPEND_BYTES_MAX: usize = 512 * 1024;
 
 impl<C: LedgerConfig, B: LogBackend + ?Sized> RaftLogStorage<C> for LogStore<C, B> {
     type LogReader = Self;
@@ -180,34 +268,14 @@ impl<C: LedgerConfig, B: LogBackend + ?Sized> RaftLogStorage<C> for LogStore<C, 
         I: IntoIterator<Item = C::Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let sealed: Vec<(u64, Vec<u8>)> = entries
-            .into_iter()
-            .map(|e| (e.get_log_id().index, seal(Kind::LogEntry, &e)))
-            .collect();
-        let check = (|| {
-            for pair in sealed.windows(2) {
-                if pair[0].0 + 1 != pair[1].0 {
-                    return Err(StoreError::LogGap(format!(
-                        "append of {} after {}",
-                        pair[1].0, pair[0].0
-                    )));
-                }
-            }
-            if let (Some(first), Some(last)) = (sealed.first(), self.last_log_id()?) {
-                if first.0 != last.index + 1 {
-                    return Err(StoreError::LogGap(format!(
-                        "append of {} after last entry {}",
-                        first.0, last.index
-                    )));
-                }
-            }
-            Ok(())
-        })();
-        let backend = self.backend.clone();
-        let result = match check {
-            Ok(()) => run(self.backend.is_blocking(), move || backend.append(sealed)).await,
-            Err(e) => Err(e),
-        };
+        // Encoding, the gap check and the write all run off openraft's core task: an entry can
+        // be megabytes, and the core also sends heartbeats and answers votes.
+        let entries: Vec<C::Entry> = entries.into_iter().collect();
+        let this = self.clone();
+        let result = run(self.backend.is_blocking(), move || {
+            this.append_blocking(entries)
+        })
+        .await;
         match result {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));

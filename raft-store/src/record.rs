@@ -25,20 +25,41 @@ pub fn open<T: DeserializeOwned>(
     key: &[u8],
     bytes: &[u8],
 ) -> Result<T, StoreError> {
-    let corrupt = |reason: String| StoreError::Corruption {
+    let body = checked_body(cf, key, bytes)?;
+    codec::decode(kind, body).map_err(|e| corruption(cf, key, e.to_string()))
+}
+
+/// Check a record like [`open`], but decode only its leading fields as `T` (see
+/// `ledger::codec::decode_prefix`).
+pub fn open_prefix<T: DeserializeOwned>(
+    kind: Kind,
+    cf: &'static str,
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    let body = checked_body(cf, key, bytes)?;
+    codec::decode_prefix(kind, body).map_err(|e| corruption(cf, key, e.to_string()))
+}
+
+fn corruption(cf: &'static str, key: &[u8], reason: String) -> StoreError {
+    StoreError::Corruption {
         cf,
         key: hex(key),
         reason,
-    };
+    }
+}
+
+/// The body of a sealed record, once its checksum matched.
+fn checked_body<'a>(cf: &'static str, key: &[u8], bytes: &'a [u8]) -> Result<&'a [u8], StoreError> {
     if bytes.len() < CRC_BYTES {
-        return Err(corrupt("record shorter than its checksum".into()));
+        return Err(corruption(cf, key, "record shorter than its checksum".into()));
     }
     let (crc, body) = bytes.split_at(CRC_BYTES);
     let expected = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
     if crc32fast::hash(body) != expected {
-        return Err(corrupt("checksum mismatch".into()));
+        return Err(corruption(cf, key, "checksum mismatch".into()));
     }
-    codec::decode(kind, body).map_err(|e| corrupt(e.to_string()))
+    Ok(body)
 }
 
 /// Lower-case hex of a key, for error messages.
