@@ -1,7 +1,18 @@
 //! openraft's `RaftStateMachine` over a [`StateBackend`]: each entry's ledger changes (or, for an
-//! admin command, its new deny-list records), the new
-//! `last_applied` and the membership are committed in one atomic write; the last write of each
-//! `apply` call is synced, so once openraft learns an index is applied, it stays applied.
+//! admin command, its new deny-list records), the new `last_applied` and the membership are
+//! committed in one atomic write.
+//!
+//! One durable write path: those writes are not fsynced. The Raft log is the write-ahead log —
+//! every entry applied here was fsynced in the logs of a majority before it committed, and was
+//! written to this node's log before it is applied — and on RocksDB the log and the state share
+//! one WAL, written in order, so a state write is never durable without the log entry it came
+//! from, and the next synced write
+//! (a log append, a purge, the vote, a snapshot's record) makes every state write before it
+//! durable. A power loss can therefore cost the state its last applied entries, never their
+//! atomicity (each entry's write is one batch) and never the entries themselves: at start
+//! openraft re-applies the log from the state's `last_applied` up to the saved commit index,
+//! and the leader's commit index brings the rest. The log is never purged past durable state,
+//! because a purge is itself a synced write made after the state writes it covers.
 
 use crate::backend::{run, AppliedState, SnapshotSource, StateBackend};
 use crate::error::StoreError;
@@ -51,9 +62,9 @@ impl<C: LedgerConfig, B: StateBackend + ?Sized> StateMachine<C, B> {
     ) -> Result<Vec<Response>, StoreError> {
         let mut applied = backend.applied()?;
         let mut replies = Vec::with_capacity(entries.len());
-        let count = entries.len();
-        for (i, entry) in entries.into_iter().enumerate() {
-            let sync = i + 1 == count;
+        // Never fsynced here: see the module documentation.
+        let sync = false;
+        for entry in entries {
             if let Some(last) = applied.last_applied {
                 if entry.log_id.index <= last.index {
                     // Already applied (openraft never sends these; a replaying harness might):
