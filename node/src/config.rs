@@ -202,8 +202,8 @@ pub struct RaftSection {
     /// Entries kept in the log behind a snapshot (for slow followers).
     pub keep_entries_after_snapshot: u64,
     /// Timeout of one peer RPC (a vote, a snapshot). An append entries call is bounded by the
-    /// smaller of this and `heartbeat_ms`: openraft 0.9 times every append out after one
-    /// heartbeat interval, whatever the network allows.
+    /// smaller of this and `election_timeout_min_ms - heartbeat_ms` (the append budget: see
+    /// `start::append_budget_ms`).
     pub rpc_timeout_ms: u64,
     /// Bytes per snapshot chunk sent to a follower.
     pub snapshot_chunk_bytes: u64,

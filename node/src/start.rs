@@ -175,7 +175,13 @@ impl Node {
         let auth = Arc::new(Auth::load(&config).context("capabilities")?);
         let rc = openraft::Config {
             cluster_name: config.cluster_id.clone(),
-            heartbeat_interval: config.raft.heartbeat_ms,
+            // openraft 0.9 uses this one interval both to send heartbeats and as the deadline
+            // of every AppendEntries call (heartbeats wait behind an append in flight). One full
+            // entry (megabytes) cannot be promised to arrive within a heartbeat interval on a
+            // loaded machine; a timed-out append is resent whole, forever, while the follower's
+            // election timer runs out. So openraft gets the append budget here, and the node
+            // sends the heartbeats itself every `heartbeat_ms` (`spawn_heartbeats`).
+            heartbeat_interval: append_budget_ms(&config.raft),
             election_timeout_min: config.raft.election_timeout_min_ms,
             election_timeout_max: config.raft.election_timeout_max_ms,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.raft.snapshot_every_entries),
@@ -317,6 +323,11 @@ impl Node {
             ),
         ];
         crate::cluster_version::spawn_advancer(node.clone(), stopped.clone());
+        spawn_heartbeats(
+            node.raft.clone(),
+            Duration::from_millis(node.config.raft.heartbeat_ms),
+            stopped.clone(),
+        );
         let every = node.config.divergence.check_interval_ms;
         if every > 0 {
             crate::divergence::spawn(node.clone(), Duration::from_millis(every), stopped);
@@ -484,6 +495,41 @@ fn spawn_checkpointer(
             }
             if metrics.changed().await.is_err() {
                 return;
+            }
+        }
+    });
+}
+
+/// How long one AppendEntries call may take (openraft's `heartbeat_interval`, see where the
+/// Raft config is built): the minimum election timeout less one heartbeat interval, and at most
+/// `rpc_timeout_ms`. A follower waiting for a slow append still hears from the leader before its
+/// election timer can fire.
+pub fn append_budget_ms(raft: &crate::config::RaftSection) -> u64 {
+    raft.election_timeout_min_ms
+        .saturating_sub(raft.heartbeat_ms)
+        .min(raft.rpc_timeout_ms)
+        .max(raft.heartbeat_ms)
+}
+
+/// Send a heartbeat to every follower every `every` while this node leads (a no-op otherwise):
+/// openraft's own timer runs at the append budget (see [`append_budget_ms`]).
+fn spawn_heartbeats(
+    raft: openraft::Raft<TypeConfig>,
+    every: Duration,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stopped.changed() => return,
+            }
+            if *stopped.borrow() {
+                return;
+            }
+            if raft.metrics().borrow().state == openraft::ServerState::Leader {
+                // Refused only when leadership just moved; the next tick asks again.
+                let _ = raft.trigger().heartbeat().await;
             }
         }
     });

@@ -52,7 +52,11 @@ fn corruption(cf: &'static str, key: &[u8], reason: String) -> StoreError {
 /// The body of a sealed record, once its checksum matched.
 fn checked_body<'a>(cf: &'static str, key: &[u8], bytes: &'a [u8]) -> Result<&'a [u8], StoreError> {
     if bytes.len() < CRC_BYTES {
-        return Err(corruption(cf, key, "record shorter than its checksum".into()));
+        return Err(corruption(
+            cf,
+            key,
+            "record shorter than its checksum".into(),
+        ));
     }
     let (crc, body) = bytes.split_at(CRC_BYTES);
     let expected = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);

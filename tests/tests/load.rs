@@ -13,8 +13,8 @@ use test_support::cluster::{Cluster, SERIAL};
 use test_support::events::transfer_json;
 
 const ACCOUNTS: u128 = 16;
-const WRITERS: u128 = 3;
-const BATCHES_PER_WRITER: u128 = 5;
+const WRITERS: u128 = 2;
+const BATCHES_PER_WRITER: u128 = 4;
 const BATCH: u128 = ledger::limits::BATCH_EVENTS_MAX as u128;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,10 +72,7 @@ async fn a_stream_of_maximum_batches_keeps_one_leader_and_answers_every_request(
                     results.iter().all(|r| r["result"] == "ok"),
                     "writer {w} batch {b}: a transfer was not ok"
                 );
-                println!(
-                    "writer {w} batch {b}: {} ms",
-                    sent.elapsed().as_millis()
-                );
+                println!("writer {w} batch {b}: {} ms", sent.elapsed().as_millis());
             }
         }));
     }

@@ -264,7 +264,7 @@ fn genesis_creates_every_account() {
 
 /// The recovery path of the one durable write path: the state's writes are not fsynced, so a
 /// power loss can leave the state behind the log (never ahead: both share one WAL, written in
-/// order). Here the state holds entries 1..=3 while the synced log holds 1..=6 and the saved
+/// order). Here the state holds entries 0..=3 while the synced log holds 1..=6 and the saved
 /// commit index is 6 — what a power loss after the log's last fsync leaves — and openraft's
 /// start-up (the same call the node makes) re-applies 4..=6 to exactly the state, root and
 /// digest of applying everything once.
@@ -272,15 +272,16 @@ fn genesis_creates_every_account() {
 fn state_behind_the_log_is_reapplied_at_start_to_the_same_root() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("d");
-    let mut entries = vec![membership_entry(1)];
-    entries.extend((2..=6).map(|i| workload_entry(11, i, 150)));
+    // A log as openraft starts it (index 0), then membership, accounts and transfers.
+    let mut entries = vec![entry(1, 0, EntryPayload::Blank)];
+    entries.extend((1..=6).map(|i| workload_entry(11, i, 150)));
     let memory = MemoryStateBackend::new();
     StateMachine::<TypeConfig, _>::apply_blocking(&memory, entries.clone()).unwrap();
     rt().block_on(async {
         let (_, mut log, mut sm) = open(&data);
         log.blocking_append(entries.clone()).await.unwrap();
         log.save_committed(Some(log_id(1, 6))).await.unwrap();
-        sm.apply(entries[..3].to_vec()).await.unwrap();
+        sm.apply(entries[..4].to_vec()).await.unwrap();
         let (applied, _) = sm.applied_state().await.unwrap();
         assert_eq!(applied, Some(log_id(1, 3)), "the state is behind the log");
     });
@@ -291,7 +292,11 @@ fn state_behind_the_log_is_reapplied_at_start_to_the_same_root() {
             .await
             .unwrap();
         let (applied, _) = sm.applied_state().await.unwrap();
-        assert_eq!(applied, Some(log_id(1, 6)), "re-applied up to the commit index");
+        assert_eq!(
+            applied,
+            Some(log_id(1, 6)),
+            "re-applied up to the commit index"
+        );
         assert_eq!(
             backend.ledger_meta().unwrap(),
             memory.ledger_meta().unwrap()
