@@ -24,8 +24,13 @@
 (*   steps down once that config is committed.                             *)
 (*                                                                         *)
 (* `committed` is a ghost: the longest committed prefix, against which     *)
-(* every node's log, applied state and snapshot are checked. tla/README.md *)
-(* maps every variable and action to the code, and states the limits.     *)
+(* every node's log, applied state and snapshot are checked.               *)
+(*                                                                         *)
+(* Simplifications (tla/README.md lists them all): a node applies what it  *)
+(* learns is committed in the same step (its commit and applied indexes    *)
+(* coincide); AppendEntries ships the leader's whole suffix; no crashes,   *)
+(* timestamps or client acknowledgements (Pipeline.tla has those); votes   *)
+(* are collected in one step.                                              *)
 (***************************************************************************)
 EXTENDS Naturals, Sequences, FiniteSets, TLC
 
@@ -41,6 +46,7 @@ CONSTANTS Nodes,            \* e.g. {n1, n2, n3}
           SkipIdempotency,  \* planted bug: apply does not look ids up
           NoRollback,       \* planted bug: a linked chain's events apply independently
           TornSnapshot,     \* planted bug: snapshot labelled with the index before its state
+          StaleInstall,     \* planted bug: a follower installs a snapshot older than its state
           SkipJoint         \* planted bug: a membership change switches configs in one step
 
 VARIABLES term,       \* term[n]: current term (saved with the vote, synced)
@@ -214,15 +220,19 @@ Replicate(n, m) ==
 \* it unless it is not newer than what m has committed (openraft's check): the state is
 \* replaced, the log is kept after the snapshot only if m holds the snapshot's last entry,
 \* otherwise emptied; everything up to the snapshot counts as purged, committed and applied.
+\* (With StaleInstall, a snapshot may also arrive late, after m caught up, and m skips the
+\* check.)
 InstallSnapshot(n, m) ==
     LET s == snap[n]
-        holds == s.idx <= LastIndex(m) /\ TermAt(m, s.idx) = s.term
+        holds == base[m].idx <= s.idx /\ s.idx <= LastIndex(m) /\ TermAt(m, s.idx) = s.term
     IN /\ role[n] = "leader" /\ m # n /\ m \in Eff(n).nodes /\ term[m] <= term[n]
-       /\ base[n].idx > base[m].idx
-       /\ ~(base[n].idx <= LastIndex(m) /\ TermAt(m, base[n].idx) = base[n].term)
+       /\ s.idx > 0
+       /\ \/ StaleInstall
+          \/ /\ base[n].idx > base[m].idx
+             /\ ~(base[n].idx <= LastIndex(m) /\ TermAt(m, base[n].idx) = base[n].term)
        /\ term' = [term EXCEPT ![m] = term[n]]
        /\ role' = [role EXCEPT ![m] = "follower"]
-       /\ IF s.idx <= applied[m]
+       /\ IF s.idx <= applied[m] /\ ~StaleInstall
              THEN UNCHANGED <<log, base, applied, st, snap>>
              ELSE /\ log' = [log EXCEPT ![m] = IF holds
                                                THEN SubSeq(@, s.idx - base[m].idx + 1, Len(@))
