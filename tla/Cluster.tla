@@ -183,9 +183,9 @@ Sequence(n, b) ==
     /\ UNCHANGED <<term, role, base, applied, st, snap, committed, committedBy>>
 
 \* change_membership(goal, retain = false), one step of it: allowed only when the effective
-\* config is committed; from C it appends the joint <<C, goal>>, from a joint config holding
-\* goal it appends <<goal>>. Voters that leave are dropped from the nodes replicated to. The
-\* new voters must already be members (added as learners).
+\* config is committed; from <<C>> it appends the joint <<C, goal>>, from a joint config holding
+\* goal it appends <<goal>> (from <<C, D>> with another goal, <<D, goal>>). Voters that leave
+\* are dropped from the nodes replicated to. The new voters must already be members (learners).
 ChangeMembership(n, g) ==
     LET e == Eff(n)
         next == IF SkipJoint \/ \E k \in DOMAIN e.cfg : e.cfg[k] = g THEN <<g>>
