@@ -198,6 +198,16 @@ impl<C: LedgerConfig, B: StateBackend + ?Sized> RaftStateMachine<C> for StateMac
         let backend = self.backend.clone();
         let meta = meta.clone();
         let installed = run(self.backend.is_blocking(), move || {
+            // openraft only installs a snapshot newer than what is applied; refuse anything
+            // else here too, so a bug there can never move this node's applied index back.
+            let applied = backend.applied()?.last_applied;
+            if meta.last_log_id < applied {
+                return Err(StoreError::Snapshot(format!(
+                    "a snapshot up to {:?} is older than the applied state ({applied:?}); \
+                     not installed",
+                    meta.last_log_id
+                )));
+            }
             backend.install_snapshot(&meta, source)
         })
         .await;

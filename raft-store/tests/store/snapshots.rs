@@ -374,3 +374,32 @@ fn a_backup_of_an_advanced_cluster_is_format_4_and_restores_with_its_version() {
     let err = backup::restore(&at, &dir.path().join("t2"), "c1", RestoreMode::Seed).unwrap_err();
     assert!(err.to_string().contains("the stream's format"), "{err}");
 }
+
+/// A snapshot older than the applied state is refused and changes nothing: an applied index
+/// never goes back, whatever asks for the install.
+#[test]
+fn an_older_snapshot_is_refused_and_changes_nothing() {
+    rt().block_on(async {
+        let entries: Vec<_> = (1..=8).map(|i| workload_entry(5, i, 100)).collect();
+        let source_backend = Arc::new(MemoryStateBackend::new());
+        let mut source = StateMachine::<TypeConfig, _>::new(source_backend);
+        source.apply(entries[..4].to_vec()).await.unwrap();
+        let old = source
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        let bytes = read_all(*old.snapshot).await;
+
+        let memory = Arc::new(MemoryStateBackend::new());
+        let mut target = StateMachine::<TypeConfig, _>::new(memory.clone());
+        target.apply(entries.clone()).await.unwrap();
+        let (before, digest) = (memory.applied().unwrap(), memory.digest().unwrap());
+        let buf = receive(&mut target, &bytes).await;
+        let err = target.install_snapshot(&old.meta, buf).await.unwrap_err();
+        assert!(err.to_string().contains("older than the applied state"), "{err}");
+        assert_eq!(memory.applied().unwrap(), before);
+        assert_eq!(memory.digest().unwrap(), digest);
+    });
+}
