@@ -398,7 +398,10 @@ fn an_older_snapshot_is_refused_and_changes_nothing() {
         let (before, digest) = (memory.applied().unwrap(), memory.digest().unwrap());
         let buf = receive(&mut target, &bytes).await;
         let err = target.install_snapshot(&old.meta, buf).await.unwrap_err();
-        assert!(err.to_string().contains("older than the applied state"), "{err}");
+        assert!(
+            err.to_string().contains("older than the applied state"),
+            "{err}"
+        );
         assert_eq!(memory.applied().unwrap(), before);
         assert_eq!(memory.digest().unwrap(), digest);
     });
