@@ -468,7 +468,16 @@ mod tests {
         assert_eq!(v["revocations"].as_array().unwrap().len(), 1);
         assert!(v["next_after"].is_null());
 
-        // Bad input: a clear 400 and nothing proposed.
+        // Bad input: a clear 400 and nothing proposed. First let the leader's cluster-version
+        // advancer raise the version (its own entry), so it cannot land in the window checked.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while node.state.cluster_version().unwrap() < raft_store::cluster_version::CLUSTER_VERSION {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the version never advanced"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         let applied = node.raft.metrics().borrow().last_applied;
         for bad in [
             r#"{"token_id":"xyz","kid":"k","reason":"r"}"#.to_string(),
