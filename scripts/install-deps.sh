@@ -5,8 +5,9 @@
 # (test.sh sets it) also what the tests run: promtool (Debian's prometheus package) and
 # systemd-analyze (systemd) for the deployment files' tests, a Docker engine with
 # docker-compose and debootstrap for the container tests (dockerd is started when not running),
-# and for the web console's tests Debian's chromium and chromium-driver and the console's npm
-# packages (`npm ci` of console/package-lock.json, rerun only when the lockfile changed).
+# iproute2 and iptables for the partition tests (network namespaces, veth links, packet-filter
+# rules), and for the web console's tests Debian's chromium and chromium-driver and the console's
+# npm packages (`npm ci` of console/package-lock.json, rerun only when the lockfile changed).
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then
@@ -39,6 +40,9 @@ if [ "${INSTALL_TEST_DEPS:-0}" = 1 ]; then
     command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
     command -v objcopy >/dev/null 2>&1 || missing+=(binutils)
     command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+    # The partition tests (tests/tests/partitions.rs): `ip netns`/`ip link` and iptables.
+    command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+    command -v iptables >/dev/null 2>&1 || missing+=(iptables)
     # The console's end-to-end test (tests/tests/console.rs) drives /usr/bin/chromium.
     [ -x /usr/bin/chromium ] || missing+=(chromium)
     command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)

@@ -1,8 +1,11 @@
 //! The multi-process harness: a cluster of real `ron-ledger` processes on loopback, started
 //! from config files with TLS, mutual TLS and capabilities on, killed with SIGKILL, restarted.
 //! The binaries are the ones next to the test executable (`cargo build --workspace --bins`).
+//! [`Cluster::in_sites`] puts each node in a network namespace of its own instead
+//! ([`crate::netns`]).
 
 use crate::https::Alpn;
+use crate::netns::{Sites, API_PORT, PEER_PORT};
 use crate::wait::{poll, wait_for};
 use crate::{clock, files, https, ports, tokens};
 use serde_json::{json, Value};
@@ -71,6 +74,8 @@ pub struct Cluster {
     /// A capability for every operation, admin included (also in `token_file`, mode 0600).
     pub token: String,
     pub token_file: PathBuf,
+    /// Where the nodes run: `None` on loopback at random ports, else in network namespaces.
+    pub sites: Option<Sites>,
 }
 
 /// Node certificates made per cluster (ids 1..=this).
@@ -96,12 +101,20 @@ pub fn mint(pki: &Path, caveats: Vec<ledger::capability::Caveat>) -> String {
 
 /// Generate a dev PKI and capability key ring into `pki` with the real `ron-ledger certs`.
 pub fn make_pki(pki: &Path, nodes: u64) {
-    let out = Command::new(binary())
-        .args(["certs", "--out"])
+    make_pki_for(pki, nodes, None);
+}
+
+/// [`make_pki`] with certificates for `hosts` (names and IPs; `None`: the command's default,
+/// loopback and `localhost`).
+pub fn make_pki_for(pki: &Path, nodes: u64, hosts: Option<&[String]>) {
+    let mut cmd = Command::new(binary());
+    cmd.args(["certs", "--out"])
         .arg(pki)
-        .args(["--nodes", &nodes.to_string(), "--days", "2"])
-        .output()
-        .expect("run ron-ledger certs");
+        .args(["--nodes", &nodes.to_string(), "--days", "2"]);
+    if let Some(hosts) = hosts {
+        cmd.args(["--hosts", &hosts.join(",")]);
+    }
+    let out = cmd.output().expect("run ron-ledger certs");
     assert!(out.status.success(), "ron-ledger certs: {out:?}");
 }
 
@@ -136,11 +149,22 @@ impl Cluster {
 
     /// Like [`Cluster::new`], with the nodes' log format (`json`/`text`) and level.
     pub fn with_log(count: u64, extra: &str, format: &str, level: &str) -> Self {
+        Self::build(count, extra, format, level, None)
+    }
+
+    /// Like [`Cluster::new`], node `id` running in `sites.namespaces[id - 1]` at
+    /// `sites.ips[id - 1]` (see [`crate::netns::Net::sites`]), its certificate naming
+    /// `sites.hosts`.
+    pub fn in_sites(count: u64, extra: &str, sites: Sites) -> Self {
+        Self::build(count, extra, "text", "warn,openraft=error", Some(sites))
+    }
+
+    fn build(count: u64, extra: &str, format: &str, level: &str, sites: Option<Sites>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         // reqwest is built without a bundled rustls provider; install ring for this process.
         ron_ledger_client::install_crypto_provider();
         let pki = dir.path().join("pki");
-        make_pki(&pki, PKI_NODES);
+        make_pki_for(&pki, PKI_NODES, sites.as_ref().map(|s| &s.hosts[..]));
         let token = mint(
             &pki,
             vec![ledger::capability::Caveat::Ops(
@@ -158,6 +182,7 @@ impl Cluster {
             pki,
             token,
             token_file,
+            sites,
         };
         for _ in 0..count {
             c.add_node();
@@ -201,8 +226,19 @@ impl Cluster {
 
     pub fn add_node(&mut self) -> u64 {
         let id = self.nodes.len() as u64 + 1;
-        let api = format!("127.0.0.1:{}", ports::free_port());
-        let peer = format!("127.0.0.1:{}", ports::free_port());
+        let (api, peer) = match &self.sites {
+            Some(sites) => {
+                let ip = sites
+                    .ips
+                    .get((id - 1) as usize)
+                    .expect("a site for every node");
+                (format!("{ip}:{API_PORT}"), format!("{ip}:{PEER_PORT}"))
+            }
+            None => (
+                format!("127.0.0.1:{}", ports::free_port()),
+                format!("127.0.0.1:{}", ports::free_port()),
+            ),
+        };
         let data = self.dir.path().join(format!("node-{id}"));
         let config = self.dir.path().join(format!("node-{id}.toml"));
         assert!(
@@ -244,13 +280,23 @@ impl Cluster {
     /// Start node `id` with another program taking `ron-ledger start --config FILE`'s arguments
     /// (a fault-injecting build of the node), with `env` added to its environment.
     pub fn start_program(&mut self, id: u64, program: &Path, env: &[(&str, &Path)]) {
+        // In a namespace: `ip netns exec` enters it and execs the program (same process).
+        let mut command = match &self.sites {
+            Some(sites) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &sites.namespaces[(id - 1) as usize]])
+                    .arg(program);
+                c
+            }
+            None => Command::new(program),
+        };
         let n = &mut self.nodes[(id - 1) as usize];
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&n.log)
             .unwrap();
-        let child = Command::new(program)
+        let child = command
             .args(["start", "--config"])
             .arg(&n.config)
             .envs(env.iter().map(|(k, v)| (*k, *v)))
@@ -274,6 +320,14 @@ impl Cluster {
         let status = n.child.as_mut()?.try_wait().expect("wait on node")?;
         n.child = None;
         Some(status.code().unwrap_or(-1))
+    }
+
+    /// The last `lines` lines of node `id`'s log (for a failing test to show).
+    pub fn log_tail(&self, id: u64, lines: usize) -> String {
+        let text = std::fs::read(&self.node(id).log).unwrap_or_default();
+        let text = String::from_utf8_lossy(&text);
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
     }
 
     pub fn url(&self, id: u64, path: &str) -> String {

@@ -10,6 +10,8 @@
 //! - [`https`]: reqwest clients for a dev PKI.
 //! - [`process`]: a finished child process as exit code, stdout and stderr.
 //! - [`cluster`]: the multi-process harness (real `ron-ledger` processes on loopback).
+//! - [`netns`]: nodes in network namespaces joined by veth links, and the faults made between
+//!   them (cuts, one-way partitions, loss, delay); for the partition tests.
 //!
 //! This crate must never depend on `node`: node's own tests use it, and a dependency cycle
 //! would give them two copies of node's types.
@@ -19,6 +21,7 @@ pub mod cluster;
 pub mod events;
 pub mod files;
 pub mod https;
+pub mod netns;
 pub mod ports;
 pub mod process;
 pub mod tokens;
