@@ -337,6 +337,11 @@ async fn settled(c: &Cluster) -> (u64, u64) {
     .await
 }
 
+/// Node `id`'s applied index.
+async fn applied(c: &Cluster, id: u64) -> u64 {
+    status(c, id).await["applied_index"].as_u64().unwrap_or(0)
+}
+
 /// Node `id`'s own balances (`consistency=stale`: its applied state, not the leader's).
 async fn own_balances(c: &Cluster, id: u64) -> BTreeMap<u128, (u128, u128)> {
     let mut out = BTreeMap::new();
@@ -637,11 +642,14 @@ fn load_acks(log: &[Attempt], from: Instant, to: Instant) -> usize {
 }
 
 /// The link between the leader and a follower is cut and healed six times under load
-/// (whichever node leads at each cut). Odd cuts are short: held until the others commit 15
-/// more writes. Even cuts are held until the cut-off follower has campaigned (its term passed
-/// the leader's), then 15 more writes; on the heal its higher term unseats the leader. After
+/// (whichever node leads at each cut, the two followers in turn). Every other cut is short:
+/// held until the leader has applied 8 more entries without that follower (usually well inside
+/// an election timeout). The others are held until the cut-off follower has campaigned (its
+/// term passed the leader's) and 15 more writes were acknowledged; on the heal its higher term
+/// makes the leader step down (openraft 0.9 has no pre-vote) and an election follows. After
 /// each heal the follower must catch up (its applied index reaches the leader's at the heal)
-/// before the next cut. Afterwards: convergence, nothing acknowledged lost, one leader per term.
+/// and the three agree on a leader before the next cut. Afterwards: convergence, nothing
+/// acknowledged lost, one leader per term. Each cycle is printed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flapping_link_under_load_loses_nothing() {
     let _serial = SERIAL.lock().await;
@@ -655,6 +663,7 @@ async fn a_flapping_link_under_load_loses_nothing() {
         let (leader, term) = settled(&lab.c).await;
         let followers: Vec<u64> = NODES.into_iter().filter(|n| *n != leader).collect();
         let f = followers[(cycle % 2) as usize];
+        let at_cut = applied(&lab.c, leader).await;
         lab.net.cut(leader, f);
         let cut = Instant::now();
         let campaign = cycle % 2 == 1;
@@ -670,14 +679,24 @@ async fn a_flapping_link_under_load_loses_nothing() {
                 },
             )
             .await;
+            load.wait_acks("commits while the link is down", Instant::now(), 15, |_| {
+                true
+            })
+            .await;
+        } else {
+            wait_for(
+                "the leader commits without the cut-off follower",
+                Duration::from_secs(15),
+                || async {
+                    lab.c
+                        .status(leader)
+                        .await
+                        .is_some_and(|s| s["applied_index"].as_u64().unwrap_or(0) >= at_cut + 8)
+                },
+            )
+            .await;
         }
-        load.wait_acks("commits while the link is down", Instant::now(), 15, |_| {
-            true
-        })
-        .await;
-        let target = status(&lab.c, leader).await["applied_index"]
-            .as_u64()
-            .unwrap();
+        let target = applied(&lab.c, leader).await;
         lab.net.heal(leader, f);
         let held = cut.elapsed();
         let healed = Instant::now();
@@ -692,14 +711,11 @@ async fn a_flapping_link_under_load_loses_nothing() {
             },
         )
         .await;
+        let caught_up = healed.elapsed();
+        let (after, new_term) = settled(&lab.c).await;
         cycles.push(format!(
-            "cut {leader}-{f} (term {term}{}) for {held:?}, caught up {:?} after the heal",
-            if campaign {
-                ", until it campaigned"
-            } else {
-                ""
-            },
-            healed.elapsed()
+            "cut {leader}-{f} at term {term}{} for {held:?}, caught up {caught_up:?} after the heal, then leader {after} at term {new_term}",
+            if campaign { " until it campaigned" } else { "" },
         ));
     }
     let log = load.finish().await;
@@ -733,7 +749,7 @@ async fn delay_and_loss_at_a_follower_leave_leadership_and_throughput_stable() {
     tokio::time::sleep(WINDOW).await;
     let baseline = load.acks(before, |_| true);
 
-    let applied_before = status(&lab.c, f).await["applied_index"].as_u64().unwrap();
+    let applied_before = applied(&lab.c, f).await;
     lab.relays.as_ref().unwrap().delay_from(f, 20);
     lab.net.loss(f, 5.0);
     let from = Instant::now();
@@ -741,10 +757,8 @@ async fn delay_and_loss_at_a_follower_leave_leadership_and_throughput_stable() {
     tokio::time::sleep(WINDOW).await;
     let to = Instant::now();
     let impaired = load.acks(from, |a| a.sent < to);
-    let applied_after = status(&lab.c, f).await["applied_index"].as_u64().unwrap();
-    let leader_applied = status(&lab.c, leader).await["applied_index"]
-        .as_u64()
-        .unwrap();
+    let applied_after = applied(&lab.c, f).await;
+    let leader_applied = applied(&lab.c, leader).await;
     lab.net.clear_loss(f);
     lab.relays.as_ref().unwrap().delay_from(f, 0);
 
