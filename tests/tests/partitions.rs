@@ -21,7 +21,7 @@
 //! and root; and every transfer acknowledged to the writers is applied exactly once on every
 //! node: each node's own balances (stale reads of its applied state) equal the sum of the
 //! acknowledged transfers. Writers send single transfers to all three nodes in turn, each
-//! retried with the same id at the next node until acknowledged (2 s per attempt).
+//! retried with the same id at the next node until acknowledged (1 s per attempt).
 //!
 //! Timing: the harness runs Raft with 50 ms heartbeats and a 300–600 ms election timeout;
 //! openraft's leader lease equals the election timeout's maximum, so a follower that stops
@@ -42,7 +42,7 @@ use test_support::wait::{poll, wait_for};
 const NODES: [u64; 3] = [1, 2, 3];
 const ACCOUNTS: u128 = 10;
 /// How long a writer waits for one attempt before trying the next node.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The nodes (dropped first: killed), the delay relays, then the namespaces.
 struct Lab {
@@ -643,7 +643,7 @@ fn load_acks(log: &[Attempt], from: Instant, to: Instant) -> usize {
 
 /// The link between the leader and a follower is cut and healed six times under load
 /// (whichever node leads at each cut, the two followers in turn). Every other cut is short:
-/// held until the leader has applied 8 more entries without that follower (usually well inside
+/// held until the leader has applied 3 more entries without that follower (usually well inside
 /// an election timeout). The others are held until the cut-off follower has campaigned (its
 /// term passed the leader's) and 15 more writes were acknowledged; on the heal its higher term
 /// makes the leader step down (openraft 0.9 has no pre-vote) and an election follows. After
@@ -691,7 +691,7 @@ async fn a_flapping_link_under_load_loses_nothing() {
                     lab.c
                         .status(leader)
                         .await
-                        .is_some_and(|s| s["applied_index"].as_u64().unwrap_or(0) >= at_cut + 8)
+                        .is_some_and(|s| s["applied_index"].as_u64().unwrap_or(0) >= at_cut + 3)
                 },
             )
             .await;
