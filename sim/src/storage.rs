@@ -4,8 +4,10 @@
 //! simulated host so that it outlives a crash — it is committed whole at the end of every apply
 //! call, as RocksDB's synced write batch is.
 //!
-//! Planted bug [`crate::Bug::AckBeforeSync`]: appends are acknowledged without a sync (and
-//! written back only by the periodic flush), the bug a wrong `WriteOptions` would be.
+//! Planted bug [`crate::Bug::AckBeforeSync`]: appends are acknowledged without reaching the
+//! write-ahead log, the bug a wrong `WriteOptions` (`disable_wal`) would be: a later synced
+//! write (a vote, a truncation, a purge) does not carry them, only the periodic write-back
+//! (the memtable flush) does.
 
 use raft_store::{LogBackend, StoreError};
 use std::collections::BTreeMap;
@@ -53,19 +55,44 @@ struct Disk {
     visible: Layer,
     durable: Layer,
     pending: Vec<Op>,
+    /// Appends that bypassed the write-ahead log (the planted bug): only the write-back
+    /// makes them durable.
+    unlogged: Vec<Op>,
 }
 
 impl Disk {
     fn write(&mut self, op: Op, sync: bool) {
         self.visible.apply(&op);
+        // A truncation or purge removes unlogged appends it covers, as it does visible ones.
+        match &op {
+            Op::Truncate(from) => self.unlogged.retain(
+                |o| !matches!(o, Op::Append(e) if e.first().is_some_and(|(i, _)| i >= from)),
+            ),
+            Op::Purge(upto, _) => self.unlogged.retain(
+                |o| !matches!(o, Op::Append(e) if e.last().is_some_and(|(i, _)| i <= upto)),
+            ),
+            _ => {}
+        }
         self.pending.push(op);
         if sync {
             self.sync();
         }
     }
 
+    fn write_unlogged(&mut self, op: Op) {
+        self.visible.apply(&op);
+        self.unlogged.push(op);
+    }
+
     fn sync(&mut self) {
         for op in self.pending.drain(..) {
+            self.durable.apply(&op);
+        }
+    }
+
+    fn write_back(&mut self) {
+        self.sync();
+        for op in self.unlogged.drain(..) {
             self.durable.apply(&op);
         }
     }
@@ -93,12 +120,13 @@ impl SimLog {
     pub fn crash(&self) {
         let mut d = self.lock();
         d.pending.clear();
+        d.unlogged.clear();
         d.visible = d.durable.clone();
     }
 
     /// The operating system's periodic write-back.
     pub fn flush(&self) {
-        self.lock().sync();
+        self.lock().write_back();
     }
 
     /// While set, every write fails with an I/O error (a failing disk).
@@ -127,8 +155,11 @@ impl LogBackend for SimLog {
 
     fn append(&self, entries: Vec<(u64, Vec<u8>)>) -> Result<(), StoreError> {
         self.check()?;
-        let sync = !self.ack_before_sync;
-        self.lock().write(Op::Append(entries), sync);
+        if self.ack_before_sync {
+            self.lock().write_unlogged(Op::Append(entries));
+        } else {
+            self.lock().write(Op::Append(entries), true);
+        }
         Ok(())
     }
 
@@ -195,6 +226,8 @@ mod tests {
     fn with_the_planted_bug_an_acknowledged_append_is_lost_on_crash() {
         let log = SimLog::new(true);
         log.append(vec![(1, b"a".to_vec())]).unwrap();
+        // A synced write does not carry it either.
+        log.meta_put("vote", b"1".to_vec(), true).unwrap();
         log.crash();
         assert_eq!(log.last().unwrap(), None);
         log.append(vec![(1, b"a".to_vec())]).unwrap();
