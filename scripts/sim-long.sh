@@ -67,7 +67,7 @@ run_one() {
 export -f run_one
 
 started=$(date +%s)
-todo=$(seq "$FROM" "$TO" | awk 'NR == FNR { done[$1] = 1; next } !($1 in done)' "$STATE" -)
+todo=$(seq "$FROM" "$TO" | awk 'FILENAME == ARGV[1] { done[$1] = 1; next } !($1 in done)' "$STATE" -)
 echo "sim-long: seeds $FROM..$TO, $(wc -w <<<"$todo") to run, $JOBS at a time, state in $STATE" >&2
 if [[ -n "$todo" ]]; then
     # xargs' exit status is 123 when any run failed; the summary below says which.
