@@ -8,7 +8,8 @@
 # Every finished seed is appended to the state file as one line,
 #     <seed> ok|FAIL <seconds> <acked> <applied> <installs>
 # and a seed already in it is skipped, so running the same command again resumes where an
-# interrupted run stopped (a seed cut off mid-run is simply run again). A failing seed's whole
+# interrupted run stopped (a seed cut off mid-run, killed by a signal, is not recorded and is
+# simply run again). A failing seed's whole
 # output, with its replay command, goes to fail-<seed>.txt next to the state file, and a line
 # `FAIL seed N: ...` plus the replay command is printed as it happens. At the end, a summary:
 # seeds done, failures, the summed and the wall time.
@@ -55,6 +56,11 @@ run_one() {
     end=$(date +%s.%N)
     secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
     field() { sed -n "s/^ *$1: \([0-9]*\),\$/\1/p" <<<"$out" | head -1; }
+    if (( rc > 128 )); then
+        # Killed by a signal (the run was interrupted): not a result; a resume runs it again.
+        echo "seed $seed interrupted (exit $rc), not recorded" >&2
+        return 0
+    fi
     if (( rc == 0 )); then
         echo "$seed ok $secs $(field acked) $(field applied) $(field installs)" >>"$STATE"
     else
