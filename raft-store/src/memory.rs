@@ -144,6 +144,48 @@ impl MemoryStateBackend {
             .unwrap_or(crate::cluster_version::BASE)
     }
 
+    /// A copy of what a crash can roll back: the ledger state, the applied position, the
+    /// deny-list and the cluster version (not the current snapshot, which lives in its own
+    /// fsynced file on a real disk). The simulation's durability model keeps one of these as
+    /// "what the disk holds" while state writes wait for the next synced write.
+    pub fn copy_state(&self) -> MemoryStateBackend {
+        let state = self.state();
+        let copy = MemoryStateBackend::new();
+        *copy.state_mut() = state.clone();
+        *copy.applied.write().unwrap_or_else(|p| p.into_inner()) = self
+            .applied
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        *copy.revoked_mut() = self.revoked().clone();
+        *copy
+            .cluster_version
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = *self
+            .cluster_version
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        copy
+    }
+
+    /// Put back what [`Self::copy_state`] copied (the current snapshot stays): a simulated
+    /// power loss of the state's unsynced writes.
+    pub fn restore_state(&self, copy: MemoryStateBackend) {
+        let mut state = self.state_mut();
+        let mut applied = self.applied.write().unwrap_or_else(|p| p.into_inner());
+        let mut revoked = self.revoked_mut();
+        *state = copy.state.into_inner().unwrap_or_else(|p| p.into_inner());
+        *applied = copy.applied.into_inner().unwrap_or_else(|p| p.into_inner());
+        *revoked = copy.revoked.into_inner().unwrap_or_else(|p| p.into_inner());
+        *self
+            .cluster_version
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = copy
+            .cluster_version
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner());
+    }
+
     fn export(&self) -> Result<(AppliedState, Vec<u8>), StoreError> {
         // Hold the read lock for the whole export: a consistent view. Apply waits meanwhile;
         // memory snapshots are fast compared with RocksDB ones.

@@ -1,22 +1,32 @@
 //! The fault schedule and the checkers.
 //!
 //! During a run, every node reports every 20 ms of simulated time: whether it leads and in which
-//! term, its applied index and the Merkle root at that index. Checked on the spot: at most one
-//! leader per term; no node's applied index ever decreases, across crashes included; every node
-//! that reaches an index has the same root there. Clients check that a linearizable read never
-//! misses a write acknowledged before it began. After the run: every node converges on the same
-//! applied index, root and state digest; every acknowledged transfer is in the state exactly as
-//! submitted; nothing is in it that was never submitted or that was acknowledged as rejected;
-//! every account's balances equal what its transfers add up to (a double apply shows here); and
-//! value is conserved in every ledger.
+//! term, its applied index, the Merkle root and the cluster time at that index. Checked on the
+//! spot: at most one leader per term; no node's applied index or cluster time ever decreases,
+//! across crashes and snapshot installs included; every node that reaches an index has the same
+//! root and cluster time there. Every 500 ms each node's state is checked: the
+//! acknowledged-writes checker ([`acked_writes`]: every transfer acknowledged at a cluster time
+//! the node has reached is in its state, unchanged) and the double-apply checker ([`balances`]:
+//! every account's balances equal what its transfers add up to). Clients check that a
+//! linearizable read never misses a write acknowledged before it began, that cluster timestamps
+//! follow real time (an event sequenced after another was acknowledged has a later timestamp,
+//! across leader changes and clock faults), and that a node checks capability validity against
+//! its own clock. After the run: every node converges on the same applied index, root and state
+//! digest; the two state checkers again on every node; nothing is in the state that was never
+//! submitted or that was acknowledged as rejected; and value is conserved in every ledger.
+//!
+//! When anything fails, the two state checkers run on every node before the failure is
+//! reported ([`diagnose`]), so a lost or changed acknowledged write is named as such even when a
+//! root mismatch or a cluster that never converges noticed it first.
 
 use crate::{pick, rng_for, Scenario, Shared, Slot};
 use ledger::merkle::leaf_hash;
-use ledger::{Hash, Transfer, TransferFlags, TransferStatus};
+use ledger::{Hash, LedgerMeta, Transfer, TransferFlags, TransferStatus};
 use raft_store::StateBackend;
 use rand::rngs::StdRng;
 use rand::Rng;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +36,10 @@ pub struct Observed {
     /// Term → the node that led it.
     pub leaders: BTreeMap<u64, u64>,
     applied_max: BTreeMap<u64, u64>,
-    roots: BTreeMap<u64, Hash>,
+    time_max: BTreeMap<u64, u64>,
+    /// Power losses per node, as last reported.
+    power_losses: BTreeMap<u64, u64>,
+    roots: BTreeMap<u64, (Hash, u64)>,
 }
 
 impl Observed {
@@ -42,10 +55,27 @@ impl Observed {
 
 impl Shared {
     /// A node's report (see the module docs for what is checked).
-    pub fn observe(&self, node: u64, leader_term: Option<u64>, applied: u64, root: Hash) {
+    /// `power_losses` counts the node's simulated power losses: its state shares the Raft log's
+    /// write-ahead log unsynced (`docs/STORAGE.md`), so after one its applied index and cluster
+    /// time may be behind what it reported before, and only from then on must they not go back.
+    pub fn observe(
+        &self,
+        node: u64,
+        power_losses: u64,
+        leader_term: Option<u64>,
+        applied: u64,
+        meta: &LedgerMeta,
+    ) {
+        let (root, time) = (meta.root, meta.last_timestamp);
         let mut problems = Vec::new();
         {
             let mut o = self.observed();
+            let seen = o.power_losses.entry(node).or_insert(0);
+            if *seen != power_losses {
+                *seen = power_losses;
+                o.applied_max.remove(&node);
+                o.time_max.remove(&node);
+            }
             if let Some(term) = leader_term {
                 let first = *o.leaders.entry(term).or_insert(node);
                 if first != node {
@@ -62,15 +92,29 @@ impl Shared {
                 ));
             }
             *max = (*max).max(applied);
+            let latest = o.time_max.entry(node).or_insert(0);
+            if time < *latest {
+                problems.push(format!(
+                    "node {node}'s cluster time went backwards: {} -> {time} (at index {applied})",
+                    *latest
+                ));
+            }
+            *latest = (*latest).max(time);
             // A node whose state the run corrupted reports roots nobody else must match.
             let seen = if self.corrupted() == Some(node) {
-                root
+                (root, time)
             } else {
-                *o.roots.entry(applied).or_insert(root)
+                *o.roots.entry(applied).or_insert((root, time))
             };
-            if seen != root {
+            if seen.0 != root {
                 problems.push(format!(
-                    "node {node} has root {root} at index {applied}, another node had {seen}"
+                    "node {node} has root {root} at index {applied}, another node had {}",
+                    seen.0
+                ));
+            } else if seen.1 != time {
+                problems.push(format!(
+                    "node {node} has cluster time {time} at index {applied}, another node had {}",
+                    seen.1
                 ));
             }
         }
@@ -84,17 +128,23 @@ enum Fault {
     Partition(String, String),
     OneWay(String, String),
     Isolate(String, Vec<String>),
+    IsolateFollower(String, Vec<String>),
     Hold(String, String),
+    Pause(String, Vec<String>),
     Crash(Arc<Slot>),
     CrashAll(Vec<Arc<Slot>>),
     FailingDisk(Arc<Slot>),
+    Clock(Arc<Slot>, i64),
 }
 
 /// The seed's fault schedule: a new fault every 0.4–2 s of simulated time, each healed after
-/// 0.3–3 s, at most two at once and at most one of them a crash.
+/// 0.3–3 s (a pause after 4.5–6 s), at most two at once and at most one of them a crash.
 pub struct Faults {
     rng: StdRng,
     slots: Vec<Arc<Slot>>,
+    /// Every host that is not a node (the clients, the operator, the probe).
+    others: Vec<String>,
+    removed: BTreeSet<u64>,
     next: Duration,
     active: Vec<(Duration, Fault)>,
     /// What was injected and when, for the failure report.
@@ -102,19 +152,68 @@ pub struct Faults {
 }
 
 impl Faults {
-    /// The schedule for `scenario`.
-    pub fn new(scenario: &Scenario, slots: &[Arc<Slot>]) -> Self {
+    /// The schedule for `scenario`, on the nodes `slots`, with `clients` client hosts.
+    pub fn new(scenario: &Scenario, slots: &[Arc<Slot>], clients: usize) -> Self {
+        let mut others: Vec<String> = (0..clients).map(|k| format!("c{k}")).collect();
+        if scenario.faults {
+            others.push("probe".into());
+            if scenario.membership {
+                others.push("admin".into());
+            }
+        }
         Self {
             rng: rng_for(scenario.seed, 3),
             slots: slots.to_vec(),
+            others,
+            removed: BTreeSet::new(),
             next: Duration::from_secs(2),
             active: Vec::new(),
             log: Vec::new(),
         }
     }
 
+    /// The nodes still in service (not removed from the cluster).
+    fn live(&self) -> Vec<Arc<Slot>> {
+        self.slots
+            .iter()
+            .filter(|s| !self.removed.contains(&s.id))
+            .cloned()
+            .collect()
+    }
+
     fn names(&self) -> Vec<String> {
-        self.slots.iter().map(|s| s.name.clone()).collect()
+        self.live().iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// Whether node `id` was removed from the cluster (and shut down).
+    pub fn is_removed(&self, id: u64) -> bool {
+        self.removed.contains(&id)
+    }
+
+    /// Shut down, for good, the nodes the operator removed from the cluster.
+    pub fn shut_down_removed(&mut self, sim: &mut turmoil::Sim<'_>, shared: &Shared) {
+        for note in std::mem::take(&mut *shared.notes.lock().unwrap_or_else(|p| p.into_inner())) {
+            self.log
+                .push(format!("{:.3}s {note}", sim.elapsed().as_secs_f64()));
+        }
+        let removed: Vec<u64> =
+            std::mem::take(&mut *shared.removed.lock().unwrap_or_else(|p| p.into_inner()));
+        for id in removed {
+            if !self.removed.insert(id) {
+                continue;
+            }
+            let slot = self.slot(&format!("n{id}"));
+            sim.crash(slot.name.as_str());
+            slot.up.store(false, Ordering::SeqCst);
+            self.log.push(format!(
+                "{:.3}s n{id} removed from the cluster, shut down",
+                sim.elapsed().as_secs_f64()
+            ));
+        }
+    }
+
+    fn leader(&self, shared: &Shared) -> String {
+        format!("n{}", shared.leader().unwrap_or(1))
     }
 
     /// Called after every step: heal what is due, maybe inject something new.
@@ -129,8 +228,11 @@ impl Faults {
             return;
         }
         self.next = now + Duration::from_millis(self.rng.gen_range(400..=2_000));
-        let heal_at = now + Duration::from_millis(self.rng.gen_range(300..=3_000));
+        let mut heal_at = now + Duration::from_millis(self.rng.gen_range(300..=3_000));
         let names = self.names();
+        if names.len() < 2 {
+            return;
+        }
         let a = pick(&mut self.rng, &names);
         let mut b = pick(&mut self.rng, &names);
         if a == b {
@@ -139,49 +241,82 @@ impl Faults {
         let crashing = self.active.iter().any(|(_, f)| {
             matches!(
                 f,
-                Fault::Crash(_) | Fault::CrashAll(_) | Fault::FailingDisk(_)
+                Fault::Crash(_) | Fault::CrashAll(_) | Fault::FailingDisk(_) | Fault::Pause(..)
             )
         });
         let roll = self.rng.gen_range(0..100);
         let fault = match roll {
-            0..=19 => {
+            0..=13 => {
                 sim.partition(a.as_str(), b.as_str());
                 Fault::Partition(a, b)
             }
-            20..=29 => {
+            14..=20 => {
                 sim.partition_oneway(a.as_str(), b.as_str());
                 Fault::OneWay(a, b)
             }
-            30..=44 => {
-                let leader = shared
-                    .observed()
-                    .leaders
-                    .last_key_value()
-                    .map(|(_, n)| *n)
-                    .unwrap_or(1);
-                let l = format!("n{leader}");
+            21..=31 => {
+                let l = self.leader(shared);
                 let others: Vec<String> = names.into_iter().filter(|n| *n != l).collect();
                 for o in &others {
                     sim.partition(l.as_str(), o.as_str());
                 }
                 Fault::Isolate(l, others)
             }
-            45..=59 => {
+            32..=41 => {
+                // A follower cut off from every node long enough to fall behind the leader's
+                // snapshots: it catches up by a snapshot install racing the leader's purges.
+                let l = self.leader(shared);
+                let followers: Vec<String> = names.iter().filter(|n| **n != l).cloned().collect();
+                let f = pick(&mut self.rng, &followers);
+                let others: Vec<String> = names.into_iter().filter(|n| *n != f).collect();
+                for o in &others {
+                    sim.partition(f.as_str(), o.as_str());
+                }
+                heal_at = now + Duration::from_millis(self.rng.gen_range(1_500..=4_000));
+                Fault::IsolateFollower(f, others)
+            }
+            42..=51 => {
                 sim.hold(a.as_str(), b.as_str());
                 Fault::Hold(a, b)
             }
-            60..=84 if !crashing => {
+            52..=57 if !crashing => {
+                // A paused process: nothing reaches it and nothing leaves it, then everything
+                // at once; long enough for pending transfers (1–4 s timeouts) to expire.
+                let mut others: Vec<String> = names.iter().filter(|n| **n != a).cloned().collect();
+                others.extend(self.others.iter().cloned());
+                for o in &others {
+                    sim.hold(a.as_str(), o.as_str());
+                }
+                heal_at = now + Duration::from_millis(self.rng.gen_range(4_500..=6_000));
+                Fault::Pause(a, others)
+            }
+            58..=67 => {
+                // The node's clock is set off, by a jump forwards or backwards, and jumps back
+                // when healed.
+                let slot = self.slot(&a);
+                let ms = if self.rng.gen_bool(0.5) {
+                    self.rng.gen_range(1_000..=90_000)
+                } else {
+                    -self.rng.gen_range(1_000..=60_000)
+                };
+                slot.skew.store(ms, Ordering::SeqCst);
+                Fault::Clock(slot, ms)
+            }
+            68..=84 if !crashing => {
                 let slot = self.slot(&a);
                 sim.crash(a.as_str());
-                slot.log.crash();
+                slot.power_loss();
+                slot.up.store(false, Ordering::SeqCst);
                 Fault::Crash(slot)
             }
             85..=91 if !crashing && self.active.is_empty() => {
-                for s in &self.slots {
+                let live = self.live();
+                for s in &live {
                     sim.crash(s.name.as_str());
-                    s.log.crash();
+                    s.power_loss();
+                    s.up.store(false, Ordering::SeqCst);
                 }
-                Fault::CrashAll(self.slots.clone())
+                Fault::CrashAll(live)
             }
             92..=99 if !crashing => {
                 let slot = self.slot(&a);
@@ -203,29 +338,43 @@ impl Faults {
             .unwrap_or_else(|| self.slots[0].clone())
     }
 
+    /// Start a crashed node again, unless it was removed from the cluster meanwhile.
+    fn restart(&self, sim: &mut turmoil::Sim<'_>, slot: &Slot) {
+        if !self.removed.contains(&slot.id) {
+            sim.bounce(slot.name.as_str());
+            slot.up.store(true, Ordering::SeqCst);
+        }
+    }
+
     fn undo(&mut self, sim: &mut turmoil::Sim<'_>, fault: Fault, now: Duration) {
         match &fault {
             Fault::Partition(a, b) => sim.repair(a.as_str(), b.as_str()),
             Fault::OneWay(a, b) => sim.repair_oneway(a.as_str(), b.as_str()),
-            Fault::Isolate(l, others) => {
+            Fault::Isolate(l, others) | Fault::IsolateFollower(l, others) => {
                 for o in others {
                     sim.repair(l.as_str(), o.as_str());
                 }
             }
             Fault::Hold(a, b) => sim.release(a.as_str(), b.as_str()),
-            Fault::Crash(slot) => sim.bounce(slot.name.as_str()),
+            Fault::Pause(a, others) => {
+                for o in others {
+                    sim.release(a.as_str(), o.as_str());
+                }
+            }
+            Fault::Crash(slot) => self.restart(sim, slot),
             Fault::CrashAll(slots) => {
                 for s in slots {
-                    sim.bounce(s.name.as_str());
+                    self.restart(sim, s);
                 }
             }
             Fault::FailingDisk(slot) => {
                 // The operator replaces the disk: the node restarts on what was synced.
                 sim.crash(slot.name.as_str());
-                slot.log.crash();
+                slot.power_loss();
                 slot.log.set_failing(false);
-                sim.bounce(slot.name.as_str());
+                self.restart(sim, slot);
             }
+            Fault::Clock(slot, _) => slot.skew.store(0, Ordering::SeqCst),
         }
         self.log.push(format!(
             "{:.3}s healed {}",
@@ -248,10 +397,13 @@ fn describe(f: &Fault) -> String {
         Fault::Partition(a, b) => format!("partition {a}<->{b}"),
         Fault::OneWay(a, b) => format!("partition {a}->{b}"),
         Fault::Isolate(l, _) => format!("isolate leader {l}"),
+        Fault::IsolateFollower(f, _) => format!("isolate follower {f}"),
         Fault::Hold(a, b) => format!("hold {a}<->{b}"),
+        Fault::Pause(a, _) => format!("pause {a}"),
         Fault::Crash(s) => format!("crash {}", s.name),
         Fault::CrashAll(_) => "crash all".into(),
         Fault::FailingDisk(s) => format!("failing disk {}", s.name),
+        Fault::Clock(s, ms) => format!("clock {} {ms:+} ms", s.name),
     }
 }
 
@@ -304,6 +456,9 @@ pub fn corruption_caught(shared: &Shared, acked_before: Option<usize>) -> Result
     Ok(())
 }
 
+/// How a cluster that never converged is reported.
+pub const NOT_CONVERGED: &str = "the cluster did not converge";
+
 /// Step until every node has applied the same index and nothing moved for 3 s; at most 90 s.
 pub fn converge(
     sim: &mut turmoil::Sim<'_>,
@@ -340,7 +495,7 @@ pub fn converge(
         }
         if now - start > Duration::from_secs(90) {
             return Err(format!(
-                "the cluster did not converge within 90 s after healing: applied {last:?}"
+                "{NOT_CONVERGED} within 90 s after healing: applied {last:?}"
             ));
         }
     }
@@ -362,64 +517,52 @@ fn same_event(a: &Transfer, b: &Transfer) -> bool {
     ) && (a.ledger, a.code, a.flags, a.timeout) == (b.ledger, b.code, b.flags, b.timeout)
 }
 
-/// The checks after convergence (see the module docs).
-pub fn final_state(slots: &[Arc<Slot>], shared: &Shared) -> Result<(), String> {
-    let first = &slots[0];
-    let root = first.state.ledger_meta().map_err(|e| e.to_string())?.root;
-    let digest = first.state.digest().map_err(|e| e.to_string())?;
-    for s in &slots[1..] {
-        let r = s.state.ledger_meta().map_err(|e| e.to_string())?.root;
-        let d = s.state.digest().map_err(|e| e.to_string())?;
-        if (r, d) != (root, digest) {
-            return Err(format!(
-                "nodes {} and {} converged on one index with different state (roots {root} / {r})",
-                first.id, s.id
-            ));
-        }
-    }
-    let state = first.state.state();
-    let transfers = state.transfers();
-    let accounts = state.accounts();
-    let statuses: BTreeMap<u128, TransferStatus> = state.statuses().into_iter().collect();
+/// The acknowledged-writes checker on one node's state as it is now: every transfer
+/// acknowledged at a cluster time the node has reached (its last applied event is at that time
+/// or later; cluster time only grows along the log) is in the state, exactly as submitted, and
+/// at that time or earlier (a transfer lost and created again later has a later timestamp).
+/// With `healed` (every fault healed and the cluster given its time to converge), every
+/// acknowledged transfer must be there, whatever the node's cluster time.
+pub fn acked_writes(slot: &Slot, shared: &Shared, healed: bool) -> Result<(), String> {
+    let (applied, meta) = slot.state.applied_with_meta().map_err(|e| e.to_string())?;
+    let index = applied.last_applied.map_or(0, |l| l.index);
     let h = shared.history();
-    let by_id: BTreeMap<u128, &ledger::TransferRecord> =
-        transfers.iter().map(|r| (r.transfer.id, r)).collect();
-    for id in &h.acked {
-        let Some(r) = by_id.get(id) else {
+    for (id, ack) in &h.acked {
+        let due = healed || ack.timestamp.is_some_and(|ts| ts <= meta.last_timestamp);
+        if !due {
+            continue;
+        }
+        let at = ack
+            .timestamp
+            .map_or("no timestamp".to_string(), |t| format!("cluster time {t}"));
+        let Some(r) = slot.state.lookup_transfer(*id).map_err(|e| e.to_string())? else {
             return Err(format!(
-                "acknowledged transfer {id} is not in the final state"
+                "acknowledged writes: transfer {id} (acknowledged at {at}) is missing on node {}, which applied up to index {index}, cluster time {}",
+                slot.id, meta.last_timestamp
             ));
         };
         let sent = &h.submitted[id];
-        if !same_event(r.as_submitted(), sent) {
+        let moved = ack.timestamp.is_some_and(|t| r.transfer.timestamp > t);
+        if !same_event(r.as_submitted(), sent) || moved {
             return Err(format!(
-                "transfer {id} differs from what was submitted: {:?} vs {sent:?}",
-                r.as_submitted()
+                "acknowledged writes: transfer {id} (acknowledged at {at}) changed on node {} (index {index}): submitted {sent:?}, the node has {:?} at cluster time {}",
+                slot.id,
+                r.as_submitted(),
+                r.transfer.timestamp
             ));
         }
     }
-    for r in &transfers {
-        let id = r.transfer.id;
-        match h.submitted.get(&id) {
-            None => {
-                return Err(format!(
-                    "transfer {id} is in the state but was never submitted"
-                ))
-            }
-            Some(sent) if !same_event(r.as_submitted(), sent) => {
-                return Err(format!("transfer {id} differs from what was submitted"));
-            }
-            Some(_) => {}
-        }
-        if let Some(code) = h.rejected.get(&id) {
-            return Err(format!(
-                "transfer {id} was acknowledged as rejected (code {code}) but is in the state"
-            ));
-        }
-    }
-    // Balances from first principles.
+    Ok(())
+}
+
+/// The double-apply checker on one node's state as it is now: every account's pending and
+/// posted balances equal the sum of its transfers (pending ones while still pending), so an
+/// entry whose effects were applied twice (or not at all) shows.
+pub fn balances(slot: &Slot) -> Result<(), String> {
+    let state = slot.state.memory().state();
+    let statuses: BTreeMap<u128, TransferStatus> = state.statuses().into_iter().collect();
     let mut expect: BTreeMap<u128, [u128; 4]> = BTreeMap::new(); // dp, dpo, cp, cpo
-    for r in &transfers {
+    for r in state.transfers() {
         let t = &r.transfer;
         let f = t.flags;
         let (pending, posted) = if f.has(TransferFlags::PENDING) {
@@ -437,7 +580,7 @@ pub fn final_state(slots: &[Arc<Slot>], shared: &Shared) -> Result<(), String> {
         c[2] += pending;
         c[3] += posted;
     }
-    for a in &accounts {
+    for a in state.accounts() {
         let got = [
             a.account.debits_pending,
             a.account.debits_posted,
@@ -447,8 +590,75 @@ pub fn final_state(slots: &[Arc<Slot>], shared: &Shared) -> Result<(), String> {
         let want = expect.get(&a.account.id).copied().unwrap_or_default();
         if got != want {
             return Err(format!(
-                "account {} balances {got:?} differ from its transfers' sum {want:?} (pending/posted debits, credits)",
-                a.account.id
+                "double apply: on node {}, account {} balances {got:?} differ from its transfers' sum {want:?} (pending/posted debits, credits)",
+                slot.id, a.account.id
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Before a failure is reported: the acknowledged-writes and double-apply checkers on every
+/// node (but one whose state the run corrupted on purpose); with `healed`, on nodes in service
+/// once every fault was healed and the cluster had its time to converge, so every acknowledged
+/// transfer must be on each. What they find is reported first, with what failed first after it.
+pub fn diagnose(slots: &[Arc<Slot>], shared: &Shared, first: String, healed: bool) -> String {
+    if first.starts_with("acknowledged writes: ") || first.starts_with("double apply: ") {
+        return first;
+    }
+    let found = slots
+        .iter()
+        .filter(|s| shared.corrupted() != Some(s.id))
+        .find_map(|s| {
+            acked_writes(s, shared, healed)
+                .and_then(|()| balances(s))
+                .err()
+        });
+    match found {
+        Some(f) => format!("{f} (first noticed: {first})"),
+        None => first,
+    }
+}
+
+/// The checks after convergence (see the module docs).
+pub fn final_state(slots: &[Arc<Slot>], shared: &Shared) -> Result<(), String> {
+    for s in slots {
+        acked_writes(s, shared, true)?;
+        balances(s)?;
+    }
+    let first = &slots[0];
+    let root = first.state.ledger_meta().map_err(|e| e.to_string())?.root;
+    let digest = first.state.digest().map_err(|e| e.to_string())?;
+    for s in &slots[1..] {
+        let r = s.state.ledger_meta().map_err(|e| e.to_string())?.root;
+        let d = s.state.digest().map_err(|e| e.to_string())?;
+        if (r, d) != (root, digest) {
+            return Err(format!(
+                "nodes {} and {} converged on one index with different state (roots {root} / {r})",
+                first.id, s.id
+            ));
+        }
+    }
+    let state = first.state.memory().state();
+    let transfers = state.transfers();
+    let accounts = state.accounts();
+    let h = shared.history();
+    for r in &transfers {
+        let id = r.transfer.id;
+        match h.submitted.get(&id) {
+            None => {
+                return Err(format!(
+                    "transfer {id} is in the state but was never submitted"
+                ))
+            }
+            Some(sent) if !same_event(r.as_submitted(), sent) => {
+                return Err(format!("transfer {id} differs from what was submitted"));
+            }
+            Some(_) => {}
+        }
+        if let Some(code) = h.rejected.get(&id) {
+            return Err(format!(
+                "transfer {id} was acknowledged as rejected (code {code}) but is in the state"
             ));
         }
     }

@@ -18,6 +18,7 @@
 
 pub mod check;
 pub mod net;
+pub mod state;
 pub mod storage;
 pub mod workload;
 
@@ -27,10 +28,13 @@ use node::seam::Clock;
 use node::start::{Backends, Seams};
 use node::{Config, Node};
 use openraft::ServerState;
-use raft_store::{MemoryStateBackend, NodeInfo, StateBackend};
+use raft_store::{NodeInfo, StateBackend};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use state::SimState;
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, UNIX_EPOCH};
 use storage::SimLog;
@@ -46,6 +50,27 @@ pub const PEER_PORT: u16 = 7100;
 pub enum Bug {
     /// The log acknowledges appends before they are synced.
     AckBeforeSync,
+    /// After a snapshot install, the next entry's balance changes are applied twice (the
+    /// simulation's state wrapper, [`state::SimState`], does it; product code is untouched).
+    DoubleApplyAfterInstall,
+}
+
+impl Bug {
+    /// Every plantable bug.
+    pub const ALL: [Bug; 2] = [Bug::AckBeforeSync, Bug::DoubleApplyAfterInstall];
+
+    /// The `--plant` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::AckBeforeSync => "ack-before-sync",
+            Bug::DoubleApplyAfterInstall => "double-apply-after-install",
+        }
+    }
+
+    /// The bug named `name`.
+    pub fn from_name(name: &str) -> Option<Bug> {
+        Self::ALL.into_iter().find(|b| b.name() == name)
+    }
 }
 
 /// One simulated run.
@@ -53,8 +78,15 @@ pub enum Bug {
 pub struct Scenario {
     /// Decides everything random.
     pub seed: u64,
-    /// Cluster size (3 or 5).
+    /// Cluster size (3 or 5): the voters the cluster is initialised with.
     pub nodes: usize,
+    /// Membership changes under load: a 3-voter cluster on five hosts adds the other two as
+    /// learners, promotes them (3 -> 5), then removes two voters, the leader among them
+    /// (5 -> 3); each removed node is then shut down for good.
+    pub membership: bool,
+    /// `raft.snapshot_every_entries` (small, so that snapshots are built, sent and installed
+    /// while followers are cut off; `keep_entries_after_snapshot` is a quarter of it).
+    pub snapshot_every: u64,
     /// Concurrent SDK clients.
     pub clients: usize,
     /// Simulated time of client traffic (faults are injected during it).
@@ -73,11 +105,15 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// The standard scenario for `seed`: every fourth seed runs 5 nodes.
+    /// The standard scenario for `seed`: every fourth seed runs 5 nodes (seeds ≡ 3 mod 4), every
+    /// fourth changes its membership 3 -> 5 -> 3 (seeds ≡ 1 mod 4), and every third snapshots
+    /// every 40 entries instead of 150.
     pub fn for_seed(seed: u64) -> Self {
         Self {
             seed,
             nodes: if seed % 4 == 3 { 5 } else { 3 },
+            membership: seed % 4 == 1,
+            snapshot_every: if seed.is_multiple_of(3) { 40 } else { 150 },
             clients: 3,
             traffic: Duration::from_secs(12),
             faults: true,
@@ -98,12 +134,16 @@ impl Scenario {
             self.clients.to_string(),
             "--traffic-secs".into(),
             self.traffic.as_secs().to_string(),
+            "--membership".into(),
+            self.membership.to_string(),
+            "--snapshot-every".into(),
+            self.snapshot_every.to_string(),
         ];
         if !self.faults {
             args.push("--no-faults".into());
         }
-        if self.bug == Some(Bug::AckBeforeSync) {
-            args.extend(["--plant".into(), "ack-before-sync".into()]);
+        if let Some(bug) = self.bug {
+            args.extend(["--plant".into(), bug.name().into()]);
         }
         if self.tls {
             args.push("--tls".into());
@@ -141,6 +181,12 @@ pub struct Report {
     pub faults: Vec<String>,
     /// Final Merkle root.
     pub root: Hash,
+    /// Snapshots installed, over all nodes.
+    pub installs: u64,
+    /// Applied entries power losses took from the nodes' states (re-applied from the log).
+    pub state_entries_lost: u64,
+    /// How many events got each result code (what the checkers saw).
+    pub results: BTreeMap<String, u64>,
     /// A digest of the run's observable trace; equal for two runs of one seed.
     pub fingerprint: String,
 }
@@ -176,6 +222,16 @@ pub struct Shared {
     safe_modes: Mutex<std::collections::BTreeSet<(u64, String)>>,
     auth: Option<SimAuth>,
     client_tls: net::SimTls,
+    /// Nodes that have joined the cluster (reported a membership).
+    joined: Mutex<BTreeSet<u64>>,
+    /// Nodes removed from the cluster, to be shut down for good by the driver.
+    removed: Mutex<Vec<u64>>,
+    /// What the operator did, for the driver to log with the faults.
+    notes: Mutex<Vec<String>>,
+    /// Each node's clock offset from the simulated wall clock, in milliseconds (clock faults).
+    skews: Vec<Arc<AtomicI64>>,
+    /// Which nodes are up (not crashed, not shut down), for the probes.
+    up: Vec<Arc<AtomicBool>>,
 }
 
 /// The run's capability root key (a key file the nodes load, as in production) and the token
@@ -186,8 +242,17 @@ pub struct SimAuth {
     dir: std::path::PathBuf,
     key_file: std::path::PathBuf,
     token: String,
+    /// The second holder's reversal approval (dual control).
+    approval: String,
+    /// The operator's admin token (membership changes).
+    admin: String,
+    key: ledger::capability::RootKey,
     pki: Option<node::security::pki::DevPki>,
 }
+
+/// How often the operating system writes dirty pages back (Linux's `dirty_writeback_centisecs`
+/// is 5 s): what a node loses in a crash is what it wrote, unsynced, since.
+const WRITE_BACK: Duration = Duration::from_secs(5);
 
 /// Simulated time starts here (seconds since the Unix epoch).
 const EPOCH_SECS: u64 = 1_780_000_000;
@@ -211,21 +276,27 @@ impl SimAuth {
         node::security::files::write_private_file(&key_file, &ring.to_json())
             .map_err(|e| format!("{e:#}"))?;
         let key = ring.get("sim-k1").ok_or("sim key missing")?;
-        use ledger::capability::{Caveat, Op};
-        let token = test_support::tokens::try_mint(
-            key,
-            rng.gen(),
-            EPOCH_SECS,
-            ledger::capability::DEFAULT_MAX_LIFETIME_SECS,
-            "sim",
-            vec![Caveat::Ops(
-                [Op::CreateAccounts, Op::CreateTransfers]
-                    .into_iter()
-                    .collect(),
-            )],
-        )
-        .map_err(|e| e.to_string())?
-        .encode();
+        use ledger::capability::{holder_token_id, Caveat, Op};
+        let mut mint = |holder: &str, ops: &[Op]| {
+            test_support::tokens::try_mint(
+                key,
+                holder_token_id(holder, rng.gen()),
+                EPOCH_SECS,
+                ledger::capability::DEFAULT_MAX_LIFETIME_SECS,
+                "sim",
+                vec![Caveat::Ops(ops.iter().copied().collect())],
+            )
+            .map(|t| t.encode())
+            .map_err(|e| e.to_string())
+        };
+        // The clients' token also allows reversals, approved by a second holder's token.
+        let token = mint(
+            "sim-clients",
+            &[Op::CreateAccounts, Op::CreateTransfers, Op::Reverse],
+        )?;
+        let approval = mint("sim-approver", &[Op::Reverse])?;
+        let admin = mint("sim-operator", &[Op::Admin])?;
+        let key = key.clone();
         let pki = match tls_nodes {
             Some(nodes) => {
                 let hosts: Vec<String> = (1..=nodes).map(|id| format!("n{id}")).collect();
@@ -239,6 +310,9 @@ impl SimAuth {
             dir,
             key_file,
             token,
+            approval,
+            admin,
+            key,
             pki,
         })
     }
@@ -266,6 +340,26 @@ impl SimAuth {
     pub fn token(&self) -> &str {
         &self.token
     }
+
+    /// A token for `accounts.create` valid (by the node's clock) from `not_before` to
+    /// `expires_at`, unix seconds: for probing which clock a node checks validity with.
+    pub fn windowed_token(&self, id: [u8; 16], not_before: u64, expires_at: u64) -> String {
+        use ledger::capability::{Caveat, Op};
+        let issued_at = not_before.saturating_sub(10);
+        test_support::tokens::try_mint(
+            &self.key,
+            id,
+            issued_at,
+            expires_at - issued_at,
+            "sim",
+            vec![
+                Caveat::NotBefore(not_before),
+                Caveat::Ops([Op::CreateAccounts].into_iter().collect()),
+            ],
+        )
+        .map(|t| t.encode())
+        .unwrap_or_default()
+    }
 }
 
 impl Drop for SimAuth {
@@ -285,6 +379,16 @@ impl Shared {
         self.client_tls.clone()
     }
 
+    /// The second holder's approval for reversals.
+    pub fn approval(&self) -> Option<&str> {
+        self.auth.as_ref().map(|a| a.approval.as_str())
+    }
+
+    /// The operator's admin token.
+    pub fn admin_token(&self) -> Option<&str> {
+        self.auth.as_ref().map(|a| a.admin.as_str())
+    }
+
     /// The client history.
     pub fn history(&self) -> MutexGuard<'_, History> {
         self.history.lock().unwrap_or_else(|p| p.into_inner())
@@ -292,6 +396,49 @@ impl Shared {
 
     fn observed(&self) -> MutexGuard<'_, check::Observed> {
         self.observed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Node `node` was removed from the cluster: the driver shuts it down.
+    pub fn removed(&self, node: u64) {
+        self.removed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(node);
+    }
+
+    /// Something the operator did, for the run's log.
+    pub fn note(&self, what: String) {
+        self.notes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(what);
+    }
+
+    /// The current leader as last observed.
+    pub fn leader(&self) -> Option<u64> {
+        self.observed().leaders.last_key_value().map(|(_, n)| *n)
+    }
+
+    /// The nodes that have joined the cluster (reported a membership), removed ones included.
+    pub fn joined(&self) -> BTreeSet<u64> {
+        self.joined
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Node `id`'s clock offset, in milliseconds.
+    pub fn skew_ms(&self, id: u64) -> i64 {
+        self.skews
+            .get(id as usize - 1)
+            .map_or(0, |s| s.load(Ordering::SeqCst))
+    }
+
+    /// Whether node `id` is up.
+    pub fn is_up(&self, id: u64) -> bool {
+        self.up
+            .get(id as usize - 1)
+            .is_some_and(|u| u.load(Ordering::SeqCst))
     }
 
     /// The node whose state the run corrupted, if any.
@@ -342,13 +489,16 @@ impl Shared {
     }
 }
 
-/// The cluster clock: turmoil's simulated wall clock.
-struct SimClock;
+/// A node's clock: turmoil's simulated wall clock plus the node's offset, which the clock faults
+/// set (skew) and change at once (jumps, forwards and backwards).
+struct SimClock(Arc<AtomicI64>);
 
 impl Clock for SimClock {
     fn now_ns(&self) -> u64 {
         let since = turmoil::since_epoch().unwrap_or_default();
-        u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+        let ns = i128::try_from(since.as_nanos()).unwrap_or(i128::MAX);
+        let skewed = ns + i128::from(self.0.load(Ordering::SeqCst)) * 1_000_000;
+        u64::try_from(skewed.max(0)).unwrap_or(u64::MAX)
     }
 }
 
@@ -361,11 +511,50 @@ pub struct Slot {
     /// The log disk.
     pub log: Arc<SimLog>,
     /// The ledger state.
-    pub state: Arc<MemoryStateBackend>,
+    pub state: Arc<SimState>,
+    /// The node's clock offset, in milliseconds.
+    pub skew: Arc<AtomicI64>,
+    /// Whether the host is up.
+    pub up: Arc<AtomicBool>,
+    /// Power losses so far: after one, the node's state may be behind what it reported.
+    power_losses: AtomicU64,
+}
+
+impl Slot {
+    fn new(id: u64, scenario: &Scenario) -> Self {
+        let log = Arc::new(SimLog::new(scenario.bug == Some(Bug::AckBeforeSync)));
+        Slot {
+            id,
+            name: format!("n{id}"),
+            log: log.clone(),
+            state: Arc::new(SimState::new(
+                log,
+                scenario.bug == Some(Bug::DoubleApplyAfterInstall),
+            )),
+            skew: Arc::default(),
+            up: Arc::new(AtomicBool::new(true)),
+            power_losses: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Slot {
+    /// Power loss on this node's disk: the log's and the state's unsynced writes are gone.
+    pub fn power_loss(&self) {
+        self.log.crash();
+        self.state.crash();
+        self.power_losses.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// How many power losses this node has had.
+    pub fn power_losses(&self) -> u64 {
+        self.power_losses.load(Ordering::SeqCst)
+    }
 }
 
 fn node_config(
     id: u64,
+    snapshot_every: u64,
     cluster: &str,
     key_file: Option<std::path::PathBuf>,
     tls: node::security::tls::TlsSection,
@@ -384,8 +573,8 @@ fn node_config(
             election_timeout_min_ms: 500,
             election_timeout_max_ms: 1_000,
             // Small, so that snapshots are built, sent and installed in most runs.
-            snapshot_every_entries: 150,
-            keep_entries_after_snapshot: 40,
+            snapshot_every_entries: snapshot_every,
+            keep_entries_after_snapshot: snapshot_every / 4,
             rpc_timeout_ms: 1_000,
             snapshot_chunk_bytes: 16 * 1024,
         },
@@ -416,6 +605,7 @@ async fn node_host(
     slot: Arc<Slot>,
     members: BTreeMap<u64, NodeInfo>,
     shared: Arc<Shared>,
+    snapshot_every: u64,
 ) -> turmoil::Result {
     let api = net::SimListener(turmoil::net::TcpListener::bind(("0.0.0.0", API_PORT)).await?);
     let peer = net::SimListener(turmoil::net::TcpListener::bind(("0.0.0.0", PEER_PORT)).await?);
@@ -437,14 +627,14 @@ async fn node_host(
     };
     let seams = Seams {
         connector: Arc::new(net::SimConnector(connector)),
-        clock: Arc::new(SimClock),
+        clock: Arc::new(SimClock(slot.skew.clone())),
         storage: Some(Backends {
             log: slot.log.clone(),
             state: slot.state.clone(),
         }),
     };
     let key_file = shared.auth.as_ref().map(|a| a.key_file.clone());
-    let config = node_config(slot.id, "sim", key_file, tls);
+    let config = node_config(slot.id, snapshot_every, "sim", key_file, tls);
     let running = Node::start_with(config, seams, api, peer, material)
         .await
         .map_err(|e| e.to_string())?;
@@ -452,24 +642,44 @@ async fn node_host(
     if slot.id == 1 && !raft.is_initialized().await.unwrap_or(true) {
         let _ = raft.initialize(members).await;
     }
-    let mut since_flush = Duration::ZERO;
+    let (mut since_flush, mut since_check) = (Duration::ZERO, Duration::ZERO);
     let tick = Duration::from_millis(20);
     loop {
         tokio::time::sleep(tick).await;
         since_flush += tick;
-        if since_flush >= Duration::from_millis(500) {
+        since_check += tick;
+        if since_flush >= WRITE_BACK {
             // The operating system writes dirty pages back now and then.
             slot.log.flush();
             since_flush = Duration::ZERO;
+        }
+        let periodic = since_check >= Duration::from_millis(500);
+        if periodic {
+            since_check = Duration::ZERO;
         }
         if let Some(f) = running.node.safe.fault() {
             shared.safe_mode(slot.id, f.reason);
         }
         let m = raft.metrics().borrow().clone();
         let leader_term = (m.state == ServerState::Leader).then_some(m.current_term);
-        let applied = slot.state.applied()?.last_applied.map_or(0, |l| l.index);
-        let root = slot.state.ledger_meta()?.root;
-        shared.observe(slot.id, leader_term, applied, root);
+        let (applied, meta) = slot.state.applied_with_meta()?;
+        let applied = applied.last_applied.map_or(0, |l| l.index);
+        shared.observe(slot.id, slot.power_losses(), leader_term, applied, &meta);
+        if m.membership_config.log_id().is_some() {
+            shared
+                .joined
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(slot.id);
+        }
+        if periodic && shared.corrupted() != Some(slot.id) {
+            // The state checkers, on this node's state as it is now (see `check`).
+            let found =
+                check::acked_writes(&slot, &shared, false).and_then(|()| check::balances(&slot));
+            if let Err(e) = found {
+                shared.violation(e);
+            }
+        }
     }
 }
 
@@ -486,12 +696,21 @@ pub fn run(scenario: &Scenario) -> Result<Report, Failure> {
     if scenario.tls {
         node::security::tls::install_crypto_provider();
     }
-    let auth =
-        SimAuth::new(scenario.seed, scenario.tls.then_some(scenario.nodes)).map_err(setup)?;
+    let hosts = if scenario.membership {
+        5
+    } else {
+        scenario.nodes
+    };
+    let auth = SimAuth::new(scenario.seed, scenario.tls.then_some(hosts)).map_err(setup)?;
     let client_tls = auth.client_tls().map_err(setup)?;
+    let slots: Vec<Arc<Slot>> = (1..=hosts as u64)
+        .map(|id| Arc::new(Slot::new(id, scenario)))
+        .collect();
     let shared = Arc::new(Shared {
         auth: Some(auth),
         client_tls,
+        skews: slots.iter().map(|s| s.skew.clone()).collect(),
+        up: slots.iter().map(|s| s.up.clone()).collect(),
         ..Shared::default()
     });
     let mut sim = turmoil::Builder::new()
@@ -506,17 +725,7 @@ pub fn run(scenario: &Scenario) -> Result<Report, Failure> {
         .tcp_capacity(16 * 1024)
         .build();
 
-    let slots: Vec<Arc<Slot>> = (1..=scenario.nodes as u64)
-        .map(|id| {
-            Arc::new(Slot {
-                id,
-                name: format!("n{id}"),
-                log: Arc::new(SimLog::new(scenario.bug == Some(Bug::AckBeforeSync))),
-                state: Arc::new(MemoryStateBackend::new()),
-            })
-        })
-        .collect();
-    let members: BTreeMap<u64, NodeInfo> = slots
+    let info: BTreeMap<u64, NodeInfo> = slots
         .iter()
         .map(|s| {
             (
@@ -528,13 +737,20 @@ pub fn run(scenario: &Scenario) -> Result<Report, Failure> {
             )
         })
         .collect();
+    // The initial voters; with membership changes, the other two hosts wait to be added.
+    let members: BTreeMap<u64, NodeInfo> = info
+        .iter()
+        .filter(|(id, _)| **id <= scenario.nodes as u64)
+        .map(|(id, i)| (*id, i.clone()))
+        .collect();
+    let every = scenario.snapshot_every;
     for slot in &slots {
         let (slot, members, shared) = (slot.clone(), members.clone(), shared.clone());
         sim.host(slot.name.clone(), move || {
-            node_host(slot.clone(), members.clone(), shared.clone())
+            node_host(slot.clone(), members.clone(), shared.clone(), every)
         });
     }
-    let seeds: Vec<String> = members.values().map(|m| m.api_addr.clone()).collect();
+    let seeds: Vec<String> = info.values().map(|m| m.api_addr.clone()).collect();
     for k in 0..scenario.clients as u64 {
         let (seeds, shared) = (seeds.clone(), shared.clone());
         let (seed, traffic) = (scenario.seed, scenario.traffic);
@@ -543,12 +759,32 @@ pub fn run(scenario: &Scenario) -> Result<Report, Failure> {
             Ok(())
         });
     }
+    if scenario.membership && scenario.faults {
+        let (seeds, shared) = (seeds.clone(), shared.clone());
+        let (seed, traffic) = (scenario.seed, scenario.traffic);
+        sim.client("admin", async move {
+            workload::membership(seed, seeds, shared, traffic).await;
+            Ok(())
+        });
+    }
+    if scenario.faults {
+        let shared = shared.clone();
+        let (seed, traffic) = (scenario.seed, scenario.traffic);
+        sim.client("probe", async move {
+            workload::clock_probe(seed, shared, traffic).await;
+            Ok(())
+        });
+    }
 
-    let mut faults = check::Faults::new(scenario, &slots);
+    let mut faults = check::Faults::new(scenario, &slots, scenario.clients);
     let mut acked_at_corruption: Option<usize> = None;
+    // A failure is reported by the most specific checker that sees it: the state checkers
+    // (acknowledged writes, double apply) run on every node before the first violation is
+    // named, so a lost acknowledged write is reported as one even when a root mismatch or a
+    // stuck cluster noticed it first.
     let fail = |what: String, faults: &check::Faults| Failure {
         scenario: scenario.clone(),
-        what,
+        what: check::diagnose(&slots, &shared, what, false),
         faults: faults.log.clone(),
     };
     // Traffic, with faults; the clients finish on their own.
@@ -565,6 +801,7 @@ pub fn run(scenario: &Scenario) -> Result<Report, Failure> {
         if scenario.faults {
             faults.tick(&mut sim, &shared);
         }
+        faults.shut_down_removed(&mut sim, &shared);
         if scenario.corrupt_leader
             && acked_at_corruption.is_none()
             && sim.elapsed() >= scenario.traffic / 3
@@ -579,14 +816,30 @@ pub fn run(scenario: &Scenario) -> Result<Report, Failure> {
     }
     // Heal everything, then wait for every node to apply the same index (every node but a
     // corrupted one, which must have stopped itself).
+    faults.shut_down_removed(&mut sim, &shared);
     faults.heal(&mut sim);
     let corrupted = shared.corrupted();
+    // Every node that joined the cluster and was not removed from it (removed nodes are shut
+    // down; a node the run corrupted must have stopped itself).
+    let joined = shared.joined();
     let healthy: Vec<Arc<Slot>> = slots
         .iter()
-        .filter(|s| Some(s.id) != corrupted)
+        .filter(|s| Some(s.id) != corrupted && joined.contains(&s.id) && !faults.is_removed(s.id))
         .cloned()
         .collect();
-    let applied = check::converge(&mut sim, &healthy, &shared).map_err(|e| fail(e, &faults))?;
+    if healthy.is_empty() {
+        return Err(fail("no member left to check".into(), &faults));
+    }
+    // A cluster that does not converge is first asked whether a node in service lacks an
+    // acknowledged write (every fault is healed by now).
+    let applied = check::converge(&mut sim, &healthy, &shared).map_err(|e| {
+        let healed = e.starts_with(check::NOT_CONVERGED);
+        Failure {
+            scenario: scenario.clone(),
+            what: check::diagnose(if healed { &healthy } else { &slots }, &shared, e, healed),
+            faults: faults.log.clone(),
+        }
+    })?;
     check::final_state(&healthy, &shared).map_err(|e| fail(e, &faults))?;
     if scenario.corrupt_leader {
         check::corruption_caught(&shared, acked_at_corruption).map_err(|e| fail(e, &faults))?;
@@ -609,6 +862,9 @@ pub fn run(scenario: &Scenario) -> Result<Report, Failure> {
         fingerprint: o.fingerprint(&faults.log, &root),
         faults: faults.log.clone(),
         root,
+        installs: slots.iter().map(|s| s.state.installs()).sum(),
+        state_entries_lost: slots.iter().map(|s| s.state.entries_lost()).sum(),
+        results: h.results.clone(),
     })
 }
 
@@ -655,12 +911,7 @@ mod tests {
             .rng_seed(1)
             .simulation_duration(Duration::from_secs(60))
             .build();
-        let slot = Arc::new(Slot {
-            id: 1,
-            name: "n1".into(),
-            log: Arc::new(SimLog::new(false)),
-            state: Arc::new(MemoryStateBackend::new()),
-        });
+        let slot = Arc::new(Slot::new(1, &Scenario::for_seed(1)));
         let members: BTreeMap<u64, NodeInfo> = [(
             1,
             NodeInfo {
@@ -670,7 +921,7 @@ mod tests {
         )]
         .into();
         sim.host("n1", move || {
-            node_host(slot.clone(), members.clone(), shared.clone())
+            node_host(slot.clone(), members.clone(), shared.clone(), 150)
         });
         sim.client("probe", async move {
             let get = |tls: &net::SimTls, port: u16| {

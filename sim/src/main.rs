@@ -27,13 +27,19 @@ struct Args {
     /// Simulated seconds of client traffic.
     #[arg(long)]
     traffic_secs: Option<u64>,
+    /// Change the membership 3 -> 5 -> 3 under load (default: for seeds ≡ 1 mod 4).
+    #[arg(long)]
+    membership: Option<bool>,
+    /// `raft.snapshot_every_entries` (default: 40 for seeds divisible by 3, else 150).
+    #[arg(long)]
+    snapshot_every: Option<u64>,
     /// No fault injection.
     #[arg(long)]
     no_faults: bool,
     /// Every connection over TLS 1.3 with mutual TLS (a dev PKI generated for the run).
     #[arg(long)]
     tls: bool,
-    /// Plant a bug: `ack-before-sync`.
+    /// Plant a bug: `ack-before-sync` or `double-apply-after-install`.
     #[arg(long)]
     plant: Option<String>,
     /// A third into the traffic, corrupt the leader's state; the run checks that it stops
@@ -56,13 +62,27 @@ fn scenario(args: &Args, seed: u64) -> anyhow::Result<Scenario> {
     if let Some(t) = args.traffic_secs {
         s.traffic = Duration::from_secs(t);
     }
+    s.membership = args.membership.unwrap_or(s.membership && s.nodes == 3);
+    if let Some(n) = args.snapshot_every {
+        anyhow::ensure!(n >= 8, "--snapshot-every must be 8 or more");
+        s.snapshot_every = n;
+    }
+    anyhow::ensure!(
+        !s.membership || s.nodes == 3,
+        "--membership true needs a 3-node cluster (it grows to 5 and shrinks back to 3)"
+    );
     s.faults = !args.no_faults;
     s.tls = args.tls;
     s.corrupt_leader = args.corrupt_leader;
     s.bug = match args.plant.as_deref() {
         None => None,
-        Some("ack-before-sync") => Some(Bug::AckBeforeSync),
-        Some(other) => anyhow::bail!("unknown bug {other:?} (known: ack-before-sync)"),
+        Some(name) => match Bug::from_name(name) {
+            Some(bug) => Some(bug),
+            None => anyhow::bail!(
+                "unknown bug {name:?} (known: {})",
+                Bug::ALL.map(Bug::name).join(", ")
+            ),
+        },
     };
     Ok(s)
 }

@@ -1,11 +1,14 @@
 //! A simulated disk for the Raft log with a durability model: every write first lands in a
 //! volatile layer (the page cache); a sync copies it to the durable layer; a crash throws the
-//! volatile layer away. The ledger state uses raft-store's memory backend, kept outside the
-//! simulated host so that it outlives a crash — it is committed whole at the end of every apply
-//! call, as RocksDB's synced write batch is.
+//! volatile layer away. The ledger state ([`crate::state::SimState`]) shares this disk's
+//! write-ahead log, as the RocksDB backend's log and state column families do: its writes are
+//! never synced themselves and become durable with the next sync here (which the state counts
+//! through [`SimLog::syncs`]); a crash rolls it back to what it was at the last sync.
 //!
-//! Planted bug [`crate::Bug::AckBeforeSync`]: appends are acknowledged without a sync (and
-//! written back only by the periodic flush), the bug a wrong `WriteOptions` would be.
+//! Planted bug [`crate::Bug::AckBeforeSync`]: appends are acknowledged without reaching the
+//! write-ahead log, the bug a wrong `WriteOptions` (`disable_wal`) would be: a later synced
+//! write (a vote, a truncation, a purge) does not carry them, only the periodic write-back
+//! (the memtable flush) does.
 
 use raft_store::{LogBackend, StoreError};
 use std::collections::BTreeMap;
@@ -53,19 +56,47 @@ struct Disk {
     visible: Layer,
     durable: Layer,
     pending: Vec<Op>,
+    /// Appends that bypassed the write-ahead log (the planted bug): only the write-back
+    /// makes them durable.
+    unlogged: Vec<Op>,
+    /// Syncs so far (write-backs included).
+    syncs: u64,
 }
 
 impl Disk {
     fn write(&mut self, op: Op, sync: bool) {
         self.visible.apply(&op);
+        // A truncation or purge removes unlogged appends it covers, as it does visible ones.
+        match &op {
+            Op::Truncate(from) => self.unlogged.retain(
+                |o| !matches!(o, Op::Append(e) if e.first().is_some_and(|(i, _)| i >= from)),
+            ),
+            Op::Purge(upto, _) => self.unlogged.retain(
+                |o| !matches!(o, Op::Append(e) if e.last().is_some_and(|(i, _)| i <= upto)),
+            ),
+            _ => {}
+        }
         self.pending.push(op);
         if sync {
             self.sync();
         }
     }
 
+    fn write_unlogged(&mut self, op: Op) {
+        self.visible.apply(&op);
+        self.unlogged.push(op);
+    }
+
     fn sync(&mut self) {
+        self.syncs += 1;
         for op in self.pending.drain(..) {
+            self.durable.apply(&op);
+        }
+    }
+
+    fn write_back(&mut self) {
+        self.sync();
+        for op in self.unlogged.drain(..) {
             self.durable.apply(&op);
         }
     }
@@ -93,12 +124,25 @@ impl SimLog {
     pub fn crash(&self) {
         let mut d = self.lock();
         d.pending.clear();
+        d.unlogged.clear();
         d.visible = d.durable.clone();
     }
 
     /// The operating system's periodic write-back.
     pub fn flush(&self) {
+        self.lock().write_back();
+    }
+
+    /// A synced write made through the write-ahead log by someone else (the state): the
+    /// pending writes become durable with it.
+    pub fn sync(&self) {
         self.lock().sync();
+    }
+
+    /// How many syncs (and write-backs) this disk has made: every state write made before the
+    /// latest one is durable.
+    pub fn syncs(&self) -> u64 {
+        self.lock().syncs
     }
 
     /// While set, every write fails with an I/O error (a failing disk).
@@ -127,8 +171,11 @@ impl LogBackend for SimLog {
 
     fn append(&self, entries: Vec<(u64, Vec<u8>)>) -> Result<(), StoreError> {
         self.check()?;
-        let sync = !self.ack_before_sync;
-        self.lock().write(Op::Append(entries), sync);
+        if self.ack_before_sync {
+            self.lock().write_unlogged(Op::Append(entries));
+        } else {
+            self.lock().write(Op::Append(entries), true);
+        }
         Ok(())
     }
 
@@ -195,6 +242,8 @@ mod tests {
     fn with_the_planted_bug_an_acknowledged_append_is_lost_on_crash() {
         let log = SimLog::new(true);
         log.append(vec![(1, b"a".to_vec())]).unwrap();
+        // A synced write does not carry it either.
+        log.meta_put("vote", b"1".to_vec(), true).unwrap();
         log.crash();
         assert_eq!(log.last().unwrap(), None);
         log.append(vec![(1, b"a".to_vec())]).unwrap();
