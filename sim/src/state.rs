@@ -302,7 +302,7 @@ impl StateBackend for SimState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use raft_store::LogId;
+    use raft_store::{LogBackend, LogId};
 
     fn applied(index: u64) -> AppliedState {
         AppliedState {
