@@ -32,7 +32,7 @@ export RONCTL_CA="$work/dev/pki/ca.pem" RONCTL_CERT="$work/dev/pki/client.pem" \
     RONCTL_KEY="$work/dev/pki/client.key" RONCTL_TOKEN_FILE="$work/dev/auth/admin.token"
 seeds="127.0.0.1:$port,127.0.0.1:$((port + 1)),127.0.0.1:$((port + 2))"
 for _ in $(seq 1 240); do
-    [ -f "$RONCTL_TOKEN_FILE" ] && "$BIN/ronctl" --seeds "$seeds" status >/dev/null 2>&1 && break
+    [ -f "$RONCTL_TOKEN_FILE" ] && "$BIN/ronctl" --seeds "$seeds" cluster status >/dev/null 2>&1 && break
     kill -0 "$dev" 2>/dev/null || { cat "$work/dev.log" >&2; exit 1; }
     sleep 0.5
 done

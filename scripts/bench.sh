@@ -25,6 +25,7 @@ source scripts/install-deps.sh
 need=()
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+[ -f /usr/include/google/protobuf/descriptor.proto ] || need+=(libprotobuf-dev) # its well-known types
 if [ "${#need[@]}" -gt 0 ]; then
     echo "bench.sh: installing ${need[*]}" >&2
     as_root apt-get update
@@ -99,7 +100,7 @@ export RONCTL_CA="$WORK/ron/pki/ca.pem" RONCTL_CERT="$WORK/ron/pki/client.pem" \
 SEEDS=127.0.0.1:37001,127.0.0.1:37002,127.0.0.1:37003
 ready=0
 for _ in $(seq 1 120); do
-    if [ -f "$RONCTL_TOKEN_FILE" ] && "$BIN/ronctl" --seeds "$SEEDS" status >/dev/null 2>&1 \
+    if [ -f "$RONCTL_TOKEN_FILE" ] && "$BIN/ronctl" --seeds "$SEEDS" cluster status >/dev/null 2>&1 \
         && "$BIN/etcd-load" --endpoints "$ETCD" --puts 1 >/dev/null 2>&1; then
         ready=1
         break

@@ -47,7 +47,7 @@ read_back() {
 
 start
 for _ in $(seq 1 240); do
-    [ -f "$RONCTL_TOKEN_FILE" ] && "$BIN/ronctl" --seeds "$SEEDS" status >/dev/null 2>&1 && break
+    [ -f "$RONCTL_TOKEN_FILE" ] && "$BIN/ronctl" --seeds "$SEEDS" cluster status >/dev/null 2>&1 && break
     sleep 0.5
 done
 "$BIN/ronctl" --seeds "$SEEDS" account create --id 1 --ledger 1 --code 1 >/dev/null

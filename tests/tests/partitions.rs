@@ -65,6 +65,18 @@ impl Lab {
         c.start_three_with_accounts(ACCOUNTS).await;
         Lab { c, relays, net }
     }
+
+    /// A scenario's start: the tests' serial lock, the lab, the leadership watch, and four
+    /// writers whose transfers are being acknowledged.
+    async fn under_load(relayed: bool) -> (tokio::sync::MutexGuard<'static, ()>, Lab, Watch, Load) {
+        let serial = SERIAL.lock().await;
+        let lab = Lab::new(relayed).await;
+        let watch = Watch::start(&lab.c);
+        let began = Instant::now();
+        let load = Load::start(&lab.c, 4);
+        load.wait_acks("load under way", began, 30, |_| true).await;
+        (serial, lab, watch, load)
+    }
 }
 
 impl Drop for Lab {
@@ -383,12 +395,7 @@ async fn every_acknowledged_transfer_once_everywhere(c: &Cluster, log: &[Attempt
 /// heal the old leader follows the new one and serves writes again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_isolated_leader_stops_acknowledging_and_the_majority_goes_on() {
-    let _serial = SERIAL.lock().await;
-    let mut lab = Lab::new(false).await;
-    let watch = Watch::start(&lab.c);
-    let began = Instant::now();
-    let load = Load::start(&lab.c, 4);
-    load.wait_acks("load under way", began, 30, |_| true).await;
+    let (_serial, mut lab, watch, load) = Lab::under_load(false).await;
 
     let (old, old_term) = settled(&lab.c).await;
     let majority: Vec<u64> = NODES.iter().copied().filter(|n| *n != old).collect();
@@ -531,12 +538,7 @@ async fn an_isolated_leader_stops_acknowledging_and_the_majority_goes_on() {
 /// acknowledged is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_way_partitions_keep_the_cluster_committing() {
-    let _serial = SERIAL.lock().await;
-    let mut lab = Lab::new(false).await;
-    let watch = Watch::start(&lab.c);
-    let began = Instant::now();
-    let load = Load::start(&lab.c, 4);
-    load.wait_acks("load under way", began, 30, |_| true).await;
+    let (_serial, mut lab, watch, load) = Lab::under_load(false).await;
 
     // Phase 1: leader → follower requests lost.
     let (l1, t1) = settled(&lab.c).await;
@@ -656,12 +658,7 @@ fn load_acks(log: &[Attempt], from: Instant, to: Instant) -> usize {
 /// acknowledged lost, one leader per term. Each cycle is printed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flapping_link_under_load_loses_nothing() {
-    let _serial = SERIAL.lock().await;
-    let mut lab = Lab::new(false).await;
-    let watch = Watch::start(&lab.c);
-    let began = Instant::now();
-    let load = Load::start(&lab.c, 4);
-    load.wait_acks("load under way", began, 30, |_| true).await;
+    let (_serial, mut lab, watch, load) = Lab::under_load(false).await;
     let mut cycles = Vec::new();
     for cycle in 0..6u64 {
         let (leader, term) = settled(&lab.c).await;
@@ -739,12 +736,7 @@ async fn a_flapping_link_under_load_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delay_and_loss_at_a_follower_leave_leadership_and_throughput_stable() {
     const WINDOW: Duration = Duration::from_secs(5);
-    let _serial = SERIAL.lock().await;
-    let mut lab = Lab::new(true).await;
-    let watch = Watch::start(&lab.c);
-    let began = Instant::now();
-    let load = Load::start(&lab.c, 4);
-    load.wait_acks("load under way", began, 30, |_| true).await;
+    let (_serial, mut lab, watch, load) = Lab::under_load(true).await;
     let (leader, term) = settled(&lab.c).await;
     let f = NODES.into_iter().find(|n| *n != leader).unwrap();
 
