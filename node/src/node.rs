@@ -54,6 +54,9 @@ pub struct Node {
     pub incarnation: Arc<crate::raft::incarnation::IncarnationBook>,
     /// What cluster version each member runs (see the cluster-version module).
     pub versions: Arc<crate::raft::peer_versions::PeerVersions>,
+    /// While this node leads: `(term, index)`, the last log index it held when its reads in that
+    /// term began (see `http::consistency::linearize`).
+    pub read_floor: std::sync::Mutex<(u64, u64)>,
 }
 
 impl Node {

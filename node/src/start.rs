@@ -295,6 +295,7 @@ impl Node {
             safe: crate::safe_mode::SafeMode::open(safe_mode_marker),
             incarnation: book,
             versions,
+            read_floor: std::sync::Mutex::default(),
         });
         if node.safe.fault().is_some() {
             // Recorded by an earlier run: come back in safe mode, not as if nothing happened.

@@ -5,7 +5,8 @@
 //! Durability, as the RocksDB backend has it: state writes go through the write-ahead log the
 //! Raft log also uses, without a sync of their own, so they are durable once the log disk syncs
 //! next ([`SimLog::syncs`]); a snapshot install is a synced write (it syncs the log disk's
-//! pending writes too). The wrapper keeps a copy of the state as of the last sync while writes
+//! pending writes too), and so is recording a built snapshot, so the state is never behind its
+//! current snapshot after a crash. The wrapper keeps a copy of the state as of the last sync while writes
 //! wait for the next one; [`SimState::crash`] puts that copy back — the node comes back with a
 //! state behind its log, and openraft re-applies the rest.
 //!
@@ -220,7 +221,11 @@ impl StateBackend for SimState {
         self.inner.revocations(after, limit)
     }
     fn build_snapshot(&self) -> Result<(SnapshotMeta, SnapshotData), StoreError> {
-        self.inner.build_snapshot()
+        let built = self.inner.build_snapshot()?;
+        // RocksDB records the new current snapshot with a synced write, which makes every state
+        // write before it durable: after a power loss the state is never behind its snapshot.
+        self.log.sync();
+        Ok(built)
     }
     fn receive_buffer(&self) -> Result<SnapshotData, StoreError> {
         self.inner.receive_buffer()

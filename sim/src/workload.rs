@@ -197,7 +197,8 @@ impl Worker {
         match self.client.lookup_transfer(id, Consistency::Linearizable).await {
             Ok(Some(_)) => self.shared.history().reads += 1,
             Ok(None) => self.shared.violation(format!(
-                "stale read: transfer {id} was acknowledged, then a linearizable read did not find it"
+                "stale read: transfer {id} was acknowledged, then a linearizable read did not find it (at {:.3}s)",
+                turmoil::sim_elapsed().unwrap_or_default().as_secs_f64()
             )),
             Err(Error::Unavailable { .. }) => {}
             Err(e) => self.shared.violation(format!("read of {id} failed: {e}")),

@@ -13,8 +13,12 @@ use sim::{Bug, Scenario};
 use std::process::Command;
 use std::time::Duration;
 
-/// Seeds that once found a bug, kept forever (none yet: see docs/TESTING.md).
-const REGRESSION_SEEDS: &[u64] = &[];
+/// Seeds that once found a bug, kept forever (docs/TESTING.md, "The long run"): 171, a leader
+/// restored at start-up after every member lost power served a linearizable read from a
+/// committed index behind an acknowledged transfer (fixed: `http::consistency`'s read floor);
+/// 1452, two leaders in one term — openraft's (term, node id) leader ids, not a bug: the checker
+/// that called it one was wrong and is gone.
+const REGRESSION_SEEDS: &[u64] = &[171, 1452];
 
 /// Run `s` in a fresh `sim` process: its report if it passed, the failure (with its replay
 /// command) if a checker failed. Anything else — a panic, a crash — fails the test.

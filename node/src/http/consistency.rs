@@ -65,7 +65,7 @@ pub(crate) async fn linearize(
         )));
     }
     match node.raft.ensure_linearizable().await {
-        Ok(_) => Ok(None),
+        Ok(_) => wait_for_read_floor(node).await.map(|()| None),
         Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
             if headers.contains_key(FORWARDED_HEADER) {
                 return Err(ApiError::no_leader());
@@ -82,6 +82,39 @@ pub(crate) async fn linearize(
             "raft stopped ({f}); use consistency=stale to read this node's last applied state"
         ))),
     }
+}
+
+/// A leader restored at start-up serves reads from its committed index, which it persists
+/// without a sync (`docs/STORAGE.md`): after every member lost power, that index — and the state,
+/// which is written the same way — can be behind entries the cluster committed and acknowledged,
+/// and openraft 0.9 reads at `max(committed, this leader's first entry)`, which a restored
+/// leader has not proposed. So a leader also waits until it has applied every entry its log held
+/// when its reads in this term began: those precede anything it acknowledged in the term, and
+/// once applied, any earlier acknowledged entry is too (found by the simulation, seed 171).
+async fn wait_for_read_floor(node: &Node) -> Result<(), ApiError> {
+    let m = node.raft.metrics().borrow().clone();
+    let floor = {
+        let mut f = node.read_floor.lock().unwrap_or_else(|p| p.into_inner());
+        if f.0 != m.current_term {
+            *f = (m.current_term, m.last_log_index.unwrap_or(0));
+        }
+        f.1
+    };
+    if m.last_applied.map_or(0, |l| l.index) >= floor {
+        return Ok(());
+    }
+    let budget = std::time::Duration::from_millis(node.config.limits.write_timeout_ms);
+    node.raft
+        .wait(Some(budget))
+        .applied_index_at_least(Some(floor), "linearizable read: the leader's log at start")
+        .await
+        .map(|_| ())
+        .map_err(|e| match e {
+            openraft::metrics::WaitError::Timeout(..) => ApiError::no_leader(),
+            openraft::metrics::WaitError::ShuttingDown => ApiError::safe_mode(
+                "raft stopped; use consistency=stale to read this node's last applied state",
+            ),
+        })
 }
 
 /// Run a read handler body with the read-consistency rules applied.
