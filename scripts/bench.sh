@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: ron-ledger's 3-node dev cluster (release build, TLS 1.3 + mutual TLS +
-# capabilities, every log append and apply fsynced) against a 3-member etcd cluster (Debian's
+# capabilities, every log append fsynced; state writes ride the same WAL) against a 3-member etcd cluster (Debian's
 # etcd-server, WAL fsync on, loopback), driven in the same run, one after the other per load,
 # with the same number of requests in flight: `ronctl bench` for ron-ledger, bench/etcd-load
 # (256-byte puts through the etcd-client crate) for etcd. Prints each load's figures and ratio,
 # and the medians over RUNS runs; raw JSON lines go to $OUT (default /tmp/ron-bench/results.jsonl).
 #
-#     bash scripts/bench.sh              # RUNS=3, the full matrix (~15 minutes here)
+#     bash scripts/bench.sh              # RUNS=3, the full matrix (~17 minutes here)
 #     RUNS=1 LOADS="1x1 1x64" bash scripts/bench.sh
 #
 # A load is BATCHxCONCURRENCY (transfers per request x requests in flight); etcd always puts one
