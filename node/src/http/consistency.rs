@@ -92,15 +92,21 @@ pub(crate) async fn linearize(
 /// when its reads in this term began: those precede anything it acknowledged in the term, and
 /// once applied, any earlier acknowledged entry is too (found by the simulation, seed 171).
 async fn wait_for_read_floor(node: &Node) -> Result<(), ApiError> {
-    let m = node.raft.metrics().borrow().clone();
+    // Three numbers, not a clone of the whole metrics: this runs on every linearizable read.
+    let (term, last_log, applied) = {
+        let m = node.raft.metrics();
+        let m = m.borrow();
+        let applied = m.last_applied.as_ref().map_or(0, |l| l.index);
+        (m.current_term, m.last_log_index.unwrap_or(0), applied)
+    };
     let floor = {
         let mut f = node.read_floor.lock().unwrap_or_else(|p| p.into_inner());
-        if f.0 != m.current_term {
-            *f = (m.current_term, m.last_log_index.unwrap_or(0));
+        if f.0 != term {
+            *f = (term, last_log);
         }
         f.1
     };
-    if m.last_applied.map_or(0, |l| l.index) >= floor {
+    if applied >= floor {
         return Ok(());
     }
     let budget = std::time::Duration::from_millis(node.config.limits.write_timeout_ms);
