@@ -15,9 +15,12 @@
 //! statistic`). Every namespace, link and rule is removed when the test ends, whatever the
 //! outcome, and each test first sweeps what a crashed run left (names start with `ronpt`).
 //!
-//! What every test checks besides its own scenario: while the fault lasts and after, no two
-//! nodes ever report different leaders for the same term (sampled from `/v1/status` every
-//! 100 ms on every node); after healing, the three nodes converge to the same applied index
+//! What every test checks besides its own scenario: while the fault lasts and after, every
+//! node's `/v1/status` is sampled every 100 ms and the leaders seen in each term are printed —
+//! not required to be one per term: openraft 0.9 as built here identifies a leader by (term,
+//! node id), and a node that voted for n1 in a term may then vote for n2 in the same term (the
+//! simulation's seed 1452 showed it; docs/TESTING.md, "Checkers"); after healing, the three
+//! nodes converge to the same applied index
 //! and root; and every transfer acknowledged to the writers is applied exactly once on every
 //! node: each node's own balances (stale reads of its applied state) equal the sum of the
 //! acknowledged transfers. Writers send single transfers to all three nodes in turn, each
@@ -282,9 +285,10 @@ impl Watch {
             .collect()
     }
 
-    /// Stop sampling; assert that no term ever had two leaders (a node reporting itself leader,
-    /// or a follower naming its leader, for that term); the leader of each term seen.
-    async fn stop(self) -> BTreeMap<u64, u64> {
+    /// Stop sampling; the leaders seen in each term (a node reporting itself leader, or a
+    /// follower naming its leader, for that term). openraft's leader id is (term, node id), so a
+    /// term may have had more than one (module docs).
+    async fn stop(self) -> BTreeMap<u64, BTreeSet<u64>> {
         self.halt.store(true, Ordering::Relaxed);
         for t in self.tasks {
             t.await.expect("status sampler");
@@ -299,18 +303,8 @@ impl Watch {
                 claims.entry(s.term).or_default().insert(l);
             }
         }
-        for (term, leaders) in &claims {
-            assert!(
-                leaders.len() <= 1,
-                "term {term} had leaders {leaders:?} (from {} status samples)",
-                samples.len()
-            );
-        }
         assert!(samples.len() > 30, "the status sampler saw almost nothing");
         claims
-            .into_iter()
-            .filter_map(|(t, l)| Some((t, l.into_iter().next()?)))
-            .collect()
     }
 }
 
@@ -522,7 +516,7 @@ async fn an_isolated_leader_stops_acknowledging_and_the_majority_goes_on() {
 /// 1. The leader's requests to a follower are lost while the follower's requests to the leader
 ///    get through. The follower stops hearing heartbeats and campaigns at ever higher terms;
 ///    its vote requests reach the leader. What must hold: the cluster keeps committing (30
-///    writes acknowledged after the follower's first campaign), and no term has two leaders.
+///    writes acknowledged after the follower's first campaign).
 ///    What leadership does (printed; seen in every run so far, not asserted): the vote
 ///    requests are refused (by the other follower under openraft's leader lease, by the
 ///    leader because its log is longer), so the leader keeps its term while the partition
@@ -655,7 +649,7 @@ fn load_acks(log: &[Attempt], from: Instant, to: Instant) -> usize {
 /// makes the leader step down (openraft 0.9 has no pre-vote) and an election follows. After
 /// each heal the follower must catch up (its applied index reaches the leader's at the heal)
 /// and the three agree on a leader before the next cut. Afterwards: convergence, nothing
-/// acknowledged lost, one leader per term. Each cycle is printed.
+/// acknowledged lost. Each cycle is printed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flapping_link_under_load_loses_nothing() {
     let (_serial, mut lab, watch, load) = Lab::under_load(false).await;
