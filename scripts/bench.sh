@@ -80,8 +80,10 @@ print(json.dumps({"disk": {"fdatasync_4k_p50_ms": probe(4096, 200), "fdatasync_1
 PY
 
 echo "bench.sh: starting ron-ledger dev (3 nodes, TLS, capabilities) and etcd (3 members)" >&2
-"$BIN/ron-ledger" dev --data-dir "$WORK/ron" --base-port 37001 >"$WORK/ron.log" 2>&1 &
-pids+=($!)
+# shellcheck source=scripts/dev-cluster.sh
+source scripts/dev-cluster.sh
+dev_cluster_start "$WORK/ron" 37001
+pids+=("$DEV_PID")
 cluster=""
 for i in 1 2 3; do
     cluster+="${cluster:+,}e$i=http://127.0.0.1:2${i}380"
@@ -95,19 +97,16 @@ for i in 1 2 3; do
     pids+=($!)
 done
 ETCD=127.0.0.1:21379,127.0.0.1:22379,127.0.0.1:23379
-export RONCTL_CA="$WORK/ron/pki/ca.pem" RONCTL_CERT="$WORK/ron/pki/client.pem" \
-    RONCTL_KEY="$WORK/ron/pki/client.key" RONCTL_TOKEN_FILE="$WORK/ron/auth/admin.token"
-SEEDS=127.0.0.1:37001,127.0.0.1:37002,127.0.0.1:37003
+dev_cluster_wait
 ready=0
 for _ in $(seq 1 120); do
-    if [ -f "$RONCTL_TOKEN_FILE" ] && "$BIN/ronctl" --seeds "$SEEDS" cluster status >/dev/null 2>&1 \
-        && "$BIN/etcd-load" --endpoints "$ETCD" --puts 1 >/dev/null 2>&1; then
+    if "$BIN/etcd-load" --endpoints "$ETCD" --puts 1 >/dev/null 2>&1; then
         ready=1
         break
     fi
     sleep 0.5
 done
-[ "$ready" = 1 ] || { echo "bench.sh: clusters did not come up; see $WORK/*.log" >&2; exit 1; }
+[ "$ready" = 1 ] || { echo "bench.sh: etcd did not come up; see $WORK/etcd*.log" >&2; exit 1; }
 
 for run in $(seq 1 "$RUNS"); do
     for load in $LOADS; do

@@ -41,21 +41,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$BIN/ron-ledger" dev --data-dir "$WORK/ron" --base-port 38001 >"$WORK/ron.log" 2>&1 &
-node_pid=$!
+# shellcheck source=scripts/dev-cluster.sh
+source scripts/dev-cluster.sh
+dev_cluster_start "$WORK/ron" 38001
+node_pid=$DEV_PID
 pids+=("$node_pid")
-export RONCTL_CA="$WORK/ron/pki/ca.pem" RONCTL_CERT="$WORK/ron/pki/client.pem" \
-    RONCTL_KEY="$WORK/ron/pki/client.key" RONCTL_TOKEN_FILE="$WORK/ron/auth/admin.token"
-SEEDS=127.0.0.1:38001,127.0.0.1:38002,127.0.0.1:38003
-ready=0
-for _ in $(seq 1 120); do
-    if [ -f "$RONCTL_TOKEN_FILE" ] && "$BIN/ronctl" --seeds "$SEEDS" cluster status >/dev/null 2>&1; then
-        ready=1
-        break
-    fi
-    sleep 0.5
-done
-[ "$ready" = 1 ] || { echo "profile.sh: the cluster did not come up; see $WORK/ron.log" >&2; exit 1; }
+dev_cluster_wait
 
 applied() {
     curl -s --cacert "$RONCTL_CA" --cert "$RONCTL_CERT" --key "$RONCTL_KEY" \

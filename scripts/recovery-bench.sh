@@ -22,15 +22,14 @@ rm -rf "$WORK"
 mkdir -p "$WORK"
 pid=""
 trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; true' EXIT
-export RONCTL_CA="$WORK/dev/pki/ca.pem" RONCTL_CERT="$WORK/dev/pki/client.pem" \
-    RONCTL_KEY="$WORK/dev/pki/client.key" RONCTL_TOKEN_FILE="$WORK/dev/auth/admin.token"
-SEEDS="127.0.0.1:$PORT"
+# shellcheck source=scripts/dev-cluster.sh
+source scripts/dev-cluster.sh
 rss_mib() { awk '/^VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 now() { date +%s.%N; }
 
 start() {
-    "$BIN/ron-ledger" dev --nodes 1 --data-dir "$WORK/dev" --base-port "$PORT" >>"$WORK/dev.log" 2>&1 &
-    pid=$!
+    dev_cluster_start "$WORK/dev" "$PORT" 1
+    pid=$DEV_PID
 }
 # Poll until a linearizable read of account 1 answers with the balance written before the kill.
 read_back() {
@@ -46,16 +45,14 @@ read_back() {
 }
 
 start
-for _ in $(seq 1 240); do
-    [ -f "$RONCTL_TOKEN_FILE" ] && "$BIN/ronctl" --seeds "$SEEDS" cluster status >/dev/null 2>&1 && break
-    sleep 0.5
-done
+dev_cluster_wait
 "$BIN/ronctl" --seeds "$SEEDS" account create --id 1 --ledger 1 --code 1 >/dev/null
 "$BIN/ronctl" --seeds "$SEEDS" account create --id 2 --ledger 1 --code 1 >/dev/null
 "$BIN/ronctl" --seeds "$SEEDS" transfer create --id 1 --debit 2 --credit 1 --amount 77 --ledger 1 --code 1 >/dev/null
 echo "recovery-bench: loading $TRANSFERS transfers" >&2
 "$BIN/ronctl" --seeds "$SEEDS" bench --transfers "$TRANSFERS" --batch 8190 --concurrency 8 \
-    --accounts 10000 --out "$WORK/load.json" >/dev/null
+    --accounts 10000 --out "$WORK/load.json" >/dev/null 2>"$WORK/load.err" \
+    || { cat "$WORK/load.err" >&2; exit 1; }
 read_back 77
 rss_loaded=$(rss_mib "$pid")
 kill -9 "$pid"
