@@ -1,6 +1,9 @@
 //! `ronctl bench`: a load generator. It creates its own accounts (ids unique per run), then
 //! commits N transfers over them from C concurrent workers in batches, and reports throughput
-//! and request latency percentiles.
+//! and request latency percentiles. Closed loop by default (each worker sends its next request
+//! when the last is answered); with `--rate`, open loop: request k is due at
+//! `start + k × batch / rate` and its latency counts from then, so time spent waiting for a free
+//! worker counts too (a slow answer cannot hide the requests it held back).
 
 use crate::common::{print_json, progress, write_file, Fail};
 use clap::Args;
@@ -25,6 +28,10 @@ pub(crate) struct BenchArgs {
     /// Accounts to spread transfers over.
     #[arg(long, default_value_t = 10_000)]
     accounts: u64,
+    /// Offered load in transfers per second (open loop; --concurrency caps requests in
+    /// flight). Without it, each worker sends as fast as it is answered.
+    #[arg(long)]
+    rate: Option<f64>,
     /// Write the result as JSON to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -45,6 +52,13 @@ pub(crate) async fn run(client: &Client, a: BenchArgs, json: bool) -> Result<(),
             "need --batch 1..=8190, --concurrency >= 1, --accounts >= 2".into(),
         ));
     }
+    if a.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+        return Err(Fail::Usage(
+            "--rate must be a positive number of transfers/s".into(),
+        ));
+    }
+    // With --rate, the interval between the due times of consecutive requests.
+    let interval = a.rate.map(|r| Duration::from_secs_f64(a.batch as f64 / r));
     // Unique ids per run, so repeated runs against one cluster never collide.
     // Unique per run (nanoseconds mixed with the process id), kept below 2^62 so ids fit.
     let nanos = std::time::SystemTime::now()
@@ -102,7 +116,14 @@ pub(crate) async fn run(client: &Client, a: BenchArgs, json: bool) -> Result<(),
                         }
                     })
                     .collect();
-                let t0 = Instant::now();
+                let t0 = match interval {
+                    Some(every) => {
+                        let due = start + every.mul_f64((first / batch) as f64);
+                        tokio::time::sleep_until(due.into()).await;
+                        due
+                    }
+                    None => Instant::now(),
+                };
                 let r = client.create_transfers(transfers).await?;
                 let _ = hist.record((t0.elapsed().as_micros() as u64).max(1));
                 not_ok += r
@@ -139,7 +160,7 @@ pub(crate) async fn run(client: &Client, a: BenchArgs, json: bool) -> Result<(),
     let result = serde_json::json!({
         "transfers": a.transfers, "concurrency": a.concurrency, "batch": a.batch, "accounts": a.accounts,
         "seconds": secs, "transfers_per_second": a.transfers as f64 / secs, "requests": hist.len(),
-        "not_ok": not_ok,
+        "not_ok": not_ok, "offered_rate": a.rate,
         "request_latency_ms": {"p50": ms(0.50), "p95": ms(0.95), "p99": ms(0.99), "max": hist.max() as f64 / 1000.0},
     });
     if json {
@@ -147,6 +168,9 @@ pub(crate) async fn run(client: &Client, a: BenchArgs, json: bool) -> Result<(),
     } else {
         println!("{} transfers in {:.2} s = {:.0} committed transfers/s ({} requests of {}, concurrency {})",
             a.transfers, secs, a.transfers as f64 / secs, hist.len(), a.batch, a.concurrency);
+        if let Some(rate) = a.rate {
+            println!("offered {rate:.0} transfers/s (open loop; latency counted from each request's due time)");
+        }
         println!(
             "request latency ms: p50 {:.1}  p95 {:.1}  p99 {:.1}  max {:.1}",
             ms(0.50),
