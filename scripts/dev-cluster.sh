@@ -1,16 +1,23 @@
 # Sourced by the benchmark scripts: start `ron-ledger dev` (TLS, mutual TLS, capabilities, fsync)
 # and wait until `ronctl` can reach it. Needs BIN (the directory holding `ron-ledger` and
-# `ronctl`). After `dev_cluster_start DIR PORT [NODES]`: DEV_PID is the process, SEEDS its
+# `ronctl`); DEV_PLAINTEXT=1 starts it with `--insecure-plaintext` (no TLS; capabilities stay on).
+# After `dev_cluster_start DIR PORT [NODES]`: DEV_PID is the process, SEEDS its
 # client addresses, and RONCTL_CA/CERT/KEY/TOKEN_FILE are exported for `ronctl`; its output
 # goes to DIR.log. The caller owns stopping it (its EXIT trap kills DEV_PID).
 # shellcheck shell=bash
 
 dev_cluster_start() {
     local dir="$1" port="$2" nodes="${3:-3}"
-    "$BIN/ron-ledger" dev --nodes "$nodes" --data-dir "$dir" --base-port "$port" >>"$dir.log" 2>&1 &
+    "$BIN/ron-ledger" dev --nodes "$nodes" --data-dir "$dir" --base-port "$port" \
+        ${DEV_PLAINTEXT:+--insecure-plaintext} >>"$dir.log" 2>&1 &
     DEV_PID=$!
-    export RONCTL_CA="$dir/pki/ca.pem" RONCTL_CERT="$dir/pki/client.pem" \
-        RONCTL_KEY="$dir/pki/client.key" RONCTL_TOKEN_FILE="$dir/auth/admin.token"
+    export RONCTL_TOKEN_FILE="$dir/auth/admin.token"
+    if [ -n "${DEV_PLAINTEXT:-}" ]; then
+        unset RONCTL_CA RONCTL_CERT RONCTL_KEY
+    else
+        export RONCTL_CA="$dir/pki/ca.pem" RONCTL_CERT="$dir/pki/client.pem" \
+            RONCTL_KEY="$dir/pki/client.key"
+    fi
     SEEDS=""
     local i
     for ((i = 0; i < nodes; i++)); do

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Where a single transfer's commit latency goes: one transfer per request, one request in
+# flight (`ronctl bench --batch 1 --concurrency 1`), against the dev cluster in four shapes —
+# 3 nodes or 1 node, TLS 1.3 + mutual TLS or cleartext (capabilities and fsync always on) — one
+# after the other in the same run, ROUNDS times, and the disk's fdatasync of 4 KiB. The
+# differences are the napkin math: 3 nodes − 1 node = replication (a round trip to a follower
+# and its fsync); TLS − cleartext = TLS; the 1-node cleartext figure minus one fsync = the
+# node's own per-request path (HTTP, capability check, sequencing, openraft, apply).
+#
+#     bash scripts/latency-breakdown.sh          # ROUNDS=3, TRANSFERS=1000 per shape and round
+# Results go in docs/BENCHMARKS.md.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+ROUNDS="${ROUNDS:-3}"
+TRANSFERS="${TRANSFERS:-1000}"
+WORK="${WORK:-/tmp/ron-latency}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ron-ledger-target}"
+echo "latency-breakdown: building (release)" >&2
+cargo build --release -p node -p client --bins >&2
+BIN="$CARGO_TARGET_DIR/release"
+# shellcheck source=scripts/dev-cluster.sh
+source scripts/dev-cluster.sh
+rm -rf "$WORK"
+mkdir -p "$WORK"
+DEV_PID=""
+trap '[ -n "$DEV_PID" ] && kill "$DEV_PID" 2>/dev/null; true' EXIT
+
+python3 - "$WORK" <<'PY' >"$WORK/disk.json"
+import os, sys, time, json
+path = os.path.join(sys.argv[1], "fsync-probe")
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+times = []
+for _ in range(300):
+    os.write(fd, b"x" * 4096)
+    t = time.perf_counter()
+    os.fdatasync(fd)
+    times.append((time.perf_counter() - t) * 1000)
+os.close(fd)
+os.unlink(path)
+times.sort()
+print(json.dumps({"fdatasync_4k_p50_ms": round(times[len(times) // 2], 3)}))
+PY
+
+port=38301
+for round in $(seq 1 "$ROUNDS"); do
+    for shape in 3-tls 1-tls 3-plain 1-plain; do
+        nodes="${shape%-*}"
+        dir="$WORK/$shape-$round"
+        if [ "${shape#*-}" = plain ]; then DEV_PLAINTEXT=1; else DEV_PLAINTEXT=""; fi
+        port=$((port + 5)) # a fresh port per cluster: no wait for the last one's sockets
+        dev_cluster_start "$dir" "$port" "$nodes"
+        dev_cluster_wait
+        "$BIN/ronctl" --seeds "$SEEDS" bench --transfers "$TRANSFERS" --batch 1 --concurrency 1 \
+            --accounts 1000 --out "$dir.json" >/dev/null 2>"$dir.err" || { cat "$dir.err" >&2; exit 1; }
+        kill "$DEV_PID"
+        wait "$DEV_PID" 2>/dev/null || true
+        DEV_PID=""
+        rm -rf "$dir"
+    done
+done
+
+python3 - "$WORK" "$ROUNDS" <<'PY'
+import json, statistics as st, sys
+work, rounds = sys.argv[1], int(sys.argv[2])
+disk = json.load(open(f"{work}/disk.json"))
+print(f"disk: fdatasync 4 KiB p50 {disk['fdatasync_4k_p50_ms']} ms")
+print("| shape | p50 ms (median of rounds) | p99 ms | transfers/s |")
+print("|---|---|---|---|")
+for shape in ["3-tls", "1-tls", "3-plain", "1-plain"]:
+    rs = [json.load(open(f"{work}/{shape}-{r}.json")) for r in range(1, rounds + 1)]
+    m = lambda f: st.median(f(r) for r in rs)
+    print(f"| {shape} | {m(lambda r: r['request_latency_ms']['p50']):.2f} "
+          f"| {m(lambda r: r['request_latency_ms']['p99']):.2f} | {m(lambda r: r['transfers_per_second']):.0f} |")
+PY
