@@ -60,24 +60,7 @@ puts_for() {
 }
 
 # The disk, as fsync-heavy systems see it: fdatasync of 4 KiB and of 1 MiB, p50 in ms.
-python3 - "$WORK" <<'PY' | tee -a "$OUT"
-import os, sys, time, json
-def probe(size, n):
-    path = os.path.join(sys.argv[1], "fsync-probe")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    buf = b"x" * size
-    times = []
-    for _ in range(n):
-        os.write(fd, buf)
-        t = time.perf_counter()
-        os.fdatasync(fd)
-        times.append((time.perf_counter() - t) * 1000)
-    os.close(fd)
-    os.unlink(path)
-    times.sort()
-    return round(times[len(times) // 2], 3)
-print(json.dumps({"disk": {"fdatasync_4k_p50_ms": probe(4096, 200), "fdatasync_1m_p50_ms": probe(1 << 20, 50)}}))
-PY
+python3 scripts/disk-probe.py "$WORK" | tee -a "$OUT"
 
 echo "bench.sh: starting ron-ledger dev (3 nodes, TLS, capabilities) and etcd (3 members)" >&2
 # shellcheck source=scripts/dev-cluster.sh

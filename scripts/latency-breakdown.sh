@@ -31,21 +31,7 @@ mkdir -p "$WORK"
 DEV_PID=""
 trap '[ -n "$DEV_PID" ] && kill "$DEV_PID" 2>/dev/null; true' EXIT
 
-python3 - "$WORK" <<'PY' >"$WORK/disk.json"
-import os, sys, time, json
-path = os.path.join(sys.argv[1], "fsync-probe")
-fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-times = []
-for _ in range(300):
-    os.write(fd, b"x" * 4096)
-    t = time.perf_counter()
-    os.fdatasync(fd)
-    times.append((time.perf_counter() - t) * 1000)
-os.close(fd)
-os.unlink(path)
-times.sort()
-print(json.dumps({"fdatasync_4k_p50_ms": round(times[len(times) // 2], 3)}))
-PY
+python3 scripts/disk-probe.py "$WORK" >"$WORK/disk.json"
 
 # CPU ticks (utime + stime) of the cluster process and its threads' context switches.
 proc_counters() {
@@ -82,7 +68,7 @@ python3 - "$WORK" "$ROUNDS" <<'PY'
 import json, os, statistics as st, sys
 work, rounds = sys.argv[1], int(sys.argv[2])
 disk = json.load(open(f"{work}/disk.json"))
-print(f"disk: fdatasync 4 KiB p50 {disk['fdatasync_4k_p50_ms']} ms")
+print(f"disk: fdatasync 4 KiB p50 {disk['disk']['fdatasync_4k_p50_ms']} ms")
 hz = os.sysconf("SC_CLK_TCK")
 print("| shape | p50 ms (median of rounds) | p99 ms | transfers/s | CPU µs per request (all nodes) | context switches per request |")
 print("|---|---|---|---|---|---|")
