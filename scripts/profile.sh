@@ -11,6 +11,7 @@
 #
 #     bash scripts/profile.sh                 # LOAD=8190x8, 400,000 transfers
 #     LOAD=1x64 TRANSFERS=20000 bash scripts/profile.sh
+#     BIN_DIR=/tmp/a PERF=0 bash scripts/profile.sh   # ron-ledger and ronctl from /tmp/a
 #
 # Results and the napkin math built on them go in docs/BENCHMARKS.md.
 set -euo pipefail
@@ -28,9 +29,13 @@ command -v perf >/dev/null 2>&1 || {
     echo "profile.sh: needs perf (apt-get install linux-perf)" >&2
     exit 1
 }
-echo "profile.sh: building (release)" >&2
-cargo build --release -p node -p client --bins >&2
-BIN="$CARGO_TARGET_DIR/release"
+if [ -n "${BIN_DIR:-}" ]; then
+    BIN="$BIN_DIR" # given binaries (an A/B comparison), no build
+else
+    echo "profile.sh: building (release)" >&2
+    cargo build --release -p node -p client --bins >&2
+    BIN="$CARGO_TARGET_DIR/release"
+fi
 
 rm -rf "$WORK"
 mkdir -p "$WORK"
