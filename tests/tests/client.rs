@@ -296,6 +296,33 @@ async fn ronctl_commands_output_and_exit_codes() {
     assert_eq!(v["transfers"], 2000);
     assert!(v["transfers_per_second"].as_f64().unwrap() > 0.0);
     assert!(v["request_latency_ms"]["p99"].as_f64().unwrap() > 0.0);
+    // Open loop: 8 requests of 250 offered at 1,000 transfers/s are due 0.25 s apart, so the
+    // run cannot end before the last is due (1.75 s after the first).
+    let (code, _, err) = ronctl(
+        &env,
+        &seeds,
+        &[
+            "bench",
+            "--transfers",
+            "2000",
+            "--concurrency",
+            "2",
+            "--batch",
+            "250",
+            "--accounts",
+            "50",
+            "--rate",
+            "1000",
+            "--out",
+            out_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out_file).unwrap()).unwrap();
+    assert_eq!(v["offered_rate"], 1000.0);
+    assert!(v["seconds"].as_f64().unwrap() >= 1.75, "{v}");
+    assert_eq!(v["requests"], 8, "{v}");
+    assert_eq!(ronctl(&env, &seeds, &["bench", "--rate", "0"]).0, 2);
 }
 
 /// `ron-ledger certs` writes a private PKI and refuses to overwrite it; `ron-ledger start` with
