@@ -322,7 +322,13 @@ async fn ronctl_commands_output_and_exit_codes() {
     assert_eq!(v["offered_rate"], 1000.0);
     assert!(v["seconds"].as_f64().unwrap() >= 1.75, "{v}");
     assert_eq!(v["requests"], 8, "{v}");
-    assert_eq!(ronctl(&env, &seeds, &["bench", "--rate", "0"]).0, 2);
+    for bad in ["0", "-5", "NaN", "inf", "1e-300"] {
+        assert_eq!(
+            ronctl(&env, &seeds, &["bench", "--rate", bad]).0,
+            2,
+            "--rate {bad}"
+        );
+    }
 }
 
 /// `ron-ledger certs` writes a private PKI and refuses to overwrite it; `ron-ledger start` with

@@ -52,13 +52,24 @@ pub(crate) async fn run(client: &Client, a: BenchArgs, json: bool) -> Result<(),
             "need --batch 1..=8190, --concurrency >= 1, --accounts >= 2".into(),
         ));
     }
-    if a.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
-        return Err(Fail::Usage(
-            "--rate must be a positive number of transfers/s".into(),
-        ));
-    }
-    // With --rate, the interval between the due times of consecutive requests.
-    let interval = a.rate.map(|r| Duration::from_secs_f64(a.batch as f64 / r));
+    // With --rate, the interval between the due times of consecutive requests. The whole
+    // schedule must fit in 10,000,000 s, so no due time can overflow.
+    let interval = match a.rate {
+        None => None,
+        Some(r) => {
+            let fits = r.is_finite() && r > 0.0 && a.transfers as f64 / r <= 1e7;
+            match Duration::try_from_secs_f64(a.batch as f64 / r) {
+                Ok(every) if fits => Some(every),
+                _ => {
+                    return Err(Fail::Usage(
+                        "--rate must be a positive number of transfers/s, with --transfers / \
+                         --rate at most 10,000,000 s"
+                            .into(),
+                    ))
+                }
+            }
+        }
+    };
     // Unique ids per run, so repeated runs against one cluster never collide.
     // Unique per run (nanoseconds mixed with the process id), kept below 2^62 so ids fit.
     let nanos = std::time::SystemTime::now()
