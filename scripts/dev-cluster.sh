@@ -44,3 +44,15 @@ dev_cluster_wait() {
     echo "dev-cluster: the cluster did not answer within 60 s; see $DEV_LOG" >&2
     exit 1
 }
+
+# BIN for a benchmark: BIN_DIR's `ron-ledger` and `ronctl` when it is set (an A/B comparison,
+# no build), else a release build of them. NAME prefixes the message.
+release_bins() {
+    if [ -n "${BIN_DIR:-}" ]; then
+        BIN="$BIN_DIR"
+    else
+        echo "$1: building (release)" >&2
+        cargo build --release -p node -p client --bins >&2
+        BIN="$CARGO_TARGET_DIR/release"
+    fi
+}

@@ -17,15 +17,9 @@ ROUNDS="${ROUNDS:-3}"
 TRANSFERS="${TRANSFERS:-1000}"
 WORK="${WORK:-/tmp/ron-latency}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ron-ledger-target}"
-if [ -n "${BIN_DIR:-}" ]; then
-    BIN="$BIN_DIR" # given binaries (an A/B comparison), no build
-else
-    echo "latency-breakdown: building (release)" >&2
-    cargo build --release -p node -p client --bins >&2
-    BIN="$CARGO_TARGET_DIR/release"
-fi
 # shellcheck source=scripts/dev-cluster.sh
 source scripts/dev-cluster.sh
+release_bins latency-breakdown
 rm -rf "$WORK"
 mkdir -p "$WORK"
 DEV_PID=""

@@ -29,13 +29,9 @@ command -v perf >/dev/null 2>&1 || {
     echo "profile.sh: needs perf (apt-get install linux-perf)" >&2
     exit 1
 }
-if [ -n "${BIN_DIR:-}" ]; then
-    BIN="$BIN_DIR" # given binaries (an A/B comparison), no build
-else
-    echo "profile.sh: building (release)" >&2
-    cargo build --release -p node -p client --bins >&2
-    BIN="$CARGO_TARGET_DIR/release"
-fi
+# shellcheck source=scripts/dev-cluster.sh
+source scripts/dev-cluster.sh
+release_bins profile.sh
 
 rm -rf "$WORK"
 mkdir -p "$WORK"
@@ -46,8 +42,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# shellcheck source=scripts/dev-cluster.sh
-source scripts/dev-cluster.sh
 dev_cluster_start "$WORK/ron" 38001
 node_pid=$DEV_PID
 pids+=("$node_pid")

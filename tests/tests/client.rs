@@ -274,10 +274,8 @@ async fn ronctl_commands_output_and_exit_codes() {
     assert_eq!(code, 4, "{err}");
     // bench: a small run, JSON result written.
     let out_file = dir.path().join("bench.json");
-    let (code, _, err) = ronctl(
-        &env,
-        &seeds,
-        &[
+    let bench = |extra: &[&str]| {
+        let mut args = vec![
             "bench",
             "--transfers",
             "2000",
@@ -289,36 +287,19 @@ async fn ronctl_commands_output_and_exit_codes() {
             "50",
             "--out",
             out_file.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out_file).unwrap()).unwrap();
+        ];
+        args.extend_from_slice(extra);
+        let (code, _, err) = ronctl(&env, &seeds, &args);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(&out_file).unwrap()).unwrap()
+    };
+    let v = bench(&[]);
     assert_eq!(v["transfers"], 2000);
     assert!(v["transfers_per_second"].as_f64().unwrap() > 0.0);
     assert!(v["request_latency_ms"]["p99"].as_f64().unwrap() > 0.0);
     // Open loop: 8 requests of 250 offered at 1,000 transfers/s are due 0.25 s apart, so the
     // run cannot end before the last is due (1.75 s after the first).
-    let (code, _, err) = ronctl(
-        &env,
-        &seeds,
-        &[
-            "bench",
-            "--transfers",
-            "2000",
-            "--concurrency",
-            "2",
-            "--batch",
-            "250",
-            "--accounts",
-            "50",
-            "--rate",
-            "1000",
-            "--out",
-            out_file.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out_file).unwrap()).unwrap();
+    let v = bench(&["--rate", "1000"]);
     assert_eq!(v["offered_rate"], 1000.0);
     assert!(v["seconds"].as_f64().unwrap() >= 1.75, "{v}");
     assert_eq!(v["requests"], 8, "{v}");
