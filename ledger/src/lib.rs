@@ -45,6 +45,7 @@ pub mod proof;
 pub mod query;
 pub mod results;
 pub mod state;
+mod timelines;
 pub mod types;
 pub mod validate;
 pub mod wire;

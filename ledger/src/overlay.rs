@@ -2,16 +2,19 @@
 //! `linked` chain can be undone. Turned into a [`Changes`] at the end of the entry.
 
 use crate::query::{account_entries, transfer_entries, BalanceEntry};
-use crate::state::{Changes, ReadError, StateRead};
+use crate::state::{Changes, IdMap, ReadError, StateRead};
 use crate::types::{
     AccountRecord, ExpiryKey, HistoryKey, LedgerMeta, TransferRecord, TransferStatus,
 };
 use std::collections::HashMap;
 
 enum Undo {
-    Account(u128, Option<AccountRecord>),
-    Transfer(u128),
-    Status(u128, Option<TransferStatus>),
+    /// An account write; the value it replaced (`None`: the write added the account).
+    Account(Option<AccountRecord>),
+    /// A transfer was added.
+    Transfer,
+    /// A status write; the value it replaced (`None`: the write added it).
+    Status(Option<TransferStatus>),
 }
 
 /// A position to roll back to.
@@ -23,30 +26,88 @@ pub(crate) struct Savepoint {
     balances: usize,
 }
 
+/// Records written by this entry, by id, in the order each id was first written: that order is
+/// the entry's apply order, the same on every node, so `Changes` needs no sorting.
+struct Written<V> {
+    records: Vec<(u128, V)>,
+    at: IdMap<usize>,
+}
+
+impl<V> Written<V> {
+    fn with_capacity(n: usize) -> Self {
+        let mut at = IdMap::default();
+        at.reserve(n);
+        Self {
+            records: Vec::with_capacity(n),
+            at,
+        }
+    }
+
+    fn get(&self, id: u128) -> Option<&V> {
+        self.at.get(&id).map(|&i| &self.records[i].1)
+    }
+
+    /// Write `value` under `id`; the value it replaced, if `id` was written before.
+    fn put(&mut self, id: u128, value: V) -> Option<V> {
+        match self.at.get(&id) {
+            Some(&i) => Some(std::mem::replace(&mut self.records[i].1, value)),
+            None => {
+                self.at.insert(id, self.records.len());
+                self.records.push((id, value));
+                None
+            }
+        }
+    }
+
+    /// Undo the last write to `id`: restore `prev`, or drop `id` if that write added it (which
+    /// is then the last record, since writes are undone newest first).
+    fn undo(&mut self, id: u128, prev: Option<V>) {
+        match prev {
+            Some(v) => {
+                if let Some(&i) = self.at.get(&id) {
+                    self.records[i].1 = v;
+                }
+            }
+            None => {
+                debug_assert_eq!(self.records.last().map(|(last, _)| *last), Some(id));
+                self.records.pop();
+                self.at.remove(&id);
+            }
+        }
+    }
+
+    fn into_records(self) -> Vec<(u128, V)> {
+        self.records
+    }
+}
+
 pub(crate) struct Overlay<'a, S: StateRead> {
     base: &'a S,
-    accounts: HashMap<u128, AccountRecord>,
-    transfers: HashMap<u128, TransferRecord>,
-    statuses: HashMap<u128, TransferStatus>,
+    accounts: Written<AccountRecord>,
+    transfers: Written<TransferRecord>,
+    statuses: Written<TransferStatus>,
     /// (key, true = put / false = delete), in order; the last operation on a key wins.
     expiry: Vec<(ExpiryKey, bool)>,
     history: Vec<(HistoryKey, u128)>,
     /// Balance-history entries of `history`-flagged accounts, in the order they happened.
     balances: Vec<(HistoryKey, BalanceEntry)>,
-    undo: Vec<Undo>,
+    /// Undo records with the id they concern, newest last.
+    undo: Vec<(u128, Undo)>,
 }
 
 impl<'a, S: StateRead> Overlay<'a, S> {
-    pub(crate) fn new(base: &'a S) -> Self {
+    /// An empty overlay sized for an entry of `events` events (each writes at most two
+    /// accounts, one transfer or account record, and two history entries).
+    pub(crate) fn new(base: &'a S, events: usize) -> Self {
         Self {
             base,
-            accounts: HashMap::new(),
-            transfers: HashMap::new(),
-            statuses: HashMap::new(),
+            accounts: Written::with_capacity(2 * events),
+            transfers: Written::with_capacity(events),
+            statuses: Written::with_capacity(0),
             expiry: Vec::new(),
-            history: Vec::new(),
+            history: Vec::with_capacity(2 * events),
             balances: Vec::new(),
-            undo: Vec::new(),
+            undo: Vec::with_capacity(3 * events),
         }
     }
 
@@ -55,41 +116,41 @@ impl<'a, S: StateRead> Overlay<'a, S> {
     }
 
     pub(crate) fn account(&self, id: u128) -> Result<Option<AccountRecord>, ReadError> {
-        match self.accounts.get(&id) {
+        match self.accounts.get(id) {
             Some(r) => Ok(Some(*r)),
             None => self.base.account(id),
         }
     }
 
     pub(crate) fn transfer(&self, id: u128) -> Result<Option<TransferRecord>, ReadError> {
-        match self.transfers.get(&id) {
+        match self.transfers.get(id) {
             Some(r) => Ok(Some(r.clone())),
             None => self.base.transfer(id),
         }
     }
 
     pub(crate) fn status(&self, id: u128) -> Result<Option<TransferStatus>, ReadError> {
-        match self.statuses.get(&id) {
+        match self.statuses.get(id) {
             Some(s) => Ok(Some(*s)),
             None => self.base.status(id),
         }
     }
 
     pub(crate) fn put_account(&mut self, record: AccountRecord) {
-        let prev = self.accounts.insert(record.account.id, record);
-        self.undo.push(Undo::Account(record.account.id, prev));
+        let prev = self.accounts.put(record.account.id, record);
+        self.undo.push((record.account.id, Undo::Account(prev)));
     }
 
     pub(crate) fn put_transfer(&mut self, record: TransferRecord) {
         let id = record.transfer.id;
-        let prev = self.transfers.insert(id, record);
+        let prev = self.transfers.put(id, record);
         debug_assert!(prev.is_none(), "transfer ids are unique");
-        self.undo.push(Undo::Transfer(id));
+        self.undo.push((id, Undo::Transfer));
     }
 
     pub(crate) fn put_status(&mut self, id: u128, status: TransferStatus) {
-        let prev = self.statuses.insert(id, status);
-        self.undo.push(Undo::Status(id, prev));
+        let prev = self.statuses.put(id, status);
+        self.undo.push((id, Undo::Status(prev)));
     }
 
     pub(crate) fn expiry_put(&mut self, key: ExpiryKey) {
@@ -120,11 +181,9 @@ impl<'a, S: StateRead> Overlay<'a, S> {
     pub(crate) fn rollback(&mut self, sp: Savepoint) {
         while self.undo.len() > sp.undo {
             match self.undo.pop() {
-                Some(Undo::Account(id, prev)) => restore(&mut self.accounts, id, prev),
-                Some(Undo::Transfer(id)) => {
-                    self.transfers.remove(&id);
-                }
-                Some(Undo::Status(id, prev)) => restore(&mut self.statuses, id, prev),
+                Some((id, Undo::Account(prev))) => self.accounts.undo(id, prev),
+                Some((id, Undo::Transfer)) => self.transfers.undo(id, None),
+                Some((id, Undo::Status(prev))) => self.statuses.undo(id, prev),
                 None => break,
             }
         }
@@ -133,9 +192,10 @@ impl<'a, S: StateRead> Overlay<'a, S> {
         self.balances.truncate(sp.balances);
     }
 
-    /// The entry's net effect, every list sorted so the result is byte-identical on every node.
-    /// Accounts stamped at or after `first_timestamp` (the entry's first) were created by it and
-    /// are indexed; every transfer in the overlay is new and is indexed.
+    /// The entry's net effect. Records, history and balance entries come in apply order (the
+    /// order each was first written), which is the same on every node; the expiry lists are
+    /// sorted. Accounts stamped at or after `first_timestamp` (the entry's first) were created by
+    /// it and are indexed; every transfer in the overlay is new and is indexed.
     pub(crate) fn into_changes(
         self,
         first_timestamp: u64,
@@ -145,12 +205,19 @@ impl<'a, S: StateRead> Overlay<'a, S> {
         nodes: Vec<(u8, u64, crate::merkle::Hash)>,
         meta: LedgerMeta,
     ) -> Changes {
-        let mut accounts: Vec<AccountRecord> = self.accounts.into_values().collect();
-        accounts.sort_unstable_by_key(|r| r.account.id);
-        let mut transfers: Vec<TransferRecord> = self.transfers.into_values().collect();
-        transfers.sort_unstable_by_key(|r| r.transfer.id);
-        let mut statuses: Vec<(u128, TransferStatus)> = self.statuses.into_iter().collect();
-        statuses.sort_unstable_by_key(|(id, _)| *id);
+        let accounts: Vec<AccountRecord> = self
+            .accounts
+            .into_records()
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect();
+        let transfers: Vec<TransferRecord> = self
+            .transfers
+            .into_records()
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect();
+        let statuses = self.statuses.into_records();
         let mut last: HashMap<ExpiryKey, bool> = HashMap::new();
         for (key, put) in self.expiry {
             last.insert(key, put);
@@ -166,9 +233,7 @@ impl<'a, S: StateRead> Overlay<'a, S> {
         }
         expiry_put.sort_unstable();
         expiry_delete.sort_unstable();
-        let mut history = self.history;
-        history.sort_unstable();
-        let mut index = Vec::new();
+        let mut index = Vec::with_capacity(transfers.len() * 5);
         for r in accounts
             .iter()
             .filter(|r| r.account.timestamp >= first_timestamp)
@@ -178,34 +243,20 @@ impl<'a, S: StateRead> Overlay<'a, S> {
         for r in &transfers {
             transfer_entries(&r.transfer, &mut index);
         }
-        index.sort_unstable();
-        let mut balances = self.balances;
-        balances.sort_unstable_by_key(|(k, _)| *k);
         Changes {
             accounts,
             transfers,
             statuses,
             expiry_put,
             expiry_delete,
-            history,
+            history: self.history,
             index,
-            balances,
+            balances: self.balances,
             leaves,
             leaf_data,
             first_leaf,
             nodes,
             meta,
-        }
-    }
-}
-
-fn restore<V>(map: &mut HashMap<u128, V>, id: u128, prev: Option<V>) {
-    match prev {
-        Some(v) => {
-            map.insert(id, v);
-        }
-        None => {
-            map.remove(&id);
         }
     }
 }

@@ -129,32 +129,11 @@ impl IndexRead for MemoryState {
         timestamp: u64,
         order: Order,
     ) -> Result<Option<(u64, u128)>, ReadError> {
-        if field == IndexField::TransferAccount {
-            let Some(entries) = self.history_of(value) else {
-                return Ok(None);
-            };
-            return Ok(match order {
-                Order::Asc => entries.get(entries.partition_point(|(t, _)| *t < timestamp)),
-                Order::Desc => entries
-                    .partition_point(|(t, _)| *t <= timestamp)
-                    .checked_sub(1)
-                    .and_then(|i| entries.get(i)),
-            }
-            .copied());
-        }
-        let key = |timestamp| IndexKey {
-            field,
-            value,
-            timestamp,
-        };
-        let found = match order {
-            Order::Asc => self
-                .index_map()
-                .range(key(timestamp)..=key(u64::MAX))
-                .next(),
-            Order::Desc => self.index_map().range(key(0)..=key(timestamp)).next_back(),
-        };
-        Ok(found.map(|(k, id)| (k.timestamp, *id)))
+        Ok(if field == IndexField::TransferAccount {
+            self.history_seek(value, timestamp, order)
+        } else {
+            self.index_seek_in_memory(field, value, timestamp, order)
+        })
     }
 
     fn balance_seek(
@@ -163,21 +142,7 @@ impl IndexRead for MemoryState {
         timestamp: u64,
         order: Order,
     ) -> Result<Option<(u64, BalanceEntry)>, ReadError> {
-        let key = |timestamp| HistoryKey {
-            account_id,
-            timestamp,
-        };
-        let found = match order {
-            Order::Asc => self
-                .balance_map()
-                .range(key(timestamp)..=key(u64::MAX))
-                .next(),
-            Order::Desc => self
-                .balance_map()
-                .range(key(0)..=key(timestamp))
-                .next_back(),
-        };
-        Ok(found.map(|(k, e)| (k.timestamp, *e)))
+        Ok(self.balance_seek_in_memory(account_id, timestamp, order))
     }
 }
 

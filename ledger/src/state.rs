@@ -5,8 +5,12 @@
 use crate::canonical::LeafData;
 use crate::merkle::Hash;
 use crate::proof::{ProofError, TreeSource};
-use crate::types::{AccountRecord, BalanceEntry, IndexKey, TransferRecord, TransferStatus};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use crate::query::Order;
+use crate::timelines::Timelines;
+use crate::types::{
+    AccountRecord, BalanceEntry, IndexField, IndexKey, TransferRecord, TransferStatus,
+};
+use std::collections::{BTreeSet, HashMap};
 
 // Stored records, owned by `types`; re-exported here, where they have always been named.
 pub use crate::types::{ExpiryKey, HistoryKey, LedgerMeta};
@@ -42,21 +46,22 @@ pub trait StateRead {
 /// Every effect of applying one log entry. Committing it must be atomic (all or nothing).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Changes {
-    /// Accounts created or updated (final value), sorted by id.
+    /// Accounts created or updated (final value), in the order apply first wrote each (the same
+    /// on every node; not sorted).
     pub accounts: Vec<AccountRecord>,
-    /// Transfers created, sorted by id.
+    /// Transfers created, in apply order.
     pub transfers: Vec<TransferRecord>,
-    /// Status changes, sorted by id.
+    /// Status changes, in the order apply first wrote each.
     pub statuses: Vec<(u128, TransferStatus)>,
     /// Expiry index entries to add.
     pub expiry_put: Vec<ExpiryKey>,
     /// Expiry index entries to remove.
     pub expiry_delete: Vec<ExpiryKey>,
-    /// History index entries: (account, timestamp) → transfer id.
+    /// History index entries: (account, timestamp) → transfer id, in apply order.
     pub history: Vec<(HistoryKey, u128)>,
-    /// Secondary index entries (see the `query` module), sorted.
+    /// Secondary index entries (see the `query` module), in apply order.
     pub index: Vec<(IndexKey, u128)>,
-    /// Balance-history entries of accounts with the `history` flag, sorted.
+    /// Balance-history entries of accounts with the `history` flag, in apply order.
     pub balances: Vec<(HistoryKey, BalanceEntry)>,
     /// Leaf hashes appended to the tree, starting at leaf index `first_leaf`.
     pub leaves: Vec<Hash>,
@@ -71,21 +76,24 @@ pub struct Changes {
     pub meta: LedgerMeta,
 }
 
+/// A map keyed by account or transfer id. Ids are chosen by clients, so the hash is seeded at
+/// random per map (never iterated where order could matter: every listing sorts).
+pub(crate) type IdMap<V> = HashMap<u128, V, foldhash::fast::RandomState>;
+
 /// The in-memory state: amnesia mode, simulations, tests and benchmarks.
 #[derive(Clone, Debug, Default)]
 pub struct MemoryState {
     meta: Option<LedgerMeta>,
-    accounts: HashMap<u128, AccountRecord>,
-    transfers: HashMap<u128, TransferRecord>,
-    statuses: HashMap<u128, TransferStatus>,
+    accounts: IdMap<AccountRecord>,
+    transfers: IdMap<TransferRecord>,
+    statuses: IdMap<TransferStatus>,
     expiry: BTreeSet<ExpiryKey>,
-    /// Per account, (timestamp, transfer id) in timestamp order: timestamps only grow, so
-    /// commits append.
-    history: BTreeMap<u128, Vec<(u64, u128)>>,
-    /// The secondary indexes (see the `query` module).
-    index: BTreeMap<IndexKey, u128>,
-    /// Balance history of accounts with the `history` flag.
-    balances: BTreeMap<HistoryKey, BalanceEntry>,
+    /// Per account, the transfers that touched it, by timestamp.
+    history: Timelines<u128, u128>,
+    /// The secondary indexes (see the `query` module): per (field, value), ids by timestamp.
+    index: Timelines<(IndexField, u128), u128>,
+    /// Balance history of accounts with the `history` flag, per account.
+    balances: Timelines<u128, BalanceEntry>,
     leaves: Vec<Hash>,
     leaf_data: Vec<LeafData>,
     /// `nodes[level - 1][index]`: the perfect-subtree roots; appended in index order.
@@ -114,22 +122,14 @@ impl MemoryState {
         }
         self.expiry.extend(changes.expiry_put);
         for (k, id) in changes.history {
-            let entries = self.history.entry(k.account_id).or_default();
-            match entries.last() {
-                Some((ts, _)) if *ts >= k.timestamp => {
-                    // Not newer than the last entry (never from apply; kept correct anyway).
-                    let at = entries.partition_point(|(t, _)| *t < k.timestamp);
-                    if entries.get(at).is_some_and(|(t, _)| *t == k.timestamp) {
-                        entries[at].1 = id;
-                    } else {
-                        entries.insert(at, (k.timestamp, id));
-                    }
-                }
-                _ => entries.push((k.timestamp, id)),
-            }
+            self.history.insert(k.account_id, k.timestamp, id);
         }
-        self.index.extend(changes.index);
-        self.balances.extend(changes.balances);
+        for (k, id) in changes.index {
+            self.index.insert((k.field, k.value), k.timestamp, id);
+        }
+        for (k, e) in changes.balances {
+            self.balances.insert(k.account_id, k.timestamp, e);
+        }
         debug_assert_eq!(self.leaves.len() as u64, changes.first_leaf);
         debug_assert_eq!(changes.leaves.len(), changes.leaf_data.len());
         self.leaves.extend(changes.leaves);
@@ -178,42 +178,74 @@ impl MemoryState {
 
     /// The history index in key order.
     pub fn history_index(&self) -> impl Iterator<Item = (HistoryKey, u128)> + '_ {
-        self.history.iter().flat_map(|(account_id, entries)| {
-            entries.iter().map(move |(timestamp, id)| {
-                (
-                    HistoryKey {
-                        account_id: *account_id,
-                        timestamp: *timestamp,
-                    },
-                    *id,
-                )
-            })
+        self.history.iter().map(|(account_id, timestamp, id)| {
+            (
+                HistoryKey {
+                    account_id,
+                    timestamp,
+                },
+                id,
+            )
         })
     }
 
-    /// One account's history index: (timestamp, transfer id) in timestamp order.
-    pub(crate) fn history_of(&self, account_id: u128) -> Option<&[(u64, u128)]> {
-        self.history.get(&account_id).map(Vec::as_slice)
+    /// The first (`Asc`) or last (`Desc`) history entry of `account_id` from `timestamp` on.
+    pub(crate) fn history_seek(
+        &self,
+        account_id: u128,
+        timestamp: u64,
+        order: Order,
+    ) -> Option<(u64, u128)> {
+        self.history.seek(&account_id, timestamp, order)
     }
 
-    /// The secondary indexes, for seeks.
-    pub(crate) fn index_map(&self) -> &BTreeMap<IndexKey, u128> {
-        &self.index
+    /// The first (`Asc`) or last (`Desc`) entry of one secondary index from `timestamp` on.
+    pub(crate) fn index_seek_in_memory(
+        &self,
+        field: IndexField,
+        value: u128,
+        timestamp: u64,
+        order: Order,
+    ) -> Option<(u64, u128)> {
+        self.index.seek(&(field, value), timestamp, order)
     }
 
-    /// The balance history, for seeks.
-    pub(crate) fn balance_map(&self) -> &BTreeMap<HistoryKey, BalanceEntry> {
-        &self.balances
+    /// The first (`Asc`) or last (`Desc`) balance-history entry of `account_id` from `timestamp`
+    /// on.
+    pub(crate) fn balance_seek_in_memory(
+        &self,
+        account_id: u128,
+        timestamp: u64,
+        order: Order,
+    ) -> Option<(u64, BalanceEntry)> {
+        self.balances.seek(&account_id, timestamp, order)
     }
 
     /// The secondary indexes in key order.
-    pub fn index_entries(&self) -> impl Iterator<Item = (&IndexKey, &u128)> {
-        self.index.iter()
+    pub fn index_entries(&self) -> impl Iterator<Item = (IndexKey, u128)> + '_ {
+        self.index.iter().map(|((field, value), timestamp, id)| {
+            (
+                IndexKey {
+                    field,
+                    value,
+                    timestamp,
+                },
+                id,
+            )
+        })
     }
 
     /// The balance history in key order.
-    pub fn balance_entries(&self) -> impl Iterator<Item = (&HistoryKey, &BalanceEntry)> {
-        self.balances.iter()
+    pub fn balance_entries(&self) -> impl Iterator<Item = (HistoryKey, BalanceEntry)> + '_ {
+        self.balances.iter().map(|(account_id, timestamp, e)| {
+            (
+                HistoryKey {
+                    account_id,
+                    timestamp,
+                },
+                e,
+            )
+        })
     }
 
     /// Every leaf hash, in order.
@@ -230,9 +262,7 @@ impl MemoryState {
 
     /// Transfers that touched `account_id` with timestamps in `[from, to]`, oldest first.
     pub fn account_history(&self, account_id: u128, from: u64, to: u64, limit: usize) -> Vec<u128> {
-        let Some(entries) = self.history.get(&account_id) else {
-            return Vec::new();
-        };
+        let entries = self.history.of(&account_id);
         let start = entries.partition_point(|(t, _)| *t < from);
         entries[start..]
             .iter()
@@ -260,11 +290,11 @@ impl MemoryState {
         for (k, id) in self.history_index() {
             digest.history(&k, id);
         }
-        for (k, id) in &self.index {
-            digest.index(k, *id);
+        for (k, id) in self.index_entries() {
+            digest.index(&k, id);
         }
-        for (k, e) in &self.balances {
-            digest.balance(k, e);
+        for (k, e) in self.balance_entries() {
+            digest.balance(&k, &e);
         }
         Ok(digest.finish())
     }

@@ -126,10 +126,10 @@ fn build(total: u128, dir: &Path) {
         w.push(&SnapshotItem::History(k, id)).expect("push");
     }
     for (k, id) in state.index_entries() {
-        w.push(&SnapshotItem::Index(*k, *id)).expect("push");
+        w.push(&SnapshotItem::Index(k, id)).expect("push");
     }
     for (k, e) in state.balance_entries() {
-        w.push(&SnapshotItem::Balance(*k, *e)).expect("push");
+        w.push(&SnapshotItem::Balance(k, e)).expect("push");
     }
     for i in 0..state.leaves().len() as u64 {
         let data = state.leaf_data(i).expect("leaf").as_bytes().to_vec();

@@ -216,10 +216,10 @@ impl MemoryStateBackend {
             w.push(&SnapshotItem::History(k, id))?;
         }
         for (k, id) in state.index_entries() {
-            w.push(&SnapshotItem::Index(*k, *id))?;
+            w.push(&SnapshotItem::Index(k, id))?;
         }
         for (k, e) in state.balance_entries() {
-            w.push(&SnapshotItem::Balance(*k, *e))?;
+            w.push(&SnapshotItem::Balance(k, e))?;
         }
         for index in 0..state.leaves().len() as u64 {
             let data = state

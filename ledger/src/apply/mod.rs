@@ -37,10 +37,11 @@ pub fn apply<S: StateRead>(state: &S, batch: &Batch) -> Result<(Outcome, Changes
         .timestamp
         .min(TIMESTAMP_PROPOSAL_MAX)
         .max(meta.last_timestamp.saturating_add(1));
+    let events: usize = batch.operations.iter().map(Operation::len).sum();
     let mut engine = Engine {
-        overlay: Overlay::new(state),
-        leaves: Vec::new(),
-        leaf_data: Vec::new(),
+        overlay: Overlay::new(state, events),
+        leaves: Vec::with_capacity(events),
+        leaf_data: Vec::with_capacity(events),
         first_leaf,
         next_timestamp: base,
     };
