@@ -635,9 +635,19 @@ async fn node_host(
     };
     let key_file = shared.auth.as_ref().map(|a| a.key_file.clone());
     let config = node_config(slot.id, snapshot_every, "sim", key_file, tls);
-    let running = Node::start_with(config, seams, api, peer, material)
-        .await
-        .map_err(|e| e.to_string())?;
+    let running = match Node::start_with(config, seams, api, peer, material).await {
+        Ok(running) => running,
+        Err(e) if slot.log.is_failing() => {
+            // The disk failed again as the node came back (seed 3392): a node never starts on a
+            // store it cannot write, so it stays down in safe mode until the fault's heal
+            // replaces the disk and restarts it. That is the product failing closed, not a
+            // simulation error.
+            let reason = raft_store::error::safe_mode_reason_of(&format!("{e:#}"));
+            shared.safe_mode(slot.id, reason.to_string());
+            return std::future::pending().await;
+        }
+        Err(e) => return Err(e.to_string().into()),
+    };
     let raft = running.node.raft.clone();
     if slot.id == 1 && !raft.is_initialized().await.unwrap_or(true) {
         let _ = raft.initialize(members).await;

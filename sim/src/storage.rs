@@ -150,6 +150,11 @@ impl SimLog {
         self.failing.store(failing, Ordering::SeqCst);
     }
 
+    /// Whether the disk is failing now.
+    pub fn is_failing(&self) -> bool {
+        self.failing.load(Ordering::SeqCst)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Disk> {
         self.disk.lock().unwrap_or_else(|p| p.into_inner())
     }

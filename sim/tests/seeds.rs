@@ -17,8 +17,10 @@ use std::time::Duration;
 /// restored at start-up after every member lost power served a linearizable read from a
 /// committed index behind an acknowledged transfer (fixed: `http::consistency`'s read floor);
 /// 1452, two leaders in one term — openraft's (term, node id) leader ids, not a bug: the checker
-/// that called it one was wrong and is gone.
-const REGRESSION_SEEDS: &[u64] = &[171, 1452];
+/// that called it one was wrong and is gone; 3392, a disk that failed again as its node restarted
+/// — the node rightly refused to start (safe mode `io_error`) and the harness called the refusal
+/// a simulation error (fixed in the harness: the node stays down until the disk is replaced).
+const REGRESSION_SEEDS: &[u64] = &[171, 1452, 3392];
 
 /// Run `s` in a fresh `sim` process: its report if it passed, the failure (with its replay
 /// command) if a checker failed. Anything else — a panic, a crash — fails the test.
