@@ -76,12 +76,32 @@ fn options() -> impl Options {
 
 /// Encode `value` as a record of `kind`.
 pub fn encode<T: Serialize>(kind: Kind, value: &T) -> Vec<u8> {
-    let mut out = vec![MAGIC[0], MAGIC[1], CODEC_VERSION, kind as u8];
-    // Serializing our own types into a Vec cannot fail except by exceeding the size limit,
-    // which the bounds on batches rule out; fall back to an empty body rather than panic.
-    if let Err(err) = options().serialize_into(&mut out, value) {
-        debug_assert!(false, "encode failed: {err}");
-        out.truncate(HEADER_BYTES);
+    encode_after(0, kind, value)
+}
+
+/// `room` zero bytes (for the caller to fill: a checksum) followed by the record of `kind`
+/// holding `value` — what [`encode`] returns, in one allocation sized exactly, however large the
+/// record.
+pub fn encode_after<T: Serialize>(room: usize, kind: Kind, value: &T) -> Vec<u8> {
+    let header = [MAGIC[0], MAGIC[1], CODEC_VERSION, kind as u8];
+    // Serializing our own types cannot fail except by exceeding the size limit, which the
+    // bounds on batches rule out; fall back to an empty body rather than panic.
+    let size = match options().serialized_size(value) {
+        Ok(size) => usize::try_from(size).unwrap_or(0),
+        Err(err) => {
+            debug_assert!(false, "encode failed: {err}");
+            0
+        }
+    };
+    let mut out = Vec::with_capacity(room + HEADER_BYTES + size);
+    out.resize(room, 0);
+    out.extend_from_slice(&header);
+    if size > 0 {
+        // Within the limit (just counted): serialize without counting again.
+        if let Err(err) = bincode::DefaultOptions::new().serialize_into(&mut out, value) {
+            debug_assert!(false, "encode failed: {err}");
+            out.truncate(room + HEADER_BYTES);
+        }
     }
     out
 }

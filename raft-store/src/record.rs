@@ -11,10 +11,10 @@ const CRC_BYTES: usize = 4;
 
 /// Frame `value` as a checksummed record of `kind`.
 pub fn seal<T: Serialize>(kind: Kind, value: &T) -> Vec<u8> {
-    let body = codec::encode(kind, value);
-    let mut out = Vec::with_capacity(CRC_BYTES + body.len());
-    out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-    out.extend_from_slice(&body);
+    // Checksum first, body after: encode behind room for it, then fill it in.
+    let mut out = codec::encode_after(CRC_BYTES, kind, value);
+    let crc = crc32fast::hash(&out[CRC_BYTES..]).to_le_bytes();
+    out[..CRC_BYTES].copy_from_slice(&crc);
     out
 }
 
