@@ -616,3 +616,57 @@ async fn the_console_is_served_with_its_security_headers_and_the_cluster_view() 
     let kid = m["checkpoint"]["ok"]["kid"].as_str().unwrap();
     assert!(m["keys"]["ok"]["keys"][kid].is_string(), "{m}");
 }
+
+/// Bad input is answered 400 whatever the cluster's state: a node with no leader checks the path
+/// and query of a linearizable read before it looks for a leader, and only a valid read gets 503
+/// `no_leader`. (A cluster test once saw `limit=abc` answered `no_leader` during an election.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_reads_are_rejected_before_any_leader_is_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start_uninitialized(&data_dir(dir.path())).await;
+    let base = format!("http://{}", running.api_addr);
+    let http = reqwest::Client::new();
+    let get = |path: &'static str| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let r = http.get(format!("{base}{path}")).send().await.unwrap();
+            let status = r.status().as_u16();
+            let v: Value = r.json().await.unwrap();
+            (status, v["error"]["reason"].as_str().map(str::to_string))
+        }
+    };
+    for (path, reason) in [
+        ("/v1/accounts/1/transfers?limit=abc", "invalid_query"),
+        ("/v1/accounts/1/transfers?side=up", "invalid_query"),
+        (
+            "/v1/accounts/1/transfers?from=1&timestamp_min=2",
+            "invalid_query",
+        ),
+        ("/v1/accounts?limit=0", "invalid_query"),
+        ("/v1/transfers?side=debits", "invalid_query"),
+        ("/v1/transfers?code=65536", "invalid_query"),
+        (
+            "/v1/accounts/1/balances?as_of_leaf=1&as_of_timestamp=1",
+            "invalid_query",
+        ),
+        ("/v1/accounts/1/balance-history?ledger=1", "invalid_query"),
+        (
+            "/v1/accounts/1/transfers?consistency=sometimes",
+            "invalid_query",
+        ),
+        ("/v1/accounts/0x10", "invalid_id"),
+        ("/v1/transfers/-1", "invalid_id"),
+        ("/v1/accounts/abc/balances", "invalid_id"),
+    ] {
+        assert_eq!(get(path).await, (400, Some(reason.to_string())), "{path}");
+    }
+    for path in [
+        "/v1/accounts/1",
+        "/v1/transfers/1",
+        "/v1/accounts?limit=5",
+        "/v1/accounts/1/transfers?side=debits&limit=10",
+    ] {
+        assert_eq!(get(path).await, (503, Some("no_leader".into())), "{path}");
+    }
+    running.shutdown().await;
+}

@@ -51,8 +51,8 @@ async fn get_account(
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
-    read(node, headers, uri, q, |node, _| {
-        let id = parse_u128(&path_text(id, "account id")?, "account id")?;
+    let check = |_: &ReadQuery| parse_u128(&path_text(id, "account id")?, "account id");
+    read(node, headers, uri, q, check, |node, id| {
         let account = node.state.lookup_account(id).map_err(ApiError::storage)?;
         found(account.map(|r| r.account), "account_not_found", || {
             format!("no account {id}")

@@ -123,17 +123,21 @@ async fn wait_for_read_floor(node: &Node) -> Result<(), ApiError> {
         })
 }
 
-/// Run a read handler body with the read-consistency rules applied.
-pub(crate) async fn read<Q, F>(
+/// Run a read: `check` parses and validates everything the request says (path, query) before
+/// any leader is consulted, so bad input is a 400 whatever the cluster's state; `run` reads the
+/// state with the read-consistency rules applied.
+pub(crate) async fn read<Q, T, C, F>(
     node: Arc<Node>,
     headers: HeaderMap,
     uri: axum::http::Uri,
     q: Result<Query<Q>, QueryRejection>,
-    f: F,
+    check: C,
+    run: F,
 ) -> Response
 where
     Q: ReadParams,
-    F: FnOnce(&Node, &Q) -> Result<Response, ApiError>,
+    C: FnOnce(&Q) -> Result<T, ApiError>,
+    F: FnOnce(&Node, T) -> Result<Response, ApiError>,
 {
     let q = match query(q) {
         Ok(q) => q,
@@ -141,6 +145,10 @@ where
     };
     let c = match consistency(q.consistency()) {
         Ok(c) => c,
+        Err(e) => return err(&node, e),
+    };
+    let checked = match check(&q) {
+        Ok(t) => t,
         Err(e) => return err(&node, e),
     };
     if let Consistency::Linearizable = c {
@@ -154,7 +162,7 @@ where
             Err(e) => return err(&node, e),
         }
     }
-    match f(&node, &q) {
+    match run(&node, checked) {
         Ok(r) => r,
         Err(e) => err(&node, e),
     }

@@ -204,8 +204,8 @@ pub(crate) async fn query_accounts(
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
-    read(node, headers, uri, q, |node, q| {
-        let page = ledger_wide_page(q, "GET /v1/accounts")?;
+    let check = |q: &ListQuery| ledger_wide_page(q, "GET /v1/accounts");
+    read(node, headers, uri, q, check, |node, page| {
         let found = node
             .state
             .query_accounts(&page.filter)
@@ -223,8 +223,8 @@ pub(crate) async fn query_transfers(
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
-    read(node, headers, uri, q, |node, q| {
-        let page = ledger_wide_page(q, "GET /v1/transfers")?;
+    let check = |q: &ListQuery| ledger_wide_page(q, "GET /v1/transfers");
+    read(node, headers, uri, q, check, |node, page| {
         let found = node
             .state
             .query_transfers(Target::Transfers, &page.filter)
@@ -255,7 +255,7 @@ pub(crate) async fn account_transfers(
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
-    read(node, headers, uri, q, move |node, q| {
+    let check = move |q: &ListQuery| {
         let id = parse_u128(&path_text(id, "account id")?, "account id")?;
         if q.from.is_some() && q.timestamp_min.is_some()
             || q.to.is_some() && q.timestamp_max.is_some()
@@ -283,7 +283,9 @@ pub(crate) async fn account_transfers(
             cursor: q.cursor.clone(),
             ..ListQuery::default()
         };
-        let page = page(&range, filter(q)?)?;
+        Ok((id, side, page(&range, filter(q)?)?))
+    };
+    read(node, headers, uri, q, check, |node, (id, side, page)| {
         account_exists(node, id)?;
         let target = Target::AccountTransfers {
             account_id: id,
@@ -369,19 +371,22 @@ pub(crate) async fn balances_as_of(
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
-    read(node, headers, uri, q, move |node, q| {
+    let check = move |q: &AsOfQuery| {
         let id = parse_u128(&path_text(id, "account id")?, "account id")?;
         let max = u128::from(u64::MAX);
         let ts = number(q.as_of_timestamp.as_deref(), "as_of_timestamp", max)?;
         let leaf = number(q.as_of_leaf.as_deref(), "as_of_leaf", max)?;
+        if ts.is_some() && leaf.is_some() {
+            return Err(invalid(
+                "give as_of_timestamp or as_of_leaf, not both".into(),
+            ));
+        }
+        Ok((id, ts, leaf))
+    };
+    read(node, headers, uri, q, check, |node, (id, ts, leaf)| {
         history_account(node, id)?;
         let as_of: u64 = match (ts, leaf) {
-            (Some(_), Some(_)) => {
-                return Err(invalid(
-                    "give as_of_timestamp or as_of_leaf, not both".into(),
-                ))
-            }
-            (Some(t), None) => narrow(Some(t)),
+            (Some(t), _) => narrow(Some(t)),
             (None, Some(l)) => leaf_timestamp(node, narrow(Some(l)))?,
             (None, None) => u64::MAX,
         };
@@ -408,7 +413,7 @@ pub(crate) async fn balance_history(
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
-    read(node, headers, uri, q, move |node, q| {
+    let check = move |q: &ListQuery| {
         let id = parse_u128(&path_text(id, "account id")?, "account id")?;
         let route = "GET /v1/accounts/{id}/balance-history";
         for (present, name) in [
@@ -422,7 +427,9 @@ pub(crate) async fn balance_history(
         ] {
             refuse(present, name, route)?;
         }
-        let page = page(q, Filter::default())?;
+        Ok((id, page(q, Filter::default())?))
+    };
+    read(node, headers, uri, q, check, |node, (id, page)| {
         history_account(node, id)?;
         let f = &page.filter;
         let found = node

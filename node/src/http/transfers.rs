@@ -40,8 +40,8 @@ async fn get_transfer(
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
-    read(node, headers, uri, q, |node, _| {
-        let id = parse_u128(&path_text(id, "transfer id")?, "transfer id")?;
+    let check = |_: &ReadQuery| parse_u128(&path_text(id, "transfer id")?, "transfer id");
+    read(node, headers, uri, q, check, |node, id| {
         let transfer = node
             .state
             .lookup_transfer_read(id)
