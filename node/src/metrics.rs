@@ -25,6 +25,7 @@ struct Metrics {
     seq_gaps: IntCounter,
     leader_changes: IntCounter,
     new_store_votes: IntCounter,
+    prevotes_failed: IntCounter,
     commit_latency: Histogram,
     request_duration: HistogramVec,
     raft_term: IntGauge,
@@ -190,6 +191,11 @@ fn metrics() -> &'static Metrics {
                 "raft_new_store_votes_refused_total",
                 "Votes not counted because a voter answered from a new data directory (it lost its Raft store).",
             ),
+            prevotes_failed: counter(
+                &registry,
+                "raft_prevotes_failed_total",
+                "Pre-vote rounds in which a quorum of the voters a node knows would not vote for it, so it did not stand for election.",
+            ),
             leader_changes: counter(
                 &registry,
                 "raft_leader_changes_total",
@@ -349,6 +355,11 @@ fn snapshot_observed(event: raft_store::stats::Event, took: std::time::Duration,
 /// Count a vote not counted because the voter's store is new.
 pub fn new_store_vote_refused() {
     metrics().new_store_votes.inc();
+}
+
+/// Count a pre-vote round that did not reach a quorum.
+pub fn prevote_failed() {
+    metrics().prevotes_failed.inc();
 }
 
 /// Count a change of the known leader.

@@ -57,6 +57,9 @@ pub struct Node {
     /// While this node leads: `(term, index)`, the last log index it held when its reads in that
     /// term began (see `http::consistency::linearize`).
     pub read_floor: std::sync::Mutex<(u64, u64)>,
+    /// When this node last heard from a leader, and whether its pre-vote holds its elections
+    /// back (see [`crate::raft::prevote`]).
+    pub leader_contact: crate::raft::prevote::LeaderContact,
 }
 
 impl Node {

@@ -191,6 +191,8 @@ impl Node {
             // Entries per append; the log store also bounds an append's bytes (one entry always
             // goes), since an entry can carry 32,760 transfers, a few MiB.
             max_payload_entries: 64,
+            // Elections wait for a successful pre-vote round (`crate::raft::prevote`).
+            enable_elect: false,
             ..Default::default()
         }
         .validate()
@@ -296,6 +298,7 @@ impl Node {
             incarnation: book,
             versions,
             read_floor: std::sync::Mutex::default(),
+            leader_contact: Default::default(),
         });
         if node.safe.fault().is_some() {
             // Recorded by an earlier run: come back in safe mode, not as if nothing happened.
@@ -327,6 +330,11 @@ impl Node {
         spawn_heartbeats(
             node.raft.clone(),
             Duration::from_millis(node.config.raft.heartbeat_ms),
+            stopped.clone(),
+        );
+        crate::raft::prevote::spawn(
+            node.clone(),
+            Duration::from_millis((node.config.raft.election_timeout_min_ms / 4).max(1)),
             stopped.clone(),
         );
         let every = node.config.divergence.check_interval_ms;

@@ -19,8 +19,11 @@ use std::time::Duration;
 /// 1452, two leaders in one term — openraft's (term, node id) leader ids, not a bug: the checker
 /// that called it one was wrong and is gone; 3392, a disk that failed again as its node restarted
 /// — the node rightly refused to start (safe mode `io_error`) and the harness called the refusal
-/// a simulation error (fixed in the harness: the node stays down until the disk is replaced).
-const REGRESSION_SEEDS: &[u64] = &[171, 1452, 3392];
+/// a simulation error (fixed in the harness: the node stays down until the disk is replaced);
+/// 5933, a voter that missed a membership change stood for election in its old configuration
+/// forever and deposed every leader the new one elected, so it never caught up (fixed: pre-vote,
+/// `node::raft::prevote`).
+const REGRESSION_SEEDS: &[u64] = &[171, 1452, 3392, 5933];
 
 /// Run `s` in a fresh `sim` process: its report if it passed, the failure (with its replay
 /// command) if a checker failed. Anything else — a panic, a crash — fails the test.

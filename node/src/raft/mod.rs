@@ -6,4 +6,5 @@ pub mod incarnation;
 pub mod network;
 pub mod peer;
 pub mod peer_versions;
+pub mod prevote;
 pub mod rpc;

@@ -14,7 +14,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest,
+};
 use raft_store::{NodeId, TypeConfig};
 use serde::Serialize;
 use std::sync::Arc;
@@ -25,6 +27,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/raft/append", post(append))
         .route("/raft/vote", post(vote))
         .route("/raft/snapshot", post(snapshot))
+        .route("/raft/prevote", post(prevote))
         .route("/internal/submit", post(submit))
         .route("/internal/root", post(root))
         .layer(DefaultBodyLimit::max(rpc::PEER_BODY_BYTES_MAX))
@@ -83,7 +86,11 @@ async fn append(State(node): State<Arc<Node>>, body: Bytes) -> Response {
         Ok(r) => r,
         Err(e) => return bad(e),
     };
-    reply(&node.raft.append_entries(req).await)
+    let resp = node.raft.append_entries(req).await;
+    if matches!(&resp, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
+        node.leader_contact.heard();
+    }
+    reply(&resp)
 }
 
 async fn vote(State(node): State<Arc<Node>>, body: Bytes) -> Response {
@@ -99,7 +106,24 @@ async fn snapshot(State(node): State<Arc<Node>>, body: Bytes) -> Response {
         Ok(r) => r,
         Err(e) => return bad(e),
     };
-    reply(&node.raft.install_snapshot(req).await)
+    let req_leader = req.vote;
+    let resp = node.raft.install_snapshot(req).await;
+    if resp
+        .as_ref()
+        .is_ok_and(|r| r.vote.leader_id() == req_leader.leader_id())
+    {
+        node.leader_contact.heard();
+    }
+    reply(&resp)
+}
+
+/// A candidate's pre-vote ([`crate::raft::prevote`]).
+async fn prevote(State(node): State<Arc<Node>>, body: Bytes) -> Response {
+    let req: crate::raft::prevote::PreVoteRequest = match rpc::decode(&body) {
+        Ok(r) => r,
+        Err(e) => return bad(e),
+    };
+    reply(&crate::raft::prevote::answer(&node, &req))
 }
 
 /// A peer's divergence check ([`crate::divergence`]): this node's root at the asked size (or
