@@ -28,7 +28,9 @@
 //!
 //! Timing: the harness runs Raft with 50 ms heartbeats and a 300–600 ms election timeout;
 //! openraft's leader lease equals the election timeout's maximum, so a follower that stops
-//! hearing from its leader campaigns 0.9–1.2 s after the last heartbeat. Every wait polls
+//! hearing from its leader campaigns 0.9–1.2 s after the last heartbeat — and only if a quorum
+//! answers its pre-vote (`node::raft::prevote`: none of them heard from a leader for 300 ms and
+//! its log is not behind theirs). Every wait polls
 //! observable state with a deadline; the only fixed durations (besides polling periods) are the
 //! measurement windows of the delay test and the latency the relay emulates.
 
@@ -343,6 +345,23 @@ async fn settled(c: &Cluster) -> (u64, u64) {
     .await
 }
 
+/// Node `id`'s count of pre-vote rounds a quorum refused (`raft_prevotes_failed_total`).
+async fn prevotes_failed(c: &Cluster, id: u64) -> u64 {
+    let text = c
+        .http
+        .get(c.url(id, "/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    text.lines()
+        .find_map(|l| l.strip_prefix("raft_prevotes_failed_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no raft_prevotes_failed_total in node {id}'s metrics"))
+}
+
 /// Node `id`'s applied index.
 async fn applied(c: &Cluster, id: u64) -> u64 {
     status(c, id).await["applied_index"].as_u64().unwrap_or(0)
@@ -514,15 +533,13 @@ async fn an_isolated_leader_stops_acknowledging_and_the_majority_goes_on() {
 /// One-way partitions under load, in two phases.
 ///
 /// 1. The leader's requests to a follower are lost while the follower's requests to the leader
-///    get through. The follower stops hearing heartbeats and campaigns at ever higher terms;
-///    its vote requests reach the leader. What must hold: the cluster keeps committing (30
-///    writes acknowledged after the follower's first campaign).
-///    What leadership does (printed; seen in every run so far, not asserted): the vote
-///    requests are refused (by the other follower under openraft's leader lease, by the
-///    leader because its log is longer), so the leader keeps its term while the partition
-///    lasts; once its appends reach the follower again they meet the follower's higher term,
-///    the leader steps down (openraft 0.9 has no pre-vote) and an election at a higher term
-///    follows, which the old leader, with the longest log, usually wins again.
+///    get through. The follower stops hearing heartbeats, but its pre-votes are refused (the
+///    leader leads; the other follower hears from it), so it never stands for election. What
+///    must hold: the cluster keeps committing (30 writes acknowledged after the follower's
+///    first refused pre-vote), no node's term rises while the partition lasts, and after the
+///    heal the same leader leads at the same term. (Before pre-vote, the follower campaigned
+///    at ever higher terms and, once the leader's appends reached it again, its term deposed
+///    the leader.)
 /// 2. Once all agree on a leader again, a follower's requests to the leader are lost (its
 ///    forwarded writes) while the leader's appends and heartbeats reach it. Leadership must
 ///    not move (every status sample in the phase shows the same leader and term), the others
@@ -537,22 +554,18 @@ async fn one_way_partitions_keep_the_cluster_committing() {
     // Phase 1: leader → follower requests lost.
     let (l1, t1) = settled(&lab.c).await;
     let f1 = NODES.into_iter().find(|n| *n != l1).unwrap();
+    let refused_before = prevotes_failed(&lab.c, f1).await;
     lab.net.drop_requests(l1, f1);
     let cut1 = Instant::now();
     wait_for(
-        "the follower the leader cannot reach campaigns",
+        "the follower the leader cannot reach is refused a pre-vote",
         Duration::from_secs(15),
-        || async {
-            lab.c
-                .status(f1)
-                .await
-                .is_some_and(|s| s["term"].as_u64().unwrap_or(0) > t1)
-        },
+        || async { prevotes_failed(&lab.c, f1).await > refused_before },
     )
     .await;
     let campaigned = Instant::now();
     load.wait_acks(
-        "commits while the follower campaigns",
+        "commits while the follower is refused pre-votes",
         campaigned,
         30,
         |_| true,
@@ -561,9 +574,19 @@ async fn one_way_partitions_keep_the_cluster_committing() {
     lab.net.heal_all();
     let healed1 = Instant::now();
     let phase1 = watch.between(cut1, healed1);
+    let raised: Vec<&Sample> = phase1.iter().filter(|s| s.term != t1).collect();
+    assert!(
+        raised.is_empty(),
+        "a term rose while only leader {l1}'s requests to follower {f1} were lost (term {t1}): {raised:?}"
+    );
 
     // Phase 2: follower → leader requests lost.
     let (l2, t2) = settled(&lab.c).await;
+    assert_eq!(
+        (l2, t2),
+        (l1, t1),
+        "leadership moved after follower {f1}, refused pre-votes, heard from the leader again"
+    );
     let f2 = NODES.into_iter().rev().find(|n| *n != l2).unwrap();
     lab.net.drop_requests(f2, l2);
     let cut2 = Instant::now();
@@ -625,7 +648,7 @@ async fn one_way_partitions_keep_the_cluster_committing() {
         .map(|s| (s.term, s.node))
         .collect();
     println!(
-        "phase 1: leader {l1} (term {t1}) could not reach follower {f1}; {} acknowledged while it campaigned; \
+        "phase 1: leader {l1} (term {t1}) could not reach follower {f1}; {} acknowledged while it was refused pre-votes; \
          (term, leader) seen during it: {terms1:?}; after the heal the leader is {l2} at term {t2}. \
          phase 2: follower {f2} could not reach leader {l2}; {} acknowledged, leadership unchanged. \
          {acked} transfers acknowledged, applied index {applied}; leaders by term {leaders:?}",
@@ -644,12 +667,13 @@ fn load_acks(log: &[Attempt], from: Instant, to: Instant) -> usize {
 /// The link between the leader and a follower is cut and healed six times under load
 /// (whichever node leads at each cut, the two followers in turn). Every other cut is short:
 /// held until the leader has applied 3 more entries without that follower (usually well inside
-/// an election timeout). The others are held until the cut-off follower has campaigned (its
-/// term passed the leader's) and 15 more writes were acknowledged; on the heal its higher term
-/// makes the leader step down (openraft 0.9 has no pre-vote) and an election follows. After
-/// each heal the follower must catch up (its applied index reaches the leader's at the heal)
-/// and the three agree on a leader before the next cut. Afterwards: convergence, nothing
-/// acknowledged lost. Each cycle is printed.
+/// an election timeout). The others are held until the cut-off follower has been refused a
+/// pre-vote (it heard from no leader for an election timeout) and 15 more writes were
+/// acknowledged; after those heals the same leader must lead at the same term (before
+/// pre-vote, the follower's campaigns raised its term and deposed the leader on the heal).
+/// After each heal the follower must catch up (its applied index reaches the leader's at the
+/// heal) and the three agree on a leader before the next cut. Afterwards: convergence,
+/// nothing acknowledged lost. Each cycle is printed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flapping_link_under_load_loses_nothing() {
     let (_serial, mut lab, watch, load) = Lab::under_load(false).await;
@@ -659,19 +683,15 @@ async fn a_flapping_link_under_load_loses_nothing() {
         let followers: Vec<u64> = NODES.into_iter().filter(|n| *n != leader).collect();
         let f = followers[(cycle % 2) as usize];
         let at_cut = applied(&lab.c, leader).await;
+        let refused_before = prevotes_failed(&lab.c, f).await;
         lab.net.cut(leader, f);
         let cut = Instant::now();
         let campaign = cycle % 2 == 1;
         if campaign {
             wait_for(
-                "the cut-off follower campaigns",
+                "the cut-off follower is refused a pre-vote",
                 Duration::from_secs(15),
-                || async {
-                    lab.c
-                        .status(f)
-                        .await
-                        .is_some_and(|s| s["term"].as_u64().unwrap_or(0) > term)
-                },
+                || async { prevotes_failed(&lab.c, f).await > refused_before },
             )
             .await;
             load.wait_acks("commits while the link is down", Instant::now(), 15, |_| {
@@ -708,9 +728,16 @@ async fn a_flapping_link_under_load_loses_nothing() {
         .await;
         let caught_up = healed.elapsed();
         let (after, new_term) = settled(&lab.c).await;
+        if campaign {
+            assert_eq!(
+                (after, new_term),
+                (leader, term),
+                "cycle {cycle}: leadership moved after follower {f}, refused pre-votes, was reconnected"
+            );
+        }
         cycles.push(format!(
             "cut {leader}-{f} at term {term}{} for {held:?}, caught up {caught_up:?} after the heal, then leader {after} at term {new_term}",
-            if campaign { " until it campaigned" } else { "" },
+            if campaign { " until it was refused a pre-vote" } else { "" },
         ));
     }
     let log = load.finish().await;

@@ -190,10 +190,15 @@ pub async fn round(node: &Arc<Node>) -> bool {
 pub fn spawn(node: Arc<Node>, tick: Duration, mut stopped: tokio::sync::watch::Receiver<bool>) {
     tokio::spawn(async move {
         let quiet = Duration::from_millis(node.config.raft.election_timeout_min_ms);
+        let mut first = true;
         loop {
-            tokio::select! {
-                _ = tokio::time::sleep(tick) => {}
-                _ = stopped.changed() => return,
+            // The first round runs at once: a restarted single voter elects itself without a
+            // tick's delay.
+            if !std::mem::take(&mut first) {
+                tokio::select! {
+                    _ = tokio::time::sleep(tick) => {}
+                    _ = stopped.changed() => return,
+                }
             }
             if *stopped.borrow() {
                 return;
