@@ -15,11 +15,16 @@
 //! membership (each half of a joint one) at `/raft/prevote`; a peer says yes when the
 //! candidate's last log id is at least its own and it has not itself heard from a leader for
 //! `election_timeout_min` — terms are not compared, so a node can never be shut out by a term it
-//! has not learned. A peer that does not know the route (an older release during a rolling
-//! upgrade) counts as a yes, its old behaviour. A pre-vote changes no state: it only decides
+//! has not learned. A leader says no only while a quorum still acknowledges it (openraft 0.9
+//! never steps a leader down by itself), a node whose Raft is stopped (safe mode) always says
+//! no, and a voter answering from a new data directory counts only if its log holds the
+//! candidate's, as with real votes. A peer that does not know the route (404: release 0.1.0
+//! during a rolling upgrade) counts as a yes, its old behaviour — so pre-vote protects a cluster
+//! fully once every member runs this release. A pre-vote changes no state: it only decides
 //! whether openraft may elect, so it cannot affect safety, only who stands and when.
 
 use crate::node::Node;
+use crate::raft::incarnation::Seen;
 use crate::raft::rpc;
 use crate::seam::Call;
 use openraft::{LogId, ServerState};
@@ -49,6 +54,9 @@ pub struct PreVoteAnswer {
     pub granted: bool,
     /// Why not, when not.
     pub why: String,
+    /// The receiver's last log id: a voter answering from a new data directory counts only if
+    /// its log holds the candidate's, as with real votes ([`crate::raft::incarnation`]).
+    pub last_log_id: Option<LogId<NodeId>>,
 }
 
 /// When this node last heard from a leader (an append or snapshot chunk it accepted), and
@@ -72,26 +80,39 @@ impl LeaderContact {
             .unwrap_or_else(|p| p.into_inner())
             .is_some_and(|t| t.elapsed() < within)
     }
+}
 
-    /// Whether this node's elections are held back (its last pre-vote round failed).
-    pub fn held_back(&self) -> bool {
-        self.held_back.load(Ordering::Relaxed)
-    }
+/// Whether this node's Raft can take part in elections at all (not stopped: safe mode or a
+/// fatal error).
+fn running(node: &Node) -> bool {
+    node.safe.fault().is_none() && node.raft.metrics().borrow().running_state.is_ok()
 }
 
 /// Answer a candidate's pre-vote.
 pub fn answer(node: &Node, req: &PreVoteRequest) -> PreVoteAnswer {
+    let own = node.raft.data_metrics().borrow().last_log;
     let no = |why: String| PreVoteAnswer {
         granted: false,
         why,
+        last_log_id: own,
     };
     if req.cluster_id != node.config.cluster_id {
         return no("the candidate belongs to another cluster".into());
     }
-    if node.raft.metrics().borrow().state == ServerState::Leader {
-        return no(format!("node {} leads", node.id));
+    if !running(node) {
+        return no(format!("node {}'s Raft is stopped", node.id));
     }
     let quiet = Duration::from_millis(node.config.raft.election_timeout_min_ms);
+    let (leads, acked_ms) = {
+        let m = node.raft.metrics();
+        let m = m.borrow();
+        (m.state == ServerState::Leader, m.millis_since_quorum_ack)
+    };
+    // A leader refuses only while a quorum still acknowledges it: openraft 0.9 never steps a
+    // leader down by itself, and one that cannot replicate must not block every election.
+    if leads && acked_ms.is_some_and(|ms| u128::from(ms) < quiet.as_millis()) {
+        return no(format!("node {} leads", node.id));
+    }
     if node.leader_contact.recent(quiet) {
         return no(format!(
             "node {} heard from a leader within {} ms",
@@ -99,7 +120,6 @@ pub fn answer(node: &Node, req: &PreVoteRequest) -> PreVoteAnswer {
             quiet.as_millis()
         ));
     }
-    let own = node.raft.data_metrics().borrow().last_log;
     if req.last_log_id < own {
         return no(format!(
             "the candidate's log ends at {:?}, before node {}'s at {own:?}",
@@ -109,6 +129,7 @@ pub fn answer(node: &Node, req: &PreVoteRequest) -> PreVoteAnswer {
     PreVoteAnswer {
         granted: true,
         why: String::new(),
+        last_log_id: own,
     }
 }
 
@@ -137,10 +158,11 @@ pub async fn round(node: &Arc<Node>) -> bool {
     if quorum(&joint, &granted) {
         return true;
     }
+    let candidate_last = node.raft.data_metrics().borrow().last_log;
     let req = PreVoteRequest {
         cluster_id: node.config.cluster_id.clone(),
         candidate: node.id,
-        last_log_id: node.raft.data_metrics().borrow().last_log,
+        last_log_id: candidate_last,
     };
     let Ok(body) = rpc::encode(&req) else {
         return true;
@@ -150,7 +172,7 @@ pub async fn round(node: &Arc<Node>) -> bool {
     );
     let mut calls = tokio::task::JoinSet::new();
     for (id, addr) in addrs {
-        let (connector, body) = (node.connector.clone(), body.clone());
+        let (connector, body, peers) = (node.connector.clone(), body.clone(), node.clone());
         calls.spawn(async move {
             let answer = connector
                 .call(Call {
@@ -163,9 +185,18 @@ pub async fn round(node: &Arc<Node>) -> bool {
                 })
                 .await;
             let yes = match answer {
-                Ok(a) if a.status == 200 => {
-                    matches!(rpc::decode::<PreVoteAnswer>(&a.body), Ok(v) if v.granted)
-                }
+                Ok(a) if a.status == 200 => match rpc::decode::<PreVoteAnswer>(&a.body) {
+                    Ok(v) if v.granted => {
+                        // As with real votes (`raft::network`): a voter answering from a new
+                        // data directory counts only once its log holds the candidate's.
+                        let fresh = matches!(
+                            peers.incarnation.seen(id, a.incarnation.as_deref()),
+                            Seen::NewStore { .. }
+                        );
+                        !fresh || v.last_log_id >= candidate_last
+                    }
+                    _ => false,
+                },
                 // A release without pre-vote: it votes as it always did.
                 Ok(a) => a.status == 404,
                 Err(_) => false,
@@ -213,7 +244,13 @@ pub fn spawn(node: Arc<Node>, tick: Duration, mut stopped: tokio::sync::watch::R
                     .any(|v| v == node.id);
                 (m.state == ServerState::Leader, votes)
             };
-            if !votes || !leads && node.leader_contact.recent(quiet) {
+            if !votes || !running(&node) {
+                continue;
+            }
+            if !leads && node.leader_contact.recent(quiet) {
+                // A leader is heard: no election is due, and none may start before a round
+                // has found the leader gone.
+                node.raft.runtime_config().elect(false);
                 continue;
             }
             let ok = leads || round(&node).await;
