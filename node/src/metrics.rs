@@ -189,7 +189,7 @@ fn metrics() -> &'static Metrics {
             new_store_votes: counter(
                 &registry,
                 "raft_new_store_votes_refused_total",
-                "Votes not counted because a voter answered from a new data directory (it lost its Raft store).",
+                "Votes and pre-votes not counted because a voter answered from a new data directory (it lost its Raft store).",
             ),
             prevotes_failed: counter(
                 &registry,

@@ -65,12 +65,28 @@ pub struct PreVoteAnswer {
 pub struct LeaderContact {
     last: Mutex<Option<Instant>>,
     held_back: AtomicBool,
+    /// When a refused pre-vote from a new data directory was last logged (rounds run every
+    /// tick; the log line at most every [`WARN_EVERY`]).
+    warned: Mutex<Option<Instant>>,
 }
+
+/// How often a pre-vote refused for a new data directory is logged.
+const WARN_EVERY: Duration = Duration::from_secs(5);
 
 impl LeaderContact {
     /// Record that a leader's append or snapshot chunk was accepted now.
     pub fn heard(&self) {
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    /// Whether to log a refused pre-vote now (at most once every [`WARN_EVERY`]).
+    fn time_to_warn(&self) -> bool {
+        let mut w = self.warned.lock().unwrap_or_else(|p| p.into_inner());
+        if w.is_some_and(|t| t.elapsed() < WARN_EVERY) {
+            return false;
+        }
+        *w = Some(Instant::now());
+        true
     }
 
     /// Whether a leader was heard from within `within`.
@@ -189,11 +205,22 @@ pub async fn round(node: &Arc<Node>) -> bool {
                     Ok(v) if v.granted => {
                         // As with real votes (`raft::network`): a voter answering from a new
                         // data directory counts only once its log holds the candidate's.
-                        let fresh = matches!(
-                            peers.incarnation.seen(id, a.incarnation.as_deref()),
-                            Seen::NewStore { .. }
-                        );
-                        !fresh || v.last_log_id >= candidate_last
+                        let seen = peers.incarnation.seen(id, a.incarnation.as_deref());
+                        match seen {
+                            Seen::NewStore { was, now } if v.last_log_id < candidate_last => {
+                                crate::metrics::new_store_vote_refused();
+                                if peers.leader_contact.time_to_warn() {
+                                    tracing::error!(
+                                        peer = id,
+                                        was = %was,
+                                        now = %now,
+                                        "a voter answered a pre-vote from a new data directory: its vote is not counted; replace it (remove it, re-add it as a learner, promote it: docs/OPERATIONS.md)"
+                                    );
+                                }
+                                false
+                            }
+                            _ => true,
+                        }
                     }
                     _ => false,
                 },
