@@ -239,6 +239,13 @@ async fn transfer_reads_say_where_each_transfer_stands() {
     running.shutdown().await;
 }
 
+/// GET `path` from `base`: the status and the JSON body.
+async fn status_and_body(http: &reqwest::Client, base: &str, path: &str) -> (u16, Value) {
+    let r = http.get(format!("{base}{path}")).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json::<Value>().await.unwrap())
+}
+
 /// `/readyz` is 503 with `no_leader` until the node has a leader, then 200; `/healthz` is alive
 /// throughout. (Every reason and threshold: the unit tests of `http::health`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,14 +254,7 @@ async fn readyz_names_why_a_node_is_not_ready() {
     let running = start_uninitialized(&data_dir(dir.path())).await;
     let base = format!("http://{}", running.api_addr);
     let http = reqwest::Client::new();
-    let get = |path: &'static str| {
-        let (http, base) = (http.clone(), base.clone());
-        async move {
-            let r = http.get(format!("{base}{path}")).send().await.unwrap();
-            let status = r.status().as_u16();
-            (status, r.json::<Value>().await.unwrap())
-        }
-    };
+    let get = |path: &'static str| status_and_body(&http, &base, path);
     let (status, v) = get("/readyz").await;
     assert_eq!(status, 503, "{v}");
     assert_eq!(v["reasons"], json!(["no_leader"]), "{v}");
@@ -627,11 +627,9 @@ async fn bad_reads_are_rejected_before_any_leader_is_needed() {
     let base = format!("http://{}", running.api_addr);
     let http = reqwest::Client::new();
     let get = |path: &'static str| {
-        let (http, base) = (http.clone(), base.clone());
+        let answer = status_and_body(&http, &base, path);
         async move {
-            let r = http.get(format!("{base}{path}")).send().await.unwrap();
-            let status = r.status().as_u16();
-            let v: Value = r.json().await.unwrap();
+            let (status, v) = answer.await;
             (status, v["error"]["reason"].as_str().map(str::to_string))
         }
     };

@@ -28,9 +28,10 @@
 //!
 //! Timing: the harness runs Raft with 50 ms heartbeats and a 300–600 ms election timeout;
 //! openraft's leader lease equals the election timeout's maximum, so a follower that stops
-//! hearing from its leader campaigns 0.9–1.2 s after the last heartbeat — and only if a quorum
-//! answers its pre-vote (`node::raft::prevote`: none of them heard from a leader for 300 ms and
-//! its log is not behind theirs). Every wait polls
+//! hearing from its leader campaigns 0.9–1.2 s after the last heartbeat, plus up to one period
+//! of openraft's timer check (1.5 × its 250 ms append budget: about 0.9–1.6 s) — and only if a
+//! quorum answers its pre-vote (`node::raft::prevote`: none of them heard from a leader for
+//! 300 ms and its log is not behind theirs). Every wait polls
 //! observable state with a deadline; the only fixed durations (besides polling periods) are the
 //! measurement windows of the delay test and the latency the relay emulates.
 
