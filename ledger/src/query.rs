@@ -18,7 +18,7 @@ use crate::types::{Account, HistoryKey, Transfer};
 use serde::{Deserialize, Serialize};
 
 // The stored index types live with the other stored records in `types`; named here too.
-pub use crate::types::{BalanceEntry, IndexField, IndexKey};
+pub use crate::types::{BalanceEntry, IndexField, IndexKey, Order};
 
 /// Most results one page of a query returns.
 pub const QUERY_LIMIT_MAX: usize = 1_000;
@@ -86,17 +86,6 @@ pub fn transfer_entries(t: &Transfer, out: &mut Vec<(IndexKey, u128)>) {
     push_nonzero(out, F::TransferCode, t.code.into(), ts, t.id);
     push_nonzero(out, F::TransferDebitAccount, t.debit_account_id, ts, t.id);
     push_nonzero(out, F::TransferCreditAccount, t.credit_account_id, ts, t.id);
-}
-
-/// Which way a seek or a query runs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Order {
-    /// Oldest first.
-    #[default]
-    Asc,
-    /// Newest first.
-    Desc,
 }
 
 /// What the indexes offer a query: one seek, O(log n).

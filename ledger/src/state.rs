@@ -5,8 +5,8 @@
 use crate::canonical::LeafData;
 use crate::merkle::Hash;
 use crate::proof::{ProofError, TreeSource};
-use crate::query::Order;
 use crate::timelines::Timelines;
+use crate::types::Order;
 use crate::types::{
     AccountRecord, BalanceEntry, IndexField, IndexKey, TransferRecord, TransferStatus,
 };

@@ -5,7 +5,7 @@
 //! over every entry ever written. Listing every entry in key order (snapshots, the state digest)
 //! sorts the keys first.
 
-use crate::query::Order;
+use crate::types::Order;
 use std::collections::HashMap;
 use std::hash::Hash;
 

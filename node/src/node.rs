@@ -58,8 +58,8 @@ pub struct Node {
     /// term began (see `http::consistency::linearize`).
     pub read_floor: std::sync::Mutex<(u64, u64)>,
     /// When this node last heard from a leader, and whether its pre-vote holds its elections
-    /// back (see [`crate::raft::prevote`]).
-    pub leader_contact: crate::raft::prevote::LeaderContact,
+    /// back (`raft::prevote`).
+    pub leader_contact: crate::raft::leader_contact::LeaderContact,
 }
 
 impl Node {

@@ -3,6 +3,7 @@
 //! writes), [`rpc`] the bounded bincode framing both use. Nothing here touches the client API.
 
 pub mod incarnation;
+pub mod leader_contact;
 pub mod network;
 pub mod peer;
 pub mod peer_versions;

@@ -31,10 +31,8 @@ use openraft::{LogId, ServerState};
 use raft_store::NodeId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// `/raft/prevote`: would the receiver vote for this candidate now?
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -57,45 +55,6 @@ pub struct PreVoteAnswer {
     /// The receiver's last log id: a voter answering from a new data directory counts only if
     /// its log holds the candidate's, as with real votes ([`crate::raft::incarnation`]).
     pub last_log_id: Option<LogId<NodeId>>,
-}
-
-/// When this node last heard from a leader (an append or snapshot chunk it accepted), and
-/// whether its elections are enabled.
-#[derive(Default)]
-pub struct LeaderContact {
-    last: Mutex<Option<Instant>>,
-    held_back: AtomicBool,
-    /// When a refused pre-vote from a new data directory was last logged (rounds run every
-    /// tick; the log line at most every [`WARN_EVERY`]).
-    warned: Mutex<Option<Instant>>,
-}
-
-/// How often a pre-vote refused for a new data directory is logged.
-const WARN_EVERY: Duration = Duration::from_secs(5);
-
-impl LeaderContact {
-    /// Record that a leader's append or snapshot chunk was accepted now.
-    pub fn heard(&self) {
-        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-    }
-
-    /// Whether to log a refused pre-vote now (at most once every [`WARN_EVERY`]).
-    fn time_to_warn(&self) -> bool {
-        let mut w = self.warned.lock().unwrap_or_else(|p| p.into_inner());
-        if w.is_some_and(|t| t.elapsed() < WARN_EVERY) {
-            return false;
-        }
-        *w = Some(Instant::now());
-        true
-    }
-
-    /// Whether a leader was heard from within `within`.
-    pub fn recent(&self, within: Duration) -> bool {
-        self.last
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some_and(|t| t.elapsed() < within)
-    }
 }
 
 /// Whether this node's Raft can take part in elections at all (not stopped: safe mode or a
@@ -281,7 +240,7 @@ pub fn spawn(node: Arc<Node>, tick: Duration, mut stopped: tokio::sync::watch::R
                 continue;
             }
             let ok = leads || round(&node).await;
-            let was_held = node.leader_contact.held_back.swap(!ok, Ordering::Relaxed);
+            let was_held = node.leader_contact.hold_back(!ok);
             if !ok {
                 crate::metrics::prevote_failed();
                 if !was_held {
@@ -321,14 +280,5 @@ mod tests {
         // Even sizes need more than half.
         assert!(!quorum(&[set(&[1, 2, 3, 4])], &set(&[1, 2])));
         assert!(quorum(&[set(&[1, 2, 3, 4])], &set(&[1, 2, 3])));
-    }
-
-    #[test]
-    fn contact_is_recent_only_after_it_was_heard() {
-        let c = LeaderContact::default();
-        assert!(!c.recent(Duration::from_secs(3600)));
-        c.heard();
-        assert!(c.recent(Duration::from_secs(3600)));
-        assert!(!c.recent(Duration::ZERO));
     }
 }

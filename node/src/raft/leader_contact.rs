@@ -1,0 +1,66 @@
+//! When this node last heard from a leader, kept on the node: the peer routes record it
+//! ([`LeaderContact::heard`]) and pre-vote (`raft::prevote`) reads it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// When this node last heard from a leader (an append or snapshot chunk it accepted), and
+/// whether its elections are enabled.
+#[derive(Default)]
+pub struct LeaderContact {
+    last: Mutex<Option<Instant>>,
+    held_back: AtomicBool,
+    /// When a refused pre-vote from a new data directory was last logged (rounds run every
+    /// tick; the log line at most every [`WARN_EVERY`]).
+    warned: Mutex<Option<Instant>>,
+}
+
+/// How often a pre-vote refused for a new data directory is logged.
+const WARN_EVERY: Duration = Duration::from_secs(5);
+
+impl LeaderContact {
+    /// Record that a leader's append or snapshot chunk was accepted now.
+    pub fn heard(&self) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    /// Whether to log a refused pre-vote now (at most once every [`WARN_EVERY`]).
+    pub fn time_to_warn(&self) -> bool {
+        let mut w = self.warned.lock().unwrap_or_else(|p| p.into_inner());
+        if w.is_some_and(|t| t.elapsed() < WARN_EVERY) {
+            return false;
+        }
+        *w = Some(Instant::now());
+        true
+    }
+
+    /// Record whether this node's elections are held back (its last pre-vote round failed);
+    /// the previous value.
+    pub fn hold_back(&self, held: bool) -> bool {
+        self.held_back.swap(held, Ordering::Relaxed)
+    }
+
+    /// Whether a leader was heard from within `within`.
+    pub fn recent(&self, within: Duration) -> bool {
+        self.last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|t| t.elapsed() < within)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contact_is_recent_only_after_it_was_heard() {
+        let c = LeaderContact::default();
+        assert!(!c.recent(Duration::from_secs(3600)));
+        c.heard();
+        assert!(c.recent(Duration::from_secs(3600)));
+        assert!(!c.recent(Duration::ZERO));
+    }
+}
