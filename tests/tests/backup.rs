@@ -269,7 +269,10 @@ async fn backup_under_writes_restores_a_new_cluster_and_damage_is_refused() {
     copy_dir(&backup, &dir);
     let p = dir.join("state.rlsnap");
     let mut b = std::fs::read(&p).unwrap();
-    b[stream_len / 2] ^= 0x40;
+    // Inside a frame's body, so that the frame's checksum is what fails (a flipped length
+    // field reads as a truncated or oversized frame instead, also refused).
+    let i = payload_byte_near_middle(&b);
+    b[i] ^= 0x40;
     std::fs::write(&p, &b).unwrap();
     let rehashed = blake3::hash(&b).to_hex().to_string();
     edit_manifest(&dir, |m| m["files"][0]["blake3"] = json!(rehashed));
@@ -500,4 +503,18 @@ fn the_install_benchmark_installs_and_checks_a_small_ledger() {
     assert!(out.contains("installed 30000 leaves"), "{out}");
     assert!(out.contains("root and digest match"), "{out}");
     assert!(out.contains("peak RSS"), "{out}");
+}
+
+/// The offset of a byte in the body of the snapshot stream's frame that holds its middle: the
+/// stream is an 8-byte magic, then frames of a little-endian `u32` length and that many bytes.
+fn payload_byte_near_middle(stream: &[u8]) -> usize {
+    let mut at = 8;
+    loop {
+        let len = u32::from_le_bytes(stream[at..at + 4].try_into().unwrap()) as usize;
+        let body = at + 4;
+        if body + len >= stream.len() / 2 {
+            return body + len / 2;
+        }
+        at = body + len;
+    }
 }
