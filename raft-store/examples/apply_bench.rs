@@ -4,7 +4,9 @@
 //! - `core`: `ledger::apply` + `MemoryState::commit`, single thread (the deterministic core alone);
 //! - `memory`: through the `StateMachine` on the in-memory backend;
 //! - `rocksdb`: through the `StateMachine` on RocksDB, each entry one atomic, fsynced WriteBatch;
-//!   optionally (`--with-log`) also appending each entry to the Raft log first (synced).
+//!   optionally (`--with-log`) also appending each entry to the Raft log first (synced), in
+//!   storage format 2 (what a cluster runs once its version has advanced) or, with
+//!   `--storage-format 1`, in format 1 (release 0.1.0's, with the derived tables).
 //!
 //! It also splits the time: ledger logic vs Merkle hashing vs storage commit.
 //!
@@ -26,6 +28,7 @@ struct Args {
     with_log: bool,
     dir: Option<std::path::PathBuf>,
     only: Option<String>,
+    storage_format: u32,
 }
 
 fn parse() -> Result<Args, String> {
@@ -36,6 +39,7 @@ fn parse() -> Result<Args, String> {
         with_log: false,
         dir: None,
         only: None,
+        storage_format: raft_store::STORAGE_FORMAT,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -49,8 +53,21 @@ fn parse() -> Result<Args, String> {
             "--dir" => a.dir = Some(value()?.into()),
             "--only" => a.only = Some(value()?),
             "--with-log" => a.with_log = true,
+            "--storage-format" => {
+                a.storage_format = value()?
+                    .parse()
+                    .map_err(|e| format!("--storage-format: {e}"))?;
+                if !(raft_store::STORAGE_FORMAT_MIN..=raft_store::STORAGE_FORMAT)
+                    .contains(&a.storage_format)
+                {
+                    return Err(format!(
+                        "--storage-format: {} is not 1 or 2",
+                        a.storage_format
+                    ));
+                }
+            }
             "--help" | "-h" => {
-                println!("apply_bench [--accounts N] [--batches N] [--events N] [--only core|memory|rocksdb] [--with-log] [--dir PATH]");
+                println!("apply_bench [--accounts N] [--batches N] [--events N] [--only core|memory|rocksdb] [--with-log] [--storage-format 1|2] [--dir PATH]");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown flag {other}")),
@@ -226,6 +243,18 @@ fn main() {
             }
         };
         let backend = RocksBackend::open(&dir).expect("open rocksdb");
+        if args.storage_format >= 2 {
+            // What a running cluster does first: raise the cluster version, which moves the
+            // store to format 2.
+            let raise = raft_store::AdminWrite {
+                records: Vec::new(),
+                cluster_version: Some(raft_store::FORMAT_2_CLUSTER_VERSION),
+            };
+            backend
+                .commit_admin(&raise, &raft_store::AppliedState::default(), true)
+                .expect("raise the cluster version");
+        }
+        assert_eq!(backend.format(), args.storage_format);
         let mut index = 1;
         for b in account_batches(args.accounts) {
             StateMachine::<TypeConfig, _>::apply_blocking(&backend, vec![entry(index, b)])

@@ -38,7 +38,9 @@ pub mod state_machine;
 pub mod stats;
 pub mod types;
 
-pub use backend::{AppliedState, BalanceRange, DiskStats, LogBackend, SnapshotMeta, StateBackend};
+pub use backend::{
+    AppliedState, BalanceRange, DiskStats, LogBackend, SnapshotMeta, SnapshotSource, StateBackend,
+};
 pub use cluster_version::{CLUSTER_VERSION, CLUSTER_VERSION_MIN};
 pub use error::StoreError;
 pub use log_store::LogStore;
@@ -47,7 +49,9 @@ pub use revocation::{
     AdminCommand, AdminOutcome, AdminWrite, Command, Response, Revocation, RevocationRecord,
     RevokeResult, TokenId,
 };
-pub use rocks::{RocksBackend, STORAGE_FORMAT, STORAGE_FORMAT_MIN};
+pub use rocks::{
+    RocksBackend, FORMAT_2_CLUSTER_VERSION, NODE_LEVEL_MIN, STORAGE_FORMAT, STORAGE_FORMAT_MIN,
+};
 pub use snapshot::{SnapshotData, SnapshotItem};
 pub use state_machine::StateMachine;
 pub use types::{LedgerConfig, LogId, NodeId, NodeInfo, StoredMembership, TypeConfig, Vote};

@@ -29,6 +29,9 @@ pub(crate) enum Record {
     Node(u8, u64, Hash),
     /// A deny-list record.
     Revocation(RevocationRecord),
+    /// The cluster's effective version the snapshot carries ([`crate::cluster_version::BASE`]
+    /// in format 3): handed over first, before every other record.
+    ClusterVersion(u32),
 }
 
 /// What a snapshot stream says besides its records.
@@ -85,6 +88,7 @@ pub(crate) fn stream_snapshot(
     } else {
         crate::cluster_version::BASE
     };
+    sink(Record::ClusterVersion(cluster_version))?;
     let mut tree = Frontier::default();
     let mut nodes = Vec::with_capacity(64);
     let mut last_revoked: Option<RevocationRecord> = None;
@@ -165,6 +169,8 @@ pub(crate) fn read_snapshot(
             }
             Record::Node(level, index, hash) => changes.nodes.push((level, index, hash)),
             Record::Revocation(r) => revoked.push(r),
+            // Returned in `Streamed` as well.
+            Record::ClusterVersion(_) => {}
         }
         Ok(())
     })?;

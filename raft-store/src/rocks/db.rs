@@ -7,8 +7,8 @@
 //! what goes into a batch, and never reads a table's records beyond checking their seal.
 
 use super::layout::{
-    ALL_CFS, CF_ACCOUNTS, CF_INDEX, CF_LOG, CF_META, CF_REVOKED, CF_STATUSES, CF_TRANSFERS,
-    KEY_STORAGE_FORMAT,
+    ALL_CFS, CF_ACCOUNTS, CF_HISTORY, CF_INDEX, CF_LOG, CF_META, CF_NODES, CF_REVOKED, CF_STATUSES,
+    CF_TRANSFERS, KEY_END, KEY_STORAGE_FORMAT,
 };
 use crate::backend::DiskStats;
 use crate::error::StoreError;
@@ -20,15 +20,25 @@ use rocksdb::{
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
-/// The storage format this build writes: the column families and record layouts of
-/// `super::layout`. Release 0.1.0 wrote this format without recording it; a store without the
-/// record is marked at its first open by a later release.
-pub const STORAGE_FORMAT: u32 = 1;
-/// The oldest storage format this build opens.
+/// The newest storage format this build writes: the column families and record layouts of
+/// `super::layout`, without the two derived tables of format 1 — the `history` table (each
+/// account's transfers, read from the debit- and credit-account indexes instead) and the Merkle
+/// nodes below [`NODE_LEVEL_MIN`] (recomputed from the leaves by the proofs that need them).
+/// A store moves from format 1 to 2 when the cluster's effective version reaches
+/// [`FORMAT_2_CLUSTER_VERSION`]: until then a member may be rolled back to release 0.1.0, which
+/// reads format 1 only.
+pub const STORAGE_FORMAT: u32 = 2;
+/// The oldest storage format this build opens: format 1, which release 0.1.0 wrote (without
+/// recording it; a store without the record is marked at its first open by a later release).
 pub const STORAGE_FORMAT_MIN: u32 = 1;
+/// The cluster version from which every store is in format 2 ([`STORAGE_FORMAT`]).
+pub const FORMAT_2_CLUSTER_VERSION: u32 = 2;
+/// The lowest level of the Merkle nodes a format-2 store keeps: the roots of perfect subtrees of
+/// 16 leaves and more. A proof computes a lower one from its at most 8 leaves.
+pub const NODE_LEVEL_MIN: u8 = 4;
 
 /// Memory all memtables of the store may hold together (bytes): past it RocksDB flushes the
 /// largest. Without it the log and the metadata could each hold two 64 MiB memtables and every
@@ -82,6 +92,10 @@ pub struct RocksBackend {
     /// every state-machine call: nothing reads a half-replaced state. Taken before
     /// `snapshot_lock`, never while holding it, and once per call (never nested).
     pub(super) install_gate: RwLock<()>,
+    /// The storage format the state is in (1 or 2; see [`STORAGE_FORMAT`]): what apply writes.
+    /// Changed only with the write that records it (under the install gate's write lock or by
+    /// the apply path, the only writer). A view reads the format recorded in its own snapshot.
+    pub(super) format: AtomicU32,
 }
 
 /// Create `dir` with mode 0700, or check that an existing one is not readable by others.
@@ -124,7 +138,7 @@ fn check_pre_release_layout(opts: &Options, db_dir: &Path) -> Result<(), StoreEr
 /// Check the storage format recorded in the store, and record it in a new store or in one
 /// release 0.1.0 wrote (which recorded none; its layout is format 1). A format this build does
 /// not read stops the open, naming both.
-fn check_storage_format(db: &DB, db_dir: &Path, existed: bool) -> Result<(), StoreError> {
+fn check_storage_format(db: &DB, db_dir: &Path, existed: bool) -> Result<u32, StoreError> {
     let meta = db
         .cf_handle(CF_META)
         .ok_or_else(|| StoreError::DataDir(format!("column family {CF_META} missing")))?;
@@ -138,7 +152,7 @@ fn check_storage_format(db: &DB, db_dir: &Path, existed: bool) -> Result<(), Sto
         None => None,
     };
     match found {
-        Some(f) if (STORAGE_FORMAT_MIN..=STORAGE_FORMAT).contains(&f) => Ok(()),
+        Some(f) if (STORAGE_FORMAT_MIN..=STORAGE_FORMAT).contains(&f) => Ok(f),
         Some(f) => Err(StoreError::DataDir(format!(
             "{} holds storage format {f}; this release ({}) opens formats {STORAGE_FORMAT_MIN} \
              to {STORAGE_FORMAT}{}",
@@ -151,24 +165,26 @@ fn check_storage_format(db: &DB, db_dir: &Path, existed: bool) -> Result<(), Sto
             },
         ))),
         None => {
+            // A new store starts in format 1 too: it moves to format 2 with the cluster
+            // (`RocksBackend::stage_format_2`), which a new cluster does within a second.
             let mut opts = WriteOptions::default();
             opts.set_sync(true);
             let mut batch = WriteBatch::default();
             batch.put_cf(
                 meta,
                 KEY_STORAGE_FORMAT,
-                crate::record::seal(Kind::RaftMeta, &STORAGE_FORMAT),
+                crate::record::seal(Kind::RaftMeta, &STORAGE_FORMAT_MIN),
             );
             db.write_opt(batch, &opts)?;
             if existed {
                 tracing::info!(
                     dir = %db_dir.display(),
-                    storage_format = STORAGE_FORMAT,
+                    storage_format = STORAGE_FORMAT_MIN,
                     "store written by ron-ledger 0.1.0, which recorded no storage format: \
-                     recorded format {STORAGE_FORMAT} (its layout; nothing else changes)"
+                     recorded format {STORAGE_FORMAT_MIN} (its layout; nothing else changes)"
                 );
             }
-            Ok(())
+            Ok(STORAGE_FORMAT_MIN)
         }
     }
 }
@@ -202,7 +218,7 @@ impl RocksBackend {
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, table_options(name)));
         let db = DB::open_cf_descriptors(&opts, &db_dir, cfs)?;
-        check_storage_format(&db, &db_dir, existed)?;
+        let format = check_storage_format(&db, &db_dir, existed)?;
         // Leftovers of an interrupted snapshot build or receive are never the current snapshot.
         for entry in fs::read_dir(&snapshot_dir)? {
             let path = entry?.path();
@@ -218,9 +234,38 @@ impl RocksBackend {
             snapshot_lock: Mutex::new(()),
             receiving: Mutex::new(None),
             install_gate: RwLock::new(()),
+            format: AtomicU32::new(format),
         };
         backend.resume_install()?;
+        // A store of format 1 whose cluster has already advanced (an earlier build of this
+        // release left it so): move it now, before anything reads it.
+        if backend.format() == 1 && backend.stored_cluster_version()? >= FORMAT_2_CLUSTER_VERSION {
+            let mut batch = WriteBatch::default();
+            backend.stage_format_2(&mut batch)?;
+            backend.write(batch, true)?;
+            backend.format.store(2, Ordering::Release);
+        }
         Ok(backend)
+    }
+
+    /// The storage format the state is in (what apply writes).
+    pub fn format(&self) -> u32 {
+        self.format.load(Ordering::Acquire)
+    }
+
+    /// Add to `batch` the move from storage format 1 to 2: drop the `history` table and the
+    /// Merkle nodes below [`NODE_LEVEL_MIN`] (both derived from what stays), and record format
+    /// 2. Written with the entry that raises the cluster version (or at open, for a store
+    /// that missed it), so the state is never half moved.
+    pub(super) fn stage_format_2(&self, batch: &mut WriteBatch) -> Result<(), StoreError> {
+        batch.delete_range_cf(self.cf(CF_HISTORY)?, &[][..], &KEY_END[..]);
+        batch.delete_range_cf(self.cf(CF_NODES)?, &[0u8][..], &[NODE_LEVEL_MIN][..]);
+        batch.put_cf(
+            self.cf(CF_META)?,
+            KEY_STORAGE_FORMAT,
+            crate::record::seal(Kind::RaftMeta, &2u32),
+        );
+        Ok(())
     }
 
     /// How many times RocksDB has fsynced its write-ahead log since this store was opened.

@@ -18,11 +18,11 @@
 //! [`super::MEMTABLES_BYTES_MAX`] for the whole store), whatever the snapshot's size: about
 //! 300 MiB with RocksDB's caches and the program itself (`docs/BENCHMARKS.md`).
 
-use super::db::RocksBackend;
+use super::db::{RocksBackend, FORMAT_2_CLUSTER_VERSION, NODE_LEVEL_MIN};
 use super::layout::{
     be128, expiry_key, history_key, index_key, node_key, CF_ACCOUNTS, CF_BALANCES, CF_EXPIRY,
     CF_HISTORY, CF_INDEX, CF_LEAVES, CF_META, CF_NODES, CF_STATE, CF_STATUSES, CF_TRANSFERS,
-    KEY_END, KEY_INSTALL, KEY_LEDGER, KEY_SNAPSHOT, LEDGER_CFS,
+    KEY_END, KEY_INSTALL, KEY_LEDGER, KEY_SNAPSHOT, KEY_STORAGE_FORMAT, LEDGER_CFS,
 };
 use crate::backend::{AppliedState, SnapshotMeta, SnapshotSource};
 use crate::error::StoreError;
@@ -143,8 +143,15 @@ impl RocksBackend {
             batch.delete_range_cf(self.cf(cf)?, &[][..], &KEY_END[..]);
         }
         let file = fs::File::open(path)?;
+        // The format the store is in afterwards: the snapshot's cluster version decides, as
+        // apply's would have (`super::machine`'s `commit_admin`). It comes before every record.
+        let mut format = 1;
         let streamed = stream_snapshot(meta, BufReader::new(file), |record| {
-            self.stage_record(&mut batch, record)?;
+            if let Record::ClusterVersion(v) = record {
+                format = if v >= FORMAT_2_CLUSTER_VERSION { 2 } else { 1 };
+                return Ok(());
+            }
+            self.stage_record(&mut batch, record, format)?;
             if batch.size_in_bytes() >= INSTALL_BATCH_BYTES_MAX {
                 self.db.write_opt(std::mem::take(&mut batch), &unlogged)?;
             }
@@ -167,6 +174,11 @@ impl RocksBackend {
             seal(Kind::StateRecord, &streamed.ledger),
         );
         self.stage_cluster_version(&mut last, streamed.cluster_version)?;
+        last.put_cf(
+            self.cf(CF_META)?,
+            KEY_STORAGE_FORMAT,
+            seal(Kind::RaftMeta, &format),
+        );
         self.stage_applied(&mut last, &streamed.applied)?;
         last.put_cf(
             self.cf(CF_META)?,
@@ -175,12 +187,19 @@ impl RocksBackend {
         );
         last.delete_cf(self.cf(CF_META)?, KEY_INSTALL);
         self.write(last, true)?;
+        self.format
+            .store(format, std::sync::atomic::Ordering::Release);
         Ok(streamed.applied)
     }
 
     /// Add one checked snapshot record to `batch`: the same keys and records the apply path
-    /// writes (`super::tables::RocksBackend::stage`).
-    fn stage_record(&self, batch: &mut WriteBatch, record: Record) -> Result<(), StoreError> {
+    /// writes in storage `format` (`super::tables::RocksBackend::stage`).
+    fn stage_record(
+        &self,
+        batch: &mut WriteBatch,
+        record: Record,
+        format: u32,
+    ) -> Result<(), StoreError> {
         match record {
             Record::Ledger(item) => match item {
                 SnapshotItem::Account(r) => {
@@ -197,6 +216,8 @@ impl RocksBackend {
                 SnapshotItem::Expiry(k) => {
                     batch.put_cf(self.cf(CF_EXPIRY)?, expiry_key(&k), state_record(&()))
                 }
+                // Format 2 reads history from the account indexes, which the snapshot also holds.
+                SnapshotItem::History(..) if format >= 2 => {}
                 SnapshotItem::History(k, id) => {
                     batch.put_cf(self.cf(CF_HISTORY)?, history_key(&k), state_record(&id))
                 }
@@ -213,12 +234,14 @@ impl RocksBackend {
                 index.to_be_bytes(),
                 seal(Kind::StateRecord, &data.as_bytes()),
             ),
+            Record::Node(level, ..) if format >= 2 && level < NODE_LEVEL_MIN => {}
             Record::Node(level, index, hash) => batch.put_cf(
                 self.cf(CF_NODES)?,
                 node_key(level, index),
                 state_record(&hash),
             ),
             Record::Revocation(r) => self.stage_revocations(batch, std::slice::from_ref(&r))?,
+            Record::ClusterVersion(_) => {}
         }
         Ok(())
     }

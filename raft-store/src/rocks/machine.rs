@@ -6,7 +6,7 @@
 //! This module decides what goes into an entry's batch and nothing else: it never encodes a key
 //! or a record itself, and never reads or writes a snapshot file.
 
-use super::db::RocksBackend;
+use super::db::{RocksBackend, FORMAT_2_CLUSTER_VERSION, NODE_LEVEL_MIN};
 use super::tree::StoredTree;
 use crate::backend::{
     self, AppliedState, BalanceRange, SnapshotMeta, SnapshotSource, StateBackend,
@@ -75,11 +75,27 @@ impl StateBackend for RocksBackend {
         let _gate = self.reading();
         let mut batch = WriteBatch::default();
         self.stage_revocations(&mut batch, &write.records)?;
+        let mut moves = false;
         if let Some(v) = write.cluster_version {
             self.stage_cluster_version(&mut batch, v)?;
+            // The entry that raises the cluster to format 2's version moves the store with it.
+            moves = v >= FORMAT_2_CLUSTER_VERSION && self.format() == 1;
+            if moves {
+                self.stage_format_2(&mut batch)?;
+            }
         }
         self.stage_applied(&mut batch, applied)?;
-        self.write(batch, sync)
+        // Synced when it moves the store: the format record must not wait for a later sync.
+        self.write(batch, sync || moves)?;
+        if moves {
+            self.format.store(2, std::sync::atomic::Ordering::Release);
+            tracing::info!(
+                storage_format = 2,
+                "the cluster advanced: this store moved to storage format 2 (no history table, \
+                 Merkle nodes from level {NODE_LEVEL_MIN} up)"
+            );
+        }
+        Ok(())
     }
 
     fn cluster_version(&self) -> Result<u32, StoreError> {
@@ -153,7 +169,7 @@ impl StateBackend for RocksBackend {
         limit: usize,
     ) -> Result<Vec<u128>, StoreError> {
         let _gate = self.reading();
-        self.history_range(account_id, from, to, limit)
+        self.view().history_range(account_id, from, to, limit)
     }
 
     fn query_accounts(&self, filter: &Filter) -> Result<Vec<AccountRecord>, StoreError> {

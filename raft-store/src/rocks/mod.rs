@@ -35,6 +35,7 @@ mod tree;
 mod view;
 
 pub use db::{
-    prepare_private_dir, RocksBackend, MEMTABLES_BYTES_MAX, STORAGE_FORMAT, STORAGE_FORMAT_MIN,
+    prepare_private_dir, RocksBackend, FORMAT_2_CLUSTER_VERSION, MEMTABLES_BYTES_MAX,
+    NODE_LEVEL_MIN, STORAGE_FORMAT, STORAGE_FORMAT_MIN,
 };
 pub use install::INSTALL_BATCH_BYTES_MAX;

@@ -7,7 +7,7 @@
 //! writes a batch itself (the caller decides what else joins it and whether it is synced), and
 //! never touches the log or the deny-list.
 
-use super::db::RocksBackend;
+use super::db::{RocksBackend, NODE_LEVEL_MIN};
 use super::layout::{
     be128, expiry_key, history_key, index_key, node_key, parse_expiry, CF_ACCOUNTS, CF_BALANCES,
     CF_EXPIRY, CF_HISTORY, CF_INDEX, CF_LEAVES, CF_NODES, CF_STATE, CF_STATUSES, CF_TRANSFERS,
@@ -15,11 +15,11 @@ use super::layout::{
 };
 use crate::backend::AppliedState;
 use crate::error::StoreError;
-use crate::record::{open, seal};
+use crate::record::seal;
 use ledger::codec::Kind;
 use ledger::{
-    AccountRecord, Changes, ExpiryKey, HistoryKey, LedgerMeta, ReadError, StateRead,
-    TransferRecord, TransferStatus,
+    AccountRecord, Changes, ExpiryKey, LedgerMeta, ReadError, StateRead, TransferRecord,
+    TransferStatus,
 };
 use rocksdb::{IteratorMode, WriteBatch};
 
@@ -68,9 +68,14 @@ impl RocksBackend {
         for k in &changes.expiry_put {
             batch.put_cf(expiry, expiry_key(k), seal(Kind::StateRecord, &()));
         }
-        let history = self.cf(CF_HISTORY)?;
-        for (k, id) in sorted(&changes.history) {
-            batch.put_cf(history, history_key(&k), seal(Kind::StateRecord, &id));
+        // Format 2 keeps neither table derived from others: an account's history is its
+        // debit- and credit-account index entries, low Merkle nodes are recomputed by proofs.
+        let format_1 = self.format() == 1;
+        if format_1 {
+            let history = self.cf(CF_HISTORY)?;
+            for (k, id) in sorted(&changes.history) {
+                batch.put_cf(history, history_key(&k), seal(Kind::StateRecord, &id));
+            }
         }
         let index = self.cf(CF_INDEX)?;
         for (k, id) in sorted(&changes.index) {
@@ -93,6 +98,9 @@ impl RocksBackend {
         }
         let nodes = self.cf(CF_NODES)?;
         for (level, index, hash) in &changes.nodes {
+            if !format_1 && *level < NODE_LEVEL_MIN {
+                continue;
+            }
             batch.put_cf(
                 nodes,
                 node_key(*level, *index),
@@ -164,38 +172,6 @@ impl RocksBackend {
     /// The preimage of leaf `index`, if applied.
     pub(super) fn leaf_preimage(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
         self.get(CF_LEAVES, Kind::StateRecord, &index.to_be_bytes())
-    }
-
-    /// Ids of transfers that touched `account_id` with timestamps in `[from, to]`, oldest
-    /// first, at most `limit`.
-    pub(super) fn history_range(
-        &self,
-        account_id: u128,
-        from: u64,
-        to: u64,
-        limit: usize,
-    ) -> Result<Vec<u128>, StoreError> {
-        let lo = history_key(&HistoryKey {
-            account_id,
-            timestamp: from,
-        });
-        let hi = history_key(&HistoryKey {
-            account_id,
-            timestamp: to,
-        });
-        let mut out = Vec::new();
-        let iter = self.db.iterator_cf(
-            self.cf(CF_HISTORY)?,
-            IteratorMode::From(&lo, rocksdb::Direction::Forward),
-        );
-        for item in iter {
-            let (key, value) = item?;
-            if out.len() >= limit || key.as_ref() > hi.as_slice() {
-                break;
-            }
-            out.push(open(Kind::StateRecord, CF_HISTORY, &key, &value)?);
-        }
-        Ok(out)
     }
 }
 

@@ -6,7 +6,7 @@
 //! `tables`), and never decides which tree size may be read (callers bound it by the applied
 //! tree first).
 
-use super::db::RocksBackend;
+use super::db::{RocksBackend, NODE_LEVEL_MIN};
 use super::layout::{node_key, CF_LEAVES, CF_NODES};
 use crate::error::StoreError;
 use crate::record::hex;
@@ -33,6 +33,11 @@ impl TreeSource for StoredTree<'_> {
     }
 
     fn node(&self, level: u8, index: u64) -> Result<Option<Hash>, StoreError> {
+        // Format 2 keeps no node below `NODE_LEVEL_MIN`; one rule for both formats (format 1's
+        // low nodes go unread): an inclusion proof reads at most 15 more leaves than before.
+        if level < NODE_LEVEL_MIN {
+            return Ok(None);
+        }
         self.0
             .get(CF_NODES, Kind::StateRecord, &node_key(level, index))
     }

@@ -9,9 +9,9 @@
 use super::db::RocksBackend;
 use super::layout::{
     be128, expiry_key, history_key, index_key, parse_expiry, parse_history, parse_id, parse_index,
-    parse_index_key, CF_ACCOUNTS, CF_BALANCES, CF_EXPIRY, CF_HISTORY, CF_INDEX, CF_LEAVES,
+    parse_index_key, CF_ACCOUNTS, CF_BALANCES, CF_EXPIRY, CF_HISTORY, CF_INDEX, CF_LEAVES, CF_META,
     CF_REVOKED, CF_STATE, CF_STATUSES, CF_TRANSFERS, DIGEST_CFS, KEY_APPLIED, KEY_CLUSTER_VERSION,
-    KEY_LEDGER,
+    KEY_LEDGER, KEY_STORAGE_FORMAT,
 };
 use super::revoked::open_revocation;
 use crate::backend::AppliedState;
@@ -101,13 +101,33 @@ impl View<'_> {
         )
     }
 
-    /// Every record of the tables `cfs`, table by table in key order, as snapshot items.
+    /// The storage format recorded in this view (see `super::db::STORAGE_FORMAT`): whether the
+    /// `history` table is kept (format 1) or read from the account indexes (format 2).
+    fn history_stored(&self) -> Result<bool, StoreError> {
+        let key = KEY_STORAGE_FORMAT.as_bytes();
+        let format = match self.snap.get_cf(self.backend.cf(CF_META)?, key)? {
+            Some(b) => open::<u32>(Kind::RaftMeta, CF_META, key, &b)?,
+            None => 1,
+        };
+        Ok(format == 1)
+    }
+
+    /// Every record of the tables `cfs`, table by table in key order, as snapshot items. The
+    /// `history` table of a format-2 store is read from the account indexes: the same items, in
+    /// the same order, as format 1 stores.
     pub(super) fn for_each_item(
         &self,
         cfs: &[&'static str],
         mut f: impl FnMut(SnapshotItem) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         for &cf in cfs {
+            if cf == CF_HISTORY && !self.history_stored()? {
+                self.merged_history(0, u128::MAX, 0, u64::MAX, |k, id| {
+                    f(SnapshotItem::History(k, id))?;
+                    Ok(true)
+                })?;
+                continue;
+            }
             for item in self
                 .snap
                 .iterator_cf(self.backend.cf(cf)?, IteratorMode::Start)
@@ -172,6 +192,157 @@ impl Digesting {
 
 /// A stored key and value.
 type RawRecord = (Box<[u8]>, Box<[u8]>);
+
+/// One account index's entries (`TransferDebitAccount` or `TransferCreditAccount`) up to an end
+/// key, in key order — (account, timestamp) — as history entries.
+struct AccountRun<'a> {
+    it: rocksdb::DBRawIterator<'a>,
+    end: [u8; 25],
+}
+
+impl AccountRun<'_> {
+    /// The entry the run is at, or `None` past its end.
+    fn current(&self) -> Result<Option<(HistoryKey, u128)>, StoreError> {
+        if !self.it.valid() {
+            self.it.status()?;
+            return Ok(None);
+        }
+        let (Some(k), Some(v)) = (self.it.key(), self.it.value()) else {
+            return Ok(None);
+        };
+        if k > self.end.as_slice() {
+            return Ok(None);
+        }
+        let key = parse_index_key(k)?;
+        let id = open(Kind::StateRecord, CF_INDEX, k, v)?;
+        Ok(Some((
+            HistoryKey {
+                account_id: key.value,
+                timestamp: key.timestamp,
+            },
+            id,
+        )))
+    }
+
+    fn advance(&mut self) -> Result<Option<(HistoryKey, u128)>, StoreError> {
+        self.it.next();
+        self.current()
+    }
+}
+
+impl View<'_> {
+    /// The run of `field`'s entries from `(account, from)` to `(account_hi, to)`.
+    fn account_run(
+        &self,
+        field: IndexField,
+        (account, from): (u128, u64),
+        (account_hi, to): (u128, u64),
+    ) -> Result<AccountRun<'_>, StoreError> {
+        let key = |value, timestamp| {
+            index_key(&IndexKey {
+                field,
+                value,
+                timestamp,
+            })
+        };
+        let mut it = self.snap.raw_iterator_cf(self.backend.cf(CF_INDEX)?);
+        it.seek(key(account, from));
+        Ok(AccountRun {
+            it,
+            end: key(account_hi, to),
+        })
+    }
+
+    /// The history entries of accounts `account..=account_hi` (timestamps `from..=to` of each)
+    /// read from the debit- and credit-account indexes, merged in (account, timestamp) order, to
+    /// `f` until it returns `false`: format 2's `history` table. An entry under both indexes
+    /// (never written: a transfer's two accounts differ) is handed over once, as the table held
+    /// one key for it.
+    fn merged_history(
+        &self,
+        account: u128,
+        account_hi: u128,
+        from: u64,
+        to: u64,
+        mut f: impl FnMut(HistoryKey, u128) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        let (lo, hi) = ((account, from), (account_hi, to));
+        let mut debits = self.account_run(IndexField::TransferDebitAccount, lo, hi)?;
+        let mut credits = self.account_run(IndexField::TransferCreditAccount, lo, hi)?;
+        let (mut d, mut c) = (debits.current()?, credits.current()?);
+        loop {
+            let next = match (d, c) {
+                (None, None) => return Ok(()),
+                (Some(x), None) => {
+                    d = debits.advance()?;
+                    x
+                }
+                (None, Some(y)) => {
+                    c = credits.advance()?;
+                    y
+                }
+                (Some(x), Some(y)) => {
+                    if x.0 <= y.0 {
+                        d = debits.advance()?;
+                    }
+                    if y.0 <= x.0 {
+                        c = credits.advance()?;
+                    }
+                    if x.0 <= y.0 {
+                        x
+                    } else {
+                        y
+                    }
+                }
+            };
+            if !f(next.0, next.1)? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Ids of transfers that touched `account_id` with timestamps in `[from, to]`, oldest
+    /// first, at most `limit`.
+    pub(super) fn history_range(
+        &self,
+        account_id: u128,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<u128>, StoreError> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        if !self.history_stored()? {
+            self.merged_history(account_id, account_id, from, to, |_, id| {
+                out.push(id);
+                Ok(out.len() < limit)
+            })?;
+            return Ok(out);
+        }
+        let lo = history_key(&HistoryKey {
+            account_id,
+            timestamp: from,
+        });
+        let hi = history_key(&HistoryKey {
+            account_id,
+            timestamp: to,
+        });
+        let iter = self.snap.iterator_cf(
+            self.backend.cf(CF_HISTORY)?,
+            IteratorMode::From(&lo, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item?;
+            if out.len() >= limit || key.as_ref() > hi.as_slice() {
+                break;
+            }
+            out.push(open(Kind::StateRecord, CF_HISTORY, &key, &value)?);
+        }
+        Ok(out)
+    }
+}
 
 impl View<'_> {
     /// The record nearest `from` in `order` among keys in `[lo, hi]` of `cf`.
@@ -263,6 +434,20 @@ impl IndexRead for View<'_> {
         timestamp: u64,
         order: Order,
     ) -> Result<Option<(u64, u128)>, ReadError> {
+        if field == IndexField::TransferAccount && !self.history_stored()? {
+            // Format 2: the nearer of the two account indexes' entries.
+            let debit =
+                self.index_seek(IndexField::TransferDebitAccount, value, timestamp, order)?;
+            let credit =
+                self.index_seek(IndexField::TransferCreditAccount, value, timestamp, order)?;
+            return Ok(match (debit, credit) {
+                (Some(d), Some(c)) => Some(match order {
+                    Order::Asc => d.min(c),
+                    Order::Desc => d.max(c),
+                }),
+                (d, c) => d.or(c),
+            });
+        }
         if field == IndexField::TransferAccount {
             let key = |timestamp| {
                 history_key(&HistoryKey {
