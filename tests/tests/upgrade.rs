@@ -281,6 +281,30 @@ async fn a_rolling_upgrade_from_the_previous_release_keeps_every_write() {
         let (code, v) = c.get(1, &format!("/v1/transfers/{t}")).await.unwrap();
         assert_eq!(code, 200, "transfer {t}: {v}");
     }
+    // Every node moved its store to storage format 2 with the version, which reads an account's
+    // transfers from the account indexes: the writer's transfers (ids 1, 2, … from account 1 to
+    // account 2, most written under the previous release) are all listed, oldest and newest.
+    let ids = |v: &Value| -> Vec<u128> {
+        v["transfers"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{v}"))
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().parse().unwrap())
+            .collect()
+    };
+    let first = written.min(50);
+    for id in 1..=3 {
+        for (account, side) in [(1, "debits"), (2, "credits"), (1, "both")] {
+            let path = format!("/v1/accounts/{account}/transfers?side={side}&limit={first}");
+            let (code, v) = c.get(id, &path).await.unwrap();
+            assert_eq!(code, 200, "node {id} {path}: {v}");
+            assert_eq!(ids(&v), (1..=first).collect::<Vec<_>>(), "node {id} {path}");
+        }
+        let path = "/v1/accounts/2/transfers?order=desc&limit=1";
+        let (code, v) = c.get(id, path).await.unwrap();
+        assert_eq!(code, 200, "node {id} {path}: {v}");
+        assert_eq!(ids(&v), vec![written], "node {id} {path}");
+    }
     assert!(
         longest < Duration::from_secs(20),
         "writes stopped for {longest:?}"
