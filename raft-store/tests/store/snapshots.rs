@@ -348,6 +348,7 @@ fn a_backup_of_an_advanced_cluster_is_format_4_and_restores_with_its_version() {
     );
     let manifest = Manifest::new(&summary, "c1", 1, "test");
     assert_eq!(manifest.snapshot_format, 4);
+    assert_eq!(manifest.storage_format, raft_store::STORAGE_FORMAT);
     let at = dir.path().join("b");
     std::fs::create_dir(&at).unwrap();
     let mut stream = Vec::new();
