@@ -6,6 +6,7 @@
 //! This module owns the database options and the write path's fsync switch. It never decides
 //! what goes into a batch, and never reads a table's records beyond checking their seal.
 
+use super::accounts::AccountCache;
 use super::layout::{
     ALL_CFS, CF_ACCOUNTS, CF_HISTORY, CF_INDEX, CF_LOG, CF_META, CF_NODES, CF_REVOKED, CF_STATUSES,
     CF_TRANSFERS, KEY_END, KEY_STORAGE_FORMAT,
@@ -96,6 +97,8 @@ pub struct RocksBackend {
     /// Changed only with the write that records it (under the install gate's write lock or by
     /// the apply path, the only writer). A view reads the format recorded in its own snapshot.
     pub(super) format: AtomicU32,
+    /// Committed records of recently touched accounts, for apply's reads (`super::accounts`).
+    pub(super) accounts: AccountCache,
 }
 
 /// Create `dir` with mode 0700, or check that an existing one is not readable by others.
@@ -235,6 +238,7 @@ impl RocksBackend {
             receiving: Mutex::new(None),
             install_gate: RwLock::new(()),
             format: AtomicU32::new(format),
+            accounts: AccountCache::default(),
         };
         backend.resume_install()?;
         // A store of format 1 whose cluster has already advanced (an earlier build of this

@@ -136,6 +136,8 @@ impl RocksBackend {
         name: &str,
         path: &Path,
     ) -> Result<AppliedState, StoreError> {
+        // The state is replaced: nothing cached of the old one may be read again.
+        self.accounts.clear();
         let mut unlogged = WriteOptions::default();
         unlogged.disable_wal(true);
         let mut batch = WriteBatch::default();

@@ -63,7 +63,12 @@ impl StateBackend for RocksBackend {
             self.stage(&mut batch, changes)?;
         }
         self.stage_applied(&mut batch, applied)?;
-        self.write(batch, sync)
+        self.write(batch, sync)?;
+        // Only once written: the cache never holds what the table does not.
+        if let Some(changes) = &changes {
+            self.accounts.committed(&changes.accounts);
+        }
+        Ok(())
     }
 
     fn commit_admin(

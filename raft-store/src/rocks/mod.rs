@@ -8,6 +8,7 @@
 //!
 //! One part per concern, each readable alone; this file only names them:
 //!
+//! - `accounts`: the account cache in front of the `accounts` table, for apply's reads.
 //! - `layout`: column family names, fixed keys and key encodings — the on-disk layout.
 //! - `db`: [`RocksBackend`] itself: opening, column family handles, checked reads, writes.
 //! - `log`: the Raft log and its metadata (`LogBackend`).
@@ -23,6 +24,7 @@
 //! The parts depend on each other in that order (`layout` and `db` below everything, `machine`
 //! on top); none imports from this file.
 
+mod accounts;
 mod db;
 mod install;
 mod layout;
@@ -34,6 +36,7 @@ mod tables;
 mod tree;
 mod view;
 
+pub use accounts::ACCOUNT_CACHE_ENTRIES;
 pub use db::{
     prepare_private_dir, RocksBackend, FORMAT_2_CLUSTER_VERSION, MEMTABLES_BYTES_MAX,
     NODE_LEVEL_MIN, STORAGE_FORMAT, STORAGE_FORMAT_MIN,

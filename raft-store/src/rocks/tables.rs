@@ -187,8 +187,17 @@ impl StateRead for RocksBackend {
             .unwrap_or_else(LedgerMeta::empty))
     }
 
+    /// Apply's read of an account: from the account cache, else the table (and then cached).
     fn account(&self, id: u128) -> Result<Option<AccountRecord>, ReadError> {
-        self.account_record(id).map_err(read_err)
+        let generation = match self.accounts.get(id) {
+            Ok(record) => return Ok(Some(record)),
+            Err(generation) => generation,
+        };
+        let record = self.account_record(id).map_err(read_err)?;
+        if let Some(r) = &record {
+            self.accounts.fill(generation, r);
+        }
+        Ok(record)
     }
 
     fn transfer(&self, id: u128) -> Result<Option<TransferRecord>, ReadError> {

@@ -407,3 +407,29 @@ fn an_older_snapshot_is_refused_and_changes_nothing() {
         assert_eq!(memory.digest().unwrap(), digest);
     });
 }
+
+/// A store whose account cache is warm installs a snapshot of a different history, then applies
+/// more: it must read the installed accounts, not the ones it cached before.
+#[test]
+fn an_install_replaces_what_apply_had_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = RocksBackend::open(&dir.path().join("a")).unwrap();
+    let b = RocksBackend::open(&dir.path().join("b")).unwrap();
+    let warm: Vec<_> = (1..=6).map(|i| workload_entry(101, i, 200)).collect();
+    StateMachine::<TypeConfig, _>::apply_blocking(&a, warm).unwrap();
+    let other: Vec<_> = (1..=8).map(|i| workload_entry(202, i, 200)).collect();
+    StateMachine::<TypeConfig, _>::apply_blocking(&b, other).unwrap();
+    let (meta, data) = b.build_snapshot().unwrap();
+    let SnapshotData::File(file) = data else {
+        panic!("a RocksDB snapshot is a file")
+    };
+    let file = file.try_into_std().unwrap();
+    a.install_snapshot(&meta, raft_store::SnapshotSource::File(file))
+        .unwrap();
+    assert_eq!(a.digest().unwrap(), b.digest().unwrap());
+    let more: Vec<_> = (9..=11).map(|i| workload_entry(202, i, 200)).collect();
+    let ra = StateMachine::<TypeConfig, _>::apply_blocking(&a, more.clone()).unwrap();
+    let rb = StateMachine::<TypeConfig, _>::apply_blocking(&b, more).unwrap();
+    assert_eq!(ra, rb);
+    assert_eq!(a.digest().unwrap(), b.digest().unwrap());
+}
