@@ -242,8 +242,12 @@ impl RocksBackend {
         };
         backend.resume_install()?;
         // A store of format 1 whose cluster has already advanced (an earlier build of this
-        // release left it so): move it now, before anything reads it.
-        if backend.format() == 1 && backend.stored_cluster_version()? >= FORMAT_2_CLUSTER_VERSION {
+        // release left it so): move it now, before anything reads it. A version this build does
+        // not run is left alone here: the node refuses it where it checks versions (safe mode
+        // `version_unsupported`), with the store unchanged.
+        let version = backend.stored_cluster_version();
+        let advanced = version.is_ok_and(|v| v >= FORMAT_2_CLUSTER_VERSION);
+        if backend.format() == 1 && advanced {
             let mut batch = WriteBatch::default();
             backend.stage_format_2(&mut batch)?;
             backend.write(batch, true)?;
