@@ -143,9 +143,11 @@ fn hash(v: &Value) -> Hash {
 fn vectors_are_reproduced_and_verify() {
     let generated = generate();
     if std::env::var_os("RON_WRITE_VECTORS").is_some() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/proof-vectors.json");
+        // Where Cargo runs this test from (the binary may come from another checkout).
+        let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into());
+        let path = format!("{dir}/../docs/proof-vectors.json");
         let text = serde_json::to_string_pretty(&generated).unwrap() + "\n";
-        std::fs::write(path, text).unwrap();
+        std::fs::write(&path, text).unwrap();
         println!("wrote {path}; rerun without RON_WRITE_VECTORS to check it");
         return;
     }

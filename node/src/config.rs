@@ -658,7 +658,8 @@ mod tests {
 
     #[test]
     fn the_sample_file_loads_with_and_without_its_hardening_entries() {
-        let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/node.sample.toml");
+        let sample = test_support::paths::workspace_root(env!("CARGO_MANIFEST_DIR"))
+            .join("deploy/node.sample.toml");
         let text = std::fs::read_to_string(sample).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("n.toml");
@@ -688,8 +689,8 @@ mod tests {
 
     #[test]
     fn the_sample_config_loads() {
-        let file =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/node.sample.toml");
+        let file = test_support::paths::workspace_root(env!("CARGO_MANIFEST_DIR"))
+            .join("deploy/node.sample.toml");
         let c = load(Some(&file), vec![], &[]).unwrap();
         assert_eq!(c.limits, LimitsSection::default());
         assert!(

@@ -225,8 +225,8 @@ mod tests {
         out
     }
 
-    fn root() -> &'static Path {
-        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+    fn root() -> std::path::PathBuf {
+        test_support::paths::workspace_root(env!("CARGO_MANIFEST_DIR"))
     }
 
     #[test]

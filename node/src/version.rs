@@ -51,18 +51,19 @@ pub fn versions() -> Versions {
     }
 }
 
-/// The text of `--version`: `0.2.0-dev (commit 1a2b3c4d5e6f; storage format 1, snapshot format
-/// 4 (reads 3), record codec 1, peer wire 2 (reads 1), cluster version 1 to 2)`.
+/// The text of `--version`: `0.2.0-dev (commit 1a2b3c4d5e6f; storage format 2 (reads 1),
+/// snapshot format 4 (reads 3), record codec 1, peer wire 2 (reads 1), cluster version 1 to 2)`.
 pub fn text() -> &'static str {
     static TEXT: OnceLock<String> = OnceLock::new();
     TEXT.get_or_init(|| {
         let v = versions();
         format!(
-            "{} (commit {}; storage format {}, snapshot format {} (reads {}), record codec {}, \
+            "{} (commit {}; storage format {} (reads {}), snapshot format {} (reads {}), record codec {}, \
              peer wire {} (reads {}), cluster version {} to {})",
             v.release,
             v.commit,
             v.storage_format,
+            v.storage_format_min,
             v.snapshot_format,
             v.snapshot_format_min,
             v.record_codec,
@@ -82,7 +83,7 @@ mod tests {
         assert!(t.starts_with(env!("CARGO_PKG_VERSION")), "{t}");
         for part in [
             "commit ",
-            "storage format 1",
+            "storage format 2 (reads 1)",
             "snapshot format 4 (reads 3)",
             "record codec 1",
             "peer wire 2 (reads 1)",

@@ -547,7 +547,7 @@ async fn the_console_is_served_with_its_security_headers_and_the_cluster_view() 
     let running = start(&data_dir(dir.path())).await;
     let base = format!("http://{}", running.api_addr);
     let http = reqwest::Client::new();
-    let dist = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("console-dist");
+    let dist = test_support::paths::package_dir(env!("CARGO_MANIFEST_DIR")).join("console-dist");
     for (path, file, content_type) in [
         ("/console", "index.html", "text/html; charset=utf-8"),
         ("/console/", "index.html", "text/html; charset=utf-8"),

@@ -5,7 +5,6 @@
 use node::security::seccomp::{self, DENIED_SYSCALLS, RAW_SOCKET_SYSCALL};
 use seccompiler::{sock_filter, TargetArch};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use test_support::ports::free_port;
@@ -146,7 +145,8 @@ fn syscall_numbers_match_the_host_libc() {
 
 #[test]
 fn deploy_profile_denies_exactly_the_rust_list() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/seccomp.json");
+    let path =
+        test_support::paths::workspace_root(env!("CARGO_MANIFEST_DIR")).join("deploy/seccomp.json");
     let text = std::fs::read_to_string(&path).unwrap();
     let profile: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(profile["defaultAction"], "SCMP_ACT_ALLOW");

@@ -8,6 +8,7 @@
 //! - [`files`]: files written with exact permission bits.
 //! - [`wait`]: polling a condition until a deadline.
 //! - [`https`]: reqwest clients for a dev PKI.
+//! - [`paths`]: the running tests' package and workspace directories, read at run time.
 //! - [`process`]: a finished child process as exit code, stdout and stderr.
 //! - [`cluster`]: the multi-process harness (real `ron-ledger` processes on loopback).
 //! - [`netns`]: nodes in network namespaces joined by veth links, and the faults made between
@@ -22,6 +23,7 @@ pub mod events;
 pub mod files;
 pub mod https;
 pub mod netns;
+pub mod paths;
 pub mod ports;
 pub mod process;
 pub mod tokens;

@@ -19,10 +19,7 @@ use test_support::cluster::{ronctl_binary, SERIAL};
 use test_support::wait::poll;
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
+    test_support::paths::workspace_root(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn run(cmd: &mut Command) -> Output {

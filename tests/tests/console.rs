@@ -23,10 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const REQUEST_HEAD_BYTES_MAX: usize = 64 * 1024;
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repo root")
-        .to_path_buf()
+    test_support::paths::workspace_root(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// `target/debug/console-e2e/`, next to the binaries the test runs.

@@ -13,10 +13,7 @@ use test_support::cluster::{Cluster, SERIAL};
 use test_support::events::transfer_json;
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
+    test_support::paths::workspace_root(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Run `promtool` with `args` in `deploy/prometheus`, and fail the test with its output unless

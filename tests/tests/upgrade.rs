@@ -21,7 +21,7 @@ use test_support::wait::poll;
 /// The previous release's binary: `$CARGO_TARGET_DIR/releases/VERSION-COMMIT/ron-ledger`, built
 /// by `scripts/previous-release.sh` (which `scripts/test.sh` runs first; run here if missing).
 fn previous_release() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = test_support::paths::workspace_root(env!("CARGO_MANIFEST_DIR"));
     let out = std::process::Command::new("bash")
         .arg(root.join("scripts/previous-release.sh"))
         .output()
