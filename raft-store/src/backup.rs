@@ -25,7 +25,7 @@ use crate::backend::StateBackend;
 use crate::backend::{meta_key, AppliedState, LogBackend, SnapshotMeta, SnapshotSource};
 use crate::error::StoreError;
 use crate::record::seal;
-use crate::rocks::{RocksBackend, FORMAT_2_CLUSTER_VERSION, STORAGE_FORMAT, STORAGE_FORMAT_MIN};
+use crate::rocks::{storage_format_at, RocksBackend};
 use crate::snapshot::{SnapshotItem, SnapshotReader, SNAPSHOT_FORMAT, SNAPSHOT_FORMAT_MIN};
 use crate::types::{LogId, NodeId, NodeInfo, StoredMembership, Vote};
 use ledger::codec::Kind;
@@ -105,11 +105,7 @@ impl Manifest {
                 SNAPSHOT_FORMAT_MIN
             },
             // A store is in format 2 from the cluster version that moves it (`crate::rocks`).
-            storage_format: if summary.cluster_version >= FORMAT_2_CLUSTER_VERSION {
-                STORAGE_FORMAT
-            } else {
-                STORAGE_FORMAT_MIN
-            },
+            storage_format: storage_format_at(summary.cluster_version),
             release: release.to_string(),
             files: vec![BackupFile {
                 name: STREAM_FILE.to_string(),

@@ -37,6 +37,17 @@ pub const STORAGE_FORMAT: u32 = 2;
 pub const STORAGE_FORMAT_MIN: u32 = 1;
 /// The cluster version from which every store is in format 2 ([`STORAGE_FORMAT`]).
 pub const FORMAT_2_CLUSTER_VERSION: u32 = 2;
+/// The storage format a store is in at cluster version `cluster_version`: the one rule the
+/// commit that raises the version, a snapshot install, the check at open and backup manifests
+/// all follow.
+pub fn storage_format_at(cluster_version: u32) -> u32 {
+    if cluster_version >= FORMAT_2_CLUSTER_VERSION {
+        STORAGE_FORMAT
+    } else {
+        STORAGE_FORMAT_MIN
+    }
+}
+
 /// The lowest level of the Merkle nodes a format-2 store keeps: the roots of perfect subtrees of
 /// 16 leaves and more. A proof computes a lower one from its at most 8 leaves.
 pub const NODE_LEVEL_MIN: u8 = 4;
@@ -246,7 +257,7 @@ impl RocksBackend {
         // not run is left alone here: the node refuses it where it checks versions (safe mode
         // `version_unsupported`), with the store unchanged.
         let version = backend.stored_cluster_version();
-        let advanced = version.is_ok_and(|v| v >= FORMAT_2_CLUSTER_VERSION);
+        let advanced = version.is_ok_and(|v| storage_format_at(v) == 2);
         if backend.format() == 1 && advanced {
             let mut batch = WriteBatch::default();
             backend.stage_format_2(&mut batch)?;

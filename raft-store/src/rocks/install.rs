@@ -18,7 +18,7 @@
 //! [`super::MEMTABLES_BYTES_MAX`] for the whole store), whatever the snapshot's size: about
 //! 300 MiB with RocksDB's caches and the program itself (`docs/BENCHMARKS.md`).
 
-use super::db::{RocksBackend, FORMAT_2_CLUSTER_VERSION, NODE_LEVEL_MIN};
+use super::db::{storage_format_at, RocksBackend, NODE_LEVEL_MIN};
 use super::layout::{
     be128, expiry_key, history_key, index_key, node_key, CF_ACCOUNTS, CF_BALANCES, CF_EXPIRY,
     CF_HISTORY, CF_INDEX, CF_LEAVES, CF_META, CF_NODES, CF_STATE, CF_STATUSES, CF_TRANSFERS,
@@ -150,7 +150,7 @@ impl RocksBackend {
         let mut format = 1;
         let streamed = stream_snapshot(meta, BufReader::new(file), |record| {
             if let Record::ClusterVersion(v) = record {
-                format = if v >= FORMAT_2_CLUSTER_VERSION { 2 } else { 1 };
+                format = storage_format_at(v);
                 return Ok(());
             }
             self.stage_record(&mut batch, record, format)?;

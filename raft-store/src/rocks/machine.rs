@@ -6,7 +6,7 @@
 //! This module decides what goes into an entry's batch and nothing else: it never encodes a key
 //! or a record itself, and never reads or writes a snapshot file.
 
-use super::db::{RocksBackend, FORMAT_2_CLUSTER_VERSION, NODE_LEVEL_MIN};
+use super::db::{storage_format_at, RocksBackend, NODE_LEVEL_MIN};
 use super::tree::StoredTree;
 use crate::backend::{
     self, AppliedState, BalanceRange, SnapshotMeta, SnapshotSource, StateBackend,
@@ -84,7 +84,7 @@ impl StateBackend for RocksBackend {
         if let Some(v) = write.cluster_version {
             self.stage_cluster_version(&mut batch, v)?;
             // The entry that raises the cluster to format 2's version moves the store with it.
-            moves = v >= FORMAT_2_CLUSTER_VERSION && self.format() == 1;
+            moves = storage_format_at(v) == 2 && self.format() == 1;
             if moves {
                 self.stage_format_2(&mut batch)?;
             }

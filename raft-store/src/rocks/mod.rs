@@ -38,7 +38,7 @@ mod view;
 
 pub use accounts::ACCOUNT_CACHE_ENTRIES;
 pub use db::{
-    prepare_private_dir, RocksBackend, FORMAT_2_CLUSTER_VERSION, MEMTABLES_BYTES_MAX,
-    NODE_LEVEL_MIN, STORAGE_FORMAT, STORAGE_FORMAT_MIN,
+    prepare_private_dir, storage_format_at, RocksBackend, FORMAT_2_CLUSTER_VERSION,
+    MEMTABLES_BYTES_MAX, NODE_LEVEL_MIN, STORAGE_FORMAT, STORAGE_FORMAT_MIN,
 };
 pub use install::INSTALL_BATCH_BYTES_MAX;
