@@ -471,7 +471,11 @@ mod tests {
         // Bad input: a clear 400 and nothing proposed. First let the leader's cluster-version
         // advancer raise the version (its own entry), so it cannot land in the window checked.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while node.state.cluster_version().unwrap() < raft_store::cluster_version::CLUSTER_VERSION {
+        // Raft's metrics report an applied entry a moment after the state has it: wait for both.
+        while node.state.cluster_version().unwrap() < raft_store::cluster_version::CLUSTER_VERSION
+            || node.raft.metrics().borrow().last_applied
+                != node.state.applied().unwrap().last_applied
+        {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the version never advanced"
