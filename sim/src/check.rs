@@ -17,7 +17,8 @@
 //!
 //! When anything fails, the two state checkers run on every node before the failure is
 //! reported ([`diagnose`]), so a lost or changed acknowledged write is named as such even when a
-//! root mismatch or a cluster that never converges noticed it first.
+//! root mismatch or a cluster that never converges noticed it first; then, and after
+//! convergence, the acknowledged-writes checker across nodes by position ([`acked_positions`]).
 
 use crate::{pick, rng_for, Scenario, Shared, Slot};
 use ledger::merkle::leaf_hash;
@@ -555,6 +556,55 @@ pub fn acked_writes(slot: &Slot, shared: &Shared, healed: bool) -> Result<(), St
     Ok(())
 }
 
+/// The acknowledged-writes checker across nodes, by position rather than by cluster time: the
+/// ledger is append-only and every node applies the same events in the same order, so an
+/// acknowledged transfer that some node holds at leaf `L` is at leaf `L` on every node that
+/// holds more than `L` leaves. This names a lost acknowledged write on a node whose cluster time
+/// has not reached the acknowledgement (a slow clock led the history that replaced it), which
+/// [`acked_writes`] leaves alone. Each node's leaf count is read before its lookups, so a node
+/// that applies in between can only be let off, never wrongly accused.
+pub fn acked_positions(slots: &[Arc<Slot>], shared: &Shared) -> Result<(), String> {
+    let h = shared.history();
+    let nodes: Vec<(&Arc<Slot>, u64)> = slots
+        .iter()
+        .filter(|s| shared.corrupted() != Some(s.id))
+        .map(|s| {
+            Ok((
+                s,
+                s.state.ledger_meta().map_err(|e| e.to_string())?.tree.size,
+            ))
+        })
+        .collect::<Result<_, String>>()?;
+    for id in h.acked.keys() {
+        let mut held = Vec::with_capacity(nodes.len());
+        for (s, size) in &nodes {
+            let leaf = s
+                .state
+                .lookup_transfer(*id)
+                .map_err(|e| e.to_string())?
+                .map(|r| r.leaf);
+            held.push((s.id, *size, leaf));
+        }
+        // The first node (by id) holding it, at its position.
+        let Some((a, at)) = held.iter().find_map(|(n, _, l)| l.map(|l| (*n, l))) else {
+            continue;
+        };
+        for (b, size, leaf) in &held {
+            if *size <= at || *leaf == Some(at) {
+                continue;
+            }
+            let what = match leaf {
+                None => "is missing".to_string(),
+                Some(l) => format!("is at leaf {l}"),
+            };
+            return Err(format!(
+                "acknowledged writes: transfer {id} is at leaf {at} on node {a} and {what} on node {b}, which holds {size} leaves"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The double-apply checker on one node's state as it is now: every account's pending and
 /// posted balances equal the sum of its transfers (pending ones while still pending), so an
 /// entry whose effects were applied twice (or not at all) shows.
@@ -613,7 +663,8 @@ pub fn diagnose(slots: &[Arc<Slot>], shared: &Shared, first: String, healed: boo
             acked_writes(s, shared, healed)
                 .and_then(|()| balances(s))
                 .err()
-        });
+        })
+        .or_else(|| acked_positions(slots, shared).err());
     match found {
         Some(f) => format!("{f} (first noticed: {first})"),
         None => first,
@@ -626,6 +677,7 @@ pub fn final_state(slots: &[Arc<Slot>], shared: &Shared) -> Result<(), String> {
         acked_writes(s, shared, true)?;
         balances(s)?;
     }
+    acked_positions(slots, shared)?;
     let first = &slots[0];
     let root = first.state.ledger_meta().map_err(|e| e.to_string())?.root;
     let digest = first.state.digest().map_err(|e| e.to_string())?;
