@@ -233,7 +233,9 @@ pub struct LimitsSection {
     pub queue_requests_max: usize,
     /// Events coalesced into one log entry (group commit).
     pub entry_events_max: usize,
-    /// Log entries proposed but not yet applied (pipelining depth).
+    /// Log entries proposed but not yet applied (pipelining depth); at most one of them small
+    /// (fewer than `pipeline::sequencer::SMALL_ENTRY_EVENTS` events), so concurrent small
+    /// requests share entries.
     pub inflight_entries_max: usize,
     /// A write waits at most this long for its entry to be applied.
     pub write_timeout_ms: u64,
