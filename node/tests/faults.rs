@@ -5,80 +5,31 @@
 
 mod common;
 
-use node::seam::{HttpConnector, SystemClock};
-use node::start::{Backends, Seams};
-use node::{Node, RunningNode};
-use raft_store::{LogBackend, MemoryLog, MemoryStateBackend, StoreError};
+use node::start::Backends;
+use raft_store::{MemoryLog, MemoryStateBackend, StoreError};
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use test_support::events::{account_json, raw_body};
 
-/// The memory log, whose appends fail with ENOSPC while `full` is set (a full disk).
+/// Appends fail with ENOSPC while set (a full disk).
 #[derive(Default)]
-struct FillableLog {
-    inner: MemoryLog,
-    full: AtomicBool,
-}
+struct Full(AtomicBool);
 
-impl LogBackend for FillableLog {
-    fn is_blocking(&self) -> bool {
-        self.inner.is_blocking()
-    }
-    fn append(&self, entries: Vec<(u64, Vec<u8>)>) -> Result<(), StoreError> {
-        if self.full.load(Ordering::SeqCst) {
+impl common::AppendGate for Full {
+    fn before_append(&self) -> Result<(), StoreError> {
+        if self.0.load(Ordering::SeqCst) {
             return Err(StoreError::Io(std::io::Error::from_raw_os_error(28)));
         }
-        self.inner.append(entries)
-    }
-    fn read(&self, start: u64, end: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        self.inner.read(start, end)
-    }
-    fn last(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        self.inner.last()
-    }
-    fn truncate(&self, from: u64) -> Result<(), StoreError> {
-        self.inner.truncate(from)
-    }
-    fn purge(&self, upto: u64, purged: Vec<u8>) -> Result<(), StoreError> {
-        self.inner.purge(upto, purged)
-    }
-    fn meta_get(&self, key: &'static str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.meta_get(key)
-    }
-    fn meta_put(&self, key: &'static str, value: Vec<u8>, sync: bool) -> Result<(), StoreError> {
-        self.inner.meta_put(key, value, sync)
+        Ok(())
     }
 }
 
-/// Node 1 on `backends`, initialised as a cluster of one.
-async fn start(dir: &std::path::Path, backends: Backends) -> RunningNode {
-    let mut c = common::config(dir);
-    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let peer = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    c.advertise_api_addr = Some(api.local_addr().unwrap().to_string());
-    c.advertise_peer_addr = Some(peer.local_addr().unwrap().to_string());
-    let seams = Seams {
-        connector: Arc::new(HttpConnector::new(Duration::from_secs(2)).unwrap()),
-        clock: Arc::new(SystemClock),
-        storage: Some(backends),
-    };
-    let running = Node::start_on(c, seams, api, peer).await.expect("starts");
-    common::initialize(&running).await;
-    running
-}
+type FillableLog = common::GatedLog<Full>;
 
 async fn post(http: &reqwest::Client, base: &str, path: &str, body: String) -> (u16, Value) {
-    let r = http
-        .post(format!("{base}{path}"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    common::post_json(http, &format!("{base}{path}"), body).await
 }
 
 /// A full disk under the log: the write that hit it is not acknowledged, the node enters safe
@@ -94,7 +45,7 @@ async fn a_full_disk_puts_the_node_in_disk_full_safe_mode_until_cleared() {
         log: log.clone(),
         state: Arc::new(MemoryStateBackend::new()),
     };
-    let running = start(&data, backends).await;
+    let running = common::start_on(&data, backends).await;
     let base = format!("http://{}", running.api_addr);
     let http = reqwest::Client::new();
     let accounts = |ids: std::ops::RangeInclusive<u128>| {
@@ -111,7 +62,7 @@ async fn a_full_disk_puts_the_node_in_disk_full_safe_mode_until_cleared() {
 
     let (code, v) = post(&http, &base, "/v1/accounts", accounts(1..=2)).await;
     assert_eq!(code, 200, "{v}");
-    log.full.store(true, Ordering::SeqCst);
+    log.gate.0.store(true, Ordering::SeqCst);
     let (code, v) = post(&http, &base, "/v1/accounts", accounts(3..=4)).await;
     assert_ne!(
         code, 200,
@@ -196,7 +147,7 @@ async fn a_full_disk_puts_the_node_in_disk_full_safe_mode_until_cleared() {
 
     // Space is back: the operator clears it (`ronctl cluster clear-safe-mode`); the re-check
     // passes, the record is gone.
-    log.full.store(false, Ordering::SeqCst);
+    log.gate.0.store(false, Ordering::SeqCst);
     let out = ronctl(&["cluster", "clear-safe-mode", &running.api_addr]);
     assert!(
         out.status.success(),
@@ -388,7 +339,7 @@ async fn a_damaged_record_met_by_a_read_puts_the_node_in_checksum_mismatch() {
         log: Arc::new(MemoryLog::new()),
         state: state.clone(),
     };
-    let running = start(&data, backends).await;
+    let running = common::start_on(&data, backends).await;
     let base = format!("http://{}", running.api_addr);
     let http = reqwest::Client::new();
     let body = raw_body(vec![account_json(1, 1)]);

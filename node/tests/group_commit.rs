@@ -4,10 +4,8 @@
 
 mod common;
 
-use node::seam::{HttpConnector, SystemClock};
-use node::start::{Backends, Seams};
-use node::{Node, RunningNode};
-use raft_store::{LogBackend, MemoryLog, MemoryStateBackend, StoreError};
+use node::start::Backends;
+use raft_store::{MemoryStateBackend, StoreError};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,54 +13,36 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 use test_support::events::{account_json, raw_body, transfer_body};
 
-/// The memory log, whose appends wait while `held` is set (run on the blocking pool).
+/// Appends wait while `held` is set (the log then runs on the blocking pool).
 #[derive(Default)]
-struct HeldLog {
-    inner: MemoryLog,
+struct Held {
     held: Mutex<bool>,
     released: Condvar,
     waiting: AtomicBool,
 }
 
-impl HeldLog {
+impl Held {
     fn hold(&self, on: bool) {
         *self.held.lock().unwrap() = on;
         self.released.notify_all();
     }
 }
 
-impl LogBackend for HeldLog {
-    fn is_blocking(&self) -> bool {
-        true
-    }
-    fn append(&self, entries: Vec<(u64, Vec<u8>)>) -> Result<(), StoreError> {
+impl common::AppendGate for Held {
+    fn before_append(&self) -> Result<(), StoreError> {
         let mut held = self.held.lock().unwrap();
         while *held {
             self.waiting.store(true, Ordering::SeqCst);
             held = self.released.wait(held).unwrap();
         }
-        drop(held);
-        self.inner.append(entries)
+        Ok(())
     }
-    fn read(&self, start: u64, end: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        self.inner.read(start, end)
-    }
-    fn last(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        self.inner.last()
-    }
-    fn truncate(&self, from: u64) -> Result<(), StoreError> {
-        self.inner.truncate(from)
-    }
-    fn purge(&self, upto: u64, purged: Vec<u8>) -> Result<(), StoreError> {
-        self.inner.purge(upto, purged)
-    }
-    fn meta_get(&self, key: &'static str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.meta_get(key)
-    }
-    fn meta_put(&self, key: &'static str, value: Vec<u8>, sync: bool) -> Result<(), StoreError> {
-        self.inner.meta_put(key, value, sync)
+    fn blocks(&self) -> bool {
+        true
     }
 }
+
+type HeldLog = common::GatedLog<Held>;
 
 /// Releases the held log when dropped, also when an assertion fails: a held append would keep
 /// the runtime from shutting down, and the test would hang instead of failing.
@@ -70,37 +50,13 @@ struct Release(Arc<HeldLog>);
 
 impl Drop for Release {
     fn drop(&mut self) {
-        self.0.hold(false);
+        self.0.gate.hold(false);
     }
-}
-
-async fn start(dir: &std::path::Path, backends: Backends) -> RunningNode {
-    let mut c = common::config(dir);
-    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let peer = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    c.advertise_api_addr = Some(api.local_addr().unwrap().to_string());
-    c.advertise_peer_addr = Some(peer.local_addr().unwrap().to_string());
-    let seams = Seams {
-        connector: Arc::new(HttpConnector::new(Duration::from_secs(2)).unwrap()),
-        clock: Arc::new(SystemClock),
-        storage: Some(backends),
-    };
-    let running = Node::start_on(c, seams, api, peer).await.expect("starts");
-    common::initialize(&running).await;
-    running
 }
 
 /// POST a body; the status and the JSON answer.
 async fn post(http: reqwest::Client, url: String, body: String) -> (u16, Value) {
-    let r = http
-        .post(url)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    common::post_json(&http, &url, body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,7 +67,7 @@ async fn single_transfers_queued_behind_a_small_entry_share_the_next_one() {
         log: log.clone(),
         state: Arc::new(MemoryStateBackend::new()),
     };
-    let running = start(dir.path(), backends).await;
+    let running = common::start_on(dir.path(), backends).await;
     let base = format!("http://{}", running.api_addr);
     let http = reqwest::Client::new();
     let accounts = raw_body((1..=2).map(|id| account_json(id, 1)));
@@ -135,7 +91,7 @@ async fn single_transfers_queued_behind_a_small_entry_share_the_next_one() {
     .await;
 
     // One single-transfer entry in flight, its log append held.
-    log.hold(true);
+    log.gate.hold(true);
     let release = Release(log.clone());
     let transfer = |id: u128| {
         let (http, url) = (http.clone(), format!("{base}/v1/transfers"));
@@ -146,7 +102,7 @@ async fn single_transfers_queued_behind_a_small_entry_share_the_next_one() {
         Duration::from_secs(10),
         Duration::from_millis(5),
         || async {
-            if log.waiting.load(Ordering::SeqCst) {
+            if log.gate.waiting.load(Ordering::SeqCst) {
                 Ok(())
             } else {
                 Err("the first entry's append has not started".to_string())
