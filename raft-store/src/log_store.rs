@@ -195,17 +195,35 @@ impl<C: LedgerConfig, B: LogBackend + ?Sized> RaftLogReader<C> for LogStore<C, B
     /// interval, and heartbeats wait behind it; a payload of several full entries (each up to a
     /// few MiB) could not arrive in time on a loaded machine, and the stream would resend it
     /// forever while the follower's election timer ran out.
+    ///
+    /// Entries purged meanwhile: replication chooses `start..end` before it reads, and a purge
+    /// (a snapshot now covers them) can run in between. What is left then begins after `start`,
+    /// and sent as it is — after a `prev_log_id` of `start - 1` — it would leave a gap in the
+    /// follower's log (which refuses it: safe mode `log_gap`; simulation seed 2917). Such a read
+    /// returns nothing: openraft sends a heartbeat instead, and once the follower's match is
+    /// known behind the purge point, the snapshot.
     async fn limited_get_log_entries(
         &mut self,
         start: u64,
         end: u64,
     ) -> Result<Vec<C::Entry>, StorageError> {
         let this = self.clone();
-        run(self.backend.is_blocking(), move || {
+        let entries = run(self.backend.is_blocking(), move || {
             this.read_entries_bounded(start, end, APPEND_BYTES_MAX)
         })
         .await
-        .map_err(|e| e.into_raft(ErrorSubject::Logs, ErrorVerb::Read))
+        .map_err(|e| e.into_raft(ErrorSubject::Logs, ErrorVerb::Read))?;
+        match entries.first() {
+            Some(first) if first.get_log_id().index != start => {
+                tracing::info!(
+                    start,
+                    first = first.get_log_id().index,
+                    "entries to replicate were purged meanwhile: nothing sent this time"
+                );
+                Ok(Vec::new())
+            }
+            _ => Ok(entries),
+        }
     }
 }
 

@@ -22,8 +22,11 @@ use std::time::Duration;
 /// a simulation error (fixed in the harness: the node stays down until the disk is replaced);
 /// 5933, a voter that missed a membership change stood for election in its old configuration
 /// forever and deposed every leader the new one elected, so it never caught up (fixed: pre-vote,
-/// `node::raft::prevote`); 8429, the same with a voter isolated through the change.
-const REGRESSION_SEEDS: &[u64] = &[171, 1452, 3392, 5933, 8429];
+/// `node::raft::prevote`); 8429, the same with a voter isolated through the change; 2917, a
+/// leader that purged entries while its replication stream was about to send them sent what
+/// was left after a `prev_log_id` it no longer followed, and the follower refused the gap (safe
+/// mode `log_gap`; fixed: `raft_store::LogStore`'s bounded read returns nothing then).
+const REGRESSION_SEEDS: &[u64] = &[171, 1452, 2917, 3392, 5933, 8429];
 
 /// Run `s` in a fresh `sim` process: its report if it passed, the failure (with its replay
 /// command) if a checker failed. Anything else — a panic, a crash — fails the test.
