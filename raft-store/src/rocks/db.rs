@@ -223,7 +223,7 @@ impl RocksBackend {
         opts.set_db_write_buffer_size(MEMTABLES_BYTES_MAX);
         // Statistics feed `wal_syncs` (a metric, and how the tests prove appends are synced): a
         // ticker. Without timers and histograms, which read the clock around every get and
-        // write (1–2 % of a node's CPU at full batches, docs/BENCHMARKS.md).
+        // write (about 1 % of a node's samples at full batches, docs/BENCHMARKS.md).
         opts.enable_statistics();
         opts.set_statistics_level(rocksdb::statistics::StatsLevel::ExceptHistogramOrTimers);
         let db_dir = data_dir.join("db");
