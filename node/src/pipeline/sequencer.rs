@@ -123,6 +123,33 @@ struct Pipeline {
     small_inflight: Arc<Semaphore>,
 }
 
+/// Add to `group` what is waiting in the queue, within the entry's limits (`BATCH_REQUESTS_MAX`
+/// requests, `entry_events_max` events); the first request that does not fit goes to `carry`.
+/// Returns how many requests it took.
+fn take_queued(
+    rx: &mut mpsc::Receiver<Submission>,
+    group: &mut Vec<Submission>,
+    events: &mut usize,
+    carry: &mut Option<Submission>,
+    entry_events_max: usize,
+) -> usize {
+    let before = group.len();
+    while group.len() < ledger::limits::BATCH_REQUESTS_MAX {
+        match rx.try_recv() {
+            Ok(s) if *events + s.op.len() <= entry_events_max => {
+                *events += s.op.len();
+                group.push(s);
+            }
+            Ok(s) => {
+                *carry = Some(s);
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    group.len() - before
+}
+
 async fn run(p: Pipeline, mut rx: mpsc::Receiver<Submission>) {
     let Pipeline {
         raft,
@@ -146,19 +173,13 @@ async fn run(p: Pipeline, mut rx: mpsc::Receiver<Submission>) {
         };
         let mut events = first.op.len();
         let mut group = vec![first];
-        while group.len() < ledger::limits::BATCH_REQUESTS_MAX {
-            match rx.try_recv() {
-                Ok(s) if events + s.op.len() <= entry_events_max => {
-                    events += s.op.len();
-                    group.push(s);
-                }
-                Ok(s) => {
-                    carry = Some(s);
-                    break;
-                }
-                Err(_) => break,
-            }
-        }
+        take_queued(
+            &mut rx,
+            &mut group,
+            &mut events,
+            &mut carry,
+            entry_events_max,
+        );
         depth.fetch_sub(group.len() as u64, Ordering::Relaxed);
         let Ok(permit) = inflight.clone().acquire_owned().await else {
             return;
@@ -169,18 +190,16 @@ async fn run(p: Pipeline, mut rx: mpsc::Receiver<Submission>) {
             let Ok(p) = small_inflight.clone().acquire_owned().await else {
                 return;
             };
-            let before = group.len();
-            while carry.is_none() && group.len() < ledger::limits::BATCH_REQUESTS_MAX {
-                match rx.try_recv() {
-                    Ok(s) if events + s.op.len() <= entry_events_max => {
-                        events += s.op.len();
-                        group.push(s);
-                    }
-                    Ok(s) => carry = Some(s),
-                    Err(_) => break,
-                }
+            if carry.is_none() {
+                let taken = take_queued(
+                    &mut rx,
+                    &mut group,
+                    &mut events,
+                    &mut carry,
+                    entry_events_max,
+                );
+                depth.fetch_sub(taken as u64, Ordering::Relaxed);
             }
-            depth.fetch_sub((group.len() - before) as u64, Ordering::Relaxed);
             Some(p)
         } else {
             None
