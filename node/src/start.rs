@@ -123,6 +123,7 @@ impl Node {
             clock: Arc::new(SystemClock),
             storage,
         };
+        let (api, peer) = (serve::no_delay(api), serve::no_delay(peer));
         let mut running = Self::start_with(config, seams, api, peer, tls).await?;
         spawn_key_reloader(running.node.auth.clone());
         if let Some(uds) = uds {
