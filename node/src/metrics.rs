@@ -48,7 +48,7 @@ pub const AUTH_PEERS: [&str; 4] = ["node", "client", "unix", "anonymous"];
 
 /// Every safe-mode reason (`docs/OPERATIONS.md` has a runbook for each): `safe_mode{reason}` is
 /// exported at 0 for each from the start, so an alert rule on it is never left without a series.
-pub const SAFE_MODE_REASONS: [&str; 8] = [
+pub const SAFE_MODE_REASONS: [&str; 10] = [
     "root_mismatch",
     "checksum_mismatch",
     "log_gap",
@@ -57,6 +57,8 @@ pub const SAFE_MODE_REASONS: [&str; 8] = [
     "disk_full",
     "fsync_failed",
     "io_error",
+    "raft_panicked",
+    "safe_mode_marker",
 ];
 
 /// Latency buckets (seconds): sub-millisecond to seconds, dense around the seed's SLO
@@ -528,6 +530,9 @@ mod tests {
         assert!(text.contains("data_dir_available_bytes 1000"));
         assert!(text.contains("data_dir_size_bytes 4000"));
         assert!(text.contains("safe_mode{reason=\"log_gap\"} 0"));
+        // The two reasons the node sets outside the storage mapping are there from the start too.
+        assert!(text.contains("safe_mode{reason=\"raft_panicked\"} 0"));
+        assert!(text.contains("safe_mode{reason=\"safe_mode_marker\"} 0"));
         assert!(text.contains("rejected_total{reason=\"unknown_kind\"} 0"));
         assert!(
             text.contains("snapshot_duration_seconds_count{outcome=\"failed\",what=\"install\"} 0")

@@ -200,8 +200,11 @@ impl<C: LedgerConfig, B: LogBackend + ?Sized> RaftLogReader<C> for LogStore<C, B
     /// (a snapshot now covers them) can run in between. What is left then begins after `start`,
     /// and sent as it is — after a `prev_log_id` of `start - 1` — it would leave a gap in the
     /// follower's log (which refuses it: safe mode `log_gap`; simulation seed 2917). Such a read
-    /// returns nothing: openraft sends a heartbeat instead, and once the follower's match is
-    /// known behind the purge point, the snapshot.
+    /// returns nothing, which openraft 0.9 treats as a heartbeat and retries after 10 ms. A
+    /// stream openraft still tracks cannot meet this (it postpones a purge while a stream has
+    /// the range in flight), so the reader is a stream it no longer tracks, which ends when its
+    /// channel closes. Returning an error instead would be fatal to the node (a storage error)
+    /// for a benign race.
     async fn limited_get_log_entries(
         &mut self,
         start: u64,

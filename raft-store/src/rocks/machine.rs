@@ -1,6 +1,7 @@
 //! [`StateBackend`] for RocksDB: the apply path — one atomic `WriteBatch` per applied entry,
-//! holding the entry's ledger changes (or new deny-list records) and the applied state, synced
-//! when the state machine asks (the last write of every apply call) — and every other
+//! holding the entry's ledger changes (or new deny-list records) and the applied state, not
+//! synced (the Raft log is the state's write-ahead log: the next synced log write makes it
+//! durable; synced only when it moves the store to a new storage format) — and every other
 //! state-machine call, each answered by the part of the backend that owns its tables.
 //!
 //! This module decides what goes into an entry's batch and nothing else: it never encodes a key
