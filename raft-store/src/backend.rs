@@ -43,7 +43,8 @@ pub trait LogBackend: Send + Sync + 'static {
     /// Delete every entry with `index >= from`; durable when this returns.
     fn truncate(&self, from: u64) -> Result<(), StoreError>;
     /// Delete every entry with `index <= upto` and record `purged` under [`meta_key::PURGED`],
-    /// atomically.
+    /// atomically. A backend whose state can be behind its log after a crash makes the state
+    /// durable first (the entries purged are the ones a crash would apply again).
     fn purge(&self, upto: u64, purged: Vec<u8>) -> Result<(), StoreError>;
     /// Read a metadata record.
     fn meta_get(&self, key: &'static str) -> Result<Option<Vec<u8>>, StoreError>;
@@ -64,7 +65,8 @@ pub struct DiskStats {
     pub wal_bytes: u64,
     /// Bytes in table (SST) files, every column family.
     pub table_bytes: u64,
-    /// Bytes held in memtables (written to the WAL, not yet flushed to tables).
+    /// Bytes held in memtables (not yet flushed to tables: the log's are in the WAL too, the
+    /// state's are not).
     pub memtable_bytes: u64,
 }
 
@@ -108,7 +110,8 @@ pub trait StateBackend: Send + Sync + 'static {
     fn applied_with_meta(&self) -> Result<(AppliedState, LedgerMeta), StoreError>;
     /// Run `ledger::apply` for one batch against the current state (nothing is written).
     fn apply(&self, batch: &Batch) -> Result<(Outcome, Changes), StoreError>;
-    /// Atomically write `changes` (if any) together with `applied`; synced if `sync`.
+    /// Atomically write `changes` (if any) together with `applied`; durable before this returns
+    /// if `sync` (otherwise when the backend next makes its state durable).
     fn commit(
         &self,
         changes: Option<Changes>,
@@ -128,7 +131,8 @@ pub trait StateBackend: Send + Sync + 'static {
         })
     }
     /// Atomically write `write` (new deny-list entries, or a new cluster version) together with
-    /// `applied`; synced if `sync`. The admin counterpart of [`StateBackend::commit`].
+    /// `applied`; durable before this returns if `sync`. The admin counterpart of
+    /// [`StateBackend::commit`].
     fn commit_admin(
         &self,
         write: &AdminWrite,

@@ -2,17 +2,16 @@
 //! admin command, its new deny-list records), the new `last_applied` and the membership are
 //! committed in one atomic write.
 //!
-//! One durable write path: those writes are not fsynced. The Raft log is the write-ahead log —
-//! every entry applied here was fsynced in the logs of a majority before it committed, and was
-//! written to this node's log before it is applied — and on RocksDB the log and the state share
-//! one WAL, written in order, so a state write is never durable without the log entry it came
-//! from, and the next synced write
-//! (a log append, a purge, the vote, a snapshot's record) makes every state write before it
-//! durable. A power loss can therefore cost the state its last applied entries, never their
-//! atomicity (each entry's write is one batch) and never the entries themselves: at start
+//! One durable write path: those writes are not fsynced, and on RocksDB they skip its WAL
+//! altogether. The Raft log is the write-ahead log — every entry applied here was fsynced in the
+//! logs of a majority before it committed, and was written to this node's log before it is
+//! applied. RocksDB writes the state to disk when it flushes its memtables, every column family
+//! at once (atomic flush), so what a crash — a SIGKILL as much as a power loss — leaves of the
+//! state is the state after some applied entry: it can lose the last applied entries, never
+//! their atomicity (each entry's write is one batch) and never the entries themselves. At start
 //! openraft re-applies the log from the state's `last_applied` up to the saved commit index,
-//! and the leader's commit index brings the rest. The log is never purged past durable state,
-//! because a purge is itself a synced write made after the state writes it covers.
+//! and the leader's commit index brings the rest. The log is never purged past durable state: a
+//! purge flushes the state first (`RocksBackend`'s `LogBackend::purge`).
 
 use crate::backend::{run, AppliedState, SnapshotSource, StateBackend};
 use crate::error::StoreError;

@@ -2,13 +2,13 @@
 //! simulated host so that it outlives a crash), behind a thin wrapper that models its
 //! durability and can plant an apply-side bug.
 //!
-//! Durability, as the RocksDB backend has it: state writes go through the write-ahead log the
-//! Raft log also uses, without a sync of their own, so they are durable once the log disk syncs
-//! next ([`SimLog::syncs`]); a snapshot install is a synced write (it syncs the log disk's
-//! pending writes too), and so is recording a built snapshot, so the state is never behind its
-//! current snapshot after a crash. The wrapper keeps a copy of the state as of the last sync while writes
-//! wait for the next one; [`SimState::crash`] puts that copy back — the node comes back with a
-//! state behind its log, and openraft re-applies the rest.
+//! Durability, as the RocksDB backend has it: state writes skip the write-ahead log, so they are
+//! durable only once the store flushes next ([`SimLog::flushes`]: the periodic write-back, a
+//! purge of the log, which flushes first, and a snapshot install, which ends with a flush).
+//! Recording a built snapshot does not flush: after a crash the state can be behind its current
+//! snapshot, never behind the log's purge point. The wrapper keeps a copy of the state as of the
+//! last flush while writes wait for the next one; [`SimState::crash`] puts that copy back — the
+//! node comes back with a state behind its log, and openraft re-applies the rest.
 //!
 //! Planted bug [`crate::Bug::DoubleApplyAfterInstall`]: after a snapshot is installed, the next
 //! ledger entry's balance changes are applied twice (every account it touches moves by twice
@@ -65,12 +65,12 @@ impl SimState {
         self.entries_lost.load(Ordering::Relaxed)
     }
 
-    /// Power loss: the state's writes since the log disk's last sync are gone. Call with the
-    /// log disk's own crash.
+    /// A crash: the state's writes since the store's last flush are gone. Call with the log
+    /// disk's own crash.
     pub fn crash(&self) {
         let mut d = self.lock_durable();
         if let Some(copy) = d.copy.take() {
-            if d.syncs == self.log.syncs() {
+            if d.flushes == self.log.flushes() {
                 let index = |s: &MemoryStateBackend| {
                     s.applied()
                         .ok()
@@ -84,15 +84,15 @@ impl SimState {
         }
     }
 
-    /// Before a state write: when the log disk has synced since the last one (or nothing was
+    /// Before a state write: when the store has flushed since the last one (or nothing was
     /// written yet), the state as it is now is what the disk holds; keep a copy of it until
-    /// the next sync.
+    /// the next flush.
     fn before_write(&self) {
-        let syncs = self.log.syncs();
+        let flushes = self.log.flushes();
         let mut d = self.lock_durable();
-        if d.copy.is_none() || d.syncs != syncs {
+        if d.copy.is_none() || d.flushes != flushes {
             d.copy = Some(self.inner.copy_state());
-            d.syncs = syncs;
+            d.flushes = flushes;
         }
     }
 
@@ -148,12 +148,12 @@ impl SimState {
     }
 }
 
-/// The state as the disk holds it while writes wait for a sync.
+/// The state as the disk holds it while writes wait for a flush.
 #[derive(Default)]
 struct Durable {
-    /// The log disk's sync count when `copy` was taken.
-    syncs: u64,
-    /// The state as of that sync; `None` when nothing was written since.
+    /// The store's flush count when `copy` was taken.
+    flushes: u64,
+    /// The state as of that flush; `None` when nothing was written since.
     copy: Option<MemoryStateBackend>,
 }
 
@@ -222,8 +222,8 @@ impl StateBackend for SimState {
     }
     fn build_snapshot(&self) -> Result<(SnapshotMeta, SnapshotData), StoreError> {
         let built = self.inner.build_snapshot()?;
-        // RocksDB records the new current snapshot with a synced write, which makes every state
-        // write before it durable: after a power loss the state is never behind its snapshot.
+        // RocksDB records the new current snapshot with a synced write: the log's pending writes
+        // become durable with it, the state's (which skip the WAL) do not.
         self.log.sync();
         Ok(built)
     }
@@ -235,9 +235,9 @@ impl StateBackend for SimState {
         meta: &SnapshotMeta,
         data: SnapshotSource,
     ) -> Result<(), StoreError> {
-        // A synced write: it makes the log disk's pending writes durable with it.
+        // RocksDB ends an install with a flush of the whole store.
         self.inner.install_snapshot(meta, data)?;
-        self.log.sync();
+        self.log.flush();
         *self.lock_durable() = Durable::default();
         self.installs.fetch_add(1, Ordering::Relaxed);
         self.armed.store(true, Ordering::SeqCst);
@@ -321,19 +321,26 @@ mod tests {
     }
 
     #[test]
-    fn a_crash_rolls_the_state_back_to_the_log_disks_last_sync() {
+    fn a_crash_rolls_the_state_back_to_the_stores_last_flush() {
         let log = Arc::new(SimLog::new(false));
         let state = SimState::new(log.clone(), false);
         state.commit(None, &applied(1), false).unwrap();
         log.append(vec![(2, b"entry".to_vec())]).unwrap(); // a synced append
         state.commit(None, &applied(2), false).unwrap();
+        log.meta_put("vote", b"v".to_vec(), true).unwrap(); // a synced write does not carry it
         state.commit(None, &applied(3), false).unwrap();
         state.crash();
-        assert_eq!(index(&state), 1, "writes after the last sync are lost");
+        assert_eq!(
+            index(&state),
+            0,
+            "state writes are lost until the store flushes"
+        );
+        state.commit(None, &applied(1), false).unwrap();
         state.commit(None, &applied(2), false).unwrap();
-        log.meta_put("vote", b"v".to_vec(), true).unwrap(); // any synced write carries it
+        log.purge(1, b"p".to_vec()).unwrap(); // a purge flushes first
+        state.commit(None, &applied(3), false).unwrap();
         state.crash();
-        assert_eq!(index(&state), 2, "a write before a sync survives");
+        assert_eq!(index(&state), 2, "a write before a purge survives");
         state.commit(None, &applied(3), false).unwrap();
         log.flush(); // the periodic write-back
         state.crash();

@@ -1,14 +1,15 @@
 //! A simulated disk for the Raft log with a durability model: every write first lands in a
 //! volatile layer (the page cache); a sync copies it to the durable layer; a crash throws the
-//! volatile layer away. The ledger state ([`crate::state::SimState`]) shares this disk's
-//! write-ahead log, as the RocksDB backend's log and state column families do: its writes are
-//! never synced themselves and become durable with the next sync here (which the state counts
-//! through [`SimLog::syncs`]); a crash rolls it back to what it was at the last sync.
+//! volatile layer away. The ledger state ([`crate::state::SimState`]) lives in the same store, as
+//! the RocksDB backend's state column families do beside the log's, but without the write-ahead
+//! log: its writes become durable only when the store flushes ([`SimLog::flushes`]: the periodic
+//! write-back, which stands for RocksDB flushing its memtables, a purge, which flushes first,
+//! and a snapshot install); a crash rolls it back to what it was at the last flush.
 //!
 //! Planted bug [`crate::Bug::AckBeforeSync`]: appends are acknowledged without reaching the
 //! write-ahead log, the bug a wrong `WriteOptions` (`disable_wal`) would be: a later synced
-//! write (a vote, a truncation, a purge) does not carry them, only the periodic write-back
-//! (the memtable flush) does.
+//! write (a vote, a truncation) does not carry them, only a flush of the store does (the
+//! periodic write-back, or the one a purge starts with).
 
 use raft_store::{LogBackend, StoreError};
 use std::collections::BTreeMap;
@@ -59,8 +60,8 @@ struct Disk {
     /// Appends that bypassed the write-ahead log (the planted bug): only the write-back
     /// makes them durable.
     unlogged: Vec<Op>,
-    /// Syncs so far (write-backs included).
-    syncs: u64,
+    /// Write-backs so far: flushes of the whole store, the state's writes included.
+    flushes: u64,
 }
 
 impl Disk {
@@ -88,13 +89,13 @@ impl Disk {
     }
 
     fn sync(&mut self) {
-        self.syncs += 1;
         for op in self.pending.drain(..) {
             self.durable.apply(&op);
         }
     }
 
     fn write_back(&mut self) {
+        self.flushes += 1;
         self.sync();
         for op in self.unlogged.drain(..) {
             self.durable.apply(&op);
@@ -128,7 +129,8 @@ impl SimLog {
         d.visible = d.durable.clone();
     }
 
-    /// The operating system's periodic write-back.
+    /// The periodic write-back: the store's memtables flushed (the state's writes with them) and
+    /// the operating system's write-back of the log.
     pub fn flush(&self) {
         self.lock().write_back();
     }
@@ -139,10 +141,10 @@ impl SimLog {
         self.lock().sync();
     }
 
-    /// How many syncs (and write-backs) this disk has made: every state write made before the
-    /// latest one is durable.
-    pub fn syncs(&self) -> u64 {
-        self.lock().syncs
+    /// How many times the whole store was flushed: every state write made before the latest
+    /// flush is durable.
+    pub fn flushes(&self) -> u64 {
+        self.lock().flushes
     }
 
     /// While set, every write fails with an I/O error (a failing disk).
@@ -214,7 +216,11 @@ impl LogBackend for SimLog {
 
     fn purge(&self, upto: u64, purged: Vec<u8>) -> Result<(), StoreError> {
         self.check()?;
-        self.lock().write(Op::Purge(upto, purged), true);
+        let mut d = self.lock();
+        // As the RocksDB backend does: flush the store (the state with it) before the entries a
+        // crash would apply again are gone.
+        d.write_back();
+        d.write(Op::Purge(upto, purged), true);
         Ok(())
     }
 

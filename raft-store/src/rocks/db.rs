@@ -16,7 +16,8 @@ use crate::error::StoreError;
 use crate::record::open;
 use ledger::codec::Kind;
 use rocksdb::{
-    BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB,
+    BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, FlushOptions, Options, WriteBatch,
+    WriteOptions, DB,
 };
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -221,6 +222,10 @@ impl RocksBackend {
         opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
         opts.set_keep_log_file_num(4);
         opts.set_db_write_buffer_size(MEMTABLES_BYTES_MAX);
+        // The state's writes skip the WAL (`write_state`): the column families reach table files
+        // together, in one MANIFEST record, so what a crash leaves of them is always one
+        // applied entry's state, never a mix.
+        opts.set_atomic_flush(true);
         // Statistics feed `wal_syncs` (a metric, and how the tests prove appends are synced): a
         // ticker. Without timers and histograms, which read the clock around every get and
         // write (about 1 % of a node's samples at full batches, docs/BENCHMARKS.md).
@@ -264,7 +269,7 @@ impl RocksBackend {
         if backend.format() == 1 && advanced {
             let mut batch = WriteBatch::default();
             backend.stage_format_2(&mut batch)?;
-            backend.write(batch, true)?;
+            backend.write_state(batch, true)?;
             backend.format.store(2, Ordering::Release);
         }
         Ok(backend)
@@ -353,6 +358,37 @@ impl RocksBackend {
         let mut opts = WriteOptions::default();
         opts.set_sync(sync);
         self.db.write_opt(batch, &opts)?;
+        Ok(())
+    }
+
+    /// Write a batch that changes the state (any ledger table or `state`; `meta` records may
+    /// ride along) without the WAL: the Raft log is the state's write-ahead log. The batch is
+    /// atomic in memory; it reaches the disk with the next flush, which writes every column
+    /// family at once ([`Self::flush_state`], or RocksDB's own when a memtable fills). With
+    /// `durable`, it is flushed before this returns. A crash loses what was not flushed — whole
+    /// entries, never part of one — and the node applies those entries again from its log
+    /// (`crate::state_machine`); the log is never purged past what is flushed
+    /// (`LogBackend::purge`).
+    pub(super) fn write_state(&self, batch: WriteBatch, durable: bool) -> Result<(), StoreError> {
+        let mut opts = WriteOptions::default();
+        opts.disable_wal(true);
+        self.db.write_opt(batch, &opts)?;
+        if durable {
+            self.flush_state()?;
+        }
+        Ok(())
+    }
+
+    /// Put everything in the memtables into table files, every column family at once (atomic
+    /// flush), and wait: afterwards the state on disk is the state in memory.
+    pub(super) fn flush_state(&self) -> Result<(), StoreError> {
+        let cfs = ALL_CFS
+            .iter()
+            .map(|name| self.cf(name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut flush = FlushOptions::default();
+        flush.set_wait(true);
+        self.db.flush_cfs_opt(&cfs, &flush)?;
         Ok(())
     }
 }

@@ -5,9 +5,10 @@
 //! Atomicity comes from a redo record, not from one batch: before the first table is touched,
 //! the `meta/install` record names the snapshot file (already fsynced and in place) and is
 //! written synced. The chunks go to the memtables without the WAL; they are flushed to table
-//! files (fsynced by RocksDB) before the last, synced batch writes the ledger metadata, the
-//! applied state, the cluster version and the current-snapshot record and deletes
-//! `meta/install`. A crash anywhere in
+//! files (fsynced by RocksDB) before the last batch writes the ledger metadata, the applied
+//! state, the cluster version and the current-snapshot record and deletes `meta/install` —
+//! without the WAL too, like every state write, and flushed before the install returns. A
+//! crash anywhere in
 //! between leaves `meta/install` behind, and the next open replays the install from the file
 //! before anything reads the state. While the state is being replaced, every state-machine
 //! call waits on the install gate (`RocksBackend::install_gate`), so nothing reads a half
@@ -128,8 +129,8 @@ impl RocksBackend {
     }
 
     /// Replace every replicated table from the checked snapshot file at `path` (see the module
-    /// docs): chunks without the WAL, a flush, then one synced batch that makes `meta` (file
-    /// `name`) the current snapshot and removes `meta/install`.
+    /// docs): chunks without the WAL, a flush, then one last batch, flushed too, that makes
+    /// `meta` (file `name`) the current snapshot and removes `meta/install`.
     fn replace_state(
         &self,
         meta: &SnapshotMeta,
@@ -188,7 +189,9 @@ impl RocksBackend {
             seal(Kind::SnapshotMeta, &(meta, name)),
         );
         last.delete_cf(self.cf(CF_META)?, KEY_INSTALL);
-        self.write(last, true)?;
+        // Like every state write, without the WAL, then flushed with everything else: a crash
+        // before the flush leaves `meta/install`, and the next open replays the install.
+        self.write_state(last, true)?;
         self.format
             .store(format, std::sync::atomic::Ordering::Release);
         Ok(streamed.applied)

@@ -1,7 +1,8 @@
 //! The Raft log on RocksDB: the `log` column family (sealed entries keyed by index, u64 BE) and
 //! the Raft records of the `meta` column family (vote, purged and committed log ids; the
 //! current-snapshot record beside them belongs to `snapshots`). Appends, truncation, purges and
-//! votes are written with `sync = true`: the WAL is fsynced before the call returns.
+//! votes are written with `sync = true`: the WAL is fsynced before the call returns. A purge
+//! first flushes the state (which has no WAL), so no crash can leave the state behind the log.
 //!
 //! This module is [`LogBackend`] for RocksDB. It never touches the ledger tables, and never
 //! decodes an entry or a meta record (the log store seals and opens them).
@@ -68,6 +69,10 @@ impl LogBackend for RocksBackend {
     }
 
     fn purge(&self, upto: u64, purged: Vec<u8>) -> Result<(), StoreError> {
+        // The state is written without the WAL: the entries purged here are what a crash would
+        // apply again. openraft purges only what a snapshot of the applied state covers, so the
+        // state has applied them; flushing it first makes that state what a crash leaves.
+        self.flush_state()?;
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(
             self.cf(CF_LOG)?,

@@ -1,7 +1,8 @@
 //! [`StateBackend`] for RocksDB: the apply path — one atomic `WriteBatch` per applied entry,
-//! holding the entry's ledger changes (or new deny-list records) and the applied state, not
-//! synced (the Raft log is the state's write-ahead log: the next synced log write makes it
-//! durable; synced only when it moves the store to a new storage format) — and every other
+//! holding the entry's ledger changes (or new deny-list records) and the applied state, written
+//! without RocksDB's WAL (the Raft log is the state's write-ahead log; the next flush makes it
+//! durable, `RocksBackend::write_state`; flushed at once only when it moves the store to a new
+//! storage format) — and every other
 //! state-machine call, each answered by the part of the backend that owns its tables.
 //!
 //! This module decides what goes into an entry's batch and nothing else: it never encodes a key
@@ -64,7 +65,7 @@ impl StateBackend for RocksBackend {
             self.stage(&mut batch, changes)?;
         }
         self.stage_applied(&mut batch, applied)?;
-        self.write(batch, sync)?;
+        self.write_state(batch, sync)?;
         // Only once written: the cache never holds what the table does not.
         if let Some(changes) = &changes {
             self.accounts.committed(&changes.accounts);
@@ -91,8 +92,8 @@ impl StateBackend for RocksBackend {
             }
         }
         self.stage_applied(&mut batch, applied)?;
-        // Synced when it moves the store: the format record must not wait for a later sync.
-        self.write(batch, sync || moves)?;
+        // Flushed when it moves the store: the format record must not wait for a later flush.
+        self.write_state(batch, sync || moves)?;
         if moves {
             self.format.store(2, std::sync::atomic::Ordering::Release);
             tracing::info!(

@@ -1,11 +1,14 @@
 //! Crash test: a child process appends and applies entries (each acknowledged on stdout only
 //! after the append and the apply returned) and is SIGKILLed at a random moment. The parent
-//! reopens the store and checks that it recovered at least everything acknowledged, never less
-//! than the previous round, with a contiguous, checksum-clean log and exactly the root and state
-//! digest an in-memory reference has at that index. Then the next round continues from there.
+//! reopens the store and checks that its log holds everything acknowledged, contiguous and
+//! checksum-clean; that the state (written without a WAL, durable when RocksDB flushes) is
+//! exactly the state after some applied entry — the root and state digest an in-memory
+//! reference has at that index — never behind the previous round; and that applying the log
+//! from there, as a node does at start, reaches exactly the reference's state at the log's end.
+//! Then the next round continues from there.
 
 use crate::common::{workload_entry, Rng};
-use openraft::storage::RaftLogStorageExt;
+use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
 use raft_store::{
     LogStore, MemoryStateBackend, RocksBackend, StateBackend, StateMachine, TypeConfig,
 };
@@ -57,6 +60,92 @@ pub fn child() {
     }
 }
 
+/// The child of the purge test: append and apply `PURGE_AT` entries, purge the log up to the
+/// last of them (as openraft does once a snapshot covers them), say so, and wait to be killed.
+pub fn purge_child() {
+    let dir = std::env::var("RON_CRASH_DIR").expect("dir");
+    let backend = Arc::new(RocksBackend::open(Path::new(&dir)).expect("open"));
+    let mut log: LogStore<TypeConfig, _> = LogStore::new(backend.clone());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for i in 1..=PURGE_AT {
+        let e = workload_entry(1, i, EVENTS);
+        rt.block_on(log.blocking_append(vec![e.clone()]))
+            .expect("append");
+        StateMachine::<TypeConfig, _>::apply_blocking(&*backend, vec![e]).expect("apply");
+    }
+    let upto = log
+        .read_entries(PURGE_AT, PURGE_AT + 1)
+        .expect("log")
+        .pop()
+        .expect("the last entry")
+        .log_id;
+    rt.block_on(log.purge(upto)).expect("purge");
+    println!("PURGED {PURGE_AT}");
+    std::thread::sleep(Duration::from_secs(600));
+}
+
+/// Entries the purge test applies and then purges: far fewer than fill a memtable, so nothing
+/// but the purge itself flushes the state.
+const PURGE_AT: u64 = 6;
+
+/// The state has no WAL, so a crash can take it back to its last flush — but never behind the
+/// log's purge point, where the entries it would need to apply again are gone.
+#[test]
+fn a_crash_after_a_purge_never_leaves_the_state_behind_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_process_entry",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("RON_STORE_CHILD", "purge")
+        .env("RON_CRASH_DIR", &data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn child");
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let purged = stdout
+        .lines()
+        .map_while(Result::ok)
+        // The harness prints the test's name on the same line, before it.
+        .find_map(|line| {
+            line.split("PURGED ")
+                .nth(1)
+                .map(|i| i.trim().parse::<u64>().unwrap())
+        });
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    assert_eq!(purged, Some(PURGE_AT), "the child did not purge");
+    let backend = Arc::new(RocksBackend::open(&data).expect("reopen after SIGKILL"));
+    let applied = backend
+        .applied()
+        .unwrap()
+        .last_applied
+        .map_or(0, |l| l.index);
+    assert!(
+        applied >= PURGE_AT,
+        "the state is at {applied}, behind the purge point {PURGE_AT}: entries {}..={PURGE_AT} are lost",
+        applied + 1
+    );
+    let reference = MemoryStateBackend::new();
+    let entries: Vec<_> = (1..=applied)
+        .map(|i| workload_entry(1, i, EVENTS))
+        .collect();
+    StateMachine::<TypeConfig, _>::apply_blocking(&reference, entries).unwrap();
+    assert_eq!(
+        backend.ledger_meta().unwrap(),
+        reference.ledger_meta().unwrap()
+    );
+    assert_eq!(backend.digest().unwrap(), reference.digest().unwrap());
+}
+
 #[test]
 fn sigkill_at_random_points_recovers_exactly_the_synced_state() {
     let seed: u64 = std::env::var("RON_CRASH_SEED")
@@ -70,6 +159,7 @@ fn sigkill_at_random_points_recovers_exactly_the_synced_state() {
     let reference = MemoryStateBackend::new();
     let mut reference_applied = 0u64;
     let mut previous = 0u64;
+    let mut behind = 0;
     for round in 0..ROUNDS {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
@@ -115,46 +205,73 @@ fn sigkill_at_random_points_recovers_exactly_the_synced_state() {
             "round {round}: the child made no progress"
         );
 
-        let backend = RocksBackend::open(&data).expect("reopen after SIGKILL");
+        let backend = Arc::new(RocksBackend::open(&data).expect("reopen after SIGKILL"));
         let applied = backend
             .applied()
             .unwrap()
             .last_applied
             .map_or(0, |l| l.index);
+        let log: LogStore<TypeConfig, _> = LogStore::new(backend.clone());
+        let last = last_index(&log);
         assert!(
-            applied >= acked,
-            "round {round}: applied {applied} < acknowledged {acked}"
+            last >= acked,
+            "round {round}: log ends at {last} < acknowledged {acked}"
         );
         assert!(
             applied >= previous,
-            "round {round}: went backwards {previous} -> {applied}"
+            "round {round}: the state went backwards {previous} -> {applied}"
         );
-        let backend = Arc::new(backend);
-        let log: LogStore<TypeConfig, _> = LogStore::new(backend.clone());
-        let last = last_index(&log);
         assert!(
             last >= applied,
             "round {round}: log ends at {last}, applied {applied}"
         );
-
-        let catch_up: Vec<_> = (reference_applied + 1..=applied)
-            .map(|i| workload_entry(seed, i, EVENTS))
-            .collect();
-        StateMachine::<TypeConfig, _>::apply_blocking(&reference, catch_up).unwrap();
-        reference_applied = applied;
+        // The state the crash left is the state after entry `applied`, whole.
+        let catch_up = |reference_applied: &mut u64, upto: u64| {
+            let entries: Vec<_> = (*reference_applied + 1..=upto)
+                .map(|i| workload_entry(seed, i, EVENTS))
+                .collect();
+            StateMachine::<TypeConfig, _>::apply_blocking(&reference, entries).unwrap();
+            *reference_applied = upto;
+        };
+        catch_up(&mut reference_applied, applied);
         assert_eq!(
             backend.ledger_meta().unwrap(),
             reference.ledger_meta().unwrap(),
-            "round {round}: root differs"
+            "round {round}: root differs at applied {applied}"
         );
         assert_eq!(
             backend.digest().unwrap(),
             reference.digest().unwrap(),
-            "round {round}: state differs"
+            "round {round}: state differs at applied {applied}"
         );
-        println!("round {round}: acked {acked}, recovered applied {applied}, log {last}");
-        previous = applied;
+        // Recovery, as openraft runs it at start: apply the log after `applied`.
+        if applied < last {
+            behind += 1;
+        }
+        let pending = log.read_entries(applied + 1, last + 1).expect("log");
+        StateMachine::<TypeConfig, _>::apply_blocking(&*backend, pending).expect("re-apply");
+        catch_up(&mut reference_applied, last);
+        assert_eq!(
+            backend.ledger_meta().unwrap(),
+            reference.ledger_meta().unwrap(),
+            "round {round}: root differs after re-applying to {last}"
+        );
+        assert_eq!(
+            backend.digest().unwrap(),
+            reference.digest().unwrap(),
+            "round {round}: state differs after re-applying to {last}"
+        );
+        println!("round {round}: acked {acked}, durable state at {applied}, log {last}");
+        // A clean close writes the re-applied state (nothing is lost on a clean stop).
+        drop(log);
+        drop(backend);
+        previous = last;
     }
+    // The crash left the state behind its log in some round, so recovery was exercised.
+    assert!(
+        behind > 0,
+        "the state was never behind the log: nothing was re-applied"
+    );
 }
 
 /// A byte damaged in the middle of a stopped node's write-ahead log (bit rot, a bad sector)
@@ -191,7 +308,7 @@ fn a_damaged_wal_record_is_refused_not_silently_dropped() {
     child.kill().expect("SIGKILL");
     child.wait().unwrap();
     assert!(acked >= 40, "the child made no progress");
-    // The newest WAL file holds the acknowledged entries (nothing was flushed to tables yet).
+    // The largest WAL file holds acknowledged log entries (the state has no WAL).
     let wal = std::fs::read_dir(data.join("db"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -214,16 +331,13 @@ fn a_damaged_wal_record_is_refused_not_silently_dropped() {
             println!("refused: {text}");
         }
         Ok(backend) => {
-            let applied = backend
-                .applied()
-                .unwrap()
-                .last_applied
-                .map_or(0, |l| l.index);
+            let log: LogStore<TypeConfig, _> = LogStore::new(Arc::new(backend));
+            let last = last_index(&log);
             assert!(
-                applied >= acked,
-                "the store opened without acknowledged entries: applied {applied} < acknowledged {acked}"
+                last >= acked,
+                "the store opened without acknowledged entries: log ends at {last} < acknowledged {acked}"
             );
-            println!("opened with everything acknowledged: applied {applied} >= {acked}");
+            println!("opened with everything acknowledged: log ends at {last} >= {acked}");
         }
     }
 }

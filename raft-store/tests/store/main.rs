@@ -19,6 +19,7 @@ mod versions;
 fn child_process_entry() {
     match std::env::var("RON_STORE_CHILD").as_deref() {
         Ok("crash") => crash::child(),
+        Ok("purge") => crash::purge_child(),
         Ok("nofiles") => nofiles::child(),
         _ => {}
     }
