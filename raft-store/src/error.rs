@@ -106,7 +106,11 @@ pub fn safe_mode_reason_of(raft_error_text: &str) -> &'static str {
         || raft_error_text.contains("rocksdb: Corruption:")
     {
         "checksum_mismatch"
-    } else if raft_error_text.contains("log is not contiguous") {
+    } else if raft_error_text.contains("log is not contiguous")
+        // openraft's own check when it re-applies the log at start: the log lacks entries the
+        // state needs (it is behind what the log holds, docs/STORAGE.md).
+        || raft_error_text.contains("Failed to get log entries, expected index")
+    {
         "log_gap"
     } else if raft_error_text.contains("snapshot: ") {
         "snapshot_invalid"
@@ -189,5 +193,18 @@ mod tests {
                 "{text}: {fatal}"
             );
         }
+        // openraft's re-apply at start finding the log without an entry the state needs.
+        let missing = openraft::StorageIOError::<NodeId>::read_log_at_index(
+            8,
+            openraft::AnyError::error(
+                "Failed to get log entries, expected index: [8, 12), got [None, None)",
+            ),
+        );
+        let fatal = openraft::error::Fatal::<NodeId>::StorageError(missing.into());
+        assert_eq!(
+            safe_mode_reason_of(&fatal.to_string()),
+            "log_gap",
+            "{fatal}"
+        );
     }
 }
