@@ -74,6 +74,19 @@ impl RunningNode {
             }
         }
         let _ = self.node.raft.shutdown().await;
+        // Nothing is applied any more: put the state on disk, so that the next start has nothing
+        // to apply again (a crash would cost only that re-apply, docs/STORAGE.md).
+        let state = self.node.state.clone();
+        let flushed = if state.is_blocking() {
+            tokio::task::spawn_blocking(move || state.make_durable())
+                .await
+                .unwrap_or_else(|e| Err(raft_store::StoreError::Task(e.to_string())))
+        } else {
+            state.make_durable()
+        };
+        if let Err(e) = flushed {
+            tracing::warn!(error = %e, "the state was not flushed at shutdown: the next start applies the log again");
+        }
     }
 }
 

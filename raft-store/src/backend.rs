@@ -171,6 +171,11 @@ pub trait StateBackend: Send + Sync + 'static {
                 .into(),
         ))
     }
+    /// Make every committed write durable now (a clean stop: the next start then has nothing to
+    /// apply again). Backends whose state is never behind what they report do nothing.
+    fn make_durable(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// The current snapshot, if any, positioned at the start.
     fn current_snapshot(&self) -> Result<Option<(SnapshotMeta, SnapshotData)>, StoreError>;
     /// Digest of the entire replicated state: `ledger::digest` combined with the deny-list (see

@@ -243,6 +243,11 @@ impl StateBackend for SimState {
         self.armed.store(true, Ordering::SeqCst);
         Ok(())
     }
+    fn make_durable(&self) -> Result<(), StoreError> {
+        // A clean stop flushes the store, as RocksDB's does.
+        self.log.flush();
+        Ok(())
+    }
     fn export_backup(&self) -> Result<(BackupSummary, std::fs::File), StoreError> {
         self.inner.export_backup()
     }

@@ -314,6 +314,32 @@ impl Cluster {
         }
     }
 
+    /// Send `signal` (`HUP`, `TERM`, …) to node `id` with kill(1).
+    pub fn signal(&self, id: u64, signal: &str) {
+        let pid = self.node(id).child.as_ref().expect("running").id();
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), pid.to_string()])
+            .status()
+            .expect("kill(1)");
+        assert!(status.success(), "kill -{signal} {pid}");
+    }
+
+    /// Stop node `id` cleanly (SIGTERM) and wait up to 30 s for it to exit; its exit code.
+    pub fn stop(&mut self, id: u64) -> i32 {
+        self.signal(id, "TERM");
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(code) = self.try_exit(id) {
+                return code;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                self.kill(id);
+                panic!("node {id} still running 30 s after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Node `id`'s exit code once its process has exited (-1 for a signal), else `None`.
     pub fn try_exit(&mut self, id: u64) -> Option<i32> {
         let n = &mut self.nodes[(id - 1) as usize];

@@ -323,16 +323,6 @@ fn the_systemd_unit_verifies_and_its_command_line_is_the_nodes() {
     assert!(stderr.contains("absent.toml"), "{stderr}");
 }
 
-/// Send `signal` (`HUP`, `TERM`) to node `id` with kill(1).
-fn signal(c: &Cluster, id: u64, signal: &str) {
-    let pid = c.node(id).child.as_ref().expect("running").id();
-    let status = Command::new("kill")
-        .args([format!("-{signal}"), pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_node_reloads_keys_on_sighup_and_stops_cleanly_on_sigterm_within_the_units_timeout() {
     let _serial = SERIAL.lock().await;
@@ -379,7 +369,7 @@ async fn the_node_reloads_keys_on_sighup_and_stops_cleanly_on_sigterm_within_the
     let (status, body) = write(1).await;
     assert_eq!(status, 401, "before SIGHUP the new key is unknown: {body}");
     for id in 1..=3 {
-        signal(&c, id, "HUP");
+        c.signal(id, "HUP");
     }
     test_support::wait::poll(Duration::from_secs(20), Duration::from_millis(100), || {
         let w = write(2);
@@ -397,7 +387,7 @@ async fn the_node_reloads_keys_on_sighup_and_stops_cleanly_on_sigterm_within_the
 
     // SIGTERM: the node exits 0 well within TimeoutStopSec, and the other two go on.
     let leader = c.leader(&[1, 2, 3]).await;
-    signal(&c, leader, "TERM");
+    c.signal(leader, "TERM");
     let started = std::time::Instant::now();
     let code = loop {
         if let Some(code) = c.try_exit(leader) {

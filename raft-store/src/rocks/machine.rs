@@ -109,6 +109,11 @@ impl StateBackend for RocksBackend {
         self.stored_cluster_version()
     }
 
+    fn make_durable(&self) -> Result<(), StoreError> {
+        let _gate = self.reading();
+        self.flush_state()
+    }
+
     fn revocation(&self, token_id: &TokenId) -> Result<Option<RevocationRecord>, StoreError> {
         let _gate = self.reading();
         self.revocation_record(token_id)
