@@ -60,13 +60,15 @@ pub const NODE_LEVEL_MIN: u8 = 4;
 /// (`super::install`).
 pub const MEMTABLES_BYTES_MAX: usize = 256 << 20;
 
-/// Memtable size of each ledger table (RocksDB's default is 64 MiB). Inserting a key into a
-/// skiplist memtable costs a search through it, mostly cache misses: with entries of a few
-/// hundred transfers, whose keys land far apart, that search was half of a node's CPU at 64 MiB.
-/// Smaller memtables are shallower and stay warmer in cache; the price is more, smaller flushes.
-/// Measured with `apply_bench --batches 3000 --events 100 --only rocksdb` (docs/BENCHMARKS.md):
-/// 1 and 4 MiB alike, 16 MiB a fifth slower, 64 MiB a third slower.
-pub const TABLE_MEMTABLE_BYTES: usize = 4 << 20;
+/// Memtable size of each ledger table (RocksDB's default, 64 MiB). The state skips the WAL and
+/// every column family flushes at once (`atomic_flush`), so the busiest table (the secondary
+/// indexes) decides when all of them flush. At 4 MiB — the size a single-node benchmark
+/// preferred, since a smaller skiplist is cheaper to insert into — that was every ~12,000
+/// transfers: the other tables piled up small level-0 files faster than compaction merged them,
+/// and RocksDB stalled writes (`LOAD=1000x8 scripts/slo-bench.sh`: 108 stall warnings on one
+/// table of one node, 74 % of the offered rate achieved). At 64 MiB: no stall, 100 % achieved
+/// (docs/BENCHMARKS.md). [`MEMTABLES_BYTES_MAX`] still bounds them all together.
+pub const TABLE_MEMTABLE_BYTES: usize = 64 << 20;
 
 /// Options of one column family. The Raft log and the store's metadata keep RocksDB's defaults
 /// (the log is read in ranges, appended in order). Every ledger table gets smaller memtables

@@ -192,6 +192,9 @@ impl RocksBackend {
         // Like every state write, without the WAL, then flushed with everything else: a crash
         // before the flush leaves `meta/install`, and the next open replays the install.
         self.write_state(last, true)?;
+        // Emptied again once the new state is whole: a read that began before the install (the
+        // install gate keeps any from running across it today) cannot leave an old record.
+        self.accounts.clear();
         self.format
             .store(format, std::sync::atomic::Ordering::Release);
         Ok(streamed.applied)

@@ -14,7 +14,7 @@ use raft_store::{
 };
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,27 @@ fn last_index(log: &LogStore<TypeConfig, RocksBackend>) -> u64 {
         .expect("log reads clean")
         .last()
         .map_or(0, |e| e.log_id.index)
+}
+
+/// Start this test binary as the child process `mode` (see `child_process_entry`) on the store
+/// under `data`, its stdout piped.
+fn spawn_child(mode: &str, data: &Path, seed: Option<u64>) -> Child {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        "child_process_entry",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("RON_STORE_CHILD", mode)
+    .env("RON_CRASH_DIR", data);
+    if let Some(seed) = seed {
+        cmd.env("RON_CRASH_SEED", seed.to_string());
+    }
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn child")
 }
 
 /// The child: recover (apply what the log has beyond `last_applied`), then append and apply one
@@ -97,19 +118,7 @@ const PURGE_AT: u64 = 6;
 fn a_crash_after_a_purge_never_leaves_the_state_behind_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("node");
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_process_entry",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("RON_STORE_CHILD", "purge")
-        .env("RON_CRASH_DIR", &data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn child");
+    let mut child = spawn_child("purge", &data, None);
     let stdout = BufReader::new(child.stdout.take().unwrap());
     let purged = stdout
         .lines()
@@ -161,20 +170,7 @@ fn sigkill_at_random_points_recovers_exactly_the_synced_state() {
     let mut previous = 0u64;
     let mut behind = 0;
     for round in 0..ROUNDS {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "child_process_entry",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("RON_STORE_CHILD", "crash")
-            .env("RON_CRASH_DIR", &data)
-            .env("RON_CRASH_SEED", seed.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn child");
+        let mut child = spawn_child("crash", &data, Some(seed));
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         let reader = std::thread::spawn(move || {
@@ -281,20 +277,7 @@ fn sigkill_at_random_points_recovers_exactly_the_synced_state() {
 fn a_damaged_wal_record_is_refused_not_silently_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("node");
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_process_entry",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("RON_STORE_CHILD", "crash")
-        .env("RON_CRASH_DIR", &data)
-        .env("RON_CRASH_SEED", "7")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn child");
+    let mut child = spawn_child("crash", &data, Some(7));
     let stdout = BufReader::new(child.stdout.take().unwrap());
     let mut acked = 0u64;
     for line in stdout.lines().map_while(Result::ok) {
