@@ -49,6 +49,20 @@ fn spawn_child(mode: &str, data: &Path, seed: Option<u64>) -> Child {
         .expect("spawn child")
 }
 
+/// The store's root (ledger metadata) and state digest equal the reference's.
+fn assert_same_state(store: &RocksBackend, reference: &MemoryStateBackend, at: &str) {
+    assert_eq!(
+        store.ledger_meta().unwrap(),
+        reference.ledger_meta().unwrap(),
+        "{at}: root differs"
+    );
+    assert_eq!(
+        store.digest().unwrap(),
+        reference.digest().unwrap(),
+        "{at}: state differs"
+    );
+}
+
 /// The child: recover (apply what the log has beyond `last_applied`), then append and apply one
 /// entry at a time forever, acknowledging each.
 pub fn child() {
@@ -148,11 +162,11 @@ fn a_crash_after_a_purge_never_leaves_the_state_behind_the_log() {
         .map(|i| workload_entry(1, i, EVENTS))
         .collect();
     StateMachine::<TypeConfig, _>::apply_blocking(&reference, entries).unwrap();
-    assert_eq!(
-        backend.ledger_meta().unwrap(),
-        reference.ledger_meta().unwrap()
+    assert_same_state(
+        &backend,
+        &reference,
+        &format!("after the purge, applied {applied}"),
     );
-    assert_eq!(backend.digest().unwrap(), reference.digest().unwrap());
 }
 
 #[test]
@@ -230,15 +244,10 @@ fn sigkill_at_random_points_recovers_exactly_the_synced_state() {
             *reference_applied = upto;
         };
         catch_up(&mut reference_applied, applied);
-        assert_eq!(
-            backend.ledger_meta().unwrap(),
-            reference.ledger_meta().unwrap(),
-            "round {round}: root differs at applied {applied}"
-        );
-        assert_eq!(
-            backend.digest().unwrap(),
-            reference.digest().unwrap(),
-            "round {round}: state differs at applied {applied}"
+        assert_same_state(
+            &backend,
+            &reference,
+            &format!("round {round}, applied {applied}"),
         );
         // Recovery, as openraft runs it at start: apply the log after `applied`.
         if applied < last {
@@ -247,15 +256,10 @@ fn sigkill_at_random_points_recovers_exactly_the_synced_state() {
         let pending = log.read_entries(applied + 1, last + 1).expect("log");
         StateMachine::<TypeConfig, _>::apply_blocking(&*backend, pending).expect("re-apply");
         catch_up(&mut reference_applied, last);
-        assert_eq!(
-            backend.ledger_meta().unwrap(),
-            reference.ledger_meta().unwrap(),
-            "round {round}: root differs after re-applying to {last}"
-        );
-        assert_eq!(
-            backend.digest().unwrap(),
-            reference.digest().unwrap(),
-            "round {round}: state differs after re-applying to {last}"
+        assert_same_state(
+            &backend,
+            &reference,
+            &format!("round {round}, re-applied to {last}"),
         );
         println!("round {round}: acked {acked}, durable state at {applied}, log {last}");
         // A clean close writes the re-applied state (nothing is lost on a clean stop).
