@@ -9,6 +9,7 @@
 
 use crate::common::{workload_entry, Rng};
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
+use openraft::Entry;
 use raft_store::{
     LogStore, MemoryStateBackend, RocksBackend, StateBackend, StateMachine, TypeConfig,
 };
@@ -63,6 +64,34 @@ fn assert_same_state(store: &RocksBackend, reference: &MemoryStateBackend, at: &
     );
 }
 
+/// A child process's store: the RocksDB backend, its log and a runtime to drive the log's
+/// async calls.
+struct ChildStore {
+    backend: Arc<RocksBackend>,
+    log: LogStore<TypeConfig, RocksBackend>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl ChildStore {
+    fn open(dir: &str) -> Self {
+        let backend = Arc::new(RocksBackend::open(Path::new(dir)).expect("open"));
+        let log = LogStore::new(backend.clone());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        Self { backend, log, rt }
+    }
+
+    /// Append `e` (synced) and apply it, as a node does with a committed entry.
+    fn append_and_apply(&mut self, e: Entry<TypeConfig>) {
+        self.rt
+            .block_on(self.log.blocking_append(vec![e.clone()]))
+            .expect("append");
+        StateMachine::<TypeConfig, _>::apply_blocking(&*self.backend, vec![e]).expect("apply");
+    }
+}
+
 /// The child: recover (apply what the log has beyond `last_applied`), then append and apply one
 /// entry at a time forever, acknowledging each.
 pub fn child() {
@@ -71,25 +100,18 @@ pub fn child() {
         .expect("seed")
         .parse()
         .expect("seed");
-    let backend = Arc::new(RocksBackend::open(Path::new(&dir)).expect("open"));
-    let mut log: LogStore<TypeConfig, _> = LogStore::new(backend.clone());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut next = last_index(&log) + 1;
+    let mut child = ChildStore::open(&dir);
+    let (backend, log) = (&child.backend, &child.log);
+    let mut next = last_index(log) + 1;
     let applied = backend
         .applied()
         .unwrap()
         .last_applied
         .map_or(0, |l| l.index);
     let pending = log.read_entries(applied + 1, next).expect("log");
-    StateMachine::<TypeConfig, _>::apply_blocking(&*backend, pending).expect("recover");
+    StateMachine::<TypeConfig, _>::apply_blocking(&**backend, pending).expect("recover");
     loop {
-        let e = workload_entry(seed, next, EVENTS);
-        rt.block_on(log.blocking_append(vec![e.clone()]))
-            .expect("append");
-        StateMachine::<TypeConfig, _>::apply_blocking(&*backend, vec![e]).expect("apply");
+        child.append_and_apply(workload_entry(seed, next, EVENTS));
         println!("ACK {next}");
         next += 1;
     }
@@ -99,25 +121,18 @@ pub fn child() {
 /// last of them (as openraft does once a snapshot covers them), say so, and wait to be killed.
 pub fn purge_child() {
     let dir = std::env::var("RON_CRASH_DIR").expect("dir");
-    let backend = Arc::new(RocksBackend::open(Path::new(&dir)).expect("open"));
-    let mut log: LogStore<TypeConfig, _> = LogStore::new(backend.clone());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let mut child = ChildStore::open(&dir);
     for i in 1..=PURGE_AT {
-        let e = workload_entry(1, i, EVENTS);
-        rt.block_on(log.blocking_append(vec![e.clone()]))
-            .expect("append");
-        StateMachine::<TypeConfig, _>::apply_blocking(&*backend, vec![e]).expect("apply");
+        child.append_and_apply(workload_entry(1, i, EVENTS));
     }
-    let upto = log
+    let upto = child
+        .log
         .read_entries(PURGE_AT, PURGE_AT + 1)
         .expect("log")
         .pop()
         .expect("the last entry")
         .log_id;
-    rt.block_on(log.purge(upto)).expect("purge");
+    child.rt.block_on(child.log.purge(upto)).expect("purge");
     println!("PURGED {PURGE_AT}");
     std::thread::sleep(Duration::from_secs(600));
 }
