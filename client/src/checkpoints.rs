@@ -96,7 +96,16 @@ impl KeysFile {
             for (kid, hex) in &answer.keys {
                 keys.insert(kid.clone(), hex)?;
             }
+            let mut recorded = std::collections::BTreeSet::new();
             for record in &answer.history {
+                // One range per key: a second record would silently widen (or narrow) it, and a
+                // retired key could be trusted for every size again.
+                if !recorded.insert(record.kid.as_str()) {
+                    return Err(CheckpointError::MalformedKeySet(format!(
+                        "history names key {:?} twice",
+                        record.kid
+                    )));
+                }
                 match answer.keys.get(&record.kid) {
                     Some(hex) if *hex == record.public_key => keys.insert_record(record)?,
                     _ => {
@@ -304,5 +313,13 @@ mod tests {
             {{"kid": "n1/a", "public_key": "{a}", "first_tree_size": "0", "last_tree_size": "5"}}]}}"#
         );
         assert!(KeysFile::parse(&stray).is_err());
+        // A second record for a key would widen its range again: refused, not last-wins.
+        let twice = format!(
+            r#"{{"cluster_id": "c", "keys": {{"n1/a": "{a}"}}, "history": [
+            {{"kid": "n1/a", "public_key": "{a}", "first_tree_size": "0", "last_tree_size": "5"}},
+            {{"kid": "n1/a", "public_key": "{a}", "first_tree_size": "0"}}]}}"#
+        );
+        let e = KeysFile::parse(&twice).unwrap_err().to_string();
+        assert!(e.contains("twice"), "{e}");
     }
 }

@@ -195,6 +195,10 @@ impl EventConsumer {
                     if index != next {
                         return Err(mismatch(next, format!("got leaf {index} instead")));
                     }
+                    if index == u64::MAX {
+                        // The tree after it would hold more leaves than a u64 counts.
+                        return Err(mismatch(index, "no tree holds this leaf"));
+                    }
                     let event = decode_leaf(&data).map_err(VerifyError::LeafUndecodable)?;
                     let mut after = frontier.clone();
                     after.push(leaf_hash(&data));
@@ -249,13 +253,18 @@ impl EventConsumer {
                 .clone_without_batcher()
                 .get_json::<ConsistencyProof>(&path, Some(addr))
                 .await?;
-            if proof.old_size != size || proof.new_size != cp.tree_size {
-                return Err(VerifyError::WrongProofShape {
-                    field: "old_size",
-                    expected: size,
-                    found: proof.old_size,
+            for (field, expected, found) in [
+                ("old_size", size, proof.old_size),
+                ("new_size", cp.tree_size, proof.new_size),
+            ] {
+                if found != expected {
+                    return Err(VerifyError::WrongProofShape {
+                        field,
+                        expected,
+                        found,
+                    }
+                    .into());
                 }
-                .into());
             }
             proof
                 .verify(&event.root, &cp.root)

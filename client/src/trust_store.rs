@@ -6,8 +6,13 @@
 //!
 //! The file is JSON, `{"format": "ron-ledger-client-state/1", "clusters": {"<cluster_id>":
 //! <SignedCheckpoint>}}`, mode 0600, replaced atomically (written to a temporary file beside it,
-//! synced, renamed, the directory synced) after every newly accepted checkpoint. A file that
-//! cannot be read or parsed stops verification with an error rather than being ignored.
+//! synced, renamed, the directory synced) after every newly accepted checkpoint, under an
+//! exclusive lock on `.<name>.lock` beside it so that clients sharing the file take turns. It
+//! never goes back: a larger checkpoint of the cluster saved by another client stays, one of the
+//! same size with another root is refused. A client configured without a cluster id trusts on
+//! first use only while the file remembers no cluster; after that a server offering another
+//! cluster is refused (`VerifyError::WrongCluster`). A file that cannot be read or parsed stops
+//! verification with an error rather than being ignored.
 
 use crate::error::Error;
 use ledger::checkpoint::SignedCheckpoint;
@@ -83,12 +88,13 @@ impl CheckpointStore {
         Ok(self.read()?.clusters.remove(cluster))
     }
 
-    /// Remember `checkpoint` as the last accepted for its cluster (atomically, durably).
-    pub fn save(&self, checkpoint: &SignedCheckpoint) -> Result<(), Error> {
-        let mut file = self.read()?;
-        file.clusters
-            .insert(checkpoint.cluster_id.clone(), checkpoint.clone());
-        let text = serde_json::to_vec_pretty(&file).map_err(|e| invalid(&self.path, e))?;
+    /// The clusters the file remembers a checkpoint of, in name order.
+    pub fn clusters(&self) -> Result<Vec<String>, Error> {
+        Ok(self.read()?.clusters.into_keys().collect())
+    }
+
+    /// The directory the file is in, and its name.
+    fn dir_and_name(&self) -> Result<(PathBuf, String), Error> {
         let dir = match self.path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
@@ -97,10 +103,47 @@ impl CheckpointStore {
             .path
             .file_name()
             .ok_or_else(|| invalid(&self.path, "not a file name"))?;
+        Ok((dir, name.to_string_lossy().into_owned()))
+    }
+
+    /// Remember `checkpoint` as the last accepted for its cluster (atomically, durably). Clients
+    /// sharing the file take turns (an exclusive lock on `.<name>.lock` beside it), and the file
+    /// never goes back: a larger checkpoint another client saved meanwhile stays, and one of the
+    /// same size with another root is refused as the fork it is.
+    pub fn save(&self, checkpoint: &SignedCheckpoint) -> Result<(), Error> {
+        let (dir, name) = self.dir_and_name()?;
+        let lock = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(dir.join(format!(".{name}.lock")))
+            .and_then(|f| f.lock().map(|()| f))
+            .map_err(|e| invalid(&self.path, format_args!("locking it: {e}")))?;
+        let mut file = self.read()?;
+        if let Some(stored) = file.clusters.get(&checkpoint.cluster_id) {
+            if stored.tree_size > checkpoint.tree_size {
+                return Ok(());
+            }
+            if stored.tree_size == checkpoint.tree_size && stored.root != checkpoint.root {
+                return Err(invalid(
+                    &self.path,
+                    format_args!(
+                        "it remembers another root of cluster {:?} at tree size {}: the \
+                         cluster's history forked",
+                        checkpoint.cluster_id, checkpoint.tree_size
+                    ),
+                ));
+            }
+        }
+        file.clusters
+            .insert(checkpoint.cluster_id.clone(), checkpoint.clone());
+        let text = serde_json::to_vec_pretty(&file).map_err(|e| invalid(&self.path, e))?;
+        static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let tmp = dir.join(format!(
-            ".{}.tmp-{}",
-            name.to_string_lossy(),
-            std::process::id()
+            ".{name}.tmp-{}-{}",
+            std::process::id(),
+            SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         let write = || -> std::io::Result<()> {
             let mut f = std::fs::OpenOptions::new()
@@ -114,9 +157,11 @@ impl CheckpointStore {
             std::fs::rename(&tmp, &self.path)?;
             std::fs::File::open(&dir)?.sync_all()
         };
-        write().map_err(|e| {
+        let written = write().map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
             invalid(&self.path, e)
-        })
+        });
+        drop(lock);
+        written
     }
 }

@@ -111,7 +111,23 @@ impl Client {
         // restarted (checked again: the file is not trusted blindly).
         let store = config.checkpoint_state.as_ref().map(CheckpointStore::new);
         if let (None, Some(store)) = (remembered.as_ref(), &store) {
-            let cluster = config.cluster_id.as_deref().unwrap_or(&offered.cluster_id);
+            let cluster = match config.cluster_id.as_deref() {
+                Some(configured) => configured,
+                None => {
+                    // No cluster configured: the state file says which clusters this client
+                    // has trusted. A server offering another one is not a first use — else a
+                    // rewritten history under a new cluster name would be pinned on sight.
+                    let known = store.clusters()?;
+                    if !known.is_empty() && !known.contains(&offered.cluster_id) {
+                        return Err(VerifyError::WrongCluster {
+                            expected: known.join(" or "),
+                            offered: offered.cluster_id.clone(),
+                        }
+                        .into());
+                    }
+                    &offered.cluster_id
+                }
+            };
             if let Some(stored) = store.load(cluster)? {
                 check_checkpoint(&stored, keys, Some(cluster)).map_err(|e| {
                     Error::Invalid(format!(

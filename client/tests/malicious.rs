@@ -865,3 +865,91 @@ async fn a_restarted_client_remembers_what_it_verified() {
         other => panic!("a loose state file was used: {other:?}"),
     }
 }
+
+/// Without a configured cluster, a server that renames the cluster while the client is down
+/// does not get a rewritten history trusted as a first use: the state file pins the cluster.
+#[tokio::test]
+async fn a_state_file_pins_the_cluster_when_none_is_configured() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("checkpoints.json");
+    let fake = serve(8).await;
+    let restarted = |state: &std::path::Path| {
+        let addr = fake.lock().unwrap().addr.clone();
+        let mut config = ClientConfig::new([addr]).with_trusted_keys(trusted(), None);
+        config.retry_total = Duration::from_secs(3);
+        config.request_timeout = Duration::from_secs(3);
+        config.checkpoint_state = Some(state.to_path_buf());
+        Client::new(config).expect("client")
+    };
+    let first = restarted(&state)
+        .latest_verified_checkpoint()
+        .await
+        .expect("first use");
+    assert_eq!((first.tree_size, first.cluster_id.as_str()), (8, CLUSTER));
+
+    // While the client is down the server rewrites history under another cluster name.
+    fake.lock().unwrap().leaves = forked_leaves();
+    set(&fake, Tamper::OtherCluster);
+    assert_eq!(
+        verification(restarted(&state).verified_transfer(102).await),
+        VerifyError::WrongCluster {
+            expected: CLUSTER.into(),
+            offered: "another-cluster".into()
+        }
+    );
+    let remembered = ron_ledger_client::trust_store::CheckpointStore::new(&state);
+    assert_eq!(
+        remembered.clusters().expect("read"),
+        vec![CLUSTER.to_string()]
+    );
+    // A client with a state file that remembers nothing still trusts on first use.
+    let fresh = dir.path().join("fresh.json");
+    let other = restarted(&fresh)
+        .latest_verified_checkpoint()
+        .await
+        .expect("first use of an empty state file");
+    assert_eq!(other.cluster_id, "another-cluster");
+}
+
+/// Two clients sharing one state file: the file keeps the largest checkpoint either accepted,
+/// and refuses another root at a size it remembers.
+#[tokio::test]
+async fn a_shared_state_file_never_goes_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("checkpoints.json");
+    let fake = serve(8).await;
+    let with_state = || {
+        let mut config = config_for(&fake);
+        config.checkpoint_state = Some(state.clone());
+        Client::new(config).expect("client")
+    };
+    let a = with_state();
+    assert_eq!(
+        a.latest_verified_checkpoint().await.expect("a").tree_size,
+        8
+    );
+    fake.lock().unwrap().size = 12;
+    let b = with_state();
+    assert_eq!(
+        b.latest_verified_checkpoint().await.expect("b").tree_size,
+        12
+    );
+    // Client A, still at 8 in memory, is offered 10 (a lagging node): it proves 8 -> 10 and
+    // accepts it; the file keeps B's 12.
+    fake.lock().unwrap().size = 10;
+    assert_eq!(
+        a.latest_verified_checkpoint().await.expect("a").tree_size,
+        10
+    );
+    let store = ron_ledger_client::trust_store::CheckpointStore::new(&state);
+    let kept = store.load(CLUSTER).expect("read").expect("remembered");
+    assert_eq!(kept.tree_size, 12);
+    // Another root at the remembered size is a fork, not an update.
+    let mut forked = kept.clone();
+    forked.root = leaf_hash(b"another history");
+    match store.save(&forked) {
+        Err(Error::Invalid(m)) => assert!(m.contains("forked"), "{m}"),
+        other => panic!("a forked root replaced the remembered one: {other:?}"),
+    }
+    assert_eq!(store.load(CLUSTER).expect("read").expect("kept"), kept);
+}

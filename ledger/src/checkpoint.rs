@@ -79,6 +79,10 @@ pub enum CheckpointError {
         /// The last size the key signed before it was retired (`None`: in use).
         last: Option<u64>,
     },
+    /// A checkpoint of 0 leaves whose root is not the empty tree's: no tree has it, and a
+    /// verifier that remembered it could accept no later checkpoint.
+    #[error("a checkpoint of 0 leaves must carry the empty tree's root")]
+    NotTheEmptyRoot,
     /// A text field is longer than the layout allows.
     #[error("{field} is {bytes} bytes; at most {max}")]
     FieldTooLong {
@@ -196,6 +200,9 @@ impl SignedCheckpoint {
             .key
             .verify_strict(&message, &Signature::from_bytes(&self.signature))
             .map_err(|_| CheckpointError::BadSignature)?;
+        if self.tree_size == 0 && self.root != crate::merkle::empty_root() {
+            return Err(CheckpointError::NotTheEmptyRoot);
+        }
         let (first, last) = trusted.sizes;
         if self.tree_size < first || last.is_some_and(|l| self.tree_size > l) {
             return Err(CheckpointError::OutsideKeyRange {

@@ -29,17 +29,21 @@ impl Hash {
         out
     }
 
-    /// Parse 64 hex digits.
+    /// Parse 64 lower-case hex digits (`docs/PROOFS.md` §6: upper case is refused, so every
+    /// parser agrees on one spelling of a hash).
     pub fn from_hex(text: &str) -> Option<Hash> {
         let bytes = text.as_bytes();
         if bytes.len() != 64 {
             return None;
         }
+        let digit = |b: u8| match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            _ => None,
+        };
         let mut out = [0u8; 32];
         for (i, pair) in bytes.chunks_exact(2).enumerate() {
-            let hi = char::from(pair[0]).to_digit(16)?;
-            let lo = char::from(pair[1]).to_digit(16)?;
-            out[i] = u8::try_from(hi * 16 + lo).ok()?;
+            out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
         }
         Some(Hash(out))
     }
@@ -231,5 +235,8 @@ mod tests {
         let h = leaf_hash(b"x");
         assert_eq!(Hash::from_hex(&h.to_hex()), Some(h));
         assert_eq!(Hash::from_hex("zz"), None);
+        // One spelling: upper case is refused, lower case of the same bytes is read.
+        assert_eq!(Hash::from_hex(&"AB".repeat(32)), None);
+        assert_eq!(Hash::from_hex(&"ab".repeat(32)), Some(Hash([0xab; 32])));
     }
 }

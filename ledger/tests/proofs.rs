@@ -310,6 +310,28 @@ fn signer_debug_never_prints_the_seed() {
     assert!(!debug.contains("7, 7, 7"));
 }
 
+/// No tree of 0 leaves has a root other than the empty tree's: such a checkpoint is refused
+/// even when properly signed (a verifier that remembered it could accept nothing later).
+#[test]
+fn a_checkpoint_of_no_leaves_carries_the_empty_root() {
+    let signer = CheckpointSigner::new("k", &[0x09; 32]).unwrap();
+    let keys =
+        TrustedKeys::from_json(&format!(r#"{{"k": "{}"}}"#, signer.public_key_hex())).unwrap();
+    let empty = ledger::merkle::empty_root();
+    signer
+        .sign("c", 0, empty, 1)
+        .unwrap()
+        .verify(&keys)
+        .unwrap();
+    assert_eq!(
+        signer
+            .sign("c", 0, leaf_hash(b"x"), 1)
+            .unwrap()
+            .verify(&keys),
+        Err(CheckpointError::NotTheEmptyRoot)
+    );
+}
+
 #[test]
 fn trusted_keys_refuse_malformed_keys() {
     let bad_hex = TrustedKeys::from_json(r#"{"a": "zz"}"#).unwrap_err();

@@ -153,10 +153,18 @@ pub(crate) async fn keys(client: &Client, out: &Path, json: bool) -> Result<(), 
                 }
             }
         }
-        // Each node's history names only its own keys, so the merge is a union.
+        // Each node's history names only its own keys, so the merge is a union; two members
+        // telling different ranges for one key is refused, not resolved by who answered first.
         for record in answer.history {
-            if !all.history.iter().any(|r| r.kid == record.kid) {
-                all.history.push(record);
+            match all.history.iter().find(|r| r.kid == record.kid) {
+                Some(known) if *known != record => {
+                    return Err(Fail::Usage(format!(
+                        "{addr} tells another history for key {:?} than an earlier member",
+                        record.kid
+                    )))
+                }
+                Some(_) => {}
+                None => all.history.push(record),
             }
         }
     }
