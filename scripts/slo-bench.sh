@@ -9,10 +9,14 @@
 #      from every node's /metrics before and after step 2; its p95/p99 are read off the
 #      histogram's buckets (upper bounds: the buckets are 40, 80, 150, 300 ms …), and the share of
 #      entries within 80 and 150 ms is exact, since those are bucket bounds.
+# RATE=N offers N transfers/s in step 2 instead of SHARE of the peak (step 1 still runs, as the
+# warm-up that brings the store to the same state), to compare builds at one offered load;
+# BIN_DIR=DIR runs ron-ledger and ronctl from DIR instead of building them.
 # Prints one JSON line. Results go in docs/BENCHMARKS.md.
 #
 #     bash scripts/slo-bench.sh
 #     LOAD=100x8 SHARE=0.8 SECONDS_AT_LOAD=30 bash scripts/slo-bench.sh
+#     BIN_DIR=/tmp/a RATE=30000 bash scripts/slo-bench.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -24,14 +28,12 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ron-ledger-target}"
 batch="${LOAD%x*}"
 conc="${LOAD#*x}"
 
-echo "slo-bench: building (release)" >&2
-cargo build --release -p node -p client --bins >&2
-BIN="$CARGO_TARGET_DIR/release"
+# shellcheck source=scripts/dev-cluster.sh
+source scripts/dev-cluster.sh
+release_bins slo-bench.sh
 
 rm -rf "$WORK"
 mkdir -p "$WORK"
-# shellcheck source=scripts/dev-cluster.sh
-source scripts/dev-cluster.sh
 dev_cluster_start "$WORK/ron" 38101
 trap 'kill $DEV_PID 2>/dev/null || true; wait $DEV_PID 2>/dev/null || true' EXIT
 dev_cluster_wait
@@ -52,7 +54,7 @@ scrape() {
 echo "slo-bench: peak at $LOAD (closed loop)" >&2
 bench --transfers $((batch * conc * 40)) --concurrency "$conc" --out "$WORK/peak.json"
 peak=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["transfers_per_second"])' "$WORK/peak.json")
-rate=$(python3 -c "print(round($peak * $SHARE))")
+rate="${RATE:-$(python3 -c "print(round($peak * $SHARE))")}"
 transfers=$(python3 -c "print(max($batch, round($rate * $SECONDS_AT_LOAD / $batch) * $batch))")
 echo "slo-bench: peak $peak transfers/s; offering $rate/s for $transfers transfers (open loop)" >&2
 scrape "$WORK/before.txt"
@@ -62,7 +64,7 @@ scrape "$WORK/after.txt"
 python3 - "$WORK" "$LOAD" "$SHARE" <<'PY'
 import json, re, sys
 from collections import defaultdict
-work, load, share = sys.argv[1], sys.argv[2], float(sys.argv[3])
+work, load = sys.argv[1], sys.argv[2]
 def buckets(path):
     b = defaultdict(float)
     for line in open(path):
@@ -82,7 +84,8 @@ within = lambda le: round(dict(delta).get(le, 0.0) / total, 4) if total else Non
 peak, slo = json.load(open(f"{work}/peak.json")), json.load(open(f"{work}/slo.json"))
 print(json.dumps({
     "load": load, "peak_transfers_per_second": round(peak["transfers_per_second"]),
-    "share": share, "offered": slo["offered_rate"],
+    "share_of_peak": round(slo["offered_rate"] / peak["transfers_per_second"], 3),
+    "offered": slo["offered_rate"],
     "achieved_transfers_per_second": round(slo["transfers_per_second"]),
     "client_latency_ms": slo["request_latency_ms"], "not_ok": slo["not_ok"],
     "committer_entries": total,

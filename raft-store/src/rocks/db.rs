@@ -70,6 +70,45 @@ pub const MEMTABLES_BYTES_MAX: usize = 256 << 20;
 /// (docs/BENCHMARKS.md). [`MEMTABLES_BYTES_MAX`] still bounds them all together.
 pub const TABLE_MEMTABLE_BYTES: usize = 64 << 20;
 
+/// Most flush threads and compaction threads this process's RocksDB pools grow to (see
+/// [`BackgroundShare`]).
+pub const BACKGROUND_THREADS_MAX: usize = 5;
+
+/// One open store's share of RocksDB's background threads. Flushes and compactions run on two
+/// process-wide pools (RocksDB's default environment), which a database sized like ours asks
+/// to hold one thread each: right for a node alone in its process, but a process holding
+/// several stores — the dev cluster's three nodes, the multi-node tests — would queue every
+/// store's flushes behind a single thread (measured: the three nodes' flushes of 120 MB ran one
+/// after another, each node waiting up to 1.2 s for the others'). So each store open at the
+/// same time adds one thread to each pool, up to [`BACKGROUND_THREADS_MAX`]; the pools never
+/// shrink (idle threads cost nothing but their stacks).
+struct BackgroundShare;
+
+/// (stores open now, threads each pool holds)
+static BACKGROUND: Mutex<(usize, usize)> = Mutex::new((0, 1));
+
+impl BackgroundShare {
+    fn take() -> Result<Self, StoreError> {
+        let mut pools = BACKGROUND.lock().unwrap_or_else(|e| e.into_inner());
+        pools.0 += 1;
+        let wanted = pools.0.min(BACKGROUND_THREADS_MAX);
+        if wanted > pools.1 {
+            let mut env = rocksdb::Env::new()?;
+            env.set_high_priority_background_threads(wanted as i32);
+            env.set_low_priority_background_threads(wanted as i32);
+            pools.1 = wanted;
+        }
+        Ok(Self)
+    }
+}
+
+impl Drop for BackgroundShare {
+    fn drop(&mut self) {
+        let mut pools = BACKGROUND.lock().unwrap_or_else(|e| e.into_inner());
+        pools.0 = pools.0.saturating_sub(1);
+    }
+}
+
 /// Options of one column family. The Raft log and the store's metadata keep RocksDB's defaults
 /// (the log is read in ranges, appended in order). Every ledger table gets smaller memtables
 /// ([`TABLE_MEMTABLE_BYTES`]); the tables apply looks keys up in by id (accounts, transfers,
@@ -113,6 +152,8 @@ pub struct RocksBackend {
     pub(super) format: AtomicU32,
     /// Committed records of recently touched accounts, for apply's reads (`super::accounts`).
     pub(super) accounts: AccountCache,
+    /// This store's flush and compaction threads (dropped after `db`: fields drop in order).
+    _background: BackgroundShare,
 }
 
 /// Create `dir` with mode 0700, or check that an existing one is not readable by others.
@@ -241,6 +282,7 @@ impl RocksBackend {
         let cfs = ALL_CFS
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, table_options(name)));
+        let background = BackgroundShare::take()?;
         let db = DB::open_cf_descriptors(&opts, &db_dir, cfs)?;
         let format = check_storage_format(&db, &db_dir, existed)?;
         // Leftovers of an interrupted snapshot build or receive are never the current snapshot.
@@ -260,6 +302,7 @@ impl RocksBackend {
             install_gate: RwLock::new(()),
             format: AtomicU32::new(format),
             accounts: AccountCache::default(),
+            _background: background,
         };
         backend.resume_install()?;
         // A store of format 1 whose cluster has already advanced (an earlier build of this
