@@ -556,6 +556,56 @@ async fn capabilities_guard_every_write_and_admin_call() {
         &raw_body([transfer_json(id, 1, 2, 5)]),
     )
     .await;
+    // A closing hold closes its credit account too: a token that may debit only account 1
+    // cannot close account 2 (nothing could post to 2 until the hold is voided, by debit 1).
+    let id = next_event_id();
+    let closing = format!(
+        r#"[{{"id":"{id}","debit_account_id":"1","credit_account_id":"2","amount":"1","ledger":1,"code":1,"flags":["pending","closing_credit"]}}]"#
+    );
+    h.refused(
+        "closing the credit account (DebitAccounts{1}, closing_credit to 2)",
+        false,
+        "/v1/transfers",
+        Some(&debit1),
+        &closing,
+        403,
+        "policy_denied",
+        Unwritten::Transfers(vec![id]),
+    )
+    .await;
+    let closed = |v: &Value| {
+        v["flags"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|x| x == "closed"))
+    };
+    let (_, two) = h.send(false, "GET", "/v1/accounts/2", None, None).await;
+    assert!(!closed(&two), "{two}");
+    // With the credit account named as well, the same closing hold is allowed.
+    let debit12 = bearer(&h.mint(vec![Caveat::DebitAccounts(BTreeSet::from([1u128, 2]))]));
+    let id = next_event_id();
+    h.ok_write(
+        "DebitAccounts{1,2}: closing_credit to 2",
+        "/v1/transfers",
+        &debit12,
+        &format!(
+            r#"[{{"id":"{id}","debit_account_id":"1","credit_account_id":"2","amount":"1","ledger":1,"code":1,"flags":["pending","closing_credit"]}}]"#
+        ),
+    )
+    .await;
+    let (_, two) = h.send(false, "GET", "/v1/accounts/2", None, None).await;
+    assert!(closed(&two), "the allowed closing hold closes 2: {two}");
+    let void = next_event_id();
+    h.ok_write(
+        "void the closing hold (reopens 2)",
+        "/v1/transfers",
+        &debit12,
+        &format!(
+            r#"[{{"id":"{void}","debit_account_id":"1","credit_account_id":"2","amount":"1","pending_id":"{id}","ledger":1,"code":1,"flags":["void_pending_transfer"]}}]"#
+        ),
+    )
+    .await;
+    let (_, two) = h.send(false, "GET", "/v1/accounts/2", None, None).await;
+    assert!(!closed(&two), "the void reopens 2: {two}");
 
     // ---- ledger not allowed.
     let ledger2 = bearer(&h.mint(vec![Caveat::Ledger(2)]));
@@ -1188,6 +1238,20 @@ async fn reversals_need_two_governance_capabilities_of_two_holders() {
     let alice = holder("alice", &governance);
     let alice_again = holder("alice", &governance);
     let bob = holder("bob", &[Op::Reverse]);
+    // An approver whose token is narrowed to another ledger, or to small amounts, approves
+    // nothing outside that (the reversal takes the original's amount: 0, unbounded).
+    let narrowed = |caveat: Caveat| {
+        test_support::tokens::mint(
+            &h.k1,
+            holder_token_id("carol", rand_tail()),
+            now_secs(),
+            3_600,
+            &h.cluster,
+            vec![Caveat::Ops(BTreeSet::from([Op::Reverse])), caveat],
+        )
+    };
+    let carol_ledger9 = narrowed(Caveat::Ledger(9));
+    let carol_max5 = narrowed(Caveat::MaxAmount(5));
     let writer = h.mint(vec![Caveat::Ops(BTreeSet::from([
         Op::CreateAccounts,
         Op::CreateTransfers,
@@ -1213,7 +1277,7 @@ async fn reversals_need_two_governance_capabilities_of_two_holders() {
             (status, r.json::<Value>().await.unwrap())
         }
     };
-    let cases: [(&str, &Token, Option<&Token>); 6] = [
+    let cases: [(&str, &Token, Option<&Token>); 8] = [
         ("a writer token", &writer, None),
         (
             "a writer token with a governance approval",
@@ -1224,6 +1288,16 @@ async fn reversals_need_two_governance_capabilities_of_two_holders() {
         ("one governance token alone", &alice, None),
         ("the same token twice", &alice, Some(&alice)),
         ("two tokens of the same holder", &alice, Some(&alice_again)),
+        (
+            "an approval restricted to another ledger",
+            &alice,
+            Some(&carol_ledger9),
+        ),
+        (
+            "an approval restricted to small amounts",
+            &alice,
+            Some(&carol_max5),
+        ),
     ];
     for (case, token, approval) in cases {
         let rejected = node::metrics::rejected_count("policy_denied");

@@ -43,13 +43,18 @@ struct EventJson {
 
 /// The second approval of a reversal: verified like the request's capability, not revoked, and
 /// together with `grant` two governance tokens of two holders. Returns the approval's token id.
-fn approve_reversal(node: &Node, headers: &HeaderMap, grant: &Grant) -> Result<[u8; 16], ApiError> {
+fn approve_reversal(
+    node: &Node,
+    headers: &HeaderMap,
+    grant: &Grant,
+    op: &Operation,
+) -> Result<[u8; 16], ApiError> {
     let approval = node
         .auth
         .verify_approval(headers, node.now_secs())?
         .ok_or_else(|| ApiError::internal("capabilities are on but no approval was verified"))?;
     node.check_not_revoked(&approval)?;
-    capabilities::authorize_reversal(grant, &approval)?;
+    capabilities::authorize_reversal(grant, &approval, op)?;
     Ok(approval.id)
 }
 
@@ -88,7 +93,7 @@ pub(crate) async fn write(
         }
         // Reversals are governance: two capabilities of two holders (dual control).
         if capabilities::has_reversal(&op) {
-            match approve_reversal(&node, &headers, grant) {
+            match approve_reversal(&node, &headers, grant, &op) {
                 Ok(a) => approval = Some(a),
                 Err(e) => return err(&node, e),
             }

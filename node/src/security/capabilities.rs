@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use crate::security::files::{read_private_file, write_private_file};
 use axum::http::{header, HeaderMap, StatusCode};
 use ledger::capability::{CapError, Grant, KeyRing, Op, Token, VerifyContext, TOKEN_TEXT_MAX};
-use ledger::{Operation, Transfer};
+use ledger::{Operation, Transfer, TransferFlags};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use zeroize::Zeroizing;
@@ -261,7 +261,14 @@ pub fn authorize_operation(grant: &Grant, op: &Operation) -> Result<(), ApiError
 
 fn authorize_transfer(grant: &Grant, t: &Transfer) -> Result<(), CapError> {
     let amount = if t.amount == 0 { u128::MAX } else { t.amount };
-    grant.allow_transfer(t.debit_account_id, t.ledger, amount)
+    grant.allow_transfer(t.debit_account_id, t.ledger, amount)?;
+    // A closing transfer closes its credit account too: a change to that account as strong as
+    // debiting it (nothing can post to it until the hold is voided), so a token limited to some
+    // debit accounts must name the credit account as well.
+    if t.flags.has(TransferFlags::CLOSING_CREDIT) {
+        grant.allow_transfer(t.credit_account_id, t.ledger, amount)?;
+    }
+    Ok(())
 }
 
 /// The header carrying a reversal's second approval (dual control).
@@ -284,15 +291,22 @@ fn denied(message: impl Into<String>) -> ApiError {
 }
 
 /// Dual control for a reversal: the request's capability and the approval both allow
-/// `transfers.reverse`, and they are two tokens (different ids) of two holders (different
-/// holder tags in their ids, `ledger::capability::holder_token_id`).
-pub fn authorize_reversal(grant: &Grant, approval: &Grant) -> Result<(), ApiError> {
+/// `transfers.reverse`, they are two tokens (different ids) of two holders (different holder
+/// tags in their ids, `ledger::capability::holder_token_id`), and every reversal in `op` is
+/// within the approval's other caveats too (debit accounts, ledger, amount), as it is within the
+/// request's (`authorize_operation`): narrowing an approver's token narrows what it approves.
+pub fn authorize_reversal(grant: &Grant, approval: &Grant, op: &Operation) -> Result<(), ApiError> {
     grant
         .allow_op(Op::Reverse)
         .map_err(|e| cap_error_kid(e, &grant.kid))?;
     approval
         .allow_op(Op::Reverse)
         .map_err(|e| cap_error_kid(e, &approval.kid))?;
+    if let Operation::CreateTransfers(transfers) = op {
+        for t in transfers.iter().filter(|t| t.requires_governance()) {
+            authorize_transfer(approval, t).map_err(|e| cap_error_kid(e, &approval.kid))?;
+        }
+    }
     dual_control(Some(grant.id), Some(approval.id))
 }
 
