@@ -449,6 +449,12 @@ async fn refusals_before_the_router_are_counted() {
             "malformed_request",
         ),
         (
+            "a malformed chunk in the body",
+            b"POST /v1/accounts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n[]\r\n0\r\n\r\n".to_vec(),
+            "400",
+            "malformed_request",
+        ),
+        (
             "header line without a colon",
             b"GET /v1/status HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n".to_vec(),
             "400",

@@ -15,14 +15,25 @@ use ledger::Operation;
 /// Content type of the compact binary request body (`ledger::codec`, kind `Operation`).
 pub const BINARY_CONTENT_TYPE: &str = "application/x-ron-ledger";
 
+/// Read a request body of at most `limits.body_bytes_max` bytes: a longer one is 413
+/// `too_large`; one the client breaks off or frames wrongly (a malformed chunk) is 400
+/// `malformed_request`, not blamed on its size.
 pub(crate) async fn read_body(node: &Node, body: Body) -> Result<Bytes, ApiError> {
     let max = node.config.limits.body_bytes_max;
-    axum::body::to_bytes(body, max).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("request bodies are limited to {max} bytes"),
-        )
+    axum::body::to_bytes(body, max).await.map_err(|e| {
+        let e = e.into_inner();
+        if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("request bodies are limited to {max} bytes"),
+            )
+        } else {
+            ApiError::bad_request(
+                "malformed_request",
+                format!("the request body could not be read: {e}"),
+            )
+        }
     })
 }
 
