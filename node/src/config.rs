@@ -251,6 +251,13 @@ pub struct LimitsSection {
     pub rate_per_peer_per_sec: u32,
     /// Client API token bucket size per peer IP (the burst allowed).
     pub rate_burst: u32,
+    /// Open event streams (`GET /v1/events`) this node serves at once; beyond this, 429 `busy`.
+    /// Each holds a producer task and up to a buffer of lines, and a following stream never
+    /// ends by itself.
+    pub event_streams_max: usize,
+    /// Exports (`GET /v1/export`, up to 65,536 proofs built in memory) this node builds at
+    /// once; beyond this, 429 `busy`.
+    pub exports_max: usize,
 }
 
 impl Default for LimitsSection {
@@ -267,6 +274,8 @@ impl Default for LimitsSection {
             request_timeout_ms: 30_000,
             rate_per_peer_per_sec: 100_000,
             rate_burst: 200_000,
+            event_streams_max: 256,
+            exports_max: 2,
         }
     }
 }
@@ -481,6 +490,12 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     }
     if l.connections_max == 0 || l.connections_max > 1_000_000 {
         return bad("limits.connections_max", "must be 1 to 1000000");
+    }
+    if l.event_streams_max == 0 || l.event_streams_max > 100_000 {
+        return bad("limits.event_streams_max", "must be 1 to 100000");
+    }
+    if l.exports_max == 0 || l.exports_max > 64 {
+        return bad("limits.exports_max", "must be 1 to 64");
     }
     for (key, ms) in [
         ("limits.handshake_timeout_ms", l.handshake_timeout_ms),

@@ -60,6 +60,41 @@ pub struct Node {
     /// When this node last heard from a leader, and whether its pre-vote holds its elections
     /// back (`raft::prevote`).
     pub leader_contact: crate::raft::leader_contact::LeaderContact,
+    /// Slots of the reads that hold memory or a task for long: event streams and exports
+    /// (`limits.event_streams_max`, `limits.exports_max`).
+    pub heavy_reads: HeavyReads,
+}
+
+/// Bounds on the reads that hold memory or a task for long. A read that finds no free slot is
+/// 429 `busy` with `Retry-After`, not queued.
+pub struct HeavyReads {
+    streams: Arc<tokio::sync::Semaphore>,
+    exports: Arc<tokio::sync::Semaphore>,
+}
+
+impl HeavyReads {
+    /// `streams` event streams and `exports` exports at once.
+    pub fn new(streams: usize, exports: usize) -> Self {
+        Self {
+            streams: Arc::new(tokio::sync::Semaphore::new(streams)),
+            exports: Arc::new(tokio::sync::Semaphore::new(exports)),
+        }
+    }
+
+    /// A slot for one event stream, held until the stream ends.
+    pub fn stream(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        self.streams.clone().try_acquire_owned().map_err(|_| {
+            ApiError::busy("this node serves limits.event_streams_max event streams already")
+        })
+    }
+
+    /// A slot for one export, held while it is built.
+    pub fn export(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        self.exports
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ApiError::busy("this node builds limits.exports_max exports already"))
+    }
 }
 
 impl Node {
@@ -252,5 +287,25 @@ impl Node {
                 format!("unreadable reply from the leader ({e}); the outcome is unknown, retry with the same ids"),
             )
         })?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HeavyReads;
+
+    #[test]
+    fn heavy_reads_take_a_slot_each_and_give_it_back() {
+        let reads = HeavyReads::new(1, 1);
+        let export = reads.export().expect("a free export slot");
+        let e = reads.export().expect_err("the only export slot is taken");
+        assert_eq!((e.status, e.reason.as_str()), (429, "busy"));
+        // Streams and exports have their own slots.
+        let stream = reads.stream().expect("a free stream slot");
+        assert!(reads.stream().is_err());
+        drop(export);
+        let _back = reads.export().expect("the export slot came back");
+        drop(stream);
+        let _back = reads.stream().expect("the stream slot came back");
     }
 }

@@ -297,6 +297,7 @@ impl Node {
         );
         let api_addr = api_listener.local_addr()?.to_string();
         let peer_addr = peer_listener.local_addr()?.to_string();
+        let config_limits = config.limits.clone();
         let node = Arc::new(Node {
             id: config.node_id,
             config,
@@ -313,6 +314,10 @@ impl Node {
             versions,
             read_floor: std::sync::Mutex::default(),
             leader_contact: Default::default(),
+            heavy_reads: crate::node::HeavyReads::new(
+                config_limits.event_streams_max,
+                config_limits.exports_max,
+            ),
         });
         if node.safe.fault().is_some() {
             // Recorded by an earlier run: come back in safe mode, not as if nothing happened.

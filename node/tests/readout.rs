@@ -304,3 +304,60 @@ async fn the_event_stream_follows_beats_and_resumes_anywhere() {
     assert_eq!(polled.len(), 2, "{polled:?}");
     assert_eq!(polled[1]["transfer"]["id"], "51");
 }
+
+/// Event streams are bounded per node (`limits.event_streams_max`): one more is 429 `busy` with
+/// `Retry-After`, and closing a stream frees its slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_beyond_the_cap_are_busy_until_one_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let mut config = common::config(&data);
+    config.limits.event_streams_max = 2;
+    let running = Node::start(config).await.expect("node starts");
+    common::initialize(&running).await;
+    let base = format!("http://{}", running.api_addr);
+    // One connection per stream, as separate consumers would hold them.
+    let open = || async {
+        reqwest::Client::new()
+            .get(format!("{base}/v1/events?from=0"))
+            .send()
+            .await
+            .unwrap()
+    };
+    let first = open().await;
+    let second = open().await;
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (200, 200)
+    );
+    let refused = open().await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let v: Value = refused.json().await.unwrap();
+    assert_eq!(v["error"]["reason"], "busy", "{v}");
+    // A short read (follow=false) takes a slot too while it runs, and is refused the same way.
+    let short = reqwest::Client::new()
+        .get(format!("{base}/v1/events?from=0&follow=false"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(short.status(), 429);
+    // The consumer of the first stream goes away: its slot comes back.
+    drop(first);
+    let reopened = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let r = open().await;
+            if r.status() == 200 {
+                return r;
+            }
+            assert_eq!(r.status(), 429);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("a closed stream's slot is freed");
+    drop((second, reopened));
+    running.shutdown().await;
+}

@@ -22,7 +22,9 @@ pub(crate) async fn read_body(node: &Node, body: Body) -> Result<Bytes, ApiError
     let max = node.config.limits.body_bytes_max;
     axum::body::to_bytes(body, max).await.map_err(|e| {
         let e = e.into_inner();
-        if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+        if e.downcast_ref::<http_body_util::LengthLimitError>()
+            .is_some()
+        {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",

@@ -239,6 +239,10 @@ async fn export(
         Ok(q) => q,
         Err(e) => return err(&node, e),
     };
+    let slot = match node.heavy_reads.export() {
+        Ok(s) => s,
+        Err(e) => return err(&node, e),
+    };
     // The bundle's checkpoint: signed for this read if needed, under the same bound.
     let checkpoint = match node.checkpoints.sign_for_read(&*node.state).await {
         Ok(c) => c,
@@ -246,9 +250,13 @@ async fn export(
     };
     let worker = node.clone();
     // Up to 65,536 proofs: off the async threads.
-    let r = tokio::task::spawn_blocking(move || export_blocking(&worker, &q, checkpoint))
-        .await
-        .unwrap_or_else(|e| Err(ApiError::internal(format!("export task: {e}"))));
+    let r = tokio::task::spawn_blocking(move || {
+        let bundle = export_blocking(&worker, &q, checkpoint);
+        drop(slot);
+        bundle
+    })
+    .await
+    .unwrap_or_else(|e| Err(ApiError::internal(format!("export task: {e}"))));
     respond(&node, r)
 }
 

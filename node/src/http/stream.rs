@@ -223,6 +223,10 @@ async fn events(
             ),
         );
     }
+    let slot = match node.heavy_reads.stream() {
+        Ok(s) => s,
+        Err(e) => return err(&node, e),
+    };
     let frontier = match start_frontier(&node, from).await {
         Ok(f) => f,
         Err(e) => return err(&node, e),
@@ -242,7 +246,10 @@ async fn events(
             wait: (size == from).then_some(wait),
         }
     };
-    tokio::spawn(produce(node, frontier, limit, mode, tx));
+    tokio::spawn(async move {
+        produce(node, frontier, limit, mode, tx).await;
+        drop(slot);
+    });
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|line| (Ok::<_, Infallible>(line), rx))
     });
