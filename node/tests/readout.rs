@@ -96,6 +96,13 @@ async fn list_reads_refuse_bad_parameters_and_answer_pages() {
         ("/v1/events?follow=maybe", "invalid_query"),
         ("/v1/events?wait_ms=10", "invalid_query"),
         ("/v1/events?follow=false&wait_ms=30001", "invalid_query"),
+        // One spelling of a number, and no empty page asked for.
+        ("/v1/events?from=+5", "invalid_query"),
+        ("/v1/events?limit=007", "invalid_query"),
+        ("/v1/events?limit=0", "invalid_query"),
+        ("/v1/checkpoints?limit=0", "invalid_query"),
+        ("/v1/checkpoints?limit=5000", "invalid_query"),
+        ("/v1/checkpoints?limit=+5", "invalid_query"),
     ] {
         let r = http.get(format!("{base}{path}")).send().await.unwrap();
         let status = r.status().as_u16();

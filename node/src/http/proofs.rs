@@ -78,7 +78,13 @@ async fn list_checkpoints(
 ) -> Response {
     let r = query(q).and_then(|q| {
         let limit = parse_u64(q.limit.as_deref(), "limit")?.unwrap_or(100);
-        let limit = usize::try_from(limit.clamp(1, 1_000)).unwrap_or(1_000);
+        if !(1..=1_000).contains(&limit) {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "limit must be 1 to 1000",
+            ));
+        }
+        let limit = usize::try_from(limit).unwrap_or(1_000);
         Ok(Json(json!({"checkpoints": node.checkpoints.list(limit)})).into_response())
     });
     respond(&node, r)

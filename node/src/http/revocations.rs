@@ -171,7 +171,7 @@ async fn revoke(State(node): State<Arc<Node>>, headers: HeaderMap, body: Body) -
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     after: Option<String>,
-    limit: Option<usize>,
+    limit: Option<String>,
     /// `linearizable` (default) or `stale`.
     consistency: Option<String>,
 }
@@ -230,7 +230,10 @@ async fn list_page(
         .map(parse_token_id)
         .transpose()
         .map_err(|e| ApiError::bad_request("invalid_query", format!("after: {e}")))?;
-    let limit = q.limit.unwrap_or(REVOCATIONS_PAGE_DEFAULT);
+    let limit = crate::http::decode::parse_u64(q.limit.as_deref(), "limit")?
+        .map_or(REVOCATIONS_PAGE_DEFAULT, |l| {
+            usize::try_from(l).unwrap_or(usize::MAX)
+        });
     if limit == 0 || limit > REVOCATIONS_PAGE_MAX {
         return Err(ApiError::bad_request(
             "invalid_query",
@@ -495,8 +498,11 @@ mod tests {
             let (status, body) = call(&api, "POST", super::PATH, &bad).await;
             assert_eq!(status, 400, "{bad}: {body}");
         }
-        let (status, _) = call(&api, "GET", "/v1/admin/revocations?limit=0", "").await;
-        assert_eq!(status, 400);
+        for query in ["limit=0", "limit=+5", "limit=007", "limit=1001"] {
+            let path = format!("/v1/admin/revocations?{query}");
+            let (status, body) = call(&api, "GET", &path, "").await;
+            assert_eq!(status, 400, "{query}: {body}");
+        }
         assert_eq!(node.raft.metrics().borrow().last_applied, applied);
         running.shutdown().await;
     }

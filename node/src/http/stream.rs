@@ -18,6 +18,7 @@
 //! resumed from: the consumer's position is the next leaf index it has not processed.
 
 use crate::error::ApiError;
+use crate::http::decode::parse_u64;
 use crate::http::respond::err;
 use crate::node::Node;
 use axum::body::{Body, Bytes};
@@ -151,18 +152,6 @@ fn json_line(line: &Line) -> Bytes {
     Bytes::from(bytes)
 }
 
-fn parse(text: Option<&str>, name: &str) -> Result<Option<u64>, ApiError> {
-    text.map(|t| {
-        t.parse::<u64>().map_err(|_| {
-            ApiError::bad_request(
-                "invalid_query",
-                format!("{name} must be a decimal integer, got `{t}`"),
-            )
-        })
-    })
-    .transpose()
-}
-
 async fn events(
     State(node): State<Arc<Node>>,
     q: Result<Query<EventsQuery>, QueryRejection>,
@@ -172,13 +161,19 @@ async fn events(
         Err(e) => return err(&node, ApiError::bad_request("invalid_query", e.body_text())),
     };
     let (from, limit, wait) = match (
-        parse(q.from.as_deref(), "from"),
-        parse(q.limit.as_deref(), "limit"),
-        parse(q.wait_ms.as_deref(), "wait_ms"),
+        parse_u64(q.from.as_deref(), "from"),
+        parse_u64(q.limit.as_deref(), "limit"),
+        parse_u64(q.wait_ms.as_deref(), "wait_ms"),
     ) {
         (Ok(f), Ok(l), Ok(w)) => (f.unwrap_or(0), l, w),
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return err(&node, e),
     };
+    if limit == Some(0) {
+        return err(
+            &node,
+            ApiError::bad_request("invalid_query", "limit must be at least 1"),
+        );
+    }
     let follow = match q.follow.as_deref() {
         None | Some("true") => true,
         Some("false") => false,
