@@ -334,6 +334,16 @@ async fn safe_mode_refuses_writes_and_linearizable_reads_and_survives_a_restart(
                     .contains("root_mismatch"),
                 "{v}"
             );
+            // A batch whose every event fails prevalidation (id 0) is refused the same way, not
+            // answered event by event.
+            let invalid = http
+                .post(format!("{base}/v1/accounts"))
+                .header("content-type", "application/json")
+                .body(raw_body(vec![account_json(0, 1)]))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(invalid.status(), 503);
             assert_eq!(
                 common::get_status(&http, &format!("{base}/v1/accounts/1")).await,
                 503

@@ -99,6 +99,11 @@ pub(crate) async fn write(
             }
         }
     }
+    // In safe mode every write is refused, also one whose events all fail prevalidation (which
+    // would otherwise be answered here without reaching the sequencer).
+    if let Some(reason) = node.safe_mode() {
+        return err(&node, ApiError::safe_mode(reason));
+    }
     let split = prevalidate::split(op);
     let accepted = Accepted {
         token_id: grant.as_ref().map(|g| g.id),
