@@ -137,3 +137,94 @@ pub fn transfer(t: &Transfer) -> Result<(), T> {
     debug_assert!(id_is_valid(t.id));
     Ok(())
 }
+
+/// The first id named twice within one `linked` chain of a request, as `(id, first event,
+/// second event)`. Such a chain cannot mean what it says: the second event would answer
+/// `exists` of the first one, which the chain's failure then rolls back, so nothing is written
+/// while the client is told the id exists. The node refuses the whole request instead (400). The
+/// same id in separate chains, or outside chains, is fine (the later one is an idempotent
+/// `exists` of a committed event).
+pub fn repeated_id_in_chain(op: &crate::Operation) -> Option<(u128, usize, usize)> {
+    fn scan<E>(
+        events: &[E],
+        id: impl Fn(&E) -> u128,
+        linked: impl Fn(&E) -> bool,
+    ) -> Option<(u128, usize, usize)> {
+        let mut chain: std::collections::HashMap<u128, usize> = std::collections::HashMap::new();
+        for (i, e) in events.iter().enumerate() {
+            if let Some(first) = chain.insert(id(e), i) {
+                return Some((id(e), first, i));
+            }
+            if !linked(e) {
+                chain.clear();
+            }
+        }
+        None
+    }
+    match op {
+        crate::Operation::CreateAccounts(accounts) => {
+            scan(accounts, |a| a.id, |a| a.flags.has(AccountFlags::LINKED))
+        }
+        crate::Operation::CreateTransfers(transfers) => {
+            scan(transfers, |t| t.id, |t| t.flags.has(TransferFlags::LINKED))
+        }
+    }
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::repeated_id_in_chain;
+    use crate::types::{Account, AccountFlags, Transfer, TransferFlags};
+    use crate::Operation;
+
+    fn account(id: u128, linked: bool) -> Account {
+        let mut a = Account {
+            id,
+            ledger: 1,
+            code: 1,
+            ..Account::default()
+        };
+        if linked {
+            a.flags = AccountFlags(AccountFlags::LINKED);
+        }
+        a
+    }
+
+    #[test]
+    fn an_id_twice_in_one_chain_is_found_and_nowhere_else() {
+        let ops = |events: &[(u128, bool)]| {
+            Operation::CreateAccounts(events.iter().map(|&(id, l)| account(id, l)).collect())
+        };
+        // In one chain (the chain ends with the first event without `linked`).
+        assert_eq!(
+            repeated_id_in_chain(&ops(&[(9, true), (9, true), (10, false)])),
+            Some((9, 0, 1))
+        );
+        assert_eq!(
+            repeated_id_in_chain(&ops(&[(1, false), (9, true), (8, true), (9, false)])),
+            Some((9, 1, 3))
+        );
+        // Outside chains, or in two chains: not repeated within one.
+        assert_eq!(repeated_id_in_chain(&ops(&[(9, false), (9, false)])), None);
+        assert_eq!(
+            repeated_id_in_chain(&ops(&[(9, true), (8, false), (9, true), (7, false)])),
+            None
+        );
+        let transfer = |id: u128, linked: bool| Transfer {
+            id,
+            flags: if linked {
+                TransferFlags(TransferFlags::LINKED)
+            } else {
+                TransferFlags::default()
+            },
+            ..Transfer::default()
+        };
+        assert_eq!(
+            repeated_id_in_chain(&Operation::CreateTransfers(vec![
+                transfer(5, true),
+                transfer(5, false)
+            ])),
+            Some((5, 0, 1))
+        );
+    }
+}

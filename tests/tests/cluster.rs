@@ -484,6 +484,7 @@ async fn bad_input_is_rejected_with_a_reason_and_changes_nothing() {
         ("negative", "/v1/transfers".into(), r#"[{"id":"5","debit_account_id":"1","credit_account_id":"2","amount":"-1","ledger":1,"code":1}]"#.into(), 400, "invalid_json"),
         ("not an array", "/v1/accounts".into(), r#"{"id":"1"}"#.into(), 400, "invalid_json"),
         ("empty batch", "/v1/transfers".into(), "[]".into(), 400, "empty_batch"),
+        ("an id twice in one linked chain", "/v1/accounts".into(), r#"[{"id":"900","ledger":1,"code":1,"flags":["linked"]},{"id":"900","ledger":1,"code":1,"flags":["linked"]},{"id":"901","ledger":1,"code":1}]"#.into(), 400, "invalid_request"),
         ("8191 events", "/v1/transfers".into(), serde_json::to_string(&big).unwrap(), 413, "too_many_events"),
         ("oversized body", "/v1/transfers".into(), oversized, 413, "too_large"),
     ];

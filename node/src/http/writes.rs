@@ -83,6 +83,18 @@ pub(crate) async fn write(
         Ok(op) => op,
         Err(e) => return err(&node, e),
     };
+    if let Some((id, first, second)) = ledger::validate::repeated_id_in_chain(&op) {
+        return err(
+            &node,
+            ApiError::bad_request(
+                "invalid_request",
+                format!(
+                    "id {id} is named twice in one linked chain (events {first} and {second}): \
+                     the chain could never commit; nothing was done"
+                ),
+            ),
+        );
+    }
     let mut approval = None;
     if let Some(grant) = &grant {
         if let Err(e) = capabilities::authorize_operation(grant, &op) {
