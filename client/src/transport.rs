@@ -187,7 +187,7 @@ impl Transport for ReqwestTransport {
             if let Some(a) = req.approval {
                 builder = builder.header("x-ron-approval", a);
             }
-            let resp = builder
+            let mut resp = builder
                 .timeout(req.timeout)
                 .send()
                 .await
@@ -198,13 +198,44 @@ impl Transport for ReqwestTransport {
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
-            let body = resp.bytes().await.map_err(|e| e.to_string())?.to_vec();
+            let max = response_bytes_max(&req.path);
+            if let Some(n) = resp.content_length().filter(|n| *n > max as u64) {
+                return Err(format!(
+                    "an answer of {n} bytes is over the client's limit of {max} bytes"
+                ));
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+                if body.len() + chunk.len() > max {
+                    return Err(format!(
+                        "the answer grew over the client's limit of {max} bytes"
+                    ));
+                }
+                body.extend_from_slice(&chunk);
+            }
             Ok(HttpReply {
                 status,
                 retry_after,
                 body,
             })
         })
+    }
+}
+
+/// The most bytes of one answer the client reads, beyond which it stops reading and tries
+/// elsewhere (a node answering without end, or with gigabytes, must not exhaust its memory):
+/// far above any real answer — a page of 1,000 records or 4,096 streamed events is a few MB.
+pub const RESPONSE_BYTES_MAX: usize = 64 << 20;
+/// The same for an export bundle (`GET /v1/export`): 65,536 events, each with its leaf and an
+/// inclusion proof of up to 64 hashes, as hex JSON.
+pub const EXPORT_RESPONSE_BYTES_MAX: usize = 512 << 20;
+
+/// The answer size limit of a request for `path`.
+pub fn response_bytes_max(path: &str) -> usize {
+    if path.starts_with("/v1/export") {
+        EXPORT_RESPONSE_BYTES_MAX
+    } else {
+        RESPONSE_BYTES_MAX
     }
 }
 

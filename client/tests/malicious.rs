@@ -953,3 +953,29 @@ async fn a_shared_state_file_never_goes_back() {
     }
     assert_eq!(store.load(CLUSTER).expect("read").expect("kept"), kept);
 }
+
+/// A node that answers without end is cut off at the client's answer limit, not read until the
+/// request times out (or memory runs out): the error names the limit.
+#[tokio::test]
+async fn an_endless_answer_is_cut_off_at_the_limit() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let endless = || async {
+        let chunk = axum::body::Bytes::from(vec![b' '; 1 << 20]);
+        let body = futures_util::stream::repeat(Ok::<_, std::convert::Infallible>(chunk));
+        Response::new(axum::body::Body::from_stream(body))
+    };
+    let app = Router::new().route("/v1/checkpoints/latest", get(endless));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut config = ClientConfig::new([addr]).with_trusted_keys(trusted(), Some(CLUSTER.into()));
+    config.retry_total = Duration::from_millis(500);
+    config.request_timeout = Duration::from_secs(60);
+    let e = Client::new(config)
+        .expect("client")
+        .latest_verified_checkpoint()
+        .await
+        .expect_err("an endless answer");
+    assert!(e.to_string().contains("limit of"), "{e}");
+}
