@@ -118,7 +118,10 @@ impl CheckpointStore {
             .truncate(false)
             .mode(0o600)
             .open(dir.join(format!(".{name}.lock")))
-            .and_then(|f| f.lock().map(|()| f))
+            .and_then(|f| {
+                rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)?;
+                Ok(f)
+            })
             .map_err(|e| invalid(&self.path, format_args!("locking it: {e}")))?;
         let mut file = self.read()?;
         if let Some(stored) = file.clusters.get(&checkpoint.cluster_id) {
