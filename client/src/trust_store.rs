@@ -7,9 +7,10 @@
 //! The file is JSON, `{"format": "ron-ledger-client-state/1", "clusters": {"<cluster_id>":
 //! <SignedCheckpoint>}}`, mode 0600, replaced atomically (written to a temporary file beside it,
 //! synced, renamed, the directory synced) after every newly accepted checkpoint, under an
-//! exclusive lock on `.<name>.lock` beside it so that clients sharing the file take turns. It
-//! never goes back: a larger checkpoint of the cluster saved by another client stays, one of the
-//! same size with another root is refused. A client configured without a cluster id trusts on
+//! exclusive lock on `.<name>.lock` beside it so that clients sharing the file take turns
+//! (waiting at most two seconds for it). It never goes back: a larger checkpoint of the cluster
+//! saved by another client stays, one of the same size with another root is refused, and every
+//! advance starts from the larger of the client's own checkpoint and the file's. A client configured without a cluster id trusts on
 //! first use only while the file remembers no cluster; after that a server offering another
 //! cluster is refused (`VerifyError::WrongCluster`). A file that cannot be read or parsed stops
 //! verification with an error rather than being ignored.
@@ -21,6 +22,9 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+/// How long a save waits for another client's lock on the file before it gives up.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The `format` of the state file this build reads and writes.
 pub const STATE_FORMAT: &str = "ron-ledger-client-state/1";
@@ -119,8 +123,24 @@ impl CheckpointStore {
             .mode(0o600)
             .open(dir.join(format!(".{name}.lock")))
             .and_then(|f| {
-                rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)?;
-                Ok(f)
+                // Never an unbounded wait (this runs on the caller's thread): another client's
+                // save is short, so try for at most LOCK_WAIT, then fail the verification.
+                let start = std::time::Instant::now();
+                loop {
+                    match rustix::fs::flock(
+                        &f,
+                        rustix::fs::FlockOperation::NonBlockingLockExclusive,
+                    ) {
+                        Ok(()) => return Ok(f),
+                        Err(e)
+                            if e == rustix::io::Errno::WOULDBLOCK
+                                && start.elapsed() < LOCK_WAIT =>
+                        {
+                            std::thread::sleep(std::time::Duration::from_millis(5));
+                        }
+                        Err(e) => return Err(std::io::Error::from(e)),
+                    }
+                }
             })
             .map_err(|e| invalid(&self.path, format_args!("locking it: {e}")))?;
         let mut file = self.read()?;

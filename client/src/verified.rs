@@ -107,13 +107,15 @@ impl Client {
             .as_deref()
             .or(remembered.as_ref().map(|r| r.cluster_id.as_str()));
         check_checkpoint(&offered, keys, cluster)?;
-        // A fresh client with a state file starts from the checkpoint it accepted before it
-        // restarted (checked again: the file is not trusted blindly).
+        // With a state file the client starts from the larger of the checkpoint it remembers and
+        // the one the file holds — what it accepted before it restarted, or what another client
+        // sharing the file accepted since — checked again (the file is not trusted blindly).
         let store = config.checkpoint_state.as_ref().map(CheckpointStore::new);
-        if let (None, Some(store)) = (remembered.as_ref(), &store) {
-            let cluster = match config.cluster_id.as_deref() {
-                Some(configured) => configured,
-                None => {
+        if let Some(store) = &store {
+            let cluster = match (config.cluster_id.as_deref(), remembered.as_ref()) {
+                (Some(configured), _) => configured,
+                (None, Some(r)) => r.cluster_id.as_str(),
+                (None, None) => {
                     // No cluster configured: the state file says which clusters this client
                     // has trusted. A server offering another one is not a first use — else a
                     // rewritten history under a new cluster name would be pinned on sight.
@@ -129,12 +131,26 @@ impl Client {
                 }
             };
             if let Some(stored) = store.load(cluster)? {
-                check_checkpoint(&stored, keys, Some(cluster)).map_err(|e| {
-                    Error::Invalid(format!(
-                        "the checkpoint remembered in the state file does not verify: {e}"
-                    ))
-                })?;
-                *remembered = Some(stored);
+                if let Some(r) = remembered.as_ref() {
+                    if stored.tree_size == r.tree_size && stored.root != r.root {
+                        return Err(Error::Invalid(format!(
+                            "the state file remembers another root of cluster {cluster:?} at tree \
+                             size {} than this client accepted: the cluster's history forked",
+                            r.tree_size
+                        )));
+                    }
+                }
+                let larger = remembered
+                    .as_ref()
+                    .is_none_or(|r| stored.tree_size > r.tree_size);
+                if larger {
+                    check_checkpoint(&stored, keys, Some(cluster)).map_err(|e| {
+                        Error::Invalid(format!(
+                            "the checkpoint remembered in the state file does not verify: {e}"
+                        ))
+                    })?;
+                    *remembered = Some(stored);
+                }
             }
         }
         match (

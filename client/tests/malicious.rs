@@ -911,8 +911,9 @@ async fn a_state_file_pins_the_cluster_when_none_is_configured() {
     assert_eq!(other.cluster_id, "another-cluster");
 }
 
-/// Two clients sharing one state file: the file keeps the largest checkpoint either accepted,
-/// and refuses another root at a size it remembers.
+/// Two clients sharing one state file: each starts every advance from the larger of what it
+/// remembers and what the file holds, the file keeps the largest checkpoint either accepted,
+/// and it refuses another root at a size it remembers.
 #[tokio::test]
 async fn a_shared_state_file_never_goes_back() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -934,16 +935,24 @@ async fn a_shared_state_file_never_goes_back() {
         b.latest_verified_checkpoint().await.expect("b").tree_size,
         12
     );
-    // Client A, still at 8 in memory, is offered 10 (a lagging node): it proves 8 -> 10 and
-    // accepts it; the file keeps B's 12.
+    // Client A, still at 8 in memory, is offered 10 (a node that lost what B saw): it starts
+    // from the file's 12, which B accepted meanwhile, so 10 is a replay, and the file keeps 12.
     fake.lock().unwrap().size = 10;
     assert_eq!(
-        a.latest_verified_checkpoint().await.expect("a").tree_size,
-        10
+        verification(a.latest_verified_checkpoint().await),
+        VerifyError::StaleCheckpoint {
+            remembered: 12,
+            offered: 10
+        }
     );
     let store = ron_ledger_client::trust_store::CheckpointStore::new(&state);
     let kept = store.load(CLUSTER).expect("read").expect("remembered");
     assert_eq!(kept.tree_size, 12);
+    fake.lock().unwrap().size = 12;
+    assert_eq!(
+        a.latest_verified_checkpoint().await.expect("a").tree_size,
+        12
+    );
     // Another root at the remembered size is a fork, not an update.
     let mut forked = kept.clone();
     forked.root = leaf_hash(b"another history");
