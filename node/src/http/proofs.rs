@@ -7,9 +7,10 @@ use crate::error::ApiError;
 use crate::http::decode::{parse_u128, parse_u64, query};
 use crate::http::respond::err;
 use crate::node::Node;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -20,6 +21,7 @@ use ledger::Hash;
 use raft_store::StoreError;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::convert::Infallible;
 use std::sync::Arc;
 
 /// The verifiability routes, merged into the client API router.
@@ -241,8 +243,10 @@ async fn export(
     State(node): State<Arc<Node>>,
     q: Result<Query<ProofQuery>, QueryRejection>,
 ) -> Response {
-    let q = match query(q) {
-        Ok(q) => q,
+    // The range is checked before a slot is taken: a bad one is 400 whatever the load.
+    let range = query(q).and_then(|q| export_range(&q));
+    let (from, to) = match range {
+        Ok(r) => r,
         Err(e) => return err(&node, e),
     };
     let slot = match node.heavy_reads.export() {
@@ -256,21 +260,37 @@ async fn export(
     };
     let worker = node.clone();
     // Up to 65,536 proofs: off the async threads.
-    let r = tokio::task::spawn_blocking(move || {
-        let bundle = export_blocking(&worker, &q, checkpoint);
-        drop(slot);
-        bundle
-    })
-    .await
-    .unwrap_or_else(|e| Err(ApiError::internal(format!("export task: {e}"))));
-    respond(&node, r)
+    let r = tokio::task::spawn_blocking(move || export_blocking(&worker, from, to, checkpoint))
+        .await
+        .unwrap_or_else(|e| Err(ApiError::internal(format!("export task: {e}"))));
+    match r {
+        Ok(json) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            held_until_sent(json, slot),
+        )
+            .into_response(),
+        Err(e) => err(&node, e),
+    }
 }
 
-fn export_blocking(
-    node: &Node,
-    q: &ProofQuery,
-    checkpoint: Option<SignedCheckpoint>,
-) -> Result<Response, ApiError> {
+/// `json` as a response body that holds the export's slot until its last piece has been handed
+/// on (or the client went away): the bundle stays in memory that long, so that is what the slot
+/// bounds. Pieces of 64 KiB, taken as the connection drains.
+fn held_until_sent(json: Vec<u8>, slot: tokio::sync::OwnedSemaphorePermit) -> Body {
+    const PIECE: usize = 64 << 10;
+    let json = Bytes::from(json);
+    let pieces = futures_util::stream::unfold((json, 0, slot), |(json, at, slot)| async move {
+        (at < json.len()).then(|| {
+            let end = (at + PIECE).min(json.len());
+            (Ok::<_, Infallible>(json.slice(at..end)), (json, end, slot))
+        })
+    });
+    Body::from_stream(pieces)
+}
+
+/// `from` and `to` of an export, checked: `from < to`, at most [`BUNDLE_EVENTS_MAX`] events.
+fn export_range(q: &ProofQuery) -> Result<(u64, u64), ApiError> {
     let from = required(q.from.as_deref(), "from")?;
     let to = required(q.to.as_deref(), "to")?;
     if from >= to {
@@ -286,6 +306,15 @@ fn export_blocking(
             format!("at most {BUNDLE_EVENTS_MAX} events per export"),
         ));
     }
+    Ok((from, to))
+}
+
+fn export_blocking(
+    node: &Node,
+    from: u64,
+    to: u64,
+    checkpoint: Option<SignedCheckpoint>,
+) -> Result<Vec<u8>, ApiError> {
     let checkpoint = checkpoint.filter(|c| c.tree_size >= to).ok_or_else(|| {
         ApiError::bad_request("invalid_range", "to is beyond this node's applied tree")
     })?;
@@ -306,7 +335,7 @@ fn export_blocking(
             proof: proof.path,
         });
     }
-    Ok(Json(ExportBundle {
+    serde_json::to_vec(&ExportBundle {
         format: BUNDLE_FORMAT.to_string(),
         cluster_id: node.config.cluster_id.clone(),
         from,
@@ -314,5 +343,5 @@ fn export_blocking(
         checkpoint,
         events,
     })
-    .into_response())
+    .map_err(|e| ApiError::internal(format!("export encoding: {e}")))
 }

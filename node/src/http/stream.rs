@@ -241,12 +241,14 @@ async fn events(
             wait: (size == from).then_some(wait),
         }
     };
-    tokio::spawn(async move {
-        produce(node, frontier, limit, mode, tx).await;
-        drop(slot);
-    });
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|line| (Ok::<_, Infallible>(line), rx))
+    tokio::spawn(produce(node, frontier, limit, mode, tx));
+    // The body holds the stream's slot: it is free again when the last line has been handed on
+    // or the consumer went away — not when the producer is done, which can be long before a
+    // slow consumer has read the buffered lines.
+    let body = futures_util::stream::unfold((rx, slot), |(mut rx, slot)| async move {
+        rx.recv()
+            .await
+            .map(|line| (Ok::<_, Infallible>(line), (rx, slot)))
     });
     (
         StatusCode::OK,

@@ -90,14 +90,15 @@ static BACKGROUND: Mutex<(usize, usize)> = Mutex::new((0, 1));
 impl BackgroundShare {
     fn take() -> Result<Self, StoreError> {
         let mut pools = BACKGROUND.lock().unwrap_or_else(|e| e.into_inner());
-        pools.0 += 1;
-        let wanted = pools.0.min(BACKGROUND_THREADS_MAX);
+        let wanted = (pools.0 + 1).min(BACKGROUND_THREADS_MAX);
         if wanted > pools.1 {
             let mut env = rocksdb::Env::new()?;
             env.set_high_priority_background_threads(wanted as i32);
             env.set_low_priority_background_threads(wanted as i32);
             pools.1 = wanted;
         }
+        // Counted once nothing can fail any more: every share taken is dropped exactly once.
+        pools.0 += 1;
         Ok(Self)
     }
 }
