@@ -253,19 +253,7 @@ impl EventConsumer {
                 .clone_without_batcher()
                 .get_json::<ConsistencyProof>(&path, Some(addr))
                 .await?;
-            for (field, expected, found) in [
-                ("old_size", size, proof.old_size),
-                ("new_size", cp.tree_size, proof.new_size),
-            ] {
-                if found != expected {
-                    return Err(VerifyError::WrongProofShape {
-                        field,
-                        expected,
-                        found,
-                    }
-                    .into());
-                }
-            }
+            crate::verify::check_consistency_shape(&proof, size, cp.tree_size)?;
             proof
                 .verify(&event.root, &cp.root)
                 .map_err(|e| mismatch(event.index, format!("not in the signed tree: {e}")))?;

@@ -297,15 +297,16 @@ fn fork(r: &SignedCheckpoint, o: &SignedCheckpoint, proof: Option<ProofError>) -
     }
 }
 
-/// Check that `proof` is from `remembered`'s size to `offered`'s and verifies their roots.
-pub fn check_consistency(
-    remembered: &SignedCheckpoint,
-    offered: &SignedCheckpoint,
+/// Check that `proof` is from `old_size` leaves to `new_size` (`WrongProofShape` naming the
+/// field that differs).
+pub fn check_consistency_shape(
     proof: &ConsistencyProof,
+    old_size: u64,
+    new_size: u64,
 ) -> Result<(), VerifyError> {
     for (field, expected, found) in [
-        ("old_size", remembered.tree_size, proof.old_size),
-        ("new_size", offered.tree_size, proof.new_size),
+        ("old_size", old_size, proof.old_size),
+        ("new_size", new_size, proof.new_size),
     ] {
         if expected != found {
             return Err(VerifyError::WrongProofShape {
@@ -315,6 +316,16 @@ pub fn check_consistency(
             });
         }
     }
+    Ok(())
+}
+
+/// Check that `proof` is from `remembered`'s size to `offered`'s and verifies their roots.
+pub fn check_consistency(
+    remembered: &SignedCheckpoint,
+    offered: &SignedCheckpoint,
+    proof: &ConsistencyProof,
+) -> Result<(), VerifyError> {
+    check_consistency_shape(proof, remembered.tree_size, offered.tree_size)?;
     proof
         .verify(&remembered.root, &offered.root)
         .map_err(|e| fork(remembered, offered, Some(e)))

@@ -326,6 +326,13 @@ fn client_for(fake: &Shared) -> Client {
     Client::new(config_for(fake)).expect("client")
 }
 
+/// A client of `fake` that remembers its checkpoints in the state file `state`.
+fn client_with_state(fake: &Shared, state: &std::path::Path) -> Client {
+    let mut config = config_for(fake);
+    config.checkpoint_state = Some(state.to_path_buf());
+    Client::new(config).expect("client")
+}
+
 fn set(fake: &Shared, tamper: Tamper) {
     fake.lock().unwrap().tamper = tamper;
 }
@@ -793,11 +800,7 @@ async fn a_restarted_client_remembers_what_it_verified() {
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("checkpoints.json");
     let fake = serve(8).await;
-    let restarted = || {
-        let mut config = config_for(&fake);
-        config.checkpoint_state = Some(state.clone());
-        Client::new(config).expect("client")
-    };
+    let restarted = || client_with_state(&fake, &state);
     let first = restarted()
         .latest_verified_checkpoint()
         .await
@@ -919,11 +922,7 @@ async fn a_shared_state_file_never_goes_back() {
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("checkpoints.json");
     let fake = serve(8).await;
-    let with_state = || {
-        let mut config = config_for(&fake);
-        config.checkpoint_state = Some(state.clone());
-        Client::new(config).expect("client")
-    };
+    let with_state = || client_with_state(&fake, &state);
     let a = with_state();
     assert_eq!(
         a.latest_verified_checkpoint().await.expect("a").tree_size,

@@ -317,13 +317,13 @@ async fn safe_mode_refuses_writes_and_linearizable_reads_and_survives_a_restart(
     let check = |base: String| {
         let http = http.clone();
         async move {
-            let write = http
-                .post(format!("{base}/v1/accounts"))
-                .header("content-type", "application/json")
-                .body(raw_body(vec![account_json(2, 1)]))
-                .send()
-                .await
-                .unwrap();
+            let post_account = |id: u128| {
+                http.post(format!("{base}/v1/accounts"))
+                    .header("content-type", "application/json")
+                    .body(raw_body(vec![account_json(id, 1)]))
+                    .send()
+            };
+            let write = post_account(2).await.unwrap();
             assert_eq!(write.status(), 503);
             let v: Value = write.json().await.unwrap();
             assert_eq!(v["error"]["reason"], "safe_mode", "{v}");
@@ -336,13 +336,7 @@ async fn safe_mode_refuses_writes_and_linearizable_reads_and_survives_a_restart(
             );
             // A batch whose every event fails prevalidation (id 0) is refused the same way, not
             // answered event by event.
-            let invalid = http
-                .post(format!("{base}/v1/accounts"))
-                .header("content-type", "application/json")
-                .body(raw_body(vec![account_json(0, 1)]))
-                .send()
-                .await
-                .unwrap();
+            let invalid = post_account(0).await.unwrap();
             assert_eq!(invalid.status(), 503);
             assert_eq!(
                 common::get_status(&http, &format!("{base}/v1/accounts/1")).await,
