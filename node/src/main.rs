@@ -457,7 +457,9 @@ fn restore(config: &Config, backup: &std::path::Path, new_cluster: bool) -> Exit
             },
         }
     } else {
-        RestoreMode::Seed
+        RestoreMode::Seed {
+            node_id: config.node_id,
+        }
     };
     let started = std::time::Instant::now();
     match raft_store::backup::restore(backup, &target, &config.cluster_id, mode) {

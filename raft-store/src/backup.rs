@@ -16,7 +16,7 @@
 //!     "/backups/ledger-1".as_ref(),
 //!     "/var/lib/ron-ledger".as_ref(),
 //!     "prod",
-//!     RestoreMode::Seed,
+//!     RestoreMode::Seed { node_id: 4 },
 //! ).unwrap();
 //! println!("restored tree size {}", manifest.tree_size);
 //! ```
@@ -298,7 +298,12 @@ pub fn check_backup(dir: &Path) -> Result<Manifest, BackupError> {
 pub enum RestoreMode {
     /// Keep the membership the backup carries: the node is then added to the running cluster
     /// as a learner and catches up from the leader's log, without a full snapshot transfer.
-    Seed,
+    /// Refused when `node_id` alone is a quorum of that membership (the backup's only voter):
+    /// started, the node would elect itself and take writes the cluster never sees.
+    Seed {
+        /// This node's id.
+        node_id: NodeId,
+    },
     /// Disaster recovery: the restored node is the only voter of a new membership; the other
     /// nodes are added with the membership commands once it runs.
     NewCluster {
@@ -411,6 +416,20 @@ fn restore_into(
         &manifest.last_log_id,
         &last_log_id,
     )?;
+    if let RestoreMode::Seed { node_id } = mode {
+        let configs = membership.membership().get_joint_config();
+        let alone = !configs.is_empty()
+            && configs
+                .iter()
+                .all(|voters| voters.len() == 1 && voters.contains(node_id));
+        if alone {
+            return Err(BackupError::Manifest(format!(
+                "node {node_id} is the only voter of the backup's membership: restored with \
+                 --as-seed it would elect itself and take writes the cluster never sees; seed a \
+                 node with another id, or restore with --new-cluster to start a new cluster"
+            )));
+        }
+    }
     let store = RocksBackend::open(staging)?;
     let meta = SnapshotMeta {
         last_log_id,
@@ -468,8 +487,10 @@ fn restore_into(
             // below the last log id's leader).
             last.map(|l| Vote::new(l.leader_id.term + 1, *node_id))
         }
-        (RestoreMode::Seed, Some(l)) => Some(Vote::new(l.leader_id.term, l.leader_id.node_id)),
-        (RestoreMode::Seed, None) => None,
+        (RestoreMode::Seed { .. }, Some(l)) => {
+            Some(Vote::new(l.leader_id.term, l.leader_id.node_id))
+        }
+        (RestoreMode::Seed { .. }, None) => None,
     };
     if let Some(vote) = vote {
         store.meta_put(meta_key::VOTE, seal(Kind::RaftMeta, &vote), true)?;

@@ -308,20 +308,68 @@ fn a_backup_restores_checked_and_a_lying_one_writes_nothing() {
     write_backup(&bad, &lying);
 
     let target = dir.path().join("t-bad");
-    let err = backup::restore(&bad, &target, "c1", RestoreMode::Seed).unwrap_err();
+    let err = backup::restore(&bad, &target, "c1", RestoreMode::Seed { node_id: 9 }).unwrap_err();
     assert!(err.to_string().contains("state digest"), "{err}");
     assert!(!target.exists() && !dir.path().join(".t-bad.restoring").exists());
 
     let target = dir.path().join("t");
-    let restored = backup::restore(&good, &target, "c1", RestoreMode::Seed).unwrap();
+    let restored = backup::restore(&good, &target, "c1", RestoreMode::Seed { node_id: 9 }).unwrap();
     assert_eq!(restored, manifest);
     let store = RocksBackend::open(&target).unwrap();
     assert_eq!(store.digest().unwrap(), source.digest().unwrap());
     assert_eq!(store.applied().unwrap(), source.applied().unwrap());
     // Restoring again into the now non-empty directory is refused.
     drop(store);
-    let err = backup::restore(&good, &target, "c1", RestoreMode::Seed).unwrap_err();
+    let err = backup::restore(&good, &target, "c1", RestoreMode::Seed { node_id: 9 }).unwrap_err();
     assert!(err.to_string().contains("not empty"), "{err}");
+}
+
+/// A backup whose only voter is the restoring node's id is refused for seeding: started, that
+/// node would be a quorum on its own and take writes the cluster never sees. Another id seeds.
+#[test]
+fn seeding_a_node_that_is_the_backups_only_voter_is_refused() {
+    use openraft::{EntryPayload, Membership};
+    use raft_store::backup::{self, Manifest, RestoreMode};
+    use raft_store::NodeInfo;
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let source = RocksBackend::open(&dir.path().join("s")).unwrap();
+    let nodes: std::collections::BTreeMap<u64, NodeInfo> = [(
+        9,
+        NodeInfo {
+            api_addr: "127.0.0.1:1".into(),
+            peer_addr: "127.0.0.1:2".into(),
+        },
+    )]
+    .into();
+    let membership = Membership::new(vec![[9u64].into()], nodes);
+    let entries = vec![
+        crate::common::entry(1, 1, EntryPayload::Membership(membership)),
+        workload_entry(45, 2, 20),
+    ];
+    StateMachine::<TypeConfig, _>::apply_blocking(&source, entries).unwrap();
+    let (summary, mut file) = source.export_backup().unwrap();
+    let at = dir.path().join("b");
+    std::fs::create_dir(&at).unwrap();
+    let mut stream = Vec::new();
+    file.read_to_end(&mut stream).unwrap();
+    std::fs::write(at.join(backup::STREAM_FILE), &stream).unwrap();
+    std::fs::write(
+        at.join(backup::MANIFEST_FILE),
+        serde_json::to_vec(&Manifest::new(&summary, "c1", 1, "test")).unwrap(),
+    )
+    .unwrap();
+    let target = dir.path().join("t9");
+    let err = backup::restore(&at, &target, "c1", RestoreMode::Seed { node_id: 9 }).unwrap_err();
+    assert!(err.to_string().contains("only voter"), "{err}");
+    assert!(!target.exists() && !dir.path().join(".t9.restoring").exists());
+    backup::restore(
+        &at,
+        &dir.path().join("t4"),
+        "c1",
+        RestoreMode::Seed { node_id: 4 },
+    )
+    .unwrap();
 }
 
 #[test]
@@ -360,7 +408,7 @@ fn a_backup_of_an_advanced_cluster_is_format_4_and_restores_with_its_version() {
     )
     .unwrap();
     let target = dir.path().join("t");
-    backup::restore(&at, &target, "c1", RestoreMode::Seed).unwrap();
+    backup::restore(&at, &target, "c1", RestoreMode::Seed { node_id: 9 }).unwrap();
     let store = RocksBackend::open(&target).unwrap();
     assert_eq!(store.digest().unwrap(), source.digest().unwrap());
     drop(store);
@@ -372,7 +420,13 @@ fn a_backup_of_an_advanced_cluster_is_format_4_and_restores_with_its_version() {
         serde_json::to_vec(&lying).unwrap(),
     )
     .unwrap();
-    let err = backup::restore(&at, &dir.path().join("t2"), "c1", RestoreMode::Seed).unwrap_err();
+    let err = backup::restore(
+        &at,
+        &dir.path().join("t2"),
+        "c1",
+        RestoreMode::Seed { node_id: 9 },
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("the stream's format"), "{err}");
 }
 
