@@ -427,9 +427,25 @@ async fn a_member_seeded_from_a_backup_catches_up_without_a_snapshot_transfer() 
     // An empty member added the same way needs a full snapshot transfer.
     c.start(5);
     let body = json!({"node_id": 5, "api_addr": c.node(5).api, "peer_addr": c.node(5).peer});
-    let (code, v) = c.post(leader, "/v1/admin/learners", body).await.unwrap();
+    let (code, v) = c
+        .post(leader, "/v1/admin/learners", body.clone())
+        .await
+        .unwrap();
     assert_eq!(code, 200, "{v}");
     c.converged(&[1, 2, 3, 4, 5]).await;
+    // Adding it again is a retry (200); under other addresses, or adding a voter, is refused
+    // naming what is there, and changes nothing.
+    let (code, v) = c.post(leader, "/v1/admin/learners", body).await.unwrap();
+    assert_eq!(code, 200, "{v}");
+    for (id, api) in [(5, "127.0.0.1:1"), (1, c.node(1).api.as_str())] {
+        let body = json!({"node_id": id, "api_addr": api, "peer_addr": "127.0.0.1:2"});
+        let (code, v) = c.post(leader, "/v1/admin/learners", body).await.unwrap();
+        assert_eq!(
+            (code, v["error"]["reason"].as_str()),
+            (409, Some("membership_change_failed")),
+            "node {id}: {v}"
+        );
+    }
     assert!(
         snapshots_installed(&c, 5).await >= 1,
         "an empty member catches up by snapshot here"

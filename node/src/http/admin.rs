@@ -220,6 +220,34 @@ async fn admin_add_learner(
         api_addr: req.api_addr,
         peer_addr: req.peer_addr,
     };
+    // openraft keeps a member's entry when it is added again: a voter would stay a voter, and
+    // other addresses would be dropped silently. Adding the same learner again (a retry after a
+    // 504) is fine; anything else names what is there.
+    let existing = {
+        let metrics = node.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let voter = membership.voter_ids().any(|id| id == req.node_id);
+        membership
+            .get_node(&req.node_id)
+            .map(|known| (voter, known.clone()))
+    };
+    if let Some((voter, known)) = existing {
+        if voter || known != info {
+            let what = if voter { "a voter" } else { "a learner" };
+            return err(
+                &node,
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "membership_change_failed",
+                    format!(
+                        "node {} is already {what} (api {}, peer {}); remove it first to add it \
+                         again",
+                        req.node_id, known.api_addr, known.peer_addr
+                    ),
+                ),
+            );
+        }
+    }
     let wait = std::time::Duration::from_millis(node.config.limits.write_timeout_ms);
     let added = match tokio::time::timeout(wait, node.raft.add_learner(req.node_id, info, true)).await {
         Ok(r) => r,
