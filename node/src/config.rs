@@ -446,7 +446,11 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
         return bad("peer_addr", "must differ from api_addr");
     }
     let r = &c.raft;
-    if r.heartbeat_ms == 0 || r.heartbeat_ms * 3 > r.election_timeout_min_ms {
+    if r.heartbeat_ms == 0
+        || r.heartbeat_ms
+            .checked_mul(3)
+            .is_none_or(|three| three > r.election_timeout_min_ms)
+    {
         return bad(
             "raft.heartbeat_ms",
             "must be > 0 and at most a third of raft.election_timeout_min_ms",
@@ -474,8 +478,8 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     if l.body_bytes_max < 1024 || l.body_bytes_max > 64 << 20 {
         return bad("limits.body_bytes_max", "must be between 1 KiB and 64 MiB");
     }
-    if l.queue_requests_max == 0 {
-        return bad("limits.queue_requests_max", "must be > 0");
+    if l.queue_requests_max == 0 || l.queue_requests_max > 1_000_000 {
+        return bad("limits.queue_requests_max", "must be 1 to 1000000");
     }
     if l.entry_events_max < ledger::limits::BATCH_EVENTS_MAX
         || l.entry_events_max > ledger::limits::ENTRY_EVENTS_MAX
@@ -627,6 +631,25 @@ mod tests {
         o.push(("auth.enabled".into(), "false".into()));
         o.push(("tls.mtls_required".into(), "false".into()));
         assert!(!load(None, vec![], &o).unwrap().auth.enabled);
+    }
+
+    /// Values that would overflow later (a queue tokio cannot allocate, a heartbeat whose
+    /// triple wraps) are refused at load, naming the key — never a panic after start-up.
+    #[test]
+    fn values_that_would_overflow_later_are_refused_at_load() {
+        for (key, value) in [
+            ("limits.queue_requests_max", "4611686018427387904"),
+            ("raft.heartbeat_ms", "6148914691236517206"),
+            ("limits.event_streams_max", "0"),
+            ("limits.exports_max", "65"),
+        ] {
+            let mut o = base();
+            o.push(("auth.enabled".into(), "false".into()));
+            o.push(("tls.mtls_required".into(), "false".into()));
+            o.push((key.into(), value.into()));
+            let e = load(None, vec![], &o).unwrap_err().to_string();
+            assert!(e.contains(key), "{key}={value}: {e}");
+        }
     }
 
     #[test]

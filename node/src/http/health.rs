@@ -48,7 +48,10 @@ fn not_ready(o: Observed, r: &ReadinessSection) -> Vec<&'static str> {
     if o.safe_mode {
         reasons.push("safe_mode");
     }
-    let high_water = (o.queue_max * u64::from(r.queue_high_water_percent)).div_ceil(100);
+    let high_water = o
+        .queue_max
+        .saturating_mul(u64::from(r.queue_high_water_percent))
+        .div_ceil(100);
     if o.queue_depth >= high_water.max(1) {
         reasons.push("queue_high_water");
     }

@@ -68,7 +68,9 @@ pub(crate) async fn run(
             Ok(())
         }
         ClusterCmd::ClearSafeMode { node_addr } => {
-            let answer = client.clear_safe_mode_of(&node_addr).await?;
+            let answer = client
+                .clear_safe_mode_of(crate::common::bare_addr(&node_addr))
+                .await?;
             if json {
                 print_json(&answer);
             } else {

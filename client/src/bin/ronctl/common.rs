@@ -51,7 +51,7 @@ pub(crate) struct Options {
 impl Options {
     /// The first of `--seeds`: the node a command that must talk to one node asks.
     pub(crate) fn first_seed(&self) -> &str {
-        self.seeds.split(',').next().unwrap_or_default().trim()
+        bare_addr(self.seeds.split(',').next().unwrap_or_default())
     }
 
     /// `--retry-for`: how long to keep trying an unreachable cluster.
@@ -322,4 +322,32 @@ pub(crate) fn progress(done: u64, total: u64) {
         .collect();
     eprint!("\r[{bar}] {done}/{total}");
     let _ = std::io::stderr().flush();
+}
+
+/// `host:port` of an address given as `host:port`, `https://host:port/` or `http://host:port`
+/// (the forms `--seeds` takes), for the commands that call one node by its address. The SDK
+/// normalises its seeds the same way; a per-node call would otherwise ask for
+/// `https://https://…`.
+pub(crate) fn bare_addr(addr: &str) -> &str {
+    let addr = addr.trim();
+    addr.strip_prefix("https://")
+        .or_else(|| addr.strip_prefix("http://"))
+        .unwrap_or(addr)
+        .trim_end_matches('/')
+}
+
+#[cfg(test)]
+mod addr_tests {
+    use super::bare_addr;
+
+    #[test]
+    fn addresses_lose_their_scheme_and_trailing_slash() {
+        for given in [
+            "127.0.0.1:7001",
+            " https://127.0.0.1:7001/",
+            "http://127.0.0.1:7001",
+        ] {
+            assert_eq!(bare_addr(given), "127.0.0.1:7001", "{given:?}");
+        }
+    }
 }

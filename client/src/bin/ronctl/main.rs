@@ -204,7 +204,10 @@ async fn run(cli: Cli) -> Result<(), Fail> {
         return tail::run(&cli.opts, args, json).await;
     }
     if let Cmd::Backup { out, node } = &cli.command {
-        let addr = node.as_deref().unwrap_or(cli.opts.first_seed());
+        let addr = node
+            .as_deref()
+            .map(common::bare_addr)
+            .unwrap_or(cli.opts.first_seed());
         return backup::run(&cli.opts, addr, out, json).await;
     }
     let client = cli.opts.connect()?;
@@ -228,7 +231,7 @@ async fn run(cli: Cli) -> Result<(), Fail> {
         Cmd::Cap(c) => cap::run_online(c, &client, json).await,
         Cmd::Checkpoint {
             rotate: Some(addr), ..
-        } => checkpoint::rotate(&client, &addr, json).await,
+        } => checkpoint::rotate(&client, common::bare_addr(&addr), json).await,
         Cmd::Checkpoint { now, .. } => checkpoint::run(&client, now, json).await,
     }
 }
