@@ -430,6 +430,47 @@ async fn a_damaged_ledger_record_puts_the_node_in_checksum_mismatch_not_served()
     );
 }
 
+/// A Merkle leaf damaged on disk (the first leaves' table block): a proof read meets it and puts
+/// the node in safe mode `checksum_mismatch`, and clearing is refused — the re-check reads
+/// every leaf back, which the state digest alone does not cover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_merkle_leaf_keeps_the_node_in_safe_mode_until_it_reads_back() {
+    let _serial = SERIAL.lock().await;
+    let mut c = Cluster::new(3, "");
+    let mut next = 10_000u128;
+    three_then_stop_node_3(&mut c, &mut next).await;
+    flip_a_stored_byte(&c.dir.path().join("node-3"), "leaves", Pick::First);
+    let started = Instant::now();
+    c.start(3);
+    wait_for("node 3 serves", Duration::from_secs(30), || async {
+        c.status(3).await.is_some()
+    })
+    .await;
+    let size = c.status(3).await.unwrap()["tree_size"].clone();
+    let size = size
+        .as_str()
+        .map_or_else(|| size.to_string(), str::to_string);
+    let (code, v) = c
+        .get(3, &format!("/v1/proofs/inclusion?leaf=1&tree_size={size}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (code, v["error"]["reason"].as_str()),
+        (503, Some("safe_mode")),
+        "{v}"
+    );
+    safe_mode_entered(&c, 3, "checksum_mismatch", started).await;
+    let (code, v) = c
+        .post(3, "/v1/admin/safe-mode/clear", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(
+        (code, v["error"]["reason"].as_str()),
+        (409, Some("safe_mode_check_failed")),
+        "{v}"
+    );
+}
+
 /// A log record damaged on disk (the last entry's table block): the node refuses to start —
 /// it exits, naming `checksum_mismatch` and the runbook, and records the reason in
 /// `safe-mode.json` — instead of running on a log it cannot read. The other two keep committing.
