@@ -448,8 +448,20 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Prefixed<I> {
     }
 }
 
-/// 408 `timeout` when a request (including reading its body) takes longer than the deadline.
+/// Admin operations whose work grows with the ledger and that one operator starts at a time:
+/// an online backup (the node writes the whole stream before it answers) and the safe-mode
+/// re-check (it reads the whole store back). Not cut at the request deadline, which would
+/// abandon them half done on a large ledger; both need an admin capability (and on a TLS node a
+/// client certificate).
+const UNBOUNDED_ADMIN_PATHS: [&str; 2] = ["/v1/admin/backup", "/v1/admin/safe-mode/clear"];
+
+/// 408 `timeout` when a request (including reading its body) takes longer than the deadline
+/// (except [`UNBOUNDED_ADMIN_PATHS`]).
 async fn request_timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    if req.method() == axum::http::Method::POST && UNBOUNDED_ADMIN_PATHS.contains(&req.uri().path())
+    {
+        return next.run(req).await;
+    }
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(response) => response,
         Err(_) => {
@@ -558,6 +570,39 @@ impl RateLimiter {
 
 #[cfg(test)]
 mod tests {
+    /// The request deadline cuts an ordinary request at its limit, and leaves the admin
+    /// operations whose work grows with the ledger (a backup, the safe-mode re-check) alone.
+    #[tokio::test]
+    async fn the_deadline_spares_only_the_long_admin_operations() {
+        use axum::body::Body;
+        use axum::routing::post;
+        use tower::ServiceExt;
+        let slow = || async {
+            // A handler slower than the deadline below (the work being cut or not).
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            "done"
+        };
+        let app = axum::Router::new()
+            .route("/v1/admin/backup", post(slow))
+            .route("/v1/admin/safe-mode/clear", post(slow))
+            .route("/v1/admin/snapshot", post(slow))
+            .route("/v1/admin/backup-not", post(slow))
+            .layer(axum::middleware::from_fn_with_state(
+                std::time::Duration::from_millis(50),
+                super::request_timeout,
+            ));
+        for (path, status) in [
+            ("/v1/admin/backup", 200),
+            ("/v1/admin/safe-mode/clear", 200),
+            ("/v1/admin/snapshot", 408),
+            ("/v1/admin/backup-not", 408),
+        ] {
+            let req = axum::http::Request::post(path).body(Body::empty()).unwrap();
+            let answer = app.clone().oneshot(req).await.unwrap();
+            assert_eq!(answer.status().as_u16(), status, "{path}");
+        }
+    }
+
     #[tokio::test]
     async fn accepted_connections_have_nodelay_set() {
         use axum::serve::Listener;
