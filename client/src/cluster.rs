@@ -103,6 +103,17 @@ impl Client {
             .await
     }
 
+    /// Take learner `node_id` out of the membership (a voter is refused: change the voters
+    /// first).
+    pub async fn remove_learner(&self, node_id: u64) -> Result<(), Error> {
+        self.clone_without_batcher()
+            .admin(
+                "/v1/admin/learners/remove",
+                serde_json::json!({"node_id": node_id}),
+            )
+            .await
+    }
+
     /// Make exactly `voters` the voting members (promote learners, remove the rest).
     pub async fn change_membership(&self, voters: &[u64]) -> Result<(), Error> {
         let body = serde_json::json!({"voters": voters});

@@ -468,6 +468,31 @@ async fn a_member_seeded_from_a_backup_catches_up_without_a_snapshot_transfer() 
     )
     .await;
     c.converged(&[1, 2, 3, 4]).await;
+    // Node 5 is still a learner: it can be taken out (the voters change alone cannot), and a
+    // voter cannot be taken out that way.
+    let leader = c.leader(&[1, 2, 3, 4]).await;
+    let (code, v) = c
+        .post(leader, "/v1/admin/learners/remove", json!({"node_id": 4}))
+        .await
+        .unwrap();
+    assert_eq!(
+        (code, v["error"]["reason"].as_str()),
+        (409, Some("membership_change_failed")),
+        "{v}"
+    );
+    let (code, v) = c
+        .post(leader, "/v1/admin/learners/remove", json!({"node_id": 5}))
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{v}");
+    let members = c.status(leader).await.unwrap()["members"].clone();
+    let ids: Vec<u64> = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [1, 2, 3, 4], "{members}");
 }
 
 /// Node `id`'s count of successful snapshot installs (`/metrics`).

@@ -25,6 +25,7 @@ pub fn routes() -> Router<Arc<Node>> {
     Router::new()
         .route("/v1/admin/init", post(admin_init))
         .route("/v1/admin/learners", post(admin_add_learner))
+        .route("/v1/admin/learners/remove", post(admin_remove_learner))
         .route("/v1/admin/membership", post(admin_membership))
         .route("/v1/admin/snapshot", post(admin_snapshot))
         .route("/v1/admin/safe-mode/clear", post(admin_clear_safe_mode))
@@ -248,6 +249,64 @@ struct LearnerRequest {
     node_id: NodeId,
     api_addr: String,
     peer_addr: String,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RemoveLearnerRequest {
+    node_id: NodeId,
+}
+
+/// `POST /v1/admin/learners/remove` `{"node_id": N}`: take learner N out of the membership
+/// (`/v1/admin/membership` changes only the voters, and a learner left behind — one added at an
+/// address that never answered, say — would stay forever). A voter is refused: make it a
+/// non-voter with `/v1/admin/membership` first.
+async fn admin_remove_learner(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let body = match read_body(&node, body).await {
+        Ok(b) => b,
+        Err(e) => return err(&node, e),
+    };
+    let req: RemoveLearnerRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return err(&node, ApiError::bad_request("invalid_json", e.to_string())),
+    };
+    if let Some(r) = on_leader(&node, &headers, "/v1/admin/learners/remove", body).await {
+        return r;
+    }
+    let (member, voter) = {
+        let metrics = node.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        (
+            membership.get_node(&req.node_id).is_some(),
+            membership.voter_ids().any(|id| id == req.node_id),
+        )
+    };
+    if !member || voter {
+        let why = if voter {
+            "is a voter: take it out of the voters first (POST /v1/admin/membership)"
+        } else {
+            "is not a member"
+        };
+        return err(
+            &node,
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "membership_change_failed",
+                format!("node {} {why}", req.node_id),
+            ),
+        );
+    }
+    let change = openraft::ChangeMembers::RemoveNodes([req.node_id].into());
+    let wait = std::time::Duration::from_millis(node.config.limits.write_timeout_ms);
+    match tokio::time::timeout(wait, node.raft.change_membership(change, false)).await {
+        Ok(Ok(resp)) => Json(json!({"log_index": resp.log_id.index})).into_response(),
+        Ok(Err(e)) => err(&node, membership_error(e)),
+        Err(_) => err(&node, ApiError::write_timeout()),
+    }
 }
 
 #[derive(Deserialize, Serialize)]

@@ -82,17 +82,28 @@ pub(crate) async fn run(
             Ok(())
         }
         ClusterCmd::Remove { node_id } => {
-            let voters: Vec<u64> = current_voters(client)
-                .await?
-                .into_iter()
-                .filter(|v| *v != node_id)
-                .collect();
-            if voters.is_empty() {
-                return Err(Fail::Usage("cannot remove the last voter".into()));
+            let members = current_members(client).await?;
+            match members.iter().find(|m| m.id == node_id) {
+                None => Err(Fail::Usage(format!("node {node_id} is not a member"))),
+                Some(m) if !m.voter => {
+                    client.remove_learner(node_id).await?;
+                    println!("learner {node_id} removed");
+                    Ok(())
+                }
+                Some(_) => {
+                    let voters: Vec<u64> = members
+                        .iter()
+                        .filter(|m| m.voter && m.id != node_id)
+                        .map(|m| m.id)
+                        .collect();
+                    if voters.is_empty() {
+                        return Err(Fail::Usage("cannot remove the last voter".into()));
+                    }
+                    client.change_membership(&voters).await?;
+                    println!("voters now {voters:?}");
+                    Ok(())
+                }
             }
-            client.change_membership(&voters).await?;
-            println!("voters now {voters:?}");
-            Ok(())
         }
     }
 }
@@ -162,10 +173,20 @@ async fn status(client: &Client, json: bool) -> Result<(), Fail> {
 
 /// The voters as the current leader sees them (a lagging follower's view could drop members).
 async fn current_voters(client: &Client) -> Result<Vec<u64>, Fail> {
+    Ok(current_members(client)
+        .await?
+        .iter()
+        .filter(|m| m.voter)
+        .map(|m| m.id)
+        .collect())
+}
+
+/// The members as the leader's status lists them.
+async fn current_members(client: &Client) -> Result<Vec<ron_ledger_client::Member>, Fail> {
     for (_, s) in client.cluster_status().await {
         if let Ok(s) = s {
             if s.role == "leader" {
-                return Ok(s.members.iter().filter(|m| m.voter).map(|m| m.id).collect());
+                return Ok(s.members);
             }
         }
     }
