@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use test_support::cluster::{Cluster, SERIAL};
+use test_support::cluster::{ronctl_binary, Cluster, SERIAL};
 use test_support::events::{accounts_json, transfer_json};
 use test_support::wait::{poll, wait_for};
 
@@ -327,15 +327,37 @@ async fn membership_grows_to_five_and_shrinks_to_three_under_writes() {
         assert_eq!(code, 200, "{v}");
         write(&c).await;
     }
+    // Promoted one by one, each change applied by the leader to the membership it holds (a
+    // stale list can never drop the other one); two forms at once are refused.
     let (code, v) = c
         .post(
             1,
             "/v1/admin/membership",
-            json!({"voters": [1, 2, 3, 4, 5]}),
+            json!({"voters": [1, 2, 3], "add_voters": [4]}),
         )
         .await
         .unwrap();
-    assert_eq!(code, 200, "{v}");
+    assert_eq!(
+        (code, v["error"]["reason"].as_str()),
+        (400, Some("invalid_request")),
+        "{v}"
+    );
+    // `ronctl cluster promote` sends the change itself (`add_voters`), once per node.
+    let ronctl = |args: &[&str]| {
+        let out = std::process::Command::new(ronctl_binary())
+            .envs(c.ronctl_env())
+            .args(["--seeds", &c.node(1).api])
+            .args(args)
+            .output()
+            .expect("run ronctl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code().unwrap_or(-1), text)
+    };
+    for id in ["4", "5"] {
+        let (code, text) = ronctl(&["cluster", "promote", id]);
+        assert_eq!(code, 0, "promote {id}: {text}");
+    }
     for _ in 0..5 {
         write(&c).await;
     }
@@ -349,10 +371,14 @@ async fn membership_grows_to_five_and_shrinks_to_three_under_writes() {
     assert_eq!(voters, 5, "{s}");
     c.converged(&[1, 2, 3, 4, 5]).await;
     let (code, v) = c
-        .post(3, "/v1/admin/membership", json!({"voters": [1, 2, 3]}))
+        .post(3, "/v1/admin/membership", json!({"remove_voters": [5]}))
         .await
         .unwrap();
     assert_eq!(code, 200, "{v}");
+    let (code, text) = ronctl(&["cluster", "remove", "4"]);
+    assert_eq!(code, 0, "remove 4: {text}");
+    let (code, text) = ronctl(&["cluster", "remove", "4"]);
+    assert_eq!(code, 2, "4 is no member any more: {text}");
     for _ in 0..5 {
         write(&c).await;
     }

@@ -312,7 +312,34 @@ async fn admin_remove_learner(
 #[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct MembershipRequest {
-    voters: BTreeSet<NodeId>,
+    /// Exactly these voters.
+    #[serde(default)]
+    voters: Option<BTreeSet<NodeId>>,
+    /// These learners become voters too (the others stay): concurrent promotions both land.
+    #[serde(default)]
+    add_voters: Option<BTreeSet<NodeId>>,
+    /// These voters are removed from the membership (the others stay).
+    #[serde(default)]
+    remove_voters: Option<BTreeSet<NodeId>>,
+}
+
+impl MembershipRequest {
+    /// The change asked for: exactly one of the three forms, none of them empty.
+    fn change(self) -> Result<openraft::ChangeMembers<NodeId, NodeInfo>, ApiError> {
+        let bad = |m: &str| ApiError::bad_request("invalid_request", m);
+        match (self.voters, self.add_voters, self.remove_voters) {
+            (Some(v), None, None) if !v.is_empty() => {
+                Ok(openraft::ChangeMembers::ReplaceAllVoters(v))
+            }
+            (None, Some(v), None) if !v.is_empty() => Ok(openraft::ChangeMembers::AddVoterIds(v)),
+            (None, None, Some(v)) if !v.is_empty() => Ok(openraft::ChangeMembers::RemoveVoters(v)),
+            (None, None, None) => Err(bad("one of voters, add_voters, remove_voters is required")),
+            (Some(_), None, None) | (None, Some(_), None) | (None, None, Some(_)) => {
+                Err(bad("voters must not be empty"))
+            }
+            _ => Err(bad("only one of voters, add_voters, remove_voters")),
+        }
+    }
 }
 
 async fn admin_add_learner(
@@ -403,17 +430,15 @@ async fn admin_membership(
         Ok(r) => r,
         Err(e) => return err(&node, ApiError::bad_request("invalid_json", e.to_string())),
     };
-    if req.voters.is_empty() {
-        return err(
-            &node,
-            ApiError::bad_request("invalid_request", "voters must not be empty"),
-        );
-    }
+    let change = match req.change() {
+        Ok(c) => c,
+        Err(e) => return err(&node, e),
+    };
     if let Some(r) = on_leader(&node, &headers, "/v1/admin/membership", body).await {
         return r;
     }
     let wait = std::time::Duration::from_millis(node.config.limits.write_timeout_ms);
-    match tokio::time::timeout(wait, node.raft.change_membership(req.voters, false)).await {
+    match tokio::time::timeout(wait, node.raft.change_membership(change, false)).await {
         Ok(Ok(resp)) => Json(json!({"log_index": resp.log_id.index})).into_response(),
         Ok(Err(e)) => err(&node, membership_error(e)),
         Err(_) => err(&node, ApiError::write_timeout()),

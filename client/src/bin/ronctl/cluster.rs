@@ -59,12 +59,10 @@ pub(crate) async fn run(
             Ok(())
         }
         ClusterCmd::Promote { node_id } => {
-            let mut voters = current_voters(client).await?;
-            voters.push(node_id);
-            voters.sort_unstable();
-            voters.dedup();
-            client.change_membership(&voters).await?;
-            println!("voters now {voters:?}");
+            // The change itself, applied by the leader to the membership it holds: a
+            // concurrent promotion or removal is never undone by a stale list.
+            client.add_voters(&[node_id]).await?;
+            println!("voters now {:?}", current_voters(client).await?);
             Ok(())
         }
         ClusterCmd::ClearSafeMode { node_addr } => {
@@ -91,16 +89,11 @@ pub(crate) async fn run(
                     Ok(())
                 }
                 Some(_) => {
-                    let voters: Vec<u64> = members
-                        .iter()
-                        .filter(|m| m.voter && m.id != node_id)
-                        .map(|m| m.id)
-                        .collect();
-                    if voters.is_empty() {
+                    if !members.iter().any(|m| m.voter && m.id != node_id) {
                         return Err(Fail::Usage("cannot remove the last voter".into()));
                     }
-                    client.change_membership(&voters).await?;
-                    println!("voters now {voters:?}");
+                    client.remove_voters(&[node_id]).await?;
+                    println!("voters now {:?}", current_voters(client).await?);
                     Ok(())
                 }
             }
