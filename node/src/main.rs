@@ -127,7 +127,7 @@ enum Command {
         /// Validity in days.
         #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3650))]
         days: u32,
-        /// Replace existing files.
+        /// Replace existing certificate files (an existing caps.keys is always kept).
         #[arg(long)]
         force: bool,
     },
@@ -401,11 +401,14 @@ fn certs(
     force: bool,
 ) -> ExitCode {
     let keys = out.join("caps.keys");
+    // The capability key ring is not part of the PKI: renewing certificates (with or without
+    // --force) keeps an existing one, since a new root key would void every token minted.
+    let keep_keys = keys.exists();
     if force {
         let files = node::security::pki::dev_pki_files(nodes)
             .into_iter()
             .map(|n| out.join(n));
-        for path in files.chain([keys.clone()]) {
+        for path in files {
             if let Err(e) = std::fs::remove_file(&path) {
                 if e.kind() != std::io::ErrorKind::NotFound {
                     eprintln!("ron-ledger certs: cannot remove {}: {e}", path.display());
@@ -416,14 +419,25 @@ fn certs(
     }
     match node::security::pki::generate_dev_pki(out, nodes, hosts, days)
         .map_err(anyhow::Error::from)
-        .and_then(|pki| node::security::capabilities::create_key_file(&keys, "k1").map(|()| pki))
-    {
+        .and_then(|pki| {
+            if keep_keys {
+                Ok(pki)
+            } else {
+                node::security::capabilities::create_key_file(&keys, "k1").map(|()| pki)
+            }
+        }) {
         Ok(pki) => {
             println!("wrote a development PKI to {}:", pki.dir.display());
             for name in node::security::pki::dev_pki_files(nodes) {
                 println!("  {name}");
             }
-            println!("  caps.keys (capability root key, KID k1: [auth] key_file on every node)");
+            if keep_keys {
+                println!("  kept the existing caps.keys (capability key ring: tokens stay valid)");
+            } else {
+                println!(
+                    "  caps.keys (capability root key, KID k1: [auth] key_file on every node)"
+                );
+            }
             println!(
                 "mint tokens with: ronctl cap mint --keys {} --cluster-id <cluster_id> --ops admin",
                 keys.display()

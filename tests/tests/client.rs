@@ -350,7 +350,21 @@ async fn certs_start_with_tls_and_ronctl_and_sdk_over_https() {
     let again = certs(&[]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("ca.pem"));
+    // Renewing the certificates keeps the capability key ring: minted tokens stay valid.
+    let ring = std::fs::read(pki.join("caps.keys")).unwrap();
     assert!(certs(&["--force"]).status.success());
+    assert_eq!(std::fs::read(pki.join("caps.keys")).unwrap(), ring);
+    // A directory holding only the key ring gets the certificates and keeps the ring.
+    for f in std::fs::read_dir(&pki).unwrap() {
+        let path = f.unwrap().path();
+        if path.file_name() != Some(std::ffi::OsStr::new("caps.keys")) {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let out = certs(&[]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(pki.join("ca.pem").exists());
+    assert_eq!(std::fs::read(pki.join("caps.keys")).unwrap(), ring);
 
     let (api, peer) = (free_port(), free_port());
     let config = dir.path().join("node.toml");
