@@ -70,6 +70,8 @@ pub struct Node {
 pub struct HeavyReads {
     streams: Arc<tokio::sync::Semaphore>,
     exports: Arc<tokio::sync::Semaphore>,
+    /// One online backup at a time: each writes a copy of the whole state to disk first.
+    backups: Arc<tokio::sync::Semaphore>,
 }
 
 impl HeavyReads {
@@ -78,6 +80,7 @@ impl HeavyReads {
         Self {
             streams: Arc::new(tokio::sync::Semaphore::new(streams)),
             exports: Arc::new(tokio::sync::Semaphore::new(exports)),
+            backups: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 
@@ -86,6 +89,14 @@ impl HeavyReads {
         self.streams.clone().try_acquire_owned().map_err(|_| {
             ApiError::busy("this node serves limits.event_streams_max event streams already")
         })
+    }
+
+    /// The slot of the node's one online backup, held until its stream has been sent.
+    pub fn backup(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        self.backups
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ApiError::busy("this node is taking a backup already (one at a time)"))
     }
 
     /// A slot for one export, held while it is built.
@@ -307,5 +318,10 @@ mod tests {
         let _back = reads.export().expect("the export slot came back");
         drop(stream);
         let _back = reads.stream().expect("the stream slot came back");
+        // One backup at a time.
+        let backup = reads.backup().expect("the backup slot");
+        assert!(reads.backup().is_err());
+        drop(backup);
+        let _back = reads.backup().expect("the backup slot came back");
     }
 }

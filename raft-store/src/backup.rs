@@ -335,16 +335,19 @@ pub fn restore(
         // Left by an interrupted restore: it was never moved into place, nothing else uses it.
         fs::remove_dir_all(&staging)?;
     }
-    let restored = restore_into(backup, &staging, &manifest, &mode);
-    if let Err(e) = restored {
+    let moved = restore_into(backup, &staging, &manifest, &mode).and_then(|()| {
+        sync_tree(&staging)?;
+        if target.exists() {
+            fs::remove_dir(target)?;
+        }
+        fs::rename(&staging, target)?;
+        Ok(())
+    });
+    if let Err(e) = moved {
+        // Nothing was moved into place: the staging directory goes, whatever step failed.
         let _ = fs::remove_dir_all(&staging);
         return Err(e);
     }
-    sync_tree(&staging)?;
-    if target.exists() {
-        fs::remove_dir(target)?;
-    }
-    fs::rename(&staging, target)?;
     sync_parent(target)?;
     Ok(manifest)
 }

@@ -29,6 +29,10 @@ pub fn routes() -> Router<Arc<Node>> {
 }
 
 async fn admin_backup(State(node): State<Arc<Node>>) -> Response {
+    let slot = match node.heavy_reads.backup() {
+        Ok(s) => s,
+        Err(e) => return err(&node, e),
+    };
     let state = node.state.clone();
     let started = std::time::Instant::now();
     let exported = tokio::task::spawn_blocking(move || state.export_backup()).await;
@@ -63,15 +67,16 @@ async fn admin_backup(State(node): State<Arc<Node>>) -> Response {
     let file = tokio::fs::File::from_std(file);
     let head =
         futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(Bytes::from(line)) });
-    let rest = futures_util::stream::unfold(file, |mut file| async move {
+    // The stream holds the backup's slot until it has been sent (or the caller went away).
+    let rest = futures_util::stream::unfold((file, slot), |(mut file, slot)| async move {
         let mut buf = vec![0u8; CHUNK_BYTES];
         match file.read(&mut buf).await {
             Ok(0) => None,
             Ok(n) => {
                 buf.truncate(n);
-                Some((Ok(Bytes::from(buf)), file))
+                Some((Ok(Bytes::from(buf)), (file, slot)))
             }
-            Err(e) => Some((Err(e), file)),
+            Err(e) => Some((Err(e), (file, slot))),
         }
     });
     let body = Body::from_stream(futures_util::StreamExt::chain(head, rest));
