@@ -117,30 +117,26 @@ impl Client {
     /// Make learners `ids` voters too, the other voters staying: unlike
     /// [`Client::change_membership`] this never undoes a concurrent change.
     pub async fn add_voters(&self, ids: &[u64]) -> Result<(), Error> {
-        self.clone_without_batcher()
-            .admin(
-                "/v1/admin/membership",
-                serde_json::json!({"add_voters": ids}),
-            )
+        self.membership(serde_json::json!({"add_voters": ids}))
             .await
     }
 
     /// Remove voters `ids` from the membership, the other voters staying.
     pub async fn remove_voters(&self, ids: &[u64]) -> Result<(), Error> {
+        self.membership(serde_json::json!({"remove_voters": ids}))
+            .await
+    }
+
+    /// One `POST /v1/admin/membership` of `body`.
+    async fn membership(&self, body: serde_json::Value) -> Result<(), Error> {
         self.clone_without_batcher()
-            .admin(
-                "/v1/admin/membership",
-                serde_json::json!({"remove_voters": ids}),
-            )
+            .admin("/v1/admin/membership", body)
             .await
     }
 
     /// Make exactly `voters` the voting members (promote learners, remove the rest).
     pub async fn change_membership(&self, voters: &[u64]) -> Result<(), Error> {
-        let body = serde_json::json!({"voters": voters});
-        self.clone_without_batcher()
-            .admin("/v1/admin/membership", body)
-            .await
+        self.membership(serde_json::json!({"voters": voters})).await
     }
 
     /// Put a token on the cluster's deny-list (an admin operation committed through Raft; needs

@@ -354,6 +354,30 @@ fn flip_a_stored_byte(data: &Path, cf: &str, pick: Pick) -> std::path::PathBuf {
     panic!("the {cf} record is in no table file of its column family");
 }
 
+/// Start node 3 and wait until it answers; when it was started.
+async fn start_node_3_serving(c: &mut Cluster) -> Instant {
+    let started = Instant::now();
+    c.start(3);
+    wait_for("node 3 serves", Duration::from_secs(30), || async {
+        c.status(3).await.is_some()
+    })
+    .await;
+    started
+}
+
+/// Clearing node `id`'s safe mode is refused: its store does not read back clean.
+async fn clear_is_refused(c: &Cluster, id: u64) {
+    let (code, v) = c
+        .post(id, "/v1/admin/safe-mode/clear", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(
+        (code, v["error"]["reason"].as_str()),
+        (409, Some("safe_mode_check_failed")),
+        "{v}"
+    );
+}
+
 /// Start a cluster of three with accounts 1..=3 and 600 transfers, all applied everywhere; stop
 /// node 3 cleanly (SIGTERM: its state is on disk, not only in its log) and return the
 /// acknowledged transfer count.
@@ -379,12 +403,7 @@ async fn a_damaged_ledger_record_puts_the_node_in_checksum_mismatch_not_served()
     let mut acked = three_then_stop_node_3(&mut c, &mut next).await;
     flip_a_stored_byte(&c.dir.path().join("node-3"), "accounts", Pick::First);
 
-    let started = Instant::now();
-    c.start(3);
-    wait_for("node 3 serves", Duration::from_secs(30), || async {
-        c.status(3).await.is_some()
-    })
-    .await;
+    let started = start_node_3_serving(&mut c).await;
     let (code, v) = c.get(3, "/v1/accounts/1?consistency=stale").await.unwrap();
     assert_eq!(
         (code, v["error"]["reason"].as_str()),
@@ -404,15 +423,7 @@ async fn a_damaged_ledger_record_puts_the_node_in_checksum_mismatch_not_served()
         (503, &json!("checksum_mismatch")),
         "{v}"
     );
-    let (code, v) = c
-        .post(3, "/v1/admin/safe-mode/clear", json!({}))
-        .await
-        .unwrap();
-    assert_eq!(
-        (code, v["error"]["reason"].as_str()),
-        (409, Some("safe_mode_check_failed")),
-        "{v}"
-    );
+    clear_is_refused(&c, 3).await;
 
     let meanwhile = Instant::now();
     for _ in 0..5 {
@@ -440,12 +451,7 @@ async fn a_damaged_merkle_leaf_keeps_the_node_in_safe_mode_until_it_reads_back()
     let mut next = 10_000u128;
     three_then_stop_node_3(&mut c, &mut next).await;
     flip_a_stored_byte(&c.dir.path().join("node-3"), "leaves", Pick::First);
-    let started = Instant::now();
-    c.start(3);
-    wait_for("node 3 serves", Duration::from_secs(30), || async {
-        c.status(3).await.is_some()
-    })
-    .await;
+    let started = start_node_3_serving(&mut c).await;
     let size = c.status(3).await.unwrap()["tree_size"].clone();
     let size = size
         .as_str()
@@ -460,15 +466,7 @@ async fn a_damaged_merkle_leaf_keeps_the_node_in_safe_mode_until_it_reads_back()
         "{v}"
     );
     safe_mode_entered(&c, 3, "checksum_mismatch", started).await;
-    let (code, v) = c
-        .post(3, "/v1/admin/safe-mode/clear", json!({}))
-        .await
-        .unwrap();
-    assert_eq!(
-        (code, v["error"]["reason"].as_str()),
-        (409, Some("safe_mode_check_failed")),
-        "{v}"
-    );
+    clear_is_refused(&c, 3).await;
 }
 
 /// A log record damaged on disk (the last entry's table block): the node refuses to start —

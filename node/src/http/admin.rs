@@ -251,6 +251,18 @@ struct LearnerRequest {
     peer_addr: String,
 }
 
+/// A request body read under the size cap and decoded as JSON (`invalid_json` otherwise), with
+/// its bytes, which [`on_leader`] forwards as they came.
+async fn read_json<T: serde::de::DeserializeOwned>(
+    node: &Node,
+    body: Body,
+) -> Result<(T, axum::body::Bytes), ApiError> {
+    let bytes = read_body(node, body).await?;
+    let value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
+    Ok((value, bytes))
+}
+
 #[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RemoveLearnerRequest {
@@ -266,13 +278,9 @@ async fn admin_remove_learner(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let body = match read_body(&node, body).await {
-        Ok(b) => b,
-        Err(e) => return err(&node, e),
-    };
-    let req: RemoveLearnerRequest = match serde_json::from_slice(&body) {
+    let (req, body) = match read_json::<RemoveLearnerRequest>(&node, body).await {
         Ok(r) => r,
-        Err(e) => return err(&node, ApiError::bad_request("invalid_json", e.to_string())),
+        Err(e) => return err(&node, e),
     };
     if let Some(r) = on_leader(&node, &headers, "/v1/admin/learners/remove", body).await {
         return r;
@@ -347,13 +355,9 @@ async fn admin_add_learner(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let body = match read_body(&node, body).await {
-        Ok(b) => b,
-        Err(e) => return err(&node, e),
-    };
-    let req: LearnerRequest = match serde_json::from_slice(&body) {
+    let (req, body) = match read_json::<LearnerRequest>(&node, body).await {
         Ok(r) => r,
-        Err(e) => return err(&node, ApiError::bad_request("invalid_json", e.to_string())),
+        Err(e) => return err(&node, e),
     };
     if req.node_id == 0 {
         return err(
@@ -422,13 +426,9 @@ async fn admin_membership(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let body = match read_body(&node, body).await {
-        Ok(b) => b,
-        Err(e) => return err(&node, e),
-    };
-    let req: MembershipRequest = match serde_json::from_slice(&body) {
+    let (req, body) = match read_json::<MembershipRequest>(&node, body).await {
         Ok(r) => r,
-        Err(e) => return err(&node, ApiError::bad_request("invalid_json", e.to_string())),
+        Err(e) => return err(&node, e),
     };
     let change = match req.change() {
         Ok(c) => c,

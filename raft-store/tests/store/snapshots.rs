@@ -324,6 +324,24 @@ fn a_backup_restores_checked_and_a_lying_one_writes_nothing() {
     assert!(err.to_string().contains("not empty"), "{err}");
 }
 
+/// A backup directory at `at`: the exported stream `file` and `manifest`.
+fn write_backup_dir(
+    at: &std::path::Path,
+    mut file: std::fs::File,
+    manifest: &raft_store::backup::Manifest,
+) {
+    use std::io::Read;
+    std::fs::create_dir(at).unwrap();
+    let mut stream = Vec::new();
+    file.read_to_end(&mut stream).unwrap();
+    std::fs::write(at.join(raft_store::backup::STREAM_FILE), &stream).unwrap();
+    std::fs::write(
+        at.join(raft_store::backup::MANIFEST_FILE),
+        serde_json::to_vec(manifest).unwrap(),
+    )
+    .unwrap();
+}
+
 /// A backup whose only voter is the restoring node's id is refused for seeding: started, that
 /// node would be a quorum on its own and take writes the cluster never sees. Another id seeds.
 #[test]
@@ -331,7 +349,6 @@ fn seeding_a_node_that_is_the_backups_only_voter_is_refused() {
     use openraft::{EntryPayload, Membership};
     use raft_store::backup::{self, Manifest, RestoreMode};
     use raft_store::NodeInfo;
-    use std::io::Read;
     let dir = tempfile::tempdir().unwrap();
     let source = RocksBackend::open(&dir.path().join("s")).unwrap();
     let nodes: std::collections::BTreeMap<u64, NodeInfo> = [(
@@ -348,17 +365,9 @@ fn seeding_a_node_that_is_the_backups_only_voter_is_refused() {
         workload_entry(45, 2, 20),
     ];
     StateMachine::<TypeConfig, _>::apply_blocking(&source, entries).unwrap();
-    let (summary, mut file) = source.export_backup().unwrap();
+    let (summary, file) = source.export_backup().unwrap();
     let at = dir.path().join("b");
-    std::fs::create_dir(&at).unwrap();
-    let mut stream = Vec::new();
-    file.read_to_end(&mut stream).unwrap();
-    std::fs::write(at.join(backup::STREAM_FILE), &stream).unwrap();
-    std::fs::write(
-        at.join(backup::MANIFEST_FILE),
-        serde_json::to_vec(&Manifest::new(&summary, "c1", 1, "test")).unwrap(),
-    )
-    .unwrap();
+    write_backup_dir(&at, file, &Manifest::new(&summary, "c1", 1, "test"));
     let target = dir.path().join("t9");
     let err = backup::restore(&at, &target, "c1", RestoreMode::Seed { node_id: 9 }).unwrap_err();
     assert!(err.to_string().contains("only voter"), "{err}");
@@ -377,7 +386,6 @@ fn a_backup_of_an_advanced_cluster_is_format_4_and_restores_with_its_version() {
     use openraft::EntryPayload;
     use raft_store::backup::{self, Manifest, RestoreMode};
     use raft_store::{AdminCommand, Command};
-    use std::io::Read;
     let dir = tempfile::tempdir().unwrap();
     let source = RocksBackend::open(&dir.path().join("s")).unwrap();
     let mut entries: Vec<_> = (1..=4).map(|i| workload_entry(44, i, 50)).collect();
@@ -387,7 +395,7 @@ fn a_backup_of_an_advanced_cluster_is_format_4_and_restores_with_its_version() {
         EntryPayload::Normal(Command::Admin(AdminCommand::SetClusterVersion(2))),
     ));
     StateMachine::<TypeConfig, _>::apply_blocking(&source, entries).unwrap();
-    let (summary, mut file) = source.export_backup().unwrap();
+    let (summary, file) = source.export_backup().unwrap();
     assert_eq!(summary.cluster_version, 2);
     assert_eq!(
         summary.digest,
@@ -398,15 +406,7 @@ fn a_backup_of_an_advanced_cluster_is_format_4_and_restores_with_its_version() {
     assert_eq!(manifest.snapshot_format, 4);
     assert_eq!(manifest.storage_format, raft_store::STORAGE_FORMAT);
     let at = dir.path().join("b");
-    std::fs::create_dir(&at).unwrap();
-    let mut stream = Vec::new();
-    file.read_to_end(&mut stream).unwrap();
-    std::fs::write(at.join(backup::STREAM_FILE), &stream).unwrap();
-    std::fs::write(
-        at.join(backup::MANIFEST_FILE),
-        serde_json::to_vec(&manifest).unwrap(),
-    )
-    .unwrap();
+    write_backup_dir(&at, file, &manifest);
     let target = dir.path().join("t");
     backup::restore(&at, &target, "c1", RestoreMode::Seed { node_id: 9 }).unwrap();
     let store = RocksBackend::open(&target).unwrap();
