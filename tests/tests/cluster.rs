@@ -375,6 +375,16 @@ async fn membership_grows_to_five_and_shrinks_to_three_under_writes() {
         .await
         .unwrap();
     assert_eq!(code, 200, "{v}");
+    // Again: 5 is no voter any more, and the no-op is named, not answered 200.
+    let (code, v) = c
+        .post(3, "/v1/admin/membership", json!({"remove_voters": [5]}))
+        .await
+        .unwrap();
+    assert_eq!(
+        (code, v["error"]["reason"].as_str()),
+        (409, Some("membership_change_failed")),
+        "{v}"
+    );
     let (code, text) = ronctl(&["cluster", "remove", "4"]);
     assert_eq!(code, 0, "remove 4: {text}");
     let (code, text) = ronctl(&["cluster", "remove", "4"]);

@@ -121,8 +121,9 @@ async fn recheck(node: &Arc<Node>, reason: &str) -> Result<String, String> {
     Ok(checked.join("; "))
 }
 
-/// Entries read back in one piece of the log check.
-const READ_BACK_ENTRIES: u64 = 256;
+/// Entries read back in one piece of the log check: one entry can hold up to
+/// `ledger::limits::ENTRY_EVENTS_MAX` events (a few MiB), so a few at a time.
+const READ_BACK_ENTRIES: u64 = 8;
 
 /// Every log entry the node holds, decoded and checked (checksum, its own index, no gap), a
 /// bounded chunk at a time. Returns how many.
@@ -436,6 +437,22 @@ async fn admin_membership(
     };
     if let Some(r) = on_leader(&node, &headers, "/v1/admin/membership", body).await {
         return r;
+    }
+    // Removing an id that is not a voter would change nothing and answer 200: name it instead
+    // (checked on the leader, against the membership it holds).
+    if let openraft::ChangeMembers::RemoveVoters(ids) = &change {
+        let metrics = node.raft.metrics().borrow().clone();
+        let voters: BTreeSet<NodeId> = metrics.membership_config.membership().voter_ids().collect();
+        if let Some(id) = ids.iter().find(|id| !voters.contains(id)) {
+            return err(
+                &node,
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "membership_change_failed",
+                    format!("node {id} is not a voter (a learner is removed with POST /v1/admin/learners/remove)"),
+                ),
+            );
+        }
     }
     let wait = std::time::Duration::from_millis(node.config.limits.write_timeout_ms);
     match tokio::time::timeout(wait, node.raft.change_membership(change, false)).await {

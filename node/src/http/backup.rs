@@ -35,10 +35,12 @@ async fn admin_backup(State(node): State<Arc<Node>>) -> Response {
     };
     let state = node.state.clone();
     let started = std::time::Instant::now();
-    let exported = tokio::task::spawn_blocking(move || state.export_backup()).await;
-    let (summary, file) = match exported {
-        Ok(Ok(done)) => done,
-        Ok(Err(e)) => {
+    // The slot goes with the export: a blocking task is not cancelled when the caller goes
+    // away, so the slot must not be freed before the export (a full copy on disk) has ended.
+    let exported = tokio::task::spawn_blocking(move || (state.export_backup(), slot)).await;
+    let (summary, file, slot) = match exported {
+        Ok((Ok((summary, file)), slot)) => (summary, file, slot),
+        Ok((Err(e), _)) => {
             return err(
                 &node,
                 ApiError::new(

@@ -66,7 +66,14 @@ pub(crate) async fn run(
             Ok(())
         }
         ClusterCmd::ClearSafeMode { node_addr } => {
-            let answer = client
+            // The node reads its whole store back before it answers: on a large ledger that
+            // takes minutes, so this one call waits up to CLEAR_SAFE_MODE_TIMEOUT (the node
+            // does not cut it at its request deadline either).
+            let mut config = opts.config()?;
+            config.request_timeout = CLEAR_SAFE_MODE_TIMEOUT;
+            config.retry_total = config.retry_total.max(CLEAR_SAFE_MODE_TIMEOUT);
+            let patient = Client::new(config)?;
+            let answer = patient
                 .clear_safe_mode_of(crate::common::bare_addr(&node_addr))
                 .await?;
             if json {
@@ -100,6 +107,9 @@ pub(crate) async fn run(
         }
     }
 }
+
+/// How long `ronctl cluster clear-safe-mode` waits for the node's re-check.
+const CLEAR_SAFE_MODE_TIMEOUT: Duration = Duration::from_secs(1800);
 
 /// `ronctl cluster status`: one row per node; exit 4 when none answered.
 async fn status(client: &Client, json: bool) -> Result<(), Fail> {
