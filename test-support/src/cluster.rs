@@ -378,6 +378,25 @@ impl Cluster {
         Some((status, r.json().await.ok()?))
     }
 
+    /// POST `body` to `path` on node `id` and assert it is refused with `status` and `reason`
+    /// (the answer is returned for further checks).
+    pub async fn post_refused(
+        &self,
+        id: u64,
+        path: &str,
+        body: Value,
+        status: u16,
+        reason: &str,
+    ) -> Value {
+        let (code, v) = self.post(id, path, body).await.expect("an answer");
+        assert_eq!(
+            (code, v["error"]["reason"].as_str()),
+            (status, Some(reason)),
+            "POST {path}: {v}"
+        );
+        v
+    }
+
     pub async fn status(&self, id: u64) -> Option<Value> {
         self.get(id, "/v1/status").await.map(|(_, v)| v)
     }

@@ -367,15 +367,14 @@ async fn start_node_3_serving(c: &mut Cluster) -> Instant {
 
 /// Clearing node `id`'s safe mode is refused: its store does not read back clean.
 async fn clear_is_refused(c: &Cluster, id: u64) {
-    let (code, v) = c
-        .post(id, "/v1/admin/safe-mode/clear", json!({}))
-        .await
-        .unwrap();
-    assert_eq!(
-        (code, v["error"]["reason"].as_str()),
-        (409, Some("safe_mode_check_failed")),
-        "{v}"
-    );
+    c.post_refused(
+        id,
+        "/v1/admin/safe-mode/clear",
+        json!({}),
+        409,
+        "safe_mode_check_failed",
+    )
+    .await;
 }
 
 /// Start a cluster of three with accounts 1..=3 and 600 transfers, all applied everywhere; stop
