@@ -63,6 +63,15 @@ impl std::fmt::Display for Hash {
 
 /// Hash of a leaf's data.
 pub fn leaf_hash(data: &[u8]) -> Hash {
+    // Every leaf apply writes fits the buffer: one call over contiguous bytes is cheaper than
+    // two incremental updates (measured, `apply_bench --only core` under callgrind).
+    let mut buf = [0u8; 2 + crate::canonical::RECORD_LEAF_BYTES];
+    if let Some(body) = buf.get_mut(2..2 + data.len()) {
+        body.copy_from_slice(data);
+        buf[0] = LEAF_PREFIX;
+        buf[1] = MERKLE_VERSION;
+        return Hash(*blake3::hash(&buf[..2 + data.len()]).as_bytes());
+    }
     let mut h = blake3::Hasher::new();
     h.update(&[LEAF_PREFIX, MERKLE_VERSION]);
     h.update(data);

@@ -76,6 +76,42 @@ pub struct Changes {
     pub meta: LedgerMeta,
 }
 
+/// The two secondary indexes whose entries, merged, are an account's history.
+const ACCOUNT_SIDES: [IndexField; 2] = [
+    IndexField::TransferDebitAccount,
+    IndexField::TransferCreditAccount,
+];
+
+/// Two timelines merged in timestamp order.
+struct Merged<'a> {
+    a: &'a [(u64, u128)],
+    b: &'a [(u64, u128)],
+}
+
+impl Merged<'_> {
+    /// Drop the entries older than `timestamp`.
+    fn skip_before(&mut self, timestamp: u64) {
+        for side in [&mut self.a, &mut self.b] {
+            *side = &side[side.partition_point(|(t, _)| *t < timestamp)..];
+        }
+    }
+}
+
+impl Iterator for Merged<'_> {
+    type Item = (u64, u128);
+
+    fn next(&mut self) -> Option<(u64, u128)> {
+        let take_a = match (self.a.first(), self.b.first()) {
+            (Some(a), Some(b)) => a.0 <= b.0,
+            (a, _) => a.is_some(),
+        };
+        let side = if take_a { &mut self.a } else { &mut self.b };
+        let (first, rest) = side.split_first()?;
+        *side = rest;
+        Some(*first)
+    }
+}
+
 /// A map keyed by account or transfer id. Ids are chosen by clients, so the hash is seeded at
 /// random per map (never iterated where order could matter: every listing sorts).
 pub(crate) type IdMap<V> = HashMap<u128, V, foldhash::fast::RandomState>;
@@ -88,9 +124,9 @@ pub struct MemoryState {
     transfers: IdMap<TransferRecord>,
     statuses: IdMap<TransferStatus>,
     expiry: BTreeSet<ExpiryKey>,
-    /// Per account, the transfers that touched it, by timestamp.
-    history: Timelines<u128, u128>,
     /// The secondary indexes (see the `query` module): per (field, value), ids by timestamp.
+    /// An account's history (the transfers that touched it) is not kept apart: it is its
+    /// debit- and credit-account timelines merged, as a RocksDB store of format 2 reads it.
     index: Timelines<(IndexField, u128), u128>,
     /// Balance history of accounts with the `history` flag, per account.
     balances: Timelines<u128, BalanceEntry>,
@@ -121,9 +157,8 @@ impl MemoryState {
             self.expiry.remove(&key);
         }
         self.expiry.extend(changes.expiry_put);
-        for (k, id) in changes.history {
-            self.history.insert(k.account_id, k.timestamp, id);
-        }
+        // `changes.history` repeats the debit- and credit-account entries of `changes.index`
+        // (the history is read from those: see `history_of`); only a format-1 store keeps it.
         for (k, id) in changes.index {
             self.index.insert((k.field, k.value), k.timestamp, id);
         }
@@ -176,17 +211,41 @@ impl MemoryState {
         self.expiry.iter()
     }
 
-    /// The history index in key order.
+    /// The history index in key order: each account's debit- and credit-account entries, merged.
     pub fn history_index(&self) -> impl Iterator<Item = (HistoryKey, u128)> + '_ {
-        self.history.iter().map(|(account_id, timestamp, id)| {
-            (
-                HistoryKey {
-                    account_id,
-                    timestamp,
-                },
-                id,
-            )
+        let mut accounts: Vec<u128> = self
+            .index
+            .keys()
+            .filter(|(field, _)| ACCOUNT_SIDES.contains(field))
+            .map(|(_, account)| *account)
+            .collect();
+        accounts.sort_unstable();
+        accounts.dedup();
+        accounts.into_iter().flat_map(move |account_id| {
+            self.history_of(account_id).map(move |(timestamp, id)| {
+                (
+                    HistoryKey {
+                        account_id,
+                        timestamp,
+                    },
+                    id,
+                )
+            })
         })
+    }
+
+    /// The transfers that touched `account_id`, oldest first: its debit- and credit-account
+    /// timelines merged (a transfer debits and credits two different accounts, and no two
+    /// transfers share a timestamp).
+    fn history_of(&self, account_id: u128) -> Merged<'_> {
+        Merged {
+            a: self
+                .index
+                .of(&(IndexField::TransferDebitAccount, account_id)),
+            b: self
+                .index
+                .of(&(IndexField::TransferCreditAccount, account_id)),
+        }
     }
 
     /// The first (`Asc`) or last (`Desc`) history entry of `account_id` from `timestamp` on.
@@ -196,7 +255,13 @@ impl MemoryState {
         timestamp: u64,
         order: Order,
     ) -> Option<(u64, u128)> {
-        self.history.seek(&account_id, timestamp, order)
+        let [debit, credit] =
+            ACCOUNT_SIDES.map(|field| self.index.seek(&(field, account_id), timestamp, order));
+        match (debit, credit, order) {
+            (Some(d), Some(c), Order::Asc) => Some(if d.0 <= c.0 { d } else { c }),
+            (Some(d), Some(c), Order::Desc) => Some(if d.0 >= c.0 { d } else { c }),
+            (one, other, _) => one.or(other),
+        }
     }
 
     /// The first (`Asc`) or last (`Desc`) entry of one secondary index from `timestamp` on.
@@ -262,13 +327,12 @@ impl MemoryState {
 
     /// Transfers that touched `account_id` with timestamps in `[from, to]`, oldest first.
     pub fn account_history(&self, account_id: u128, from: u64, to: u64, limit: usize) -> Vec<u128> {
-        let entries = self.history.of(&account_id);
-        let start = entries.partition_point(|(t, _)| *t < from);
-        entries[start..]
-            .iter()
+        let mut entries = self.history_of(account_id);
+        entries.skip_before(from);
+        entries
             .take_while(|(t, _)| *t <= to)
             .take(limit)
-            .map(|(_, id)| *id)
+            .map(|(_, id)| id)
             .collect()
     }
 

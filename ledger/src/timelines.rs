@@ -43,6 +43,11 @@ impl<K: Ord + Hash + Copy, V: Copy> Timelines<K, V> {
         self.0.get(key).map_or(&[], Vec::as_slice)
     }
 
+    /// Every key (in no particular order).
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &K> + '_ {
+        self.0.keys()
+    }
+
     /// The first entry of `key` at or after `timestamp` (`Asc`), or the last at or before it
     /// (`Desc`).
     pub(crate) fn seek(&self, key: &K, timestamp: u64, order: Order) -> Option<(u64, V)> {
