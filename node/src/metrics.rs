@@ -214,7 +214,7 @@ fn metrics() -> &'static Metrics {
                 "raft_apply_lag",
                 "Entries committed but not yet applied on the node (at scrape time).",
             ),
-            is_leader: gauge(&registry, "raft_is_leader", "1 while the node leads (at scrape time)."),
+            is_leader: gauge(&registry, "raft_is_leader", "1 while the node leads and a quorum acknowledged it within twice the election timeout (at scrape time)."),
             replication_lag: gauge_vec(
                 &registry,
                 "raft_replication_lag",

@@ -129,9 +129,37 @@ impl Node {
         })
     }
 
-    /// The current leader's id, if known.
+    /// The current leader's id, if this node can vouch for it now ([`Node::leader_now`]).
     pub fn leader_id(&self) -> Option<NodeId> {
-        self.raft.metrics().borrow().current_leader
+        self.leader_now()
+    }
+
+    /// How long this node vouches for a leader without fresh proof that it still leads: twice
+    /// the longest election timeout.
+    pub fn leader_vouch_window(&self) -> Duration {
+        Duration::from_millis(self.config.raft.election_timeout_max_ms.saturating_mul(2))
+    }
+
+    /// The leader as this node can vouch for it now. openraft 0.9 keeps a leader leading, and a
+    /// follower keeps naming its last leader, however long the rest of the cluster is silent;
+    /// so this node names itself only while a quorum acknowledged it within
+    /// [`Node::leader_vouch_window`], and another node only while it accepted an append or a
+    /// snapshot chunk from a leader within that window. Readiness, `/v1/status`,
+    /// `raft_is_leader` and the leader hints of answers all use it: a leader cut off from its
+    /// quorum, or a follower whose leader died, reports no leader.
+    pub fn leader_now(&self) -> Option<NodeId> {
+        let (state, leader, acked_ms) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            (m.state, m.current_leader, m.millis_since_quorum_ack)
+        };
+        let window = self.leader_vouch_window();
+        if state == ServerState::Leader {
+            return acked_ms
+                .filter(|ms| u128::from(*ms) < window.as_millis())
+                .map(|_| self.id);
+        }
+        leader.filter(|l| *l != self.id && self.leader_contact.recent(window))
     }
 
     /// Whether this node is the leader now.

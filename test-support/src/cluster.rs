@@ -366,6 +366,16 @@ impl Cluster {
         Some((status, r.json().await.ok()?))
     }
 
+    /// The value of the unlabelled Prometheus sample `name` in node `id`'s `/metrics`.
+    pub async fn metric(&self, id: u64, name: &str) -> Option<f64> {
+        let r = self.http.get(self.url(id, "/metrics")).send().await.ok()?;
+        let text = r.text().await.ok()?;
+        text.lines().find_map(|l| {
+            let (key, value) = l.split_once(' ')?;
+            (key == name).then(|| value.trim().parse().ok())?
+        })
+    }
+
     pub async fn post(&self, id: u64, path: &str, body: Value) -> Option<(u16, Value)> {
         let r = self
             .http

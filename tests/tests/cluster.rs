@@ -738,3 +738,81 @@ async fn a_node_that_lost_its_data_does_not_vote_until_it_is_replaced() {
     next += 1;
     transfer(&c, next, &rest).await;
 }
+
+async fn ready(c: &Cluster, id: u64) -> bool {
+    matches!(c.get(id, "/readyz").await, Some((200, _)))
+}
+
+/// `/readyz` answers 503 `no_leader` and `/v1/status` names no leader.
+async fn no_leader(c: &Cluster, id: u64) -> bool {
+    let Some((code, v)) = c.get(id, "/readyz").await else {
+        return false;
+    };
+    let status = c.status(id).await.unwrap_or_default();
+    code == 503
+        && v["reasons"]
+            .as_array()
+            .is_some_and(|r| r.contains(&json!("no_leader")))
+        && status["leader"].is_null()
+}
+
+/// A leader cut off from its quorum, and a follower whose leader died, stop vouching for a
+/// leader within twice the election timeout: `/readyz` answers 503 `no_leader`,
+/// `/v1/status` names no leader and `raft_is_leader` drops to 0 (the no-leader alert fires).
+/// openraft 0.9 alone keeps both reporting the old leader for ever. With the quorum back,
+/// all three are ready again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_its_quorum_or_its_leader_reports_no_leader() {
+    let _serial = SERIAL.lock().await;
+    let mut c = Cluster::new(3, "");
+    c.start_three_with_accounts(3).await;
+    let leader = c.leader(&[1, 2, 3]).await;
+    for id in 1..=3 {
+        wait_for("every node ready", Duration::from_secs(20), || {
+            ready(&c, id)
+        })
+        .await;
+    }
+    assert_eq!(c.metric(leader, "raft_is_leader").await, Some(1.0));
+
+    // Both followers go: the leader still leads in openraft's eyes, but has no quorum.
+    let followers: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    for id in &followers {
+        c.kill(*id);
+    }
+    wait_for(
+        "the isolated leader reports no leader",
+        Duration::from_secs(20),
+        || no_leader(&c, leader),
+    )
+    .await;
+    let s = c.status(leader).await.unwrap();
+    assert_eq!(s["role"], "leader", "openraft still has it leading: {s}");
+    assert_eq!(c.metric(leader, "raft_is_leader").await, Some(0.0));
+
+    // The quorum comes back: a leader is vouched for again everywhere.
+    for id in &followers {
+        c.start(*id);
+    }
+    let leader = c.leader(&[1, 2, 3]).await;
+    for id in 1..=3 {
+        wait_for("every node ready again", Duration::from_secs(30), || {
+            ready(&c, id)
+        })
+        .await;
+    }
+    assert_eq!(c.metric(leader, "raft_is_leader").await, Some(1.0));
+
+    // The leader and one follower go: the last follower stops naming the dead leader.
+    let survivor = (1..=3).find(|id| *id != leader).unwrap();
+    let other = (1..=3).find(|id| *id != leader && *id != survivor).unwrap();
+    c.kill(other);
+    c.kill(leader);
+    wait_for(
+        "the last follower reports no leader",
+        Duration::from_secs(20),
+        || no_leader(&c, survivor),
+    )
+    .await;
+    assert_eq!(c.metric(survivor, "raft_is_leader").await, Some(0.0));
+}

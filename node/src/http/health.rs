@@ -64,7 +64,7 @@ fn not_ready(o: Observed, r: &ReadinessSection) -> Vec<&'static str> {
 async fn readyz(State(node): State<Arc<Node>>) -> Response {
     let m = node.raft.metrics().borrow().clone();
     let observed = Observed {
-        leader_known: m.current_leader.is_some(),
+        leader_known: node.leader_now().is_some(),
         safe_mode: node.safe_mode().is_some(),
         queue_depth: node.sequencer.depth(),
         queue_max: node.config.limits.queue_requests_max as u64,
@@ -136,7 +136,7 @@ async fn status(State(node): State<Arc<Node>>) -> Response {
         "cluster_id": node.config.cluster_id,
         "role": role,
         "term": m.current_term,
-        "leader": m.current_leader,
+        "leader": node.leader_now(),
         "last_log_index": m.last_log_index,
         "committed_index": committed,
         "applied_index": applied_index,
@@ -202,7 +202,7 @@ pub(crate) async fn metrics(State(node): State<Arc<Node>>) -> Response {
         term: m.current_term,
         last_log_index,
         committed_index: committed_index(&node).unwrap_or(0),
-        leader: m.state == openraft::ServerState::Leader,
+        leader: node.leader_now() == Some(node.id),
         replication_lag,
         disk: node.log.disk_stats(),
         filesystem: filesystem(&node),
