@@ -436,6 +436,14 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     if c.node_id == 0 {
         return bad("node_id", "must be 1 or more");
     }
+    for (key, addr) in [
+        ("advertise_api_addr", &c.advertise_api_addr),
+        ("advertise_peer_addr", &c.advertise_peer_addr),
+    ] {
+        if let Some(Err(reason)) = addr.as_deref().map(check_host_port) {
+            return bad(key, &reason);
+        }
+    }
     if c.cluster_id.is_empty() || c.cluster_id.len() > 64 {
         return bad("cluster_id", "must be 1 to 64 characters");
     }
@@ -576,6 +584,43 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// A member address as peers and clients dial it: `host:port`, the host a DNS name, an IPv4
+/// address or a bracketed IPv6 address, the port 1 to 65535.
+pub fn check_host_port(addr: &str) -> Result<(), String> {
+    let bad = || {
+        Err(format!(
+            "{addr:?} is not host:port (a DNS name, IPv4 address or [IPv6] address, then a port \
+             from 1 to 65535)"
+        ))
+    };
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        return bad();
+    };
+    let port_ok = !port.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && port.parse::<u16>().is_ok_and(|p| p > 0);
+    let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        v6.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        !host.is_empty()
+            && host.len() <= 253
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            })
+    };
+    if port_ok && host_ok {
+        Ok(())
+    } else {
+        bad()
+    }
+}
+
 impl Config {
     /// The address clients should use for this node.
     pub fn public_api_addr(&self) -> String {
@@ -595,6 +640,34 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn member_addresses_must_be_host_and_port() {
+        for ok in [
+            "127.0.0.1:7001",
+            "node-1.ledger.svc:7101",
+            "[::1]:7001",
+            "localhost:65535",
+        ] {
+            assert_eq!(check_host_port(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "not an addr",
+            "127.0.0.1",
+            "127.0.0.1:0",
+            "127.0.0.1:65536",
+            "127.0.0.1:+80",
+            ":7001",
+            "http://x:7001",
+            "::1:7001",
+            "a..b:7001",
+            "-a:7001",
+            "[zz]:7001",
+        ] {
+            assert!(check_host_port(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 
     fn base() -> Vec<(String, String)> {
         vec![

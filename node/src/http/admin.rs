@@ -220,6 +220,11 @@ async fn admin_init(State(node): State<Arc<Node>>, body: Body) -> Response {
             Err(e) => return err(&node, ApiError::bad_request("invalid_json", e.to_string())),
         }
     };
+    for info in req.members.values() {
+        if let Err(e) = check_member_addrs(&info.api_addr, &info.peer_addr) {
+            return err(&node, e);
+        }
+    }
     let mut members = req.members;
     if members.is_empty() {
         members.insert(
@@ -366,6 +371,9 @@ async fn admin_add_learner(
             ApiError::bad_request("invalid_request", "node_id must be 1 or more"),
         );
     }
+    if let Err(e) = check_member_addrs(&req.api_addr, &req.peer_addr) {
+        return err(&node, e);
+    }
     if let Some(r) = on_leader(&node, &headers, "/v1/admin/learners", body).await {
         return r;
     }
@@ -401,25 +409,62 @@ async fn admin_add_learner(
             );
         }
     }
+    // openraft's own wait for a blocking add gives up after 500 ms and reports success anyway,
+    // so the node waits itself: until the leader has matched the learner's log up to the entry
+    // that added it (by appends or a snapshot install).
     let wait = std::time::Duration::from_millis(node.config.limits.write_timeout_ms);
-    let added = match tokio::time::timeout(wait, node.raft.add_learner(req.node_id, info, true)).await {
-        Ok(r) => r,
-        Err(_) => {
-            return err(
-                &node,
-                ApiError::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "timeout",
-                    "the learner was not confirmed caught up in time; it stays added and keeps catching up (see /v1/status)",
-                )
-                .retry_after(1),
-            )
+    let deadline = tokio::time::Instant::now() + wait;
+    let added =
+        match tokio::time::timeout(wait, node.raft.add_learner(req.node_id, info, false)).await {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(e)) => return err(&node, membership_error(e)),
+            Err(_) => return err(&node, learner_timeout()),
+        };
+    let index = added.log_id.index;
+    let id = req.node_id;
+    let caught_up = node
+        .raft
+        .wait(Some(
+            deadline.saturating_duration_since(tokio::time::Instant::now()),
+        ))
+        .metrics(
+            |m| {
+                m.replication
+                    .as_ref()
+                    .and_then(|r| r.get(&id))
+                    .is_some_and(|matched| matched.is_some_and(|l| l.index >= index))
+            },
+            "the learner matched the leader's log",
+        )
+        .await;
+    match caught_up {
+        Ok(_) => Json(json!({"log_index": index})).into_response(),
+        Err(openraft::metrics::WaitError::Timeout(..)) => err(&node, learner_timeout()),
+        Err(openraft::metrics::WaitError::ShuttingDown) => {
+            err(&node, ApiError::safe_mode("raft is shutting down"))
         }
-    };
-    match added {
-        Ok(resp) => Json(json!({"log_index": resp.log_id.index})).into_response(),
-        Err(e) => err(&node, membership_error(e)),
     }
+}
+
+/// The learner was added but not seen caught up within the write timeout.
+fn learner_timeout() -> ApiError {
+    ApiError::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "timeout",
+        "the learner was not confirmed caught up in time; it stays added and keeps catching up \
+         (send the same request again to wait for it, or see /v1/status)",
+    )
+    .retry_after(1)
+}
+
+/// Both addresses of a member to be, as `host:port`.
+fn check_member_addrs(api_addr: &str, peer_addr: &str) -> Result<(), ApiError> {
+    for (field, addr) in [("api_addr", api_addr), ("peer_addr", peer_addr)] {
+        crate::config::check_host_port(addr).map_err(|reason| {
+            ApiError::bad_request("invalid_request", format!("{field}: {reason}"))
+        })?;
+    }
+    Ok(())
 }
 
 async fn admin_membership(

@@ -5,7 +5,7 @@
 use crate::error::ApiError;
 use crate::http::respond::err;
 use crate::node::Node;
-use crate::seam::{Call, FORWARDED_HEADER};
+use crate::seam::{Call, CallError, FORWARDED_HEADER};
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -57,6 +57,30 @@ async fn proxy_post(
     proxy(node, "POST", leader, path, body.to_vec(), authorization).await
 }
 
+/// How long a relayed request waits for the leader: longer than the leader's own wait for a
+/// write or membership change (`limits.write_timeout_ms`), so that its answer — a 504 included —
+/// reaches the caller, and shorter than the caller's request deadline
+/// (`limits.request_timeout_ms`): halfway between the two.
+fn relay_timeout(limits: &crate::config::LimitsSection) -> std::time::Duration {
+    let (write, request) = (limits.write_timeout_ms, limits.request_timeout_ms);
+    std::time::Duration::from_millis(write + request.saturating_sub(write) / 2)
+}
+
+/// A relay that never reached the leader is `no_leader` (nothing happened: retry); one that
+/// reached it and got no answer has an unknown outcome (504 `timeout`).
+fn relay_error(e: CallError) -> ApiError {
+    match e {
+        CallError::Unreachable(_) => ApiError::no_leader(),
+        CallError::Timeout | CallError::Network(_) => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            "the leader did not answer the relayed request in time; its outcome is unknown \
+             (sending it again is safe)",
+        )
+        .retry_after(1),
+    }
+}
+
 /// Relay a request to the leader's API and its answer back, unchanged.
 async fn proxy(
     node: &Node,
@@ -81,10 +105,10 @@ async fn proxy(
             path: path.to_string(),
             headers,
             body,
-            timeout: std::time::Duration::from_millis(node.config.limits.write_timeout_ms),
+            timeout: relay_timeout(&node.config.limits),
         })
         .await
-        .map_err(|_| ApiError::no_leader())?;
+        .map_err(relay_error)?;
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut out = (
         status,
