@@ -86,6 +86,11 @@ enum Command {
     /// it, then add the other nodes as learners and promote them.
     ///
     /// Example: ron-ledger restore --config /etc/ron-ledger/node1.toml --backup /backups/b1 --new-cluster
+    #[command(group(
+        clap::ArgGroup::new("mode")
+            .required(true)
+            .args(["as_seed", "new_cluster"])
+    ))]
     Restore {
         /// TOML configuration file of the node (as for `start`): data_dir, node_id, cluster_id
         /// and addresses come from it.
@@ -101,11 +106,7 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
         /// Keep the backup's membership (seeding a member of the running cluster).
-        #[arg(
-            long,
-            conflicts_with = "new_cluster",
-            required_unless_present = "new_cluster"
-        )]
+        #[arg(long)]
         as_seed: bool,
         /// Make this node the only voter of a new membership (disaster recovery).
         #[arg(long)]

@@ -118,7 +118,7 @@ pub(crate) async fn run(
                     &page.transfers.iter().map(transfer_row).collect::<Vec<_>>(),
                 );
                 if let Some(n) = page.next_from {
-                    println!("more: --from {n}");
+                    out!("more: --from {n}");
                 }
             }
             Ok(())

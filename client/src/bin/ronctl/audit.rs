@@ -33,7 +33,7 @@ pub(crate) async fn export(
             "from": bundle.from.to_string(), "to": bundle.to.to_string(),
             "events": bundle.events.len(), "checkpoint": cp}));
     } else {
-        println!(
+        out!(
             "wrote {} events [{}, {}) against checkpoint size {} root {} signed by {} to {} (not verified; run ronctl verify)",
             bundle.events.len(),
             bundle.from,
@@ -76,11 +76,11 @@ pub(crate) fn verify(
                     "to": bundle.to.to_string(), "report": report}),
                 );
             } else {
-                println!(
+                out!(
                     "OK: {} events [{}, {}) verified against checkpoint size {} root {} signed by {}",
                     report.events, bundle.from, bundle.to, report.tree_size, report.root, report.kid
                 );
-                println!(
+                out!(
                     "    {} accounts, {} transfers, {} expiries, {} rejected; cluster {}, time {}",
                     report.accounts,
                     report.transfers,
@@ -96,7 +96,7 @@ pub(crate) fn verify(
             if json {
                 print_json(&serde_json::json!({"ok": false, "error": why}));
             } else {
-                println!("FAILED: {why}");
+                out!("FAILED: {why}");
             }
             Err(Fail::NotAllOk)
         }
@@ -184,7 +184,7 @@ pub(crate) async fn keys(client: &Client, out: &Path, json: bool) -> Result<(), 
     if json {
         print_json(&merged);
     } else {
-        println!(
+        out!(
             "wrote {} keys ({}) of cluster {} to {}",
             merged.keys.len(),
             merged.keys.keys().cloned().collect::<Vec<_>>().join(", "),

@@ -177,12 +177,12 @@ pub(crate) async fn run(client: &Client, a: BenchArgs, json: bool) -> Result<(),
     if json {
         print_json(&result);
     } else {
-        println!("{} transfers in {:.2} s = {:.0} committed transfers/s ({} requests of {}, concurrency {})",
+        out!("{} transfers in {:.2} s = {:.0} committed transfers/s ({} requests of {}, concurrency {})",
             a.transfers, secs, a.transfers as f64 / secs, hist.len(), a.batch, a.concurrency);
         if let Some(rate) = a.rate {
-            println!("offered {rate:.0} transfers/s (open loop; latency counted from each request's due time)");
+            out!("offered {rate:.0} transfers/s (open loop; latency counted from each request's due time)");
         }
-        println!(
+        out!(
             "request latency ms: p50 {:.1}  p95 {:.1}  p99 {:.1}  max {:.1}",
             ms(0.50),
             ms(0.95),
@@ -190,7 +190,7 @@ pub(crate) async fn run(client: &Client, a: BenchArgs, json: bool) -> Result<(),
             hist.max() as f64 / 1000.0
         );
         if not_ok > 0 {
-            println!("{not_ok} transfers were not ok");
+            out!("{not_ok} transfers were not ok");
         }
     }
     if let Some(path) = a.out {

@@ -86,7 +86,8 @@ pub enum CapCmd {
 /// Caveats given as flags.
 #[derive(clap::Args)]
 pub struct CaveatArgs {
-    /// Allowed operations: accounts.create, transfers.create, admin (comma-separated).
+    /// Allowed operations: accounts.create, transfers.create, transfers.reverse, admin
+    /// (comma-separated).
     #[arg(long)]
     ops: Option<String>,
     /// Accounts that may be debited (comma-separated ids).
@@ -187,7 +188,7 @@ fn now_secs() -> u64 {
 fn emit(token: &str, out: Option<&Path>) -> Result<(), Fail> {
     match out {
         None => {
-            println!("{token}");
+            out!("{token}");
             Ok(())
         }
         Some(path) => {
@@ -310,7 +311,7 @@ pub async fn run_online(cmd: CapCmd, client: &Client, json: bool) -> Result<(), 
             if json {
                 print_json(&serde_json::json!({"revoked": id, "kid": kid}));
             } else {
-                println!("revoked {id} (KID {kid})");
+                out!("revoked {id} (KID {kid})");
             }
             Ok(())
         }

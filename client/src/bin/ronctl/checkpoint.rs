@@ -66,7 +66,7 @@ pub(crate) async fn rotate(client: &Client, addr: &str, json: bool) -> Result<()
                 ],
             ],
         );
-        println!("run `ronctl keys --out FILE` so verifiers trust the new key");
+        out!("run `ronctl keys --out FILE` so verifiers trust the new key");
     }
     Ok(())
 }

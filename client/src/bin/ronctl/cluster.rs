@@ -55,14 +55,14 @@ pub(crate) async fn run(
             peer_addr,
         } => {
             client.add_learner(node_id, &api_addr, &peer_addr).await?;
-            println!("node {node_id} added as a learner");
+            out!("node {node_id} added as a learner");
             Ok(())
         }
         ClusterCmd::Promote { node_id } => {
             // The change itself, applied by the leader to the membership it holds: a
             // concurrent promotion or removal is never undone by a stale list.
             client.add_voters(&[node_id]).await?;
-            println!("voters now {:?}", current_voters(client).await?);
+            out!("voters now {:?}", current_voters(client).await?);
             Ok(())
         }
         ClusterCmd::ClearSafeMode { node_addr } => {
@@ -79,9 +79,10 @@ pub(crate) async fn run(
             if json {
                 print_json(&answer);
             } else {
-                println!(
+                out!(
                     "{node_addr}: safe mode ({}) cleared after {}; restart the node to rejoin",
-                    answer.reason, answer.checked
+                    answer.reason,
+                    answer.checked
                 );
             }
             Ok(())
@@ -92,7 +93,7 @@ pub(crate) async fn run(
                 None => Err(Fail::Usage(format!("node {node_id} is not a member"))),
                 Some(m) if !m.voter => {
                     client.remove_learner(node_id).await?;
-                    println!("learner {node_id} removed");
+                    out!("learner {node_id} removed");
                     Ok(())
                 }
                 Some(_) => {
@@ -100,7 +101,7 @@ pub(crate) async fn run(
                         return Err(Fail::Usage("cannot remove the last voter".into()));
                     }
                     client.remove_voters(&[node_id]).await?;
-                    println!("voters now {:?}", current_voters(client).await?);
+                    out!("voters now {:?}", current_voters(client).await?);
                     Ok(())
                 }
             }
@@ -229,11 +230,11 @@ async fn init(
     loop {
         match client.init_cluster(addr, &members).await {
             Ok(()) => {
-                println!("cluster initialised with {} members", members.len());
+                out!("cluster initialised with {} members", members.len());
                 return Ok(());
             }
             Err(Error::Rejected { reason, .. }) if reason == "already_initialized" => {
-                println!("{addr} is already initialised; nothing done");
+                out!("{addr} is already initialised; nothing done");
                 return Ok(());
             }
             Err(Error::Unavailable { .. }) if Instant::now() < deadline => {

@@ -208,8 +208,18 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Fail> {
     std::fs::write(path, bytes).map_err(|e| Fail::Usage(format!("{}: {e}", path.display())))
 }
 
+/// Writing to stdout failed: a closed pipe ends ronctl quietly (exit 0, as when a reader such
+/// as `head` has all it wanted), anything else with exit 4.
+pub(crate) fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("ronctl: writing to stdout: {e}");
+    std::process::exit(4)
+}
+
 pub(crate) fn print_json<T: serde::Serialize>(v: &T) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    out!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
 /// Print rows as an aligned table.
@@ -230,12 +240,12 @@ pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) {
             .trim_end()
             .to_string()
     };
-    println!(
+    out!(
         "{}",
         line(headers.iter().map(|h| h.to_uppercase()).collect())
     );
     for r in rows {
-        println!("{}", line(r.clone()));
+        out!("{}", line(r.clone()));
     }
 }
 

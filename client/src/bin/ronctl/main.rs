@@ -9,6 +9,20 @@
 //! (`account`, `transfer`, `cluster`, `bench`, `audit` for export/verify/keys, `cap`,
 //! `checkpoint`), and `common` holds what they share: the global options and the client they
 //! describe, the failure type and its exit code, and the output helpers.
+//!
+//! Output goes through [`out!`]: when the reader of stdout goes away (`ronctl tail | head`),
+//! ronctl stops quietly with exit 0 instead of panicking.
+
+/// `println!` for ronctl's results: a closed stdout (the reader of a pipe went away) ends
+/// ronctl quietly with exit 0; any other write failure ends it with exit 4.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            $crate::common::stdout_failed(e)
+        }
+    }};
+}
 
 use clap::{Parser, Subcommand};
 use common::{Fail, Options};

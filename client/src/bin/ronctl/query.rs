@@ -114,7 +114,7 @@ fn balance_json(b: &BalanceAt) -> serde_json::Value {
 
 fn more(next: Option<u64>) {
     if let Some(n) = next {
-        println!("more: --cursor {n}");
+        out!("more: --cursor {n}");
     }
 }
 

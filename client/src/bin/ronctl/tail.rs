@@ -118,7 +118,7 @@ pub(crate) async fn run(opts: &Options, args: TailArgs<'_>, json: bool) -> Resul
         let batch = consumer.next_batch(max).await?;
         if json {
             for e in &batch {
-                println!("{}", json_of(e, verified));
+                out!("{}", json_of(e, verified));
             }
         } else if !batch.is_empty() {
             table(
@@ -131,7 +131,7 @@ pub(crate) async fn run(opts: &Options, args: TailArgs<'_>, json: bool) -> Resul
         }
     }
     if !json {
-        println!("next: --from {}", consumer.position());
+        out!("next: --from {}", consumer.position());
     }
     Ok(())
 }
