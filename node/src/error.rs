@@ -75,7 +75,10 @@ pub struct ApiError {
 #[derive(Serialize)]
 struct Body<'a> {
     error: ErrorBody<'a>,
-    leader: Option<u64>,
+    /// The leader this node knows (`null`: none); absent from the answers made before the
+    /// router, which do not look at Raft (408, the rate limit's 429).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    leader: Option<Option<u64>>,
 }
 
 #[derive(Serialize)]
@@ -158,6 +161,10 @@ impl ApiError {
 
     /// Render with the current leader.
     pub fn into_response_with_leader(self, leader: Option<u64>) -> Response {
+        self.render(Some(leader))
+    }
+
+    fn render(self, leader: Option<Option<u64>>) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = Body {
             error: ErrorBody {
@@ -176,15 +183,34 @@ impl ApiError {
     }
 }
 
+/// Without a `leader` field: for the answers made before the router (see [`Body::leader`]).
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        self.into_response_with_leader(None)
+        self.render(None)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::REASONS;
+
+    #[tokio::test]
+    async fn only_answers_made_before_the_router_leave_out_the_leader() {
+        use super::ApiError;
+        use axum::response::IntoResponse;
+        let body = |r: axum::response::Response| async move {
+            let bytes = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+        };
+        let e = || ApiError::bad_request("invalid_json", "x");
+        let v = body(e().into_response()).await;
+        assert!(v.get("leader").is_none(), "{v}");
+        assert_eq!(v["error"]["reason"], "invalid_json");
+        let v = body(e().into_response_with_leader(None)).await;
+        assert!(v["leader"].is_null() && v.get("leader").is_some(), "{v}");
+        let v = body(e().into_response_with_leader(Some(2))).await;
+        assert_eq!(v["leader"], 2);
+    }
     use std::collections::BTreeSet;
     use std::path::Path;
 

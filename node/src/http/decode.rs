@@ -20,16 +20,24 @@ pub const BINARY_CONTENT_TYPE: &str = "application/x-ron-ledger";
 /// `malformed_request`, not blamed on its size.
 pub(crate) async fn read_body(node: &Node, body: Body) -> Result<Bytes, ApiError> {
     let max = node.config.limits.body_bytes_max;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("request bodies are limited to {max} bytes"),
+        )
+    };
+    // A declared length over the cap is refused before a byte is read (and before an
+    // `Expect: 100-continue` client is told to send it).
+    if axum::body::HttpBody::size_hint(&body).lower() > max as u64 {
+        return Err(too_large());
+    }
     axum::body::to_bytes(body, max).await.map_err(|e| {
         let e = e.into_inner();
         if e.downcast_ref::<http_body_util::LengthLimitError>()
             .is_some()
         {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!("request bodies are limited to {max} bytes"),
-            )
+            too_large()
         } else {
             ApiError::bad_request(
                 "malformed_request",
