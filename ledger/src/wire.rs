@@ -168,6 +168,9 @@ pub trait FlagSet: Sized + Copy {
                     .find(|(known, _)| known == name)
                     .map(|(_, bit)| *bit)
                     .ok_or_else(|| D::Error::custom(format!("unknown flag {name:?}")))?;
+                if bits & bit != 0 {
+                    return Err(D::Error::custom(format!("flag {name:?} given twice")));
+                }
                 bits |= bit;
             }
             Ok(Self::from_bits(bits))

@@ -494,8 +494,8 @@ async fn refusals_before_the_router_are_counted() {
             .await
             .unwrap_or_else(|_| panic!("{what}: rejected_total{{reason={reason:?}}} not counted"));
     }
-    // A declared body over `limits.body_bytes_max` is refused at once, before it is sent (the
-    // node used to wait for it until the request deadline, then answer 408).
+    // A declared body over twice `limits.body_bytes_max` is refused at once, before it is sent
+    // (the node used to wait for it until the request deadline, then answer 408).
     let answer = raw(
         &addr,
         b"POST /v1/accounts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 99999999999\r\n\r\n",

@@ -215,9 +215,9 @@ async fn admin_init(State(node): State<Arc<Node>>, body: Body) -> Response {
     let req: InitRequest = if body.is_empty() {
         InitRequest::default()
     } else {
-        match serde_json::from_slice(&body) {
+        match crate::http::decode::json_object(&body) {
             Ok(r) => r,
-            Err(e) => return err(&node, ApiError::bad_request("invalid_json", e.to_string())),
+            Err(e) => return err(&node, e),
         }
     };
     for info in req.members.values() {
@@ -264,8 +264,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     body: Body,
 ) -> Result<(T, axum::body::Bytes), ApiError> {
     let bytes = read_body(node, body).await?;
-    let value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
+    let value = crate::http::decode::json_object(&bytes)?;
     Ok((value, bytes))
 }
 

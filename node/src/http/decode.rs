@@ -27,9 +27,12 @@ pub(crate) async fn read_body(node: &Node, body: Body) -> Result<Bytes, ApiError
             format!("request bodies are limited to {max} bytes"),
         )
     };
-    // A declared length over the cap is refused before a byte is read (and before an
-    // `Expect: 100-continue` client is told to send it).
-    if axum::body::HttpBody::size_hint(&body).lower() > max as u64 {
+    // A declared length over twice the cap is refused before a byte is read (and before an
+    // `Expect: 100-continue` client is told to send it), so a client that announces a huge body
+    // and sends it slowly holds nothing until the request deadline. Up to twice the cap the body
+    // is read to the cap first: an HTTP/1.1 client that is still sending when the node answers
+    // and closes sees a reset, not the 413, if what it has left does not fit the socket buffers.
+    if axum::body::HttpBody::size_hint(&body).lower() > (max as u64).saturating_mul(2) {
         return Err(too_large());
     }
     axum::body::to_bytes(body, max).await.map_err(|e| {
@@ -76,6 +79,36 @@ fn codec_error(e: CodecError) -> ApiError {
     }
 }
 
+/// A JSON value that must be an object: serde's derived structs also accept an array of their
+/// fields in order (`[["7","1","2","3",…]]`), a form the API does not define and that names no
+/// field, so request bodies read their records through this.
+pub(crate) struct JsonObject<T>(pub T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for JsonObject<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Only<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Only<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object with named fields")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(Only(std::marker::PhantomData))
+            .map(JsonObject)
+    }
+}
+
+/// A JSON request body that must be an object (see [`JsonObject`]); 400 `invalid_json`
+/// otherwise.
+pub(crate) fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice::<JsonObject<T>>(body)
+        .map(|JsonObject(v)| v)
+        .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))
+}
+
 /// Decode a write body: a JSON array of events, or the binary encoding of an `Operation`.
 pub(crate) fn decode_events<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
@@ -85,8 +118,9 @@ pub(crate) fn decode_events<T: serde::de::DeserializeOwned>(
     let op = if is_binary(headers) {
         codec::decode_operation(body).map_err(codec_error)?
     } else {
-        let events: Vec<T> = serde_json::from_slice(body)
+        let events: Vec<JsonObject<T>> = serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
+        let events = events.into_iter().map(|JsonObject(e)| e).collect();
         let op = wrap(events);
         op.check_bounds()
             .map_err(|e| codec_error(CodecError::Bounds(e)))?;

@@ -62,10 +62,12 @@ fn parse_body(body: &[u8], revoked_at: u64) -> Result<(bool, Vec<Revocation>), A
     let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
     let is_list = value.is_array();
+    use crate::http::decode::JsonObject;
     let requests: Vec<RevokeRequest> = if is_list {
-        serde_json::from_value(value)
+        serde_json::from_value::<Vec<JsonObject<RevokeRequest>>>(value)
+            .map(|all| all.into_iter().map(|JsonObject(r)| r).collect())
     } else {
-        serde_json::from_value(value).map(|r| vec![r])
+        serde_json::from_value::<JsonObject<RevokeRequest>>(value).map(|JsonObject(r)| vec![r])
     }
     .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
     let revocations = requests
