@@ -103,6 +103,13 @@ async fn list_reads_refuse_bad_parameters_and_answer_pages() {
         ("/v1/checkpoints?limit=0", "invalid_query"),
         ("/v1/checkpoints?limit=5000", "invalid_query"),
         ("/v1/checkpoints?limit=+5", "invalid_query"),
+        // A parameter of another endpoint is refused, not ignored.
+        ("/v1/checkpoints?leaf=5&transfer_id=abc", "invalid_query"),
+        ("/v1/checkpoints/latest?x=1", "invalid_query"),
+        ("/v1/checkpoints/keys?x=1", "invalid_query"),
+        ("/v1/proofs/consistency?from=1&to=2&leaf=3", "invalid_query"),
+        ("/v1/proofs/inclusion?leaf=1&limit=0", "invalid_query"),
+        ("/v1/export?from=0&to=1&limit=0", "invalid_query"),
     ] {
         let r = http.get(format!("{base}{path}")).send().await.unwrap();
         let status = r.status().as_u16();

@@ -49,6 +49,36 @@ struct ProofQuery {
     limit: Option<String>,
 }
 
+impl ProofQuery {
+    /// This query, if it names no parameter but `allowed` (the endpoints share one query type;
+    /// a parameter of another endpoint is 400 `invalid_query`, not ignored).
+    fn only(self, allowed: &[&str]) -> Result<Self, ApiError> {
+        let given = [
+            ("tree_size", &self.tree_size),
+            ("leaf", &self.leaf),
+            ("transfer_id", &self.transfer_id),
+            ("account_id", &self.account_id),
+            ("from", &self.from),
+            ("to", &self.to),
+            ("limit", &self.limit),
+        ];
+        for (name, value) in given {
+            if value.is_some() && !allowed.contains(&name) {
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    format!("{name} is not a parameter of this endpoint"),
+                ));
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// The query of an endpoint that takes no parameters: any is 400 `invalid_query`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoQuery {}
+
 fn required(text: Option<&str>, what: &str) -> Result<u64, ApiError> {
     parse_u64(text, what)?
         .ok_or_else(|| ApiError::bad_request("invalid_query", format!("{what} is required")))
@@ -78,7 +108,7 @@ async fn list_checkpoints(
     State(node): State<Arc<Node>>,
     q: Result<Query<ProofQuery>, QueryRejection>,
 ) -> Response {
-    let r = query(q).and_then(|q| {
+    let r = query(q).and_then(|q| q.only(&["limit"])).and_then(|q| {
         let limit = parse_u64(q.limit.as_deref(), "limit")?.unwrap_or(100);
         if !(1..=1_000).contains(&limit) {
             return Err(ApiError::bad_request(
@@ -96,7 +126,13 @@ async fn list_checkpoints(
 /// tree first if it grew since, so a client can always prove what this node has applied — at
 /// most one such signature per `checkpoint.read_sign_interval_ms`, and never retained in place
 /// of an interval checkpoint (see [`crate::checkpoints::Checkpoints::sign_for_read`]).
-async fn latest_checkpoint(State(node): State<Arc<Node>>) -> Response {
+async fn latest_checkpoint(
+    State(node): State<Arc<Node>>,
+    q: Result<Query<NoQuery>, QueryRejection>,
+) -> Response {
+    if let Err(e) = query(q) {
+        return err(&node, e);
+    }
     let r = node
         .checkpoints
         .sign_for_read(&*node.state)
@@ -137,7 +173,13 @@ async fn admin_rotate(State(node): State<Arc<Node>>) -> Response {
 
 /// Every key this node signed checkpoints with: `keys` (KID → public key, the retired ones
 /// included, so old checkpoints verify) and `history` (each key's tree-size range).
-async fn keys(State(node): State<Arc<Node>>) -> Response {
+async fn keys(
+    State(node): State<Arc<Node>>,
+    q: Result<Query<NoQuery>, QueryRejection>,
+) -> Response {
+    if let Err(e) = query(q) {
+        return err(&node, e);
+    }
     Json(json!({
         "cluster_id": node.config.cluster_id,
         "keys": node.checkpoints.public_keys(),
@@ -162,64 +204,68 @@ async fn inclusion(
     State(node): State<Arc<Node>>,
     q: Result<Query<ProofQuery>, QueryRejection>,
 ) -> Response {
-    let r = query(q).and_then(|q| {
-        let state = &node.state;
-        let size = match parse_u64(q.tree_size.as_deref(), "tree_size")? {
-            Some(s) => s,
-            None => state.ledger_meta().map_err(ApiError::storage)?.tree.size,
-        };
-        let named = [&q.leaf, &q.transfer_id, &q.account_id]
-            .iter()
-            .filter(|v| v.is_some())
-            .count();
-        if named != 1 {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                "name exactly one of leaf, transfer_id, account_id",
-            ));
-        }
-        let index = if let Some(leaf) = parse_u64(q.leaf.as_deref(), "leaf")? {
-            leaf
-        } else if let Some(id) = q.transfer_id.as_deref() {
-            let id = parse_u128(id, "transfer_id")?;
-            state
-                .lookup_transfer(id)
+    let r = query(q)
+        .and_then(|q| q.only(&["tree_size", "leaf", "transfer_id", "account_id"]))
+        .and_then(|q| {
+            let state = &node.state;
+            let size = match parse_u64(q.tree_size.as_deref(), "tree_size")? {
+                Some(s) => s,
+                None => state.ledger_meta().map_err(ApiError::storage)?.tree.size,
+            };
+            let named = [&q.leaf, &q.transfer_id, &q.account_id]
+                .iter()
+                .filter(|v| v.is_some())
+                .count();
+            if named != 1 {
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    "name exactly one of leaf, transfer_id, account_id",
+                ));
+            }
+            let index = if let Some(leaf) = parse_u64(q.leaf.as_deref(), "leaf")? {
+                leaf
+            } else if let Some(id) = q.transfer_id.as_deref() {
+                let id = parse_u128(id, "transfer_id")?;
+                state
+                    .lookup_transfer(id)
+                    .map_err(ApiError::storage)?
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            StatusCode::NOT_FOUND,
+                            "transfer_not_found",
+                            format!("no transfer {id}"),
+                        )
+                    })?
+                    .leaf
+            } else {
+                let id = parse_u128(q.account_id.as_deref().unwrap_or_default(), "account_id")?;
+                state
+                    .lookup_account(id)
+                    .map_err(ApiError::storage)?
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            StatusCode::NOT_FOUND,
+                            "account_not_found",
+                            format!("no account {id}"),
+                        )
+                    })?
+                    .leaf
+            };
+            let proof = state.inclusion_proof(index, size).map_err(proof_error)?;
+            let root = state.root_at(size).map_err(proof_error)?;
+            let leaf_data = state
+                .leaf_data(index)
                 .map_err(ApiError::storage)?
                 .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::NOT_FOUND,
-                        "transfer_not_found",
-                        format!("no transfer {id}"),
-                    )
-                })?
-                .leaf
-        } else {
-            let id = parse_u128(q.account_id.as_deref().unwrap_or_default(), "account_id")?;
-            state
-                .lookup_account(id)
-                .map_err(ApiError::storage)?
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::NOT_FOUND,
-                        "account_not_found",
-                        format!("no account {id}"),
-                    )
-                })?
-                .leaf
-        };
-        let proof = state.inclusion_proof(index, size).map_err(proof_error)?;
-        let root = state.root_at(size).map_err(proof_error)?;
-        let leaf_data = state
-            .leaf_data(index)
-            .map_err(ApiError::storage)?
-            .ok_or_else(|| ApiError::bad_request("invalid_range", format!("no leaf {index}")))?;
-        Ok(Json(InclusionAnswer {
-            proof,
-            leaf_data,
-            root,
-        })
-        .into_response())
-    });
+                    ApiError::bad_request("invalid_range", format!("no leaf {index}"))
+                })?;
+            Ok(Json(InclusionAnswer {
+                proof,
+                leaf_data,
+                root,
+            })
+            .into_response())
+        });
     respond(&node, r)
 }
 
@@ -227,15 +273,17 @@ async fn consistency(
     State(node): State<Arc<Node>>,
     q: Result<Query<ProofQuery>, QueryRejection>,
 ) -> Response {
-    let r = query(q).and_then(|q| {
-        let from = required(q.from.as_deref(), "from")?;
-        let to = required(q.to.as_deref(), "to")?;
-        let proof: ConsistencyProof = node
-            .state
-            .consistency_proof(from, to)
-            .map_err(proof_error)?;
-        Ok(Json(proof).into_response())
-    });
+    let r = query(q)
+        .and_then(|q| q.only(&["from", "to"]))
+        .and_then(|q| {
+            let from = required(q.from.as_deref(), "from")?;
+            let to = required(q.to.as_deref(), "to")?;
+            let proof: ConsistencyProof = node
+                .state
+                .consistency_proof(from, to)
+                .map_err(proof_error)?;
+            Ok(Json(proof).into_response())
+        });
     respond(&node, r)
 }
 
@@ -244,7 +292,9 @@ async fn export(
     q: Result<Query<ProofQuery>, QueryRejection>,
 ) -> Response {
     // The range is checked before a slot is taken: a bad one is 400 whatever the load.
-    let range = query(q).and_then(|q| export_range(&q));
+    let range = query(q)
+        .and_then(|q| q.only(&["from", "to"]))
+        .and_then(|q| export_range(&q));
     let (from, to) = match range {
         Ok(r) => r,
         Err(e) => return err(&node, e),
