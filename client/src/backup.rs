@@ -44,6 +44,23 @@ fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
     Error::Invalid(format!("{what} {}: {e}", path.display()))
 }
 
+/// A directory removed when this is dropped, unless disarmed.
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl RemoveOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+}
+
 /// Back up the node at `addr` into the new directory `out` (see the module docs).
 pub async fn take_backup(
     config: &ClientConfig,
@@ -67,15 +84,12 @@ pub async fn take_backup(
     if partial.exists() {
         fs::remove_dir_all(&partial).map_err(|e| io("remove", &partial, e))?;
     }
-    let written = download(config, addr, &partial).await;
-    let (manifest, stream_bytes) = match written {
-        Ok(w) => w,
-        Err(e) => {
-            let _ = fs::remove_dir_all(&partial);
-            return Err(e);
-        }
-    };
+    // Removes the partial directory whichever way this ends before the rename: an error, or
+    // the caller dropping this future (`ronctl backup` interrupted by Ctrl-C).
+    let cleanup = RemoveOnDrop(Some(partial.clone()));
+    let (manifest, stream_bytes) = download(config, addr, &partial).await?;
     fs::rename(&partial, out).map_err(|e| io("rename to", out, e))?;
+    cleanup.disarm();
     fs::File::open(&parent)
         .and_then(|d| d.sync_all())
         .map_err(|e| io("fsync", &parent, e))?;

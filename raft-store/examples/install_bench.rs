@@ -212,7 +212,9 @@ fn install(dir: &Path) {
     // A backup of the installed store: the stream of one view with its digest, as
     // `POST /v1/admin/backup` writes it.
     let started = Instant::now();
-    let (summary, backup) = store.export_backup().expect("backup");
+    let (summary, backup) = store
+        .export_backup(&std::sync::atomic::AtomicBool::new(false))
+        .expect("backup");
     drop(backup);
     assert_eq!(summary.digest.to_hex(), expected["digest"], "backup digest");
     println!(

@@ -164,8 +164,12 @@ pub trait StateBackend: Send + Sync + 'static {
     /// A backup stream: the snapshot stream of one consistent view, written to an unlinked
     /// temporary file (positioned at the start; it disappears when closed), with what the view
     /// covers and the state digest read from the same view (see the `backup` module). Apply carries
-    /// on meanwhile. Backends that keep nothing on disk refuse.
-    fn export_backup(&self) -> Result<(BackupSummary, std::fs::File), StoreError> {
+    /// on meanwhile. Backends that keep nothing on disk refuse. Once `cancel` is set (the caller
+    /// went away) the export stops early with an error.
+    fn export_backup(
+        &self,
+        _cancel: &std::sync::atomic::AtomicBool,
+    ) -> Result<(BackupSummary, std::fs::File), StoreError> {
         Err(StoreError::DataDir(
             "this node keeps its state in memory (amnesia): there is no data directory to back up"
                 .into(),

@@ -248,8 +248,11 @@ impl StateBackend for SimState {
         self.log.flush();
         Ok(())
     }
-    fn export_backup(&self) -> Result<(BackupSummary, std::fs::File), StoreError> {
-        self.inner.export_backup()
+    fn export_backup(
+        &self,
+        cancel: &std::sync::atomic::AtomicBool,
+    ) -> Result<(BackupSummary, std::fs::File), StoreError> {
+        self.inner.export_backup(cancel)
     }
     fn current_snapshot(&self) -> Result<Option<(SnapshotMeta, SnapshotData)>, StoreError> {
         self.inner.current_snapshot()

@@ -175,6 +175,37 @@ async fn backup_under_writes_restores_a_new_cluster_and_damage_is_refused() {
     assert_eq!(code, 3, "{out}{err}");
     assert!(!refused.exists());
 
+    // Ctrl-C during a backup keeps nothing: no backup, no partial directory, exit 130. The
+    // "node" here accepts connections and never answers, so the signal lands mid-backup.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap().to_string();
+    let interrupted = c.dir.path().join("backup-interrupted");
+    let partial = c.dir.path().join(".backup-interrupted.partial");
+    let child = Command::new(ronctl_binary())
+        .envs(c.ronctl_env())
+        .args(["backup", "--node", &silent_addr, "--out"])
+        .arg(&interrupted)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run ronctl");
+    wait_for("the backup has begun", Duration::from_secs(30), || {
+        let partial = partial.clone();
+        async move { partial.exists() }
+    })
+    .await;
+    let killed = Command::new("kill")
+        .args(["-INT".to_string(), child.id().to_string()])
+        .status()
+        .expect("kill(1)");
+    assert!(killed.success());
+    let (code, _, err) = outcome(child.wait_with_output().expect("ronctl ends"));
+    assert_eq!(code, 130, "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(!interrupted.exists(), "an interrupted backup is kept");
+    assert!(!partial.exists(), "the partial directory is left behind");
+    drop(silent);
+
     // Damaged backups are refused, naming what is wrong, and write nothing.
     let damaged = |name: &str| c.dir.path().join(format!("damaged-{name}"));
     let stream_len = m["files"][0]["bytes"].as_u64().unwrap() as usize;

@@ -15,8 +15,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use raft_store::backup::Manifest;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
+
+/// Sets its flag when dropped: the backup handler holds one while the export runs.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
 
 /// Content type of a backup answer: a manifest line, then the snapshot stream.
 pub const BACKUP_CONTENT_TYPE: &str = "application/x-ron-backup";
@@ -37,7 +47,13 @@ async fn admin_backup(State(node): State<Arc<Node>>) -> Response {
     let started = std::time::Instant::now();
     // The slot goes with the export: a blocking task is not cancelled when the caller goes
     // away, so the slot must not be freed before the export (a full copy on disk) has ended.
-    let exported = tokio::task::spawn_blocking(move || (state.export_backup(), slot)).await;
+    // A caller that goes away drops this handler, and with it `cancel_on_drop`, which stops
+    // the export at its next record: the slot is free again within moments, not after a full
+    // copy nobody will read.
+    let cancel = Arc::new(AtomicBool::new(false));
+    // (Dropped at the end of a finished export too, when the flag no longer matters.)
+    let _cancel_on_drop = CancelOnDrop(cancel.clone());
+    let exported = tokio::task::spawn_blocking(move || (state.export_backup(&cancel), slot)).await;
     let (summary, file, slot) = match exported {
         Ok((Ok((summary, file)), slot)) => (summary, file, slot),
         Ok((Err(e), _)) => {

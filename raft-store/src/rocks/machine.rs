@@ -144,8 +144,11 @@ impl StateBackend for RocksBackend {
         self.install_snapshot_file(meta, data)
     }
 
-    fn export_backup(&self) -> Result<(BackupSummary, std::fs::File), StoreError> {
-        self.export_backup_file()
+    fn export_backup(
+        &self,
+        cancel: &std::sync::atomic::AtomicBool,
+    ) -> Result<(BackupSummary, std::fs::File), StoreError> {
+        self.export_backup_file(cancel)
     }
 
     fn current_snapshot(&self) -> Result<Option<(SnapshotMeta, SnapshotData)>, StoreError> {

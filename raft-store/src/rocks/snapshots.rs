@@ -130,7 +130,10 @@ impl RocksBackend {
 
     /// `StateBackend::export_backup`: the stream of one view into an unlinked file in the
     /// snapshot directory, hashed as it is written, with the digest fed from the same items.
-    pub(super) fn export_backup_file(&self) -> Result<(BackupSummary, fs::File), StoreError> {
+    pub(super) fn export_backup_file(
+        &self,
+        cancel: &std::sync::atomic::AtomicBool,
+    ) -> Result<(BackupSummary, fs::File), StoreError> {
         let _gate = self.reading();
         let (_, tmp, file) = self.new_snapshot_file("backup")?;
         // Unlinked at once: only the open file is left, so nothing stays behind whatever
@@ -148,6 +151,12 @@ impl RocksBackend {
             cluster_version,
         )?;
         view.for_each_item(&SNAPSHOT_CFS, |item| {
+            if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(StoreError::Io(std::io::Error::new(
+                    std::io::ErrorKind::Interrupted,
+                    "backup cancelled: its caller went away",
+                )));
+            }
             digest.feed(&item);
             w.push(&item)
         })?;

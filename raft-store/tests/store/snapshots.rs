@@ -7,6 +7,7 @@ use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 use raft_store::{
     MemoryStateBackend, RocksBackend, SnapshotData, StateBackend, StateMachine, TypeConfig,
 };
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -271,6 +272,24 @@ fn an_interrupted_install_is_replayed_when_the_store_opens() {
 }
 
 #[test]
+fn a_cancelled_backup_export_stops_with_an_error_and_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = RocksBackend::open(&dir.path().join("s")).unwrap();
+    let entries: Vec<_> = (1..=3).map(|i| workload_entry(34, i, 100)).collect();
+    StateMachine::<TypeConfig, _>::apply_blocking(&source, entries).unwrap();
+    let err = source
+        .export_backup(&AtomicBool::new(true))
+        .expect_err("a cancelled export must not answer");
+    assert!(err.to_string().contains("cancelled"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("s").join("snapshots"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
 fn a_backup_restores_checked_and_a_lying_one_writes_nothing() {
     use raft_store::backup::{self, Manifest, RestoreMode};
     use std::io::Read;
@@ -278,7 +297,7 @@ fn a_backup_restores_checked_and_a_lying_one_writes_nothing() {
     let source = RocksBackend::open(&dir.path().join("s")).unwrap();
     let entries: Vec<_> = (1..=6).map(|i| workload_entry(33, i, 100)).collect();
     StateMachine::<TypeConfig, _>::apply_blocking(&source, entries).unwrap();
-    let (summary, mut file) = source.export_backup().unwrap();
+    let (summary, mut file) = source.export_backup(&AtomicBool::new(false)).unwrap();
     // The stream is an unlinked file: nothing is left in the snapshot directory.
     assert_eq!(
         std::fs::read_dir(dir.path().join("s").join("snapshots"))
@@ -365,7 +384,7 @@ fn seeding_a_node_that_is_the_backups_only_voter_is_refused() {
         workload_entry(45, 2, 20),
     ];
     StateMachine::<TypeConfig, _>::apply_blocking(&source, entries).unwrap();
-    let (summary, file) = source.export_backup().unwrap();
+    let (summary, file) = source.export_backup(&AtomicBool::new(false)).unwrap();
     let at = dir.path().join("b");
     write_backup_dir(&at, file, &Manifest::new(&summary, "c1", 1, "test"));
     let target = dir.path().join("t9");
@@ -395,7 +414,7 @@ fn a_backup_of_an_advanced_cluster_is_format_4_and_restores_with_its_version() {
         EntryPayload::Normal(Command::Admin(AdminCommand::SetClusterVersion(2))),
     ));
     StateMachine::<TypeConfig, _>::apply_blocking(&source, entries).unwrap();
-    let (summary, file) = source.export_backup().unwrap();
+    let (summary, file) = source.export_backup(&AtomicBool::new(false)).unwrap();
     assert_eq!(summary.cluster_version, 2);
     assert_eq!(
         summary.digest,

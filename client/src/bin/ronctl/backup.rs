@@ -7,7 +7,18 @@ use std::path::Path;
 pub(crate) async fn run(opts: &Options, addr: &str, out: &Path, json: bool) -> Result<(), Fail> {
     let started = std::time::Instant::now();
     let config = opts.config()?;
-    let taken = ron_ledger_client::backup::take_backup(&config, addr, out).await?;
+    // Ctrl-C or SIGTERM drops the backup: its partial directory is removed, the connection
+    // closes, and the node stops its export (its one backup slot is free again).
+    let taken = tokio::select! {
+        taken = ron_ledger_client::backup::take_backup(&config, addr, out) => Some(taken),
+        () = interrupted() => None,
+    };
+    // The select has ended: the dropped backup has removed its partial directory.
+    let Some(taken) = taken else {
+        eprintln!("ronctl: backup interrupted; nothing was kept");
+        std::process::exit(130);
+    };
+    let taken = taken?;
     let m = &taken.manifest;
     if json {
         print_json(&serde_json::json!({
@@ -29,4 +40,24 @@ pub(crate) async fn run(opts: &Options, addr: &str, out: &Path, json: bool) -> R
         );
     }
     Ok(())
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM; never if neither can be watched.
+async fn interrupted() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => {
+            if r.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        () = term => {}
+    }
 }
