@@ -3,13 +3,13 @@
 //! operator acts. Raft stopping after a storage error is the other way into safe mode (see
 //! `Node::safe_mode`).
 //!
-//! Entering is recorded in `data_dir/safe-mode.json` (0600, replaced atomically) where the disk
-//! still allows, so a restarted node comes back in safe mode instead of as if nothing happened.
+//! Entering is recorded in `data_dir/safe-mode.json` (0600, replaced atomically; on a full disk
+//! after freeing the 64 KiB kept aside in `safe-mode.reserve`), so a restarted node comes back in safe mode instead of as if nothing happened.
 //! The operator clears it by removing that file once the cause is gone (for `root_mismatch`:
 //! the node's data was wiped and it rejoined from its peers).
 
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// Why the node is in safe mode, and what it saw.
@@ -20,6 +20,28 @@ pub struct Fault {
     pub reason: String,
     /// What was found, for the operator.
     pub message: String,
+}
+
+/// Bytes kept aside beside the marker, in `safe-mode.reserve`, so that the marker can still be
+/// written when the disk is full: entering safe mode removes the reserve and writes again if
+/// the first write fails. Made at every start where it is missing.
+const RESERVE_BYTES: usize = 64 << 10;
+
+/// The reserve file beside `marker` (`safe-mode.reserve`).
+fn reserve_path(marker: &Path) -> PathBuf {
+    marker.with_extension("reserve")
+}
+
+/// Make the reserve beside `marker` if it is missing (best effort: a node that cannot is still
+/// a node; it logs why).
+fn keep_reserve(marker: &Path) {
+    let reserve = reserve_path(marker);
+    if reserve.exists() {
+        return;
+    }
+    if let Err(e) = crate::security::files::replace_private(&reserve, &[0u8; RESERVE_BYTES]) {
+        tracing::warn!(path = %reserve.display(), error = %e, "no space kept aside for the safe-mode record: on a full disk it may not be written");
+    }
 }
 
 /// The latch: empty, or the first fault found (later ones are logged, not recorded).
@@ -45,6 +67,9 @@ impl SafeMode {
                 message: format!("{} cannot be read ({e})", path.display()),
             }),
         });
+        if let Some(path) = &marker {
+            keep_reserve(path);
+        }
         if let Some(f) = &fault {
             crate::metrics::safe_mode(&f.reason);
             tracing::error!(
@@ -75,9 +100,16 @@ impl SafeMode {
         tracing::error!(reason = %fault.reason, message = %fault.message, "entering safe mode: writes and linearizable reads are refused");
         crate::metrics::safe_mode(&fault.reason);
         if let Some(path) = &self.marker {
-            let written = serde_json::to_vec(&fault)
-                .map_err(std::io::Error::other)
-                .and_then(|bytes| crate::security::files::replace_private(path, &bytes));
+            let write = || {
+                serde_json::to_vec(&fault)
+                    .map_err(std::io::Error::other)
+                    .and_then(|bytes| crate::security::files::replace_private(path, &bytes))
+            };
+            let mut written = write();
+            // A full disk: free the space kept aside for this, then write again.
+            if written.is_err() && std::fs::remove_file(reserve_path(path)).is_ok() {
+                written = write();
+            }
             if let Err(e) = written {
                 tracing::error!(path = %path.display(), error = %e, "safe mode not recorded on disk: a restart would forget it");
             }

@@ -144,6 +144,11 @@ async fn a_node_whose_disk_fills_enters_disk_full_and_catches_up_after() {
         }
     }
     let detected = detected.expect("node 3 enters safe mode disk_full as its disk fills");
+    // Recorded on the full disk too (in the space kept aside for it), and nothing half-written.
+    let data = c.dir.path().join("node-3");
+    let marker = std::fs::read_to_string(data.join("safe-mode.json")).expect("safe-mode.json");
+    assert!(marker.contains("disk_full"), "{marker}");
+    assert!(!data.join("safe-mode.json.tmp").exists());
     // The other two keep committing meanwhile.
     for _ in 0..5 {
         batch(&c, &mut next, &[1, 2]).await;

@@ -37,7 +37,11 @@ pub fn replace_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         _ => {}
     }
-    write_new_private(&tmp, bytes)?;
+    if let Err(e) = write_new_private(&tmp, bytes) {
+        // Nothing half-written stays behind (a full disk leaves an empty file otherwise).
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     std::fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::File::open(dir)?.sync_all()?;
