@@ -141,10 +141,10 @@ async fn status(client: &Client, json: bool) -> Result<(), Fail> {
                         .or_else(|| s.safe_mode.as_ref().map(|_| "yes".into()))
                         .unwrap_or_else(|| "-".into()),
                 ],
-                Err(e) => vec![
+                Err(_) => vec![
                     "?".into(),
                     a.clone(),
-                    format!("unreachable ({e})"),
+                    "unreachable".into(),
                     String::new(),
                     String::new(),
                     String::new(),
@@ -168,6 +168,13 @@ async fn status(client: &Client, json: bool) -> Result<(), Fail> {
             ],
             &rows,
         );
+        // Why each unreachable node did not answer, below the table (it would stretch a column).
+        for (a, s) in &all {
+            if let Err(e) = s {
+                let e = e.to_string();
+                eprintln!("ronctl: {a}: {e}{}", crate::common::tls_hint(&e));
+            }
+        }
     }
     if all.iter().all(|(_, s)| s.is_err()) {
         return Err(no_node_answered(all.len() as u32));

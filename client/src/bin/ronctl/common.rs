@@ -160,10 +160,20 @@ impl Fail {
                 ExitCode::from(1)
             }
             Fail::Client(e) => {
-                eprintln!("ronctl: cluster unavailable: {e}");
+                let e = e.to_string();
+                eprintln!("ronctl: cluster unavailable: {e}{}", tls_hint(&e));
                 ExitCode::from(4)
             }
         }
+    }
+}
+
+/// A hint for a node that did not answer over plain HTTP: it may serve HTTPS only.
+pub(crate) fn tls_hint(error: &str) -> &'static str {
+    if error.contains("http://") {
+        " (if the nodes serve HTTPS, pass --ca with the cluster CA, and --cert/--key for mutual TLS)"
+    } else {
+        ""
     }
 }
 
