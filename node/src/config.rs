@@ -584,8 +584,10 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// A member address as peers and clients dial it: `host:port`, the host a DNS name, an IPv4
-/// address or a bracketed IPv6 address, the port 1 to 65535.
+/// A member address as peers and clients dial it: `host:port`, the host a DNS name (letters,
+/// digits, `-` and `_` — container and service names use `_` — with or without a final dot), an
+/// IPv4 address or a bracketed IPv6 address, but not an unspecified one (`0.0.0.0`, `[::]`:
+/// nobody can dial it); the port 1 to 65535.
 pub fn check_host_port(addr: &str) -> Result<(), String> {
     let bad = || {
         Err(format!(
@@ -600,18 +602,22 @@ pub fn check_host_port(addr: &str) -> Result<(), String> {
         && port.bytes().all(|b| b.is_ascii_digit())
         && port.parse::<u16>().is_ok_and(|p| p > 0);
     let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        v6.parse::<std::net::Ipv6Addr>().is_ok()
+        v6.parse::<std::net::Ipv6Addr>()
+            .is_ok_and(|ip| !ip.is_unspecified())
+    } else if let Ok(ip) = host.parse::<std::net::Ipv4Addr>() {
+        !ip.is_unspecified()
     } else {
-        !host.is_empty()
-            && host.len() <= 253
-            && host.split('.').all(|label| {
+        let name = host.strip_suffix('.').unwrap_or(host);
+        !name.is_empty()
+            && name.len() <= 253
+            && name.split('.').all(|label| {
                 !label.is_empty()
                     && label.len() <= 63
                     && !label.starts_with('-')
                     && !label.ends_with('-')
                     && label
                         .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             })
     };
     if port_ok && host_ok {
@@ -648,6 +654,8 @@ mod tests {
             "node-1.ledger.svc:7101",
             "[::1]:7001",
             "localhost:65535",
+            "ron_ledger_node1:7001",
+            "node-1.ledger.svc.cluster.local.:7101",
         ] {
             assert_eq!(check_host_port(ok), Ok(()), "{ok}");
         }
@@ -664,6 +672,9 @@ mod tests {
             "a..b:7001",
             "-a:7001",
             "[zz]:7001",
+            "0.0.0.0:7001",
+            "[::]:7001",
+            ".:7001",
         ] {
             assert!(check_host_port(bad).is_err(), "{bad:?} accepted");
         }

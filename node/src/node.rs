@@ -143,8 +143,9 @@ impl Node {
     /// The leader as this node can vouch for it now. openraft 0.9 keeps a leader leading, and a
     /// follower keeps naming its last leader, however long the rest of the cluster is silent;
     /// so this node names itself only while a quorum acknowledged it within
-    /// [`Node::leader_vouch_window`], and another node only while it accepted an append or a
-    /// snapshot chunk from a leader within that window. Readiness, `/v1/status`,
+    /// [`Node::leader_vouch_window`] (as of openraft's last metrics report, plus the time since
+    /// it), and another node only while an append or a snapshot chunk from a leader at least as
+    /// new as this node's vote arrived within that window. Readiness, `/v1/status`,
     /// `raft_is_leader` and the leader hints of answers all use it: a leader cut off from its
     /// quorum, or a follower whose leader died, reports no leader.
     pub fn leader_now(&self) -> Option<NodeId> {
@@ -155,8 +156,11 @@ impl Node {
         };
         let window = self.leader_vouch_window();
         if state == ServerState::Leader {
+            // The age as of openraft's last report, plus the time since: a core stuck in a
+            // storage call stops reporting, and must not go on vouching for itself.
+            let stale = self.leader_contact.since_report().as_millis();
             return acked_ms
-                .filter(|ms| u128::from(*ms) < window.as_millis())
+                .filter(|ms| u128::from(*ms).saturating_add(stale) < window.as_millis())
                 .map(|_| self.id);
         }
         leader.filter(|l| *l != self.id && self.leader_contact.recent(window))

@@ -24,7 +24,8 @@ pub struct Fault {
 
 /// Bytes kept aside beside the marker, in `safe-mode.reserve`, so that the marker can still be
 /// written when the disk is full: entering safe mode removes the reserve and writes again if
-/// the first write fails. Made at every start where it is missing.
+/// the first write fails for want of space. Made at every start where it is missing, of random
+/// (incompressible) bytes.
 const RESERVE_BYTES: usize = 64 << 10;
 
 /// The reserve file beside `marker` (`safe-mode.reserve`).
@@ -39,7 +40,11 @@ fn keep_reserve(marker: &Path) {
     if reserve.exists() {
         return;
     }
-    if let Err(e) = crate::security::files::replace_private(&reserve, &[0u8; RESERVE_BYTES]) {
+    // Not zeros: a compressing file system (ZFS, btrfs) would store those in almost no space,
+    // and removing the file would then free almost nothing.
+    let mut filler = vec![0u8; RESERVE_BYTES];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut filler);
+    if let Err(e) = crate::security::files::replace_private(&reserve, &filler) {
         tracing::warn!(path = %reserve.display(), error = %e, "no space kept aside for the safe-mode record: on a full disk it may not be written");
     }
 }
@@ -106,8 +111,15 @@ impl SafeMode {
                     .and_then(|bytes| crate::security::files::replace_private(path, &bytes))
             };
             let mut written = write();
-            // A full disk: free the space kept aside for this, then write again.
-            if written.is_err() && std::fs::remove_file(reserve_path(path)).is_ok() {
+            // A full disk (or quota): free the space kept aside for this, then write again.
+            let full = |e: &std::io::Error| {
+                matches!(
+                    e.kind(),
+                    std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+                )
+            };
+            if written.as_ref().is_err_and(full) && std::fs::remove_file(reserve_path(path)).is_ok()
+            {
                 written = write();
             }
             if let Err(e) = written {

@@ -179,10 +179,12 @@ impl Connector for HttpConnector {
 }
 
 fn classify(e: reqwest::Error) -> CallError {
-    if e.is_timeout() {
-        CallError::Timeout
-    } else if e.is_connect() {
+    // A connect failure — a connect timeout too, which reqwest also counts as a timeout — never
+    // reached the peer: nothing happened there.
+    if e.is_connect() {
         CallError::Unreachable(e.to_string())
+    } else if e.is_timeout() {
+        CallError::Timeout
     } else {
         CallError::Network(e.to_string())
     }

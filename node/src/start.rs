@@ -497,6 +497,7 @@ fn spawn_fatal_watch(node: Arc<Node>) {
                 }
                 return;
             }
+            node.leader_contact.reported();
             if metrics.changed().await.is_err() {
                 return;
             }

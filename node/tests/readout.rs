@@ -110,6 +110,8 @@ async fn list_reads_refuse_bad_parameters_and_answer_pages() {
         ("/v1/proofs/consistency?from=1&to=2&leaf=3", "invalid_query"),
         ("/v1/proofs/inclusion?leaf=1&limit=0", "invalid_query"),
         ("/v1/export?from=0&to=1&limit=0", "invalid_query"),
+        ("/v1/status?x=1", "invalid_query"),
+        ("/v1/cluster?x=1", "invalid_query"),
     ] {
         let r = http.get(format!("{base}{path}")).send().await.unwrap();
         let status = r.status().as_u16();

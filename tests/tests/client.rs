@@ -242,7 +242,7 @@ async fn ronctl_commands_output_and_exit_codes() {
     let (code, out, _) = ronctl(&env, &seeds, &["account", "history", "1"]);
     assert_eq!(code, 0);
     assert!(out.lines().count() >= 2 && out.contains("25"), "{out}");
-    // A reader that goes away (`ronctl … | head`) ends ronctl quietly, exit 0, no panic.
+    // A reader that goes away (`ronctl … | head`) ends ronctl quietly, exit 141, no panic.
     let mut child = Command::new(ronctl_binary())
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .args(["--seeds", &seeds, "account", "history", "1"])
@@ -253,7 +253,7 @@ async fn ronctl_commands_output_and_exit_codes() {
     drop(child.stdout.take());
     let closed = child.wait_with_output().expect("ronctl ends");
     let err = String::from_utf8_lossy(&closed.stderr);
-    assert_eq!(closed.status.code(), Some(0), "{err}");
+    assert_eq!(closed.status.code(), Some(141), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     let (code, out, _) = ronctl(&env, &seeds, &["cluster", "status"]);
     assert_eq!(code, 0);

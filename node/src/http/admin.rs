@@ -202,9 +202,10 @@ fn probe_write(dir: &std::path::Path) -> std::io::Result<()> {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct InitRequest {
-    /// The initial voters; empty = this node alone.
+    /// The initial voters; empty = this node alone. Each member an object (see
+    /// `decode::JsonObject`).
     #[serde(default)]
-    members: BTreeMap<NodeId, NodeInfo>,
+    members: BTreeMap<NodeId, crate::http::decode::JsonObject<NodeInfo>>,
 }
 
 async fn admin_init(State(node): State<Arc<Node>>, body: Body) -> Response {
@@ -220,12 +221,16 @@ async fn admin_init(State(node): State<Arc<Node>>, body: Body) -> Response {
             Err(e) => return err(&node, e),
         }
     };
-    for info in req.members.values() {
+    let mut members: BTreeMap<NodeId, NodeInfo> = req
+        .members
+        .into_iter()
+        .map(|(id, crate::http::decode::JsonObject(info))| (id, info))
+        .collect();
+    for info in members.values() {
         if let Err(e) = check_member_addrs(&info.api_addr, &info.peer_addr) {
             return err(&node, e);
         }
     }
-    let mut members = req.members;
     if members.is_empty() {
         members.insert(
             node.id,
@@ -383,17 +388,20 @@ async fn admin_add_learner(
     // openraft keeps a member's entry when it is added again: a voter would stay a voter, and
     // other addresses would be dropped silently. Adding the same learner again (a retry after a
     // 504) is fine; anything else names what is there.
-    let existing = {
+    let (existing, membership_index) = {
         let metrics = node.raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership();
         let voter = membership.voter_ids().any(|id| id == req.node_id);
-        membership
-            .get_node(&req.node_id)
-            .map(|known| (voter, known.clone()))
+        (
+            membership
+                .get_node(&req.node_id)
+                .map(|known| (voter, known.clone())),
+            metrics.membership_config.log_id().map_or(0, |l| l.index),
+        )
     };
-    if let Some((voter, known)) = existing {
-        if voter || known != info {
-            let what = if voter { "a voter" } else { "a learner" };
+    if let Some((voter, known)) = &existing {
+        if *voter || *known != info {
+            let what = if *voter { "a voter" } else { "a learner" };
             return err(
                 &node,
                 ApiError::new(
@@ -408,18 +416,22 @@ async fn admin_add_learner(
             );
         }
     }
-    // openraft's own wait for a blocking add gives up after 500 ms and reports success anyway,
-    // so the node waits itself: until the leader has matched the learner's log up to the entry
-    // that added it (by appends or a snapshot install).
+    // openraft's own blocking add returns once the learner is within
+    // `replication_lag_threshold` (5,000 entries) of the leader, so an empty learner on a short
+    // log was reported caught up at once; the node waits itself: until the leader has matched
+    // the learner's log up to the entry that added it (by appends or a snapshot install). The
+    // same learner sent again (a retry after a 504) is not added again: the call waits for it.
     let wait = std::time::Duration::from_millis(node.config.limits.write_timeout_ms);
     let deadline = tokio::time::Instant::now() + wait;
-    let added =
+    let index = if existing.is_some() {
+        membership_index
+    } else {
         match tokio::time::timeout(wait, node.raft.add_learner(req.node_id, info, false)).await {
-            Ok(Ok(resp)) => resp,
+            Ok(Ok(resp)) => resp.log_id.index,
             Ok(Err(e)) => return err(&node, membership_error(e)),
             Err(_) => return err(&node, learner_timeout()),
-        };
-    let index = added.log_id.index;
+        }
+    };
     let id = req.node_id;
     let caught_up = node
         .raft
@@ -428,15 +440,18 @@ async fn admin_add_learner(
         ))
         .metrics(
             |m| {
-                m.replication
-                    .as_ref()
-                    .and_then(|r| r.get(&id))
-                    .is_some_and(|matched| matched.is_some_and(|l| l.index >= index))
+                // A node that stopped leading meanwhile stops waiting (answered below).
+                m.state != openraft::ServerState::Leader
+                    || m.replication
+                        .as_ref()
+                        .and_then(|r| r.get(&id))
+                        .is_some_and(|matched| matched.is_some_and(|l| l.index >= index))
             },
             "the learner matched the leader's log",
         )
         .await;
     match caught_up {
+        Ok(m) if m.state != openraft::ServerState::Leader => err(&node, ApiError::no_leader()),
         Ok(_) => Json(json!({"log_index": index})).into_response(),
         Err(openraft::metrics::WaitError::Timeout(..)) => err(&node, learner_timeout()),
         Err(openraft::metrics::WaitError::ShuttingDown) => {

@@ -28,7 +28,16 @@ pub fn routes() -> Router<Arc<Node>> {
     Router::new().route("/v1/cluster", get(cluster))
 }
 
-async fn cluster(State(node): State<Arc<Node>>) -> Response {
+async fn cluster(
+    State(node): State<Arc<Node>>,
+    q: Result<
+        axum::extract::Query<crate::http::decode::NoQuery>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Response {
+    if let Err(e) = crate::http::decode::query(q) {
+        return crate::http::respond::err(&node, e);
+    }
     let members: Vec<(NodeId, String)> = {
         let m = node.raft.metrics().borrow().clone();
         m.membership_config

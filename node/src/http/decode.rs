@@ -136,6 +136,11 @@ pub(crate) fn decode_events<T: serde::de::DeserializeOwned>(
     Ok(op)
 }
 
+/// The query of an endpoint that takes no parameters: any is 400 `invalid_query`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NoQuery {}
+
 /// The query string, or 400 `invalid_query` naming what is wrong with it.
 pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(q)| q)

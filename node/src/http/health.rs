@@ -3,6 +3,8 @@
 //! cluster) and `/metrics` (Prometheus text).
 
 use crate::config::ReadinessSection;
+use crate::http::decode::{query, NoQuery};
+use crate::http::respond::err;
 use crate::node::Node;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -101,7 +103,13 @@ struct Member {
     runs_cluster_version: Option<u32>,
 }
 
-async fn status(State(node): State<Arc<Node>>) -> Response {
+async fn status(
+    State(node): State<Arc<Node>>,
+    q: Result<axum::extract::Query<NoQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    if let Err(e) = query(q) {
+        return err(&node, e);
+    }
     let m = node.raft.metrics().borrow().clone();
     let membership = m.membership_config.membership();
     let voters: BTreeSet<NodeId> = membership.voter_ids().collect();

@@ -4,7 +4,7 @@
 //! proofs. Proofs are verified by the client, so these reads need no leader round trip.
 
 use crate::error::ApiError;
-use crate::http::decode::{parse_u128, parse_u64, query};
+use crate::http::decode::{parse_u128, parse_u64, query, NoQuery};
 use crate::http::respond::err;
 use crate::node::Node;
 use axum::body::{Body, Bytes};
@@ -73,11 +73,6 @@ impl ProofQuery {
         Ok(self)
     }
 }
-
-/// The query of an endpoint that takes no parameters: any is 400 `invalid_query`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NoQuery {}
 
 fn required(text: Option<&str>, what: &str) -> Result<u64, ApiError> {
     parse_u64(text, what)?

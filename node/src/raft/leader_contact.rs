@@ -11,6 +11,9 @@ use tokio::time::Instant;
 #[derive(Default)]
 pub struct LeaderContact {
     last: Mutex<Option<Instant>>,
+    /// When openraft last reported its metrics (its core reports after every pass of its loop,
+    /// at least every tick while it runs): a leader's quorum acknowledgement age is as of then.
+    reported: Mutex<Option<Instant>>,
     held_back: AtomicBool,
     /// When a refused pre-vote from a new data directory was last logged (rounds run every
     /// tick; the log line at most every [`WARN_EVERY`]).
@@ -40,6 +43,20 @@ impl LeaderContact {
     /// the previous value.
     pub fn hold_back(&self, held: bool) -> bool {
         self.held_back.swap(held, Ordering::Relaxed)
+    }
+
+    /// Record that openraft reported its metrics now.
+    pub fn reported(&self) {
+        *self.reported.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    /// How long ago openraft last reported its metrics (zero before the first report is seen):
+    /// a core stuck in a storage call reports nothing, and its last figures grow stale.
+    pub fn since_report(&self) -> Duration {
+        self.reported
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map_or(Duration::ZERO, |t| t.elapsed())
     }
 
     /// Whether a leader was heard from within `within`.

@@ -86,6 +86,12 @@ async fn append(State(node): State<Arc<Node>>, body: Bytes) -> Response {
         Ok(r) => r,
         Err(e) => return bad(e),
     };
+    // Contact counts when the append arrives from a leader at least as new as this node's vote:
+    // a large append the leader gives up on before it completes (its per-call deadline) drops
+    // this handler, yet the leader is alive and replicating.
+    if req.vote >= node.raft.metrics().borrow().vote {
+        node.leader_contact.heard();
+    }
     let resp = node.raft.append_entries(req).await;
     if matches!(&resp, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
         node.leader_contact.heard();

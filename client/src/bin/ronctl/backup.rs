@@ -10,13 +10,16 @@ pub(crate) async fn run(opts: &Options, addr: &str, out: &Path, json: bool) -> R
     // Ctrl-C or SIGTERM drops the backup: its partial directory is removed, the connection
     // closes, and the node stops its export (its one backup slot is free again).
     let taken = tokio::select! {
-        taken = ron_ledger_client::backup::take_backup(&config, addr, out) => Some(taken),
-        () = interrupted() => None,
+        taken = ron_ledger_client::backup::take_backup(&config, addr, out) => Ok(taken),
+        signal = interrupted() => Err(signal),
     };
     // The select has ended: the dropped backup has removed its partial directory.
-    let Some(taken) = taken else {
-        eprintln!("ronctl: backup interrupted; nothing was kept");
-        std::process::exit(130);
+    let taken = match taken {
+        Ok(taken) => taken,
+        Err(signal) => {
+            eprintln!("ronctl: backup interrupted; nothing was kept");
+            std::process::exit(128 + signal);
+        }
     };
     let taken = taken?;
     let m = &taken.manifest;
@@ -42,8 +45,9 @@ pub(crate) async fn run(opts: &Options, addr: &str, out: &Path, json: bool) -> R
     Ok(())
 }
 
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM; never if neither can be watched.
-async fn interrupted() {
+/// Resolves on Ctrl-C (SIGINT, 2) or SIGTERM (15) with the signal's number; never if neither
+/// can be watched.
+async fn interrupted() -> i32 {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
@@ -57,7 +61,8 @@ async fn interrupted() {
             if r.is_err() {
                 std::future::pending::<()>().await;
             }
+            2
         }
-        () = term => {}
+        () = term => 15,
     }
 }

@@ -196,7 +196,9 @@ async fn current_voters(client: &Client) -> Result<Vec<u64>, Fail> {
 async fn current_members(client: &Client) -> Result<Vec<ron_ledger_client::Member>, Fail> {
     for (_, s) in client.cluster_status().await {
         if let Ok(s) = s {
-            if s.role == "leader" {
+            // A leader that names itself (a cut-off old leader still has role "leader" but no
+            // longer vouches for itself, and may hold a stale membership).
+            if s.leader == Some(s.node_id) {
                 return Ok(s.members);
             }
         }

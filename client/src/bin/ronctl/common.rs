@@ -218,11 +218,12 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Fail> {
     std::fs::write(path, bytes).map_err(|e| Fail::Usage(format!("{}: {e}", path.display())))
 }
 
-/// Writing to stdout failed: a closed pipe ends ronctl quietly (exit 0, as when a reader such
-/// as `head` has all it wanted), anything else with exit 4.
+/// Writing to stdout failed: a closed pipe ends ronctl quietly with 141 (128 + SIGPIPE, what a
+/// tool killed by the signal reports: `set -o pipefail` still sees that the output was cut, and
+/// a result such as a failed `verify` is never reported as success), anything else with exit 4.
 pub(crate) fn stdout_failed(e: std::io::Error) -> ! {
     if e.kind() == std::io::ErrorKind::BrokenPipe {
-        std::process::exit(0);
+        std::process::exit(141);
     }
     eprintln!("ronctl: writing to stdout: {e}");
     std::process::exit(4)

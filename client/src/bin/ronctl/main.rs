@@ -11,10 +11,10 @@
 //! describe, the failure type and its exit code, and the output helpers.
 //!
 //! Output goes through [`out!`]: when the reader of stdout goes away (`ronctl tail | head`),
-//! ronctl stops quietly with exit 0 instead of panicking.
+//! ronctl stops quietly with exit 141 (128 + SIGPIPE) instead of panicking.
 
 /// `println!` for ronctl's results: a closed stdout (the reader of a pipe went away) ends
-/// ronctl quietly with exit 0; any other write failure ends it with exit 4.
+/// ronctl quietly with exit 141; any other write failure ends it with exit 4.
 macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
