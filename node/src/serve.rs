@@ -310,6 +310,22 @@ impl Connection {
             req.extensions_mut().insert(identity.clone());
             req
         });
+        // Requests of this connection whose answer has not been sent in full: an HTTP/2
+        // connection is idle only while there are none (a long backup or event stream is not).
+        let in_flight = Arc::new(AtomicU64::new(0));
+        let flights = in_flight.clone();
+        let service = tower::ServiceExt::map_future(service, move |answer| {
+            let guard = InFlight::start(&flights);
+            async move {
+                let response: Response = answer.await?;
+                Ok::<_, std::convert::Infallible>(response.map(|body| {
+                    axum::body::Body::new(Tracked {
+                        body,
+                        _guard: guard,
+                    })
+                }))
+            }
+        });
         let service = TowerToHyperService::new(service);
         if h2 {
             let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
@@ -319,6 +335,10 @@ impl Connection {
             let limit = self.options.http2_idle;
             let idle = async {
                 loop {
+                    if in_flight.load(Ordering::Relaxed) > 0 {
+                        tokio::time::sleep(limit).await;
+                        continue;
+                    }
                     let last = Duration::from_millis(last_request_ms.load(Ordering::Relaxed));
                     let quiet = opened.elapsed().saturating_sub(last);
                     if quiet >= limit {
@@ -387,6 +407,49 @@ fn note_refusal(e: &hyper::Error, peer: &str) {
             tracing::info!(%peer, reason, status, error = %e, "request refused before routing");
         }
         None => tracing::debug!(%peer, error = %e, "connection ended with an error"),
+    }
+}
+
+/// One request of a connection in flight, from its arrival until its answer's body has been
+/// sent (or dropped).
+struct InFlight(Arc<AtomicU64>);
+
+impl InFlight {
+    fn start(count: &Arc<AtomicU64>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// An answer's body that keeps its request counted in flight until it ends.
+struct Tracked {
+    body: axum::body::Body,
+    _guard: InFlight,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 

@@ -675,3 +675,46 @@ async fn an_idle_http2_connection_is_closed() {
         t.elapsed()
     );
 }
+
+/// An HTTP/2 connection whose answer is still being sent is not idle: a slow answer (a backup,
+/// an event stream) outlasting the idle limit arrives whole.
+#[tokio::test]
+async fn an_http2_connection_answering_a_long_request_is_not_idle() {
+    use node::serve::ServeOptions;
+    let slow = || async {
+        let chunks = futures_util::stream::unfold(0u8, |i| async move {
+            if i == 5 {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            Some((
+                Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![b'x'; 10])),
+                i + 1,
+            ))
+        });
+        axum::body::Body::from_stream(chunks)
+    };
+    let app = axum::Router::new().route("/slow", axum::routing::get(slow));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut options =
+        ServeOptions::from_limits(&node::config::LimitsSection::default(), None, false);
+    options.http2_idle = Duration::from_millis(200);
+    options.request_timeout = Duration::from_millis(200);
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let _server = node::serve::spawn(listener, app, options, stopped);
+    node::security::tls::install_crypto_provider();
+    let http = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let body = http
+        .get(format!("http://{addr}/slow"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .expect("the whole answer, not a connection closed mid-way");
+    assert_eq!(body.len(), 50);
+}
