@@ -279,6 +279,18 @@ impl Node {
         if !self.is_leader() {
             return Err(ApiError::no_leader());
         }
+        // A leader no quorum has acknowledged lately (cut off, or stuck) would hold the write
+        // until the write timeout and answer "outcome unknown"; refusing it now is certain:
+        // nothing was proposed.
+        if self.leader_now() != Some(self.id) {
+            return Err(ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "no_leader",
+                "this node leads, but no quorum of voters has acknowledged it lately; nothing was \
+                 done — retry with the same ids (another node may lead by now)",
+            )
+            .retry_after(1));
+        }
         let rx = self.sequencer.submit(op)?;
         let timeout = Duration::from_millis(self.config.limits.write_timeout_ms);
         match tokio::time::timeout(timeout, rx).await {

@@ -814,6 +814,15 @@ async fn a_node_without_its_quorum_or_its_leader_reports_no_leader() {
     let s = c.status(leader).await.unwrap();
     assert_eq!(s["role"], "leader", "openraft still has it leading: {s}");
     assert_eq!(c.metric(leader, "raft_is_leader").await, Some(0.0));
+    // A write is refused at once (nothing proposed), not held until "outcome unknown".
+    c.post_refused(
+        leader,
+        "/v1/transfers",
+        json!([transfer_json(990, 1, 2, 1)]),
+        503,
+        "no_leader",
+    )
+    .await;
 
     // The quorum comes back: a leader is vouched for again everywhere.
     for id in &followers {
