@@ -234,17 +234,7 @@ async fn inclusion(
                     .leaf
             } else {
                 let id = parse_u128(q.account_id.as_deref().unwrap_or_default(), "account_id")?;
-                state
-                    .lookup_account(id)
-                    .map_err(ApiError::storage)?
-                    .ok_or_else(|| {
-                        ApiError::new(
-                            StatusCode::NOT_FOUND,
-                            "account_not_found",
-                            format!("no account {id}"),
-                        )
-                    })?
-                    .leaf
+                crate::http::queries::account_exists(&node, id)?.leaf
             };
             let proof = state.inclusion_proof(index, size).map_err(proof_error)?;
             let root = state.root_at(size).map_err(proof_error)?;

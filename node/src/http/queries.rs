@@ -235,7 +235,8 @@ pub(crate) async fn query_transfers(
     .await
 }
 
-fn account_exists(node: &Node, id: u128) -> Result<ledger::AccountRecord, ApiError> {
+/// The account `id`, or 404 `account_not_found`.
+pub(crate) fn account_exists(node: &Node, id: u128) -> Result<ledger::AccountRecord, ApiError> {
     node.state
         .lookup_account(id)
         .map_err(ApiError::storage)?
