@@ -109,10 +109,13 @@ impl HeavyReads {
 }
 
 impl Node {
-    /// The current leader and its address, if known.
+    /// The leader this node can vouch for ([`Node::leader_now`]) and its address: where writes
+    /// and admin calls are relayed. A leader not heard from lately is not relayed to (a paused
+    /// or cut-off one would hold the request until its timeout).
     pub fn leader(&self) -> Option<(NodeId, NodeInfo)> {
-        let m = self.raft.metrics().borrow().clone();
-        let leader = m.current_leader?;
+        let leader = self.leader_now()?;
+        let m = self.raft.metrics();
+        let m = m.borrow();
         let info = m.membership_config.membership().get_node(&leader)?.clone();
         Some((leader, info))
     }
@@ -327,8 +330,16 @@ impl Node {
             })
             .await
             .map_err(|e| match e {
-                CallError::Timeout => ApiError::write_timeout(),
-                _ => ApiError::no_leader(),
+                // Never reached the leader: nothing was proposed.
+                CallError::Unreachable(_) => ApiError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "no_leader",
+                    "the leader could not be reached (it may have just failed; an election may be \
+                     in progress); nothing was done — retry with the same ids",
+                )
+                .retry_after(1),
+                // Reached it, and the answer never came or broke off: it may have committed.
+                CallError::Timeout | CallError::Network(_) => ApiError::write_timeout(),
             })?;
         if answer.status != 200 {
             return Err(ApiError::no_leader());

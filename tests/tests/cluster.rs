@@ -781,7 +781,7 @@ async fn no_leader(c: &Cluster, id: u64) -> bool {
         && status["leader"].is_null()
 }
 
-/// A leader cut off from its quorum, and a follower whose leader died, stop vouching for a
+/// A leader cut off from its quorum, and a follower whose leader stopped, stop vouching for a
 /// leader within twice the election timeout: `/readyz` answers 503 `no_leader`,
 /// `/v1/status` names no leader and `raft_is_leader` drops to 0 (the no-leader alert fires).
 /// openraft 0.9 alone keeps both reporting the old leader for ever. With the quorum back,
@@ -837,11 +837,12 @@ async fn a_node_without_its_quorum_or_its_leader_reports_no_leader() {
     }
     assert_eq!(c.metric(leader, "raft_is_leader").await, Some(1.0));
 
-    // The leader and one follower go: the last follower stops naming the dead leader.
+    // One follower goes and the leader stops (paused: it still accepts connections, answers
+    // nothing): the last follower stops naming it.
     let survivor = (1..=3).find(|id| *id != leader).unwrap();
     let other = (1..=3).find(|id| *id != leader && *id != survivor).unwrap();
     c.kill(other);
-    c.kill(leader);
+    c.signal(leader, "STOP");
     wait_for(
         "the last follower reports no leader",
         Duration::from_secs(20),
@@ -849,4 +850,15 @@ async fn a_node_without_its_quorum_or_its_leader_reports_no_leader() {
     )
     .await;
     assert_eq!(c.metric(survivor, "raft_is_leader").await, Some(0.0));
+    // It relays no write to the leader it no longer vouches for: refused at once (relayed, the
+    // write would wait for the paused leader until "outcome unknown").
+    c.post_refused(
+        survivor,
+        "/v1/transfers",
+        json!([transfer_json(991, 1, 2, 1)]),
+        503,
+        "no_leader",
+    )
+    .await;
+    c.signal(leader, "CONT");
 }

@@ -70,7 +70,11 @@ async fn readyz(State(node): State<Arc<Node>>) -> Response {
         safe_mode: node.safe_mode().is_some(),
         queue_depth: node.sequencer.depth(),
         queue_max: node.config.limits.queue_requests_max as u64,
-        committed: committed_index(&node).unwrap_or(0),
+        // A follower that was away knows how far the leader has committed before its own log
+        // gets there: from the leader's appends.
+        committed: committed_index(&node)
+            .unwrap_or(0)
+            .max(node.leader_contact.leader_commit()),
         applied: m.last_applied.map_or(0, |l| l.index),
     };
     let reasons = not_ready(observed, &node.config.readiness);

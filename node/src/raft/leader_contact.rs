@@ -1,7 +1,7 @@
 //! When this node last heard from a leader, kept on the node: the peer routes record it
 //! ([`LeaderContact::heard`]) and pre-vote (`raft::prevote`) reads it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -14,6 +14,9 @@ pub struct LeaderContact {
     /// When openraft last reported its metrics (its core reports after every pass of its loop,
     /// at least every tick while it runs): a leader's quorum acknowledgement age is as of then.
     reported: Mutex<Option<Instant>>,
+    /// The highest commit index a leader's append named (readiness measures a follower's apply
+    /// lag against it: the follower's own committed index only rises as entries arrive).
+    leader_committed: AtomicU64,
     held_back: AtomicBool,
     /// When a refused pre-vote from a new data directory was last logged (rounds run every
     /// tick; the log line at most every [`WARN_EVERY`]).
@@ -43,6 +46,16 @@ impl LeaderContact {
     /// the previous value.
     pub fn hold_back(&self, held: bool) -> bool {
         self.held_back.swap(held, Ordering::Relaxed)
+    }
+
+    /// Record the commit index a leader's append named.
+    pub fn leader_committed(&self, index: u64) {
+        self.leader_committed.fetch_max(index, Ordering::Relaxed);
+    }
+
+    /// The highest commit index a leader's append named (0 before any).
+    pub fn leader_commit(&self) -> u64 {
+        self.leader_committed.load(Ordering::Relaxed)
     }
 
     /// Record that openraft reported its metrics now.

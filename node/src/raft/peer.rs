@@ -91,6 +91,9 @@ async fn append(State(node): State<Arc<Node>>, body: Bytes) -> Response {
     // this handler, yet the leader is alive and replicating.
     if req.vote >= node.raft.metrics().borrow().vote {
         node.leader_contact.heard();
+        if let Some(commit) = req.leader_commit {
+            node.leader_contact.leader_committed(commit.index);
+        }
     }
     let resp = node.raft.append_entries(req).await;
     if matches!(&resp, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
