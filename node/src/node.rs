@@ -242,8 +242,10 @@ impl Node {
         if let Some(reason) = self.safe_mode() {
             return Err(ApiError::safe_mode(reason));
         }
+        if self.is_leader() {
+            return self.submit_local(op).await;
+        }
         match self.leader() {
-            Some((id, _)) if id == self.id => self.submit_local(op).await,
             Some((_, info)) => self.forward(&info, op, accepted, corr_id).await,
             None => Err(ApiError::no_leader()),
         }
@@ -282,10 +284,12 @@ impl Node {
         if !self.is_leader() {
             return Err(ApiError::no_leader());
         }
-        // A leader no quorum has acknowledged lately (cut off, or stuck) would hold the write
-        // until the write timeout and answer "outcome unknown"; refusing it now is certain:
-        // nothing was proposed.
-        if self.leader_now() != Some(self.id) {
+        // An idle leader no quorum has acknowledged lately (cut off from its voters) would hold
+        // the write until the write timeout and answer "outcome unknown"; refusing it now is
+        // certain: nothing was proposed. While its earlier writes are still queued or in flight
+        // (openraft may be in a slow log append, reporting nothing meanwhile) the write queues
+        // behind them, as on any leader.
+        if !self.sequencer.busy() && self.leader_now() != Some(self.id) {
             return Err(ApiError::new(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
                 "no_leader",

@@ -49,6 +49,9 @@ pub struct Submission {
 pub struct Sequencer {
     tx: mpsc::Sender<Submission>,
     depth: Arc<AtomicU64>,
+    /// The permits of entries in flight (see [`Sequencer::busy`]).
+    inflight: Arc<Semaphore>,
+    inflight_max: usize,
 }
 
 impl Sequencer {
@@ -64,6 +67,7 @@ impl Sequencer {
     ) -> Self {
         let (tx, rx) = mpsc::channel(queue_requests_max);
         let depth = Arc::new(AtomicU64::new(0));
+        let inflight = Arc::new(Semaphore::new(inflight_entries_max));
         tokio::spawn(run(
             Pipeline {
                 raft,
@@ -72,12 +76,17 @@ impl Sequencer {
                 write_timeout,
                 depth: depth.clone(),
                 entry_events_max,
-                inflight: Arc::new(Semaphore::new(inflight_entries_max)),
+                inflight: inflight.clone(),
                 small_inflight: Arc::new(Semaphore::new(1)),
             },
             rx,
         ));
-        Self { tx, depth }
+        Self {
+            tx,
+            depth,
+            inflight,
+            inflight_max: inflight_entries_max,
+        }
     }
 
     /// Queue a request; a full queue is an immediate 429, never a wait.
@@ -107,6 +116,12 @@ impl Sequencer {
     /// Requests waiting in the queue.
     pub fn depth(&self) -> u64 {
         self.depth.load(Ordering::Relaxed)
+    }
+
+    /// Whether requests are waiting or entries are in flight: openraft is at work on this
+    /// leader's writes (perhaps in a slow log append, during which it reports nothing).
+    pub fn busy(&self) -> bool {
+        self.depth() > 0 || self.inflight.available_permits() < self.inflight_max
     }
 }
 
